@@ -1,0 +1,39 @@
+package sturdy
+
+import "time"
+
+// Endpoint is one place a call can go: a model server replica, a
+// provider's API, a gRPC target. Policies identify endpoints by Name, which
+// must be unique within a pool.
+type Endpoint struct {
+	// Name identifies the endpoint in errors, spans, metrics and health
+	// state. It must be unique in a pool and low-cardinality.
+	Name string
+	// Address is the base URL (HTTP) or target (gRPC) of the endpoint.
+	Address string
+	// Weight is the endpoint's relative share for weighted balancers.
+	// Zero means 1; negative weights are rejected.
+	Weight int
+	// Model is the model (or tier) the endpoint serves, e.g. "gpt-4o".
+	Model string
+	// Labels are free-form attributes (region, provider, ...). Sturdy
+	// never puts them in metrics; users may.
+	Labels map[string]string
+}
+
+// EffectiveWeight returns Weight, or 1 when Weight is zero.
+func (e *Endpoint) EffectiveWeight() int {
+	if e.Weight == 0 {
+		return 1
+	}
+	return e.Weight
+}
+
+// Outcome is how one attempt ended. Policies learn from it: the balancer
+// (latency, load), health (failures), rate limits (cooldowns) and telemetry.
+type Outcome struct {
+	Class      Class         // what the ending means
+	Latency    time.Duration // from the attempt's start to its outcome
+	Err        error         // the attempt's error, nil on success
+	RetryAfter time.Duration // the server's wait hint, zero if none
+}
