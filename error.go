@@ -92,7 +92,11 @@ func (e *Error) Error() string {
 	if len(e.Attempts) > 1 || (len(e.Attempts) == 1 && e.Attempts[0].Endpoint != e.Endpoint) {
 		b.WriteString("; ")
 		b.WriteString(strconv.Itoa(len(e.Attempts)))
-		b.WriteString(" attempts: ")
+		if len(e.Attempts) == 1 {
+			b.WriteString(" attempt: ")
+		} else {
+			b.WriteString(" attempts: ")
+		}
 		for i, a := range e.Attempts {
 			if i > 0 {
 				b.WriteString(", ")

@@ -1,6 +1,7 @@
 package sturdy
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -35,6 +36,40 @@ func clampWait(d time.Duration) time.Duration {
 	return d
 }
 
+// parseNonNegative parses a finite, non-negative number. A number too large
+// for float64 ("1e400") comes back as +Inf, a request to wait as long as
+// allowed, so that callers clamp it to MaxRetryAfter like any other long
+// wait; the literals "Inf" and "NaN" are still rejected.
+func parseNonNegative(v string) (float64, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if errors.Is(err, strconv.ErrRange) && f > 0 {
+		return math.Inf(1), true
+	}
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0, false
+	}
+	return f, true
+}
+
+// overflowsDuration reports whether v is well-formed Go duration syntax
+// too large for time.Duration ("9999999999h"): v is not negative and the
+// same string with every run of digits replaced by "0" parses.
+func overflowsDuration(v string) bool {
+	if strings.HasPrefix(v, "-") {
+		return false
+	}
+	b := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < '0' || c > '9' {
+			b = append(b, c)
+		} else if i == 0 || v[i-1] < '0' || v[i-1] > '9' {
+			b = append(b, '0')
+		}
+	}
+	_, err := time.ParseDuration(string(b))
+	return err == nil
+}
+
 // ParseRetryAfterMs parses a count of milliseconds ("retry-after-ms",
 // "grpc-retry-pushback-ms"). Fractions are accepted; the result is
 // clamped to [0, MaxRetryAfter]. ok is false for anything that is not a
@@ -44,8 +79,8 @@ func ParseRetryAfterMs(v string) (d time.Duration, ok bool) {
 	if v == "" || len(v) > maxRetryAfterHeaderBytes {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+	f, ok := parseNonNegative(v)
+	if !ok {
 		return 0, false
 	}
 	if f >= float64(MaxRetryAfter/time.Millisecond) {
@@ -66,8 +101,8 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	if v[0] >= '0' && v[0] <= '9' {
 		// delay-seconds is 1*DIGIT; some servers send fractions, which we
 		// accept rather than ignore.
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		f, ok := parseNonNegative(v)
+		if !ok {
 			return 0, false
 		}
 		if f >= MaxRetryAfter.Seconds() {
@@ -90,8 +125,9 @@ func ParseResetDuration(v string) (d time.Duration, ok bool) {
 	if v == "" || len(v) > maxRetryAfterHeaderBytes {
 		return 0, false
 	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+	if _, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		f, ok := parseNonNegative(v)
+		if !ok {
 			return 0, false
 		}
 		if f >= MaxRetryAfter.Seconds() {
@@ -100,6 +136,9 @@ func ParseResetDuration(v string) (d time.Duration, ok bool) {
 		return clampWait(time.Duration(f * float64(time.Second))), true
 	}
 	d, err := time.ParseDuration(v)
+	if err != nil && overflowsDuration(v) {
+		return MaxRetryAfter, true
+	}
 	if err != nil || d < 0 {
 		return 0, false
 	}

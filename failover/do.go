@@ -1,0 +1,46 @@
+package failover
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/attempt"
+)
+
+// Picker chooses an endpoint the call has not tried; *balancer.Balancer
+// implements it. done must be called once with the attempt's outcome.
+type Picker = attempt.Picker
+
+// Do runs fn under the policy: on a failure whose class the policy
+// retries, it runs fn again on an endpoint from picker that the call has
+// not tried. picker may be nil, in which case fn gets a nil endpoint and a
+// retry simply calls it again.
+//
+// fn's error is classified with sturdy.ClassOf (return a *sturdy.Error to
+// say the class and Retry-After yourself). On failure Do returns a
+// *sturdy.Error listing every attempt; the value of the last attempt is
+// returned with it.
+func Do[T any](ctx context.Context, p *Policy, picker Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error)) (T, error) {
+	s := attempt.Spec[T]{Picker: picker, Retry: p, Op: "failover"}
+	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
+		v, err := fn(ctx, a.Endpoint)
+		return v, OutcomeOf(err)
+	})
+	w.Release()
+	return v, err
+}
+
+// OutcomeOf turns a call's error into an Outcome: its class from
+// sturdy.ClassOf, and the Retry-After of a *sturdy.Error in its chain.
+func OutcomeOf(err error) sturdy.Outcome {
+	if err == nil {
+		return sturdy.Outcome{}
+	}
+	o := sturdy.Outcome{Class: sturdy.ClassOf(err), Err: err}
+	var se *sturdy.Error
+	if errors.As(err, &se) {
+		o.RetryAfter = se.RetryAfter
+	}
+	return o
+}

@@ -1,0 +1,341 @@
+// Package attempt is the one attempt loop that failover, hedging and both
+// adapters share (DESIGN.md, "The request's path"). Within one call, a new
+// attempt starts when the hedge timer fires or when an attempt fails with
+// a class that says "retry elsewhere"; all attempts share the tried set,
+// the per-call attempt cap and the call's deadline; the first success wins
+// and the rest are cancelled, their results released through
+// Spec.Cleanup. Nesting a hedge inside a retry loop would multiply
+// attempts; one loop driven by both policies does not.
+//
+// Without hedging the loop runs every attempt on the caller's goroutine
+// and allocates nothing of its own. With hedging each attempt runs on its
+// own goroutine and the caller's goroutine coordinates; Run returns only
+// after every attempt it started has returned, so no goroutine outlives
+// the call.
+package attempt
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// Picker chooses an endpoint the call has not tried. *balancer.Balancer
+// implements it. done must be called once with the attempt's outcome.
+type Picker interface {
+	Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpoint, done func(sturdy.Outcome), err error)
+}
+
+// Info describes one attempt.
+type Info struct {
+	Endpoint *sturdy.Endpoint // nil when the Spec has no Picker
+	Kind     sturdy.AttemptKind
+	N        int // 1-based attempt number within the call
+}
+
+// Retry is what the loop needs of a failover policy (failover.Policy).
+type Retry interface {
+	// MaxAttempts is the cap on attempts per call, the first included.
+	MaxAttempts() int
+	// AttemptTimeout bounds one attempt, until its function returns; zero
+	// means none.
+	AttemptTimeout() time.Duration
+	// Retryable reports whether a failure of class c may be retried.
+	Retryable(c sturdy.Class) bool
+	// Backoff is the wait before retry n (1-based), already jittered.
+	Backoff(retry int) time.Duration
+	// MaxRetryAfterWait caps how long the loop waits for a server's
+	// Retry-After when no untried endpoint is left.
+	MaxRetryAfterWait() time.Duration
+	// Deposit records a call in the retry budget.
+	Deposit(now time.Time)
+	// AllowRetry withdraws one retry from the budget, if it has one.
+	AllowRetry(now time.Time) bool
+}
+
+// Hedge is what the loop needs of a hedging policy (hedge.Policy).
+type Hedge interface {
+	// Delay is how long to wait for an attempt before starting another;
+	// ok is false when the policy will not hedge this call (not enough
+	// samples yet, or disabled).
+	Delay() (d time.Duration, ok bool)
+	// MaxHedges caps the hedges per call.
+	MaxHedges() int
+	// Deposit records a call in the hedge budget.
+	Deposit(now time.Time)
+	// AllowHedge withdraws one hedge from the budget, if it has one.
+	AllowHedge(now time.Time) bool
+	// Observe feeds the latency of a successful attempt to the delay.
+	Observe(latency time.Duration)
+}
+
+// Hooks observe attempts for telemetry. Either field may be nil.
+type Hooks struct {
+	// Start runs before an attempt; the context it returns is the one the
+	// attempt's function receives (a span may be started in it).
+	Start func(ctx context.Context, a Info) context.Context
+	// End runs once per attempt with its outcome and whether it won, with
+	// the context Start returned. For the winner it runs at Release.
+	End func(ctx context.Context, a Info, o sturdy.Outcome, won bool)
+}
+
+// Spec is what a call runs with. A Spec is read-only during Run and may be
+// shared by concurrent calls; adapters build one per policy set.
+type Spec[T any] struct {
+	Picker  Picker  // nil: every attempt runs with a nil endpoint
+	Retry   Retry   // nil: no retries
+	Hedge   Hedge   // nil: no hedging
+	Cleanup func(T) // releases a discarded result; nil: nothing to release
+	Hooks   *Hooks  // nil: no hooks
+	Op      string  // names the operation in errors ("failover", "hedge", "httpmw")
+}
+
+// Func runs one attempt and says how it ended. Latency may be left zero;
+// the loop measures it. Func must return promptly once ctx is done.
+type Func[T any] func(ctx context.Context, a Info) (T, sturdy.Outcome)
+
+// Winner holds what the winning attempt still owns: its context, its
+// balancer report and its End hook. Call Release exactly when the result
+// is no longer in use (for an HTTP response, when its body is closed).
+// Before Release, Outcome may be amended (for example when a stream that
+// started well fails), and that is what the balancer and hooks learn.
+type Winner struct {
+	Info    Info
+	Outcome sturdy.Outcome
+
+	done   func(sturdy.Outcome)
+	cancel context.CancelCauseFunc
+	hctx   context.Context
+	hooks  *Hooks
+}
+
+// Release reports the winner's outcome and releases its context. It is a
+// no-op on a zero Winner and on every call after the first.
+func (w *Winner) Release() {
+	if w.done != nil {
+		w.done(w.Outcome)
+		w.done = nil
+	}
+	if w.hooks != nil && w.hooks.End != nil {
+		w.hooks.End(w.hctx, w.Info, w.Outcome, true)
+	}
+	w.hooks = nil
+	if w.cancel != nil {
+		w.cancel(errReleased)
+		w.cancel = nil
+	}
+}
+
+var (
+	errReleased = errors.New("sturdy: call released")
+	errLost     = errors.New("sturdy: another attempt won")
+	// ErrAttemptTimeout is the cause of an attempt's context when the
+	// attempt ran past its timeout.
+	ErrAttemptTimeout = errors.New("attempt timed out")
+)
+
+func noopDone(sturdy.Outcome) {}
+
+// Run runs fn under the spec's policies and returns the first successful
+// result with its Winner. On failure it returns the deciding attempt's
+// value (the caller owns it and must release it; it may be the zero
+// value), a zero Winner, and a *sturdy.Error that lists every attempt.
+func Run[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winner, error) {
+	now := time.Now()
+	if s.Retry != nil {
+		s.Retry.Deposit(now)
+	}
+	if s.Hedge != nil {
+		s.Hedge.Deposit(now)
+		if s.Hedge.MaxHedges() > 0 {
+			if d, ok := s.Hedge.Delay(); ok {
+				return runHedged(ctx, s, fn, d)
+			}
+		}
+	}
+	return runSequential(ctx, s, fn)
+}
+
+func (s *Spec[T]) maxAttempts() int {
+	n := 1
+	if s.Retry != nil {
+		n = max(s.Retry.MaxAttempts(), 1)
+	}
+	if s.Hedge != nil {
+		n = max(n, 1+s.Hedge.MaxHedges())
+	}
+	return n
+}
+
+func (s *Spec[T]) attemptTimeout() time.Duration {
+	if s.Retry == nil {
+		return 0
+	}
+	return s.Retry.AttemptTimeout()
+}
+
+func (s *Spec[T]) cleanup(v T) {
+	if s.Cleanup != nil {
+		s.Cleanup(v)
+	}
+}
+
+func (s *Spec[T]) pick(ctx context.Context, tried []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
+	if s.Picker == nil {
+		return nil, noopDone, nil
+	}
+	return s.Picker.Pick(ctx, tried)
+}
+
+func (s *Spec[T]) start(ctx context.Context, a Info) context.Context {
+	if s.Hooks != nil && s.Hooks.Start != nil {
+		return s.Hooks.Start(ctx, a)
+	}
+	return ctx
+}
+
+func (s *Spec[T]) end(ctx context.Context, a Info, o sturdy.Outcome, won bool) {
+	if s.Hooks != nil && s.Hooks.End != nil {
+		s.Hooks.End(ctx, a, o, won)
+	}
+}
+
+func endpointName(ep *sturdy.Endpoint) string {
+	if ep == nil {
+		return ""
+	}
+	return ep.Name
+}
+
+// classify settles an attempt's outcome: the loop's own timeout and the
+// caller's context override what the function said.
+func classify(parent, actx context.Context, out sturdy.Outcome, latency time.Duration, timedOut bool) sturdy.Outcome {
+	if out.Latency == 0 {
+		out.Latency = latency
+	}
+	switch {
+	case timedOut || (actx != parent && context.Cause(actx) == ErrAttemptTimeout):
+		if out.Class != sturdy.Success || timedOut {
+			out.Class = sturdy.Timeout
+			out.Err = ErrAttemptTimeout
+		}
+	case parent.Err() != nil && out.Class != sturdy.Success:
+		// The caller gave up (cancelled or past its own deadline): not
+		// the endpoint's fault, and nothing to retry.
+		out.Class = sturdy.Canceled
+		out.Err = parent.Err()
+	case out.Class != sturdy.Success && out.Err == nil:
+		out.Err = out.Class.Err()
+	}
+	return out
+}
+
+// attemptCtx gives an attempt its own context when it may need to be
+// cancelled on its own (a hedge that lost, a per-attempt timeout); the
+// timer, if any, cancels it with ErrAttemptTimeout.
+func attemptCtx(parent context.Context, own bool, timeout time.Duration) (context.Context, context.CancelCauseFunc, *time.Timer) {
+	if !own && timeout <= 0 {
+		return parent, nil, nil
+	}
+	actx, cancel := context.WithCancelCause(parent)
+	var t *time.Timer
+	if timeout > 0 {
+		t = time.AfterFunc(timeout, func() { cancel(ErrAttemptTimeout) })
+	}
+	return actx, cancel, t
+}
+
+// stopTimer stops an attempt's timeout timer and reports whether it had
+// already fired.
+func stopTimer(t *time.Timer) bool { return t != nil && !t.Stop() }
+
+// failure builds the error a failed call returns.
+func failure(op string, attempts []sturdy.Attempt, final *sturdy.Attempt) error {
+	e := &sturdy.Error{Op: op, Class: final.Class, Endpoint: final.Endpoint, Err: final.Err}
+	for _, a := range attempts {
+		e.RetryAfter = max(e.RetryAfter, a.RetryAfter)
+	}
+	if len(attempts) > 0 {
+		e.Attempts = append([]sturdy.Attempt(nil), attempts...)
+	}
+	return e
+}
+
+// finalError is failure for the last attempt, unless the caller's context
+// ended the call, in which case the call is Canceled.
+func finalError(ctx context.Context, op string, attempts []sturdy.Attempt) error {
+	final := attempts[len(attempts)-1]
+	if err := ctx.Err(); err != nil && final.Class != sturdy.Canceled {
+		final.Class, final.Err = sturdy.Canceled, err
+	}
+	return failure(op, attempts, &final)
+}
+
+func record(a Info, o sturdy.Outcome) sturdy.Attempt {
+	return sturdy.Attempt{
+		Endpoint:   endpointName(a.Endpoint),
+		Kind:       a.Kind,
+		Class:      o.Class,
+		Latency:    o.Latency,
+		RetryAfter: o.RetryAfter,
+		Err:        o.Err,
+	}
+}
+
+// untryAfterWait looks for endpoints that answered overloaded with a
+// Retry-After short enough to wait for (within limit and the deadline),
+// and returns the wait and the tried set without them.
+func untryAfterWait(ctx context.Context, attempts []sturdy.Attempt, tried []string, limit time.Duration) (time.Duration, []string, bool) {
+	if limit <= 0 {
+		return 0, tried, false
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl))
+	}
+	wait := time.Duration(-1)
+	for _, a := range attempts {
+		if a.Class == sturdy.Overloaded && a.RetryAfter > 0 && a.RetryAfter <= limit {
+			if wait < 0 || a.RetryAfter < wait {
+				wait = a.RetryAfter
+			}
+		}
+	}
+	if wait < 0 {
+		return 0, tried, false
+	}
+	kept := tried[:0]
+	for _, name := range tried {
+		cooled := false
+		for _, a := range attempts {
+			if a.Endpoint == name && a.Class == sturdy.Overloaded && a.RetryAfter > 0 && a.RetryAfter <= wait {
+				cooled = true
+				break
+			}
+		}
+		if !cooled {
+			kept = append(kept, name)
+		}
+	}
+	return wait, kept, true
+}
+
+// sleep waits d or until ctx is done, and never past ctx's deadline: a wait
+// that would end after the deadline is not started.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return context.DeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

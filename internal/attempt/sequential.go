@@ -1,0 +1,103 @@
+package attempt
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// scratch is per-call memory reused across calls so that the tried set and
+// the attempt records do not escape to the heap through the Picker
+// interface.
+type scratch struct {
+	tried    [8]string
+	attempts [8]sturdy.Attempt
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratches.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	clear(sc.tried[:])
+	clear(sc.attempts[:])
+	scratches.Put(sc)
+}
+
+// runSequential runs attempts one after another on the caller's goroutine.
+func runSequential[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winner, error) {
+	var zero T
+	sc := getScratch()
+	defer putScratch(sc)
+	tried := sc.tried[:0]
+	attempts := sc.attempts[:0]
+	maxN := s.maxAttempts()
+	timeout := s.attemptTimeout()
+
+	var last T // the latest failed attempt's value, owned until superseded
+	haveLast := false
+
+	for n := 1; ; n++ {
+		kind := sturdy.First
+		if n > 1 {
+			kind = sturdy.Retry
+		}
+		ep, done, err := s.pick(ctx, tried)
+		if err != nil && len(attempts) > 0 && s.Retry != nil {
+			// Every endpoint has been tried. If one asked us to come back
+			// soon enough, wait for it rather than give up.
+			if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.Retry.MaxRetryAfterWait()); ok {
+				tried = kept
+				if sleep(ctx, wait) == nil {
+					ep, done, err = s.pick(ctx, tried)
+				}
+			}
+		}
+		if err != nil {
+			if len(attempts) == 0 {
+				return zero, Winner{}, err
+			}
+			return last, Winner{}, finalError(ctx, s.Op, attempts)
+		}
+		if haveLast {
+			s.cleanup(last)
+			last, haveLast = zero, false
+		}
+		a := Info{Endpoint: ep, Kind: kind, N: n}
+		if ep != nil {
+			tried = append(tried, ep.Name)
+		}
+
+		actx, cancel, timer := attemptCtx(ctx, false, timeout)
+		hctx := s.start(actx, a)
+		start := time.Now()
+		v, out := fn(hctx, a)
+		out = classify(ctx, actx, out, time.Since(start), stopTimer(timer))
+
+		if out.Class == sturdy.Success {
+			if s.Hedge != nil {
+				s.Hedge.Observe(out.Latency)
+			}
+			return v, Winner{Info: a, Outcome: out, done: done, cancel: cancel, hctx: hctx, hooks: s.Hooks}, nil
+		}
+		done(out)
+		s.end(hctx, a, out, false)
+		if cancel != nil {
+			cancel(errLost)
+		}
+		attempts = append(attempts, record(a, out))
+		last, haveLast = v, true
+
+		if out.Class == sturdy.Canceled || s.Retry == nil || !s.Retry.Retryable(out.Class) || n >= maxN || ctx.Err() != nil {
+			return last, Winner{}, finalError(ctx, s.Op, attempts)
+		}
+		if !s.Retry.AllowRetry(time.Now()) {
+			return last, Winner{}, finalError(ctx, s.Op, attempts)
+		}
+		if err := sleep(ctx, s.Retry.Backoff(n)); err != nil {
+			return last, Winner{}, finalError(ctx, s.Op, attempts)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+// Package quantile is a small streaming quantile sketch of recent
+// latencies, used by hedging to pick its delay (a high quantile of recent
+// attempt latencies, as in The Tail at Scale).
+//
+// The sketch is a log-linear histogram (the layout of HdrHistogram with 16
+// sub-buckets per power of two, so any quantile is within 1/16 ≈ 6% of
+// the true value) over two rotating windows of Window observations each: a
+// quantile is read over the current and the previous window, so it follows
+// the last Window to 2×Window observations. Add is lock-free and does not
+// allocate; Quantile scans the buckets (a few hundred), so callers cache it.
+package quantile
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	subBits    = 4
+	subBuckets = 1 << subBits
+	// Values up to 2^42 ns (about 73 minutes) are kept apart; larger ones
+	// share the last bucket.
+	maxExp     = 42
+	numBuckets = (maxExp-subBits+2)*subBuckets + 1
+)
+
+// Sketch is a concurrency-safe quantile sketch of durations.
+type Sketch struct {
+	window int64
+	cur    atomic.Pointer[hist]
+	prev   atomic.Pointer[hist]
+	mu     sync.Mutex // serialises rotation
+}
+
+type hist struct {
+	n       atomic.Int64
+	buckets [numBuckets]atomic.Int64
+}
+
+// New returns a sketch whose windows hold window observations each; zero
+// means 1000.
+func New(window int) *Sketch {
+	if window <= 0 {
+		window = 1000
+	}
+	s := &Sketch{window: int64(window)}
+	s.cur.Store(new(hist))
+	s.prev.Store(new(hist))
+	return s
+}
+
+func index(v int64) int {
+	if v < subBuckets {
+		if v < 0 {
+			return 0
+		}
+		return int(v)
+	}
+	k := bits.Len64(uint64(v)) - 1 // v in [2^k, 2^(k+1))
+	if k > maxExp {
+		return numBuckets - 1
+	}
+	shift := k - subBits
+	mant := int(v>>uint(shift)) - subBuckets // [0, 16)
+	return (k-subBits+1)*subBuckets + mant
+}
+
+// upper returns the largest value that falls in bucket i.
+func upper(i int) int64 {
+	if i < subBuckets {
+		return int64(i)
+	}
+	if i >= numBuckets-1 {
+		return 1<<62 - 1
+	}
+	k := i/subBuckets + subBits - 1
+	mant := int64(i%subBuckets + subBuckets)
+	shift := uint(k - subBits)
+	return (mant+1)<<shift - 1
+}
+
+// Add records one observation.
+func (s *Sketch) Add(d time.Duration) {
+	h := s.cur.Load()
+	h.buckets[index(int64(d))].Add(1)
+	if h.n.Add(1) >= s.window {
+		s.rotate(h)
+	}
+}
+
+func (s *Sketch) rotate(full *hist) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur.Load() != full {
+		return // another writer rotated already
+	}
+	old := s.prev.Load()
+	for i := range old.buckets {
+		old.buckets[i].Store(0)
+	}
+	old.n.Store(0)
+	s.prev.Store(full)
+	s.cur.Store(old)
+}
+
+// Count returns the number of observations the sketch currently answers
+// from (between Window and 2×Window once warm).
+func (s *Sketch) Count() int64 {
+	return s.cur.Load().n.Load() + s.prev.Load().n.Load()
+}
+
+// Quantile returns the q-quantile (0 ≤ q ≤ 1) of the recent observations,
+// or 0 when there are none. The result is the upper edge of the bucket
+// holding the quantile, so it overstates by at most 1/16.
+func (s *Sketch) Quantile(q float64) time.Duration {
+	cur, prev := s.cur.Load(), s.prev.Load()
+	var total int64
+	for i := range cur.buckets {
+		total += cur.buckets[i].Load() + prev.buckets[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	q = min(max(q, 0), 1)
+	rank := int64(q*float64(total) + 0.5)
+	rank = min(max(rank, 1), total)
+	var seen int64
+	for i := range cur.buckets {
+		seen += cur.buckets[i].Load() + prev.buckets[i].Load()
+		if seen >= rank {
+			return time.Duration(upper(i))
+		}
+	}
+	return time.Duration(upper(numBuckets - 1))
+}
