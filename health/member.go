@@ -1,0 +1,245 @@
+package health
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// Member is the health state of one endpoint of a Tracker. Get it from
+// Tracker.Add and keep it: its methods are the hot path. It is safe for
+// concurrent use.
+type Member struct {
+	t    *Tracker
+	name string
+
+	// Read without the lock by Allowed and State; written under mu.
+	stateA atomic.Uint32 // State
+	untilA atomic.Int64  // end of the current ejection, tracker time
+
+	mu      sync.Mutex
+	state   State
+	until   int64 // end of the current ejection
+	removed bool  // no longer counted by the tracker
+
+	consecutive int    // failures in a row while Healthy
+	win         window // calls while Healthy or in Probation, since the last ejection
+	probationOK int    // successes in the current probation
+
+	ejections int   // n of the next ejection minus one; decays while Healthy
+	decayFrom int64 // when the decay of ejections was last applied
+
+	// Availability: the current period started at since; earlier
+	// periods are summed in up and down.
+	since    int64
+	up, down int64
+	failures int
+}
+
+func newMember(t *Tracker, name string, now int64) *Member {
+	return &Member{
+		t:         t,
+		name:      name,
+		win:       newWindow(int64(t.cfg.Window)),
+		since:     now,
+		decayFrom: now,
+	}
+}
+
+// Name returns the endpoint name the member was added under.
+func (m *Member) Name() string { return m.name }
+
+// Allowed reports whether the member may take traffic: it is Healthy or
+// in Probation. On a healthy member it is one atomic load; on an ejected
+// one it also reads the clock, and moves the member to Probation if its
+// ejection has ended.
+func (m *Member) Allowed() bool {
+	if State(m.stateA.Load()) != Ejected {
+		return true
+	}
+	return m.slowState() != Ejected
+}
+
+// State returns the member's state, noticing an ended ejection first.
+func (m *Member) State() State {
+	if s := State(m.stateA.Load()); s != Ejected {
+		return s
+	}
+	return m.slowState()
+}
+
+// slowState is State for a member last seen Ejected.
+func (m *Member) slowState() State {
+	now := m.t.now()
+	if now < m.untilA.Load() {
+		return Ejected
+	}
+	var ch changes
+	m.mu.Lock()
+	m.advance(now, &ch)
+	s := m.state
+	m.mu.Unlock()
+	ch.fire(m.t.cfg.OnStateChange)
+	return s
+}
+
+// Observe reports the outcome of one call to the member's endpoint.
+//
+// Only classes that speak of the endpoint count: Success is a success,
+// and the failure classes (Unavailable, Timeout, Auth: those for which
+// Class.Failure is true) are failures. Overloaded (saturation, not
+// sickness), TooLarge, Fatal and Canceled are ignored. Auth ejects at
+// once. Outcomes reported while the member is ejected (calls that started
+// before the ejection, or that a balancer in panic mode sent anyway) are
+// ignored too: the ejection runs its course, or a probe ends it.
+func (m *Member) Observe(o sturdy.Outcome) {
+	failure := o.Class.Failure()
+	if !failure && o.Class != sturdy.Success {
+		return
+	}
+	now := m.t.now()
+	var ch changes
+	m.mu.Lock()
+	m.advance(now, &ch)
+	switch m.state {
+	case Healthy:
+		m.win.record(now, failure)
+		if !failure {
+			m.consecutive = 0
+			break
+		}
+		m.consecutive++
+		cfg := &m.t.cfg
+		switch {
+		case o.Class == sturdy.Auth:
+			m.eject(now, ReasonAuth, true, &ch)
+		case cfg.ConsecutiveFailures > 0 && m.consecutive >= cfg.ConsecutiveFailures:
+			m.eject(now, ReasonConsecutiveFailures, true, &ch)
+		case cfg.FailureRate >= 0:
+			if calls, fails := m.win.counts(now); calls >= cfg.MinCalls && float64(fails) >= cfg.FailureRate*float64(calls) {
+				m.eject(now, ReasonFailureRate, true, &ch)
+			}
+		}
+	case Probation:
+		m.win.record(now, failure)
+		switch {
+		case o.Class == sturdy.Auth:
+			m.eject(now, ReasonAuth, true, &ch)
+		case failure:
+			m.eject(now, ReasonProbationFailure, true, &ch)
+		default:
+			m.probationOK++
+			if m.probationOK >= m.t.cfg.ProbationSuccesses {
+				m.transition(now, Healthy, ReasonSuccess, &ch)
+			}
+		}
+	}
+	m.mu.Unlock()
+	ch.fire(m.t.cfg.OnStateChange)
+}
+
+// ProbeResult reports the result of an active probe of the member's
+// endpoint: nil means the probe succeeded.
+//
+// A success ends an ejection early (Ejected → Probation, reason
+// "probe_success"); on an allowed member it changes nothing, leaving
+// real traffic to decide. A failure ejects a Healthy or Probation member
+// (reason "probe_failure"), even beyond Config.MaxEjectedShare: the
+// endpoint is known to be down, and a balancer should see that (and panic
+// if too many are); on an ejected member it changes nothing.
+func (m *Member) ProbeResult(err error) {
+	now := m.t.now()
+	var ch changes
+	m.mu.Lock()
+	m.advance(now, &ch)
+	switch {
+	case err == nil && m.state == Ejected:
+		m.transition(now, Probation, ReasonProbeSuccess, &ch)
+	case err != nil && m.state != Ejected:
+		m.eject(now, ReasonProbeFailure, false, &ch)
+	}
+	m.mu.Unlock()
+	ch.fire(m.t.cfg.OnStateChange)
+}
+
+// advance applies what the passing of time did: the end of an ejection,
+// and the decay of the ejection count. m.mu must be held.
+func (m *Member) advance(now int64, ch *changes) {
+	if m.state == Ejected && now >= m.until {
+		m.transition(m.until, Probation, ReasonExpired, ch)
+	}
+	if m.state == Healthy && m.ejections > 0 {
+		base := int64(m.t.cfg.BaseEjection)
+		if k := (now - m.decayFrom) / base; k > 0 {
+			if int64(m.ejections) <= k {
+				m.ejections = 0
+			} else {
+				m.ejections -= int(k)
+			}
+			m.decayFrom += k * base
+		}
+	}
+}
+
+// eject ejects the member at now, if the tracker's ejected share allows
+// it (capped) or unconditionally (!capped). The ejection lasts
+// min(n × BaseEjection, MaxEjection) for the n-th ejection. m.mu must be
+// held and the member must not be ejected.
+func (m *Member) eject(now int64, reason string, capped bool, ch *changes) {
+	if !m.removed && !m.t.reserveEjection(capped) {
+		return
+	}
+	cfg := &m.t.cfg
+	base, maxE := int64(cfg.BaseEjection), int64(cfg.MaxEjection)
+	// Once n × BaseEjection reaches MaxEjection, n stops growing, so a
+	// member that flapped for long recovers its short ejections after at
+	// most MaxEjection of health.
+	if int64(m.ejections) < (maxE+base-1)/base {
+		m.ejections++
+	}
+	d := min(int64(m.ejections)*base, maxE)
+	m.until = now + d
+	m.untilA.Store(m.until)
+	m.transition(now, Ejected, reason, ch)
+	if !m.removed {
+		m.t.noteExpiry(m.until)
+	}
+}
+
+// transition moves the member to state to at time at, keeping the
+// availability account, the tracker's ejected count and epoch, and
+// queueing the change for the hook. m.mu must be held. A move into Ejected
+// must already be reserved with the tracker (see eject).
+func (m *Member) transition(at int64, to State, reason string, ch *changes) {
+	from := m.state
+	if d := at - m.since; d > 0 {
+		if from.allowed() {
+			m.up += d
+		} else {
+			m.down += d
+		}
+	}
+	m.since = at
+	switch {
+	case to == Ejected:
+		m.failures++
+		m.consecutive = 0
+		m.probationOK = 0
+		m.win.reset()
+	case from == Ejected:
+		if !m.removed {
+			m.t.ejected.Add(-1)
+		}
+	}
+	switch to {
+	case Probation:
+		m.probationOK = 0
+	case Healthy:
+		m.decayFrom = at
+	}
+	m.state = to
+	m.stateA.Store(uint32(to))
+	m.t.epoch.Add(1)
+	ch.add(StateChange{Endpoint: m.name, From: from, To: to, At: m.t.at(at), Reason: reason})
+}

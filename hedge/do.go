@@ -1,0 +1,28 @@
+package hedge
+
+import (
+	"context"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/failover"
+	"github.com/sturdyai/sturdy/internal/attempt"
+)
+
+// Do runs fn and, if it has not answered after the policy's delay, runs it
+// again on another endpoint from picker, up to the policy's MaxHedges; the
+// first success wins and the others' contexts are cancelled. cleanup, if
+// not nil, receives the value of every attempt that lost or failed but was
+// not returned (close a losing response there). picker may be nil: each
+// hedge then calls fn with a nil endpoint.
+//
+// fn's error is classified with sturdy.ClassOf. Do returns an error only
+// when every attempt failed: a *sturdy.Error that lists them.
+func Do[T any](ctx context.Context, p *Policy, picker failover.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
+	s := attempt.Spec[T]{Picker: picker, Hedge: p, Cleanup: cleanup, Op: "hedge"}
+	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
+		v, err := fn(ctx, a.Endpoint)
+		return v, failover.OutcomeOf(err)
+	})
+	w.Release()
+	return v, err
+}
