@@ -22,11 +22,11 @@ type Picker = attempt.Picker
 // *sturdy.Error listing every attempt; the value of the last attempt is
 // returned with it.
 func Do[T any](ctx context.Context, p *Policy, picker Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error)) (T, error) {
-	s := attempt.Spec[T]{Picker: picker, Retry: p, Op: "failover"}
+	s := attempt.Spec{Picker: picker, Retry: p, Op: "failover"}
 	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, OutcomeOf(err)
-	})
+	}, nil)
 	w.Release()
 	return v, err
 }

@@ -18,11 +18,11 @@ import (
 // fn's error is classified with sturdy.ClassOf. Do returns an error only
 // when every attempt failed: a *sturdy.Error that lists them.
 func Do[T any](ctx context.Context, p *Policy, picker failover.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
-	s := attempt.Spec[T]{Picker: picker, Hedge: p, Cleanup: cleanup, Op: "hedge"}
+	s := attempt.Spec{Picker: picker, Hedge: p, Op: "hedge"}
 	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, failover.OutcomeOf(err)
-	})
+	}, cleanup)
 	w.Release()
 	return v, err
 }

@@ -33,6 +33,7 @@ type Info struct {
 	Endpoint *sturdy.Endpoint // nil when the Spec has no Picker
 	Kind     sturdy.AttemptKind
 	N        int // 1-based attempt number within the call
+	Tier     int // Spec.Tier: which tier of a degrade chain the attempt serves
 }
 
 // Retry is what the loop needs of a failover policy (failover.Policy).
@@ -82,14 +83,14 @@ type Hooks struct {
 }
 
 // Spec is what a call runs with. A Spec is read-only during Run and may be
-// shared by concurrent calls; adapters build one per policy set.
-type Spec[T any] struct {
-	Picker  Picker  // nil: every attempt runs with a nil endpoint
-	Retry   Retry   // nil: no retries
-	Hedge   Hedge   // nil: no hedging
-	Cleanup func(T) // releases a discarded result; nil: nothing to release
-	Hooks   *Hooks  // nil: no hooks
-	Op      string  // names the operation in errors ("failover", "hedge", "httpmw")
+// shared by concurrent calls; adapters build one per policy set and tier.
+type Spec struct {
+	Picker Picker // nil: every attempt runs with a nil endpoint
+	Retry  Retry  // nil: no retries
+	Hedge  Hedge  // nil: no hedging
+	Hooks  *Hooks // nil: no hooks
+	Op     string // names the operation in errors ("failover", "hedge", "httpmw")
+	Tier   int    // copied into every Info
 }
 
 // Func runs one attempt and says how it ended. Latency may be left zero;
@@ -139,10 +140,12 @@ var (
 func noopDone(sturdy.Outcome) {}
 
 // Run runs fn under the spec's policies and returns the first successful
-// result with its Winner. On failure it returns the deciding attempt's
-// value (the caller owns it and must release it; it may be the zero
-// value), a zero Winner, and a *sturdy.Error that lists every attempt.
-func Run[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winner, error) {
+// result with its Winner. cleanup, if not nil, releases every value the
+// call discards (a losing hedge, a failure that was retried). On failure
+// Run returns the deciding attempt's value (the caller owns it and must
+// release it; it may be the zero value), a zero Winner, and a
+// *sturdy.Error that lists every attempt.
+func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if s.Retry != nil {
 		s.Retry.Deposit(now)
@@ -151,14 +154,14 @@ func Run[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winner, error) 
 		s.Hedge.Deposit(now)
 		if s.Hedge.MaxHedges() > 0 {
 			if d, ok := s.Hedge.Delay(); ok {
-				return runHedged(ctx, s, fn, d)
+				return runHedged(ctx, s, fn, cleanup, d)
 			}
 		}
 	}
-	return runSequential(ctx, s, fn)
+	return runSequential(ctx, s, fn, cleanup)
 }
 
-func (s *Spec[T]) maxAttempts() int {
+func (s *Spec) maxAttempts() int {
 	n := 1
 	if s.Retry != nil {
 		n = max(s.Retry.MaxAttempts(), 1)
@@ -169,34 +172,34 @@ func (s *Spec[T]) maxAttempts() int {
 	return n
 }
 
-func (s *Spec[T]) attemptTimeout() time.Duration {
+func (s *Spec) attemptTimeout() time.Duration {
 	if s.Retry == nil {
 		return 0
 	}
 	return s.Retry.AttemptTimeout()
 }
 
-func (s *Spec[T]) cleanup(v T) {
-	if s.Cleanup != nil {
-		s.Cleanup(v)
+func release[T any](cleanup func(T), v T) {
+	if cleanup != nil {
+		cleanup(v)
 	}
 }
 
-func (s *Spec[T]) pick(ctx context.Context, tried []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
+func (s *Spec) pick(ctx context.Context, tried []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
 	if s.Picker == nil {
 		return nil, noopDone, nil
 	}
 	return s.Picker.Pick(ctx, tried)
 }
 
-func (s *Spec[T]) start(ctx context.Context, a Info) context.Context {
+func (s *Spec) start(ctx context.Context, a Info) context.Context {
 	if s.Hooks != nil && s.Hooks.Start != nil {
 		return s.Hooks.Start(ctx, a)
 	}
 	return ctx
 }
 
-func (s *Spec[T]) end(ctx context.Context, a Info, o sturdy.Outcome, won bool) {
+func (s *Spec) end(ctx context.Context, a Info, o sturdy.Outcome, won bool) {
 	if s.Hooks != nil && s.Hooks.End != nil {
 		s.Hooks.End(ctx, a, o, won)
 	}

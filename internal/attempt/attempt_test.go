@@ -246,8 +246,8 @@ func TestFailover(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &server{by: tc.by}
 			p := newPicker("a", "b", "c")
-			s := &Spec[string]{Picker: p, Retry: newRetry(tc.max), Cleanup: srv.cleanup, Op: "test"}
-			v, w, err := Run(context.Background(), s, srv.fn)
+			s := &Spec{Picker: p, Retry: newRetry(tc.max), Op: "test"}
+			v, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 			w.Release()
 			if v != tc.wantValue {
 				t.Errorf("value = %q, want %q", v, tc.wantValue)
@@ -288,8 +288,8 @@ func TestWinnerReportedAtRelease(t *testing.T) {
 	srv := &server{by: map[string]behaviour{}}
 	var ended []bool
 	hooks := &Hooks{End: func(_ context.Context, _ Info, _ sturdy.Outcome, won bool) { ended = append(ended, won) }}
-	s := &Spec[string]{Picker: p, Hooks: hooks}
-	_, w, err := Run(context.Background(), s, srv.fn)
+	s := &Spec{Picker: p, Hooks: hooks}
+	_, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,8 +310,8 @@ func TestBudgetStopsRetries(t *testing.T) {
 	srv := &server{by: map[string]behaviour{"a": {class: sturdy.Unavailable}}}
 	r := newRetry(3)
 	r.budget.Store(0)
-	s := &Spec[string]{Picker: newPicker("a", "b"), Retry: r, Cleanup: srv.cleanup}
-	_, _, err := Run(context.Background(), s, srv.fn)
+	s := &Spec{Picker: newPicker("a", "b"), Retry: r}
+	_, _, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 	if !errors.Is(err, sturdy.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
@@ -344,9 +344,9 @@ func TestRetryAfter(t *testing.T) {
 				}}
 				r := newRetry(3)
 				r.raWait = tc.cap
-				s := &Spec[string]{Picker: newPicker("a", "b"), Retry: r, Cleanup: srv.cleanup}
+				s := &Spec{Picker: newPicker("a", "b"), Retry: r}
 				start := time.Now()
-				_, _, err := Run(context.Background(), s, srv.fn)
+				_, _, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 				if !errors.Is(err, sturdy.ErrOverloaded) {
 					t.Fatalf("err = %v", err)
 				}
@@ -372,9 +372,9 @@ func TestAttemptTimeoutFailsOver(t *testing.T) {
 		r := newRetry(3)
 		r.timeout = 2 * time.Second
 		p := newPicker("a", "b")
-		s := &Spec[string]{Picker: p, Retry: r, Cleanup: srv.cleanup}
+		s := &Spec{Picker: p, Retry: r}
 		start := time.Now()
-		v, w, err := Run(context.Background(), s, srv.fn)
+		v, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 		if err != nil || v != "b:success" {
 			t.Fatalf("v=%q err=%v", v, err)
 		}
@@ -393,11 +393,11 @@ func TestAttemptTimeoutDoesNotCutTheWinner(t *testing.T) {
 		r := newRetry(1)
 		r.timeout = time.Second
 		var actx context.Context
-		s := &Spec[string]{Picker: newPicker("a"), Retry: r}
+		s := &Spec{Picker: newPicker("a"), Retry: r}
 		_, w, err := Run(context.Background(), s, func(ctx context.Context, _ Info) (string, sturdy.Outcome) {
 			actx = ctx
 			return "ok", sturdy.Outcome{}
-		})
+		}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,9 +419,9 @@ func TestNeverWaitsPastDeadline(t *testing.T) {
 		r.backoff = 10 * time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		s := &Spec[string]{Picker: newPicker("a", "b"), Retry: r, Cleanup: srv.cleanup}
+		s := &Spec{Picker: newPicker("a", "b"), Retry: r}
 		start := time.Now()
-		_, _, err := Run(ctx, s, srv.fn)
+		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrUnavailable) {
 			t.Fatalf("err = %v", err)
 		}
@@ -437,8 +437,8 @@ func TestCallerCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
 		p := newPicker("a", "b")
-		s := &Spec[string]{Picker: p, Retry: newRetry(3), Cleanup: srv.cleanup}
-		_, _, err := Run(ctx, s, srv.fn)
+		s := &Spec{Picker: p, Retry: newRetry(3)}
+		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrCanceled) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want canceled", err)
 		}
@@ -527,12 +527,12 @@ func TestHedge(t *testing.T) {
 				srv := &server{by: tc.by}
 				h := &hedgePol{delay: 50 * time.Millisecond, maxH: 1, refuse: tc.refuse}
 				p := newPicker("a", "b", "c")
-				s := &Spec[string]{Picker: p, Hedge: h, Cleanup: srv.cleanup}
+				s := &Spec{Picker: p, Hedge: h}
 				if tc.retry > 0 {
 					s.Retry = newRetry(tc.retry)
 				}
 				start := time.Now()
-				v, w, err := Run(context.Background(), s, srv.fn)
+				v, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 				elapsed := time.Since(start)
 				if v != tc.wantValue {
 					t.Errorf("value = %q, want %q", v, tc.wantValue)
@@ -564,7 +564,7 @@ func TestHedgeWinnerContextOutlivesRun(t *testing.T) {
 		h := &hedgePol{delay: 50 * time.Millisecond, maxH: 1}
 		var mu sync.Mutex
 		ctxs := map[string]context.Context{}
-		s := &Spec[string]{Picker: newPicker("a", "b"), Hedge: h}
+		s := &Spec{Picker: newPicker("a", "b"), Hedge: h}
 		v, w, err := Run(context.Background(), s, func(ctx context.Context, a Info) (string, sturdy.Outcome) {
 			mu.Lock()
 			ctxs[a.Endpoint.Name] = ctx
@@ -574,7 +574,7 @@ func TestHedgeWinnerContextOutlivesRun(t *testing.T) {
 				return "", sturdy.Outcome{Class: sturdy.Canceled, Err: ctx.Err()}
 			}
 			return "b", sturdy.Outcome{}
-		})
+		}, nil)
 		if err != nil || v != "b" {
 			t.Fatalf("v=%q err=%v", v, err)
 		}
@@ -596,8 +596,8 @@ func TestHedgeCallerCancel(t *testing.T) {
 		srv := &server{by: map[string]behaviour{"a": {delay: time.Hour}, "b": {delay: time.Hour}}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		s := &Spec[string]{Picker: newPicker("a", "b"), Hedge: &hedgePol{delay: 50 * time.Millisecond, maxH: 1}, Cleanup: srv.cleanup}
-		_, _, err := Run(ctx, s, srv.fn)
+		s := &Spec{Picker: newPicker("a", "b"), Hedge: &hedgePol{delay: 50 * time.Millisecond, maxH: 1}}
+		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrCanceled) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v", err)
 		}
@@ -615,12 +615,12 @@ func TestManyConcurrentHedgedCalls(t *testing.T) {
 			"c": {delay: 30 * time.Millisecond},
 		}}
 		p := newPicker("a", "b", "c")
-		s := &Spec[string]{Picker: p, Retry: newRetry(3), Hedge: &hedgePol{delay: 20 * time.Millisecond, maxH: 2}, Cleanup: srv.cleanup}
+		s := &Spec{Picker: p, Retry: newRetry(3), Hedge: &hedgePol{delay: 20 * time.Millisecond, maxH: 2}}
 		var wg sync.WaitGroup
 		var ok atomic.Int64
 		for range 200 {
 			wg.Go(func() {
-				_, w, err := Run(context.Background(), s, srv.fn)
+				_, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 				if err == nil {
 					ok.Add(1)
 				}
@@ -639,7 +639,7 @@ func TestManyConcurrentHedgedCalls(t *testing.T) {
 
 func TestNoPicker(t *testing.T) {
 	n := 0
-	s := &Spec[int]{Retry: newRetry(3)}
+	s := &Spec{Retry: newRetry(3)}
 	v, _, err := Run(context.Background(), s, func(_ context.Context, a Info) (int, sturdy.Outcome) {
 		n++
 		if a.Endpoint != nil {
@@ -649,7 +649,7 @@ func TestNoPicker(t *testing.T) {
 			return 0, sturdy.Outcome{Class: sturdy.Unavailable}
 		}
 		return n, sturdy.Outcome{}
-	})
+	}, nil)
 	if err != nil || v != 3 {
 		t.Fatalf("v=%d err=%v", v, err)
 	}

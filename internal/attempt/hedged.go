@@ -20,8 +20,9 @@ type result[T any] struct {
 // caller's goroutine touches it; attempts talk to it through results.
 type hedgedCall[T any] struct {
 	ctx     context.Context
-	s       *Spec[T]
+	s       *Spec
 	fn      Func[T]
+	cleanup func(T)
 	results chan result[T]
 	cancels []context.CancelCauseFunc // of attempts in flight, by slot
 	sc      *scratch
@@ -33,13 +34,14 @@ type hedgedCall[T any] struct {
 
 // runHedged runs each attempt on its own goroutine and starts a hedge
 // when the delay passes without a result.
-func runHedged[T any](ctx context.Context, s *Spec[T], fn Func[T], delay time.Duration) (T, Winner, error) {
+func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), delay time.Duration) (T, Winner, error) {
 	var zero T
 	maxN := s.maxAttempts()
 	c := &hedgedCall[T]{
 		ctx:     ctx,
 		s:       s,
 		fn:      fn,
+		cleanup: cleanup,
 		results: make(chan result[T], maxN),
 		cancels: make([]context.CancelCauseFunc, 0, maxN),
 		sc:      getScratch(),
@@ -76,7 +78,7 @@ func runHedged[T any](ctx context.Context, s *Spec[T], fn Func[T], delay time.Du
 			c.inN--
 			if r.out.Class == sturdy.Success {
 				if haveLast {
-					s.cleanup(last)
+					release(cleanup, last)
 				}
 				c.cancels[r.info.N-1] = nil // the winner's context lives on until Release
 				c.drain()                   // cancel and collect the losers
@@ -85,7 +87,7 @@ func runHedged[T any](ctx context.Context, s *Spec[T], fn Func[T], delay time.Du
 			c.finish(r, false)
 			attempts = append(attempts, record(r.info, r.out))
 			if haveLast {
-				s.cleanup(last)
+				release(cleanup, last)
 			}
 			last, haveLast = r.v, true
 			if r.out.Class == sturdy.Canceled || ctx.Err() != nil {
@@ -170,7 +172,7 @@ func (c *hedgedCall[T]) launch(kind sturdy.AttemptKind) error {
 		return err
 	}
 	c.started++
-	a := Info{Endpoint: ep, Kind: kind, N: c.started}
+	a := Info{Endpoint: ep, Kind: kind, N: c.started, Tier: c.s.Tier}
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
@@ -196,7 +198,7 @@ func (c *hedgedCall[T]) finish(r result[T], cleanup bool) {
 	c.s.end(r.hctx, r.info, r.out, false)
 	r.cancel(errLost)
 	if cleanup {
-		c.s.cleanup(r.v)
+		release(c.cleanup, r.v)
 	}
 }
 

@@ -27,7 +27,7 @@ func putScratch(sc *scratch) {
 }
 
 // runSequential runs attempts one after another on the caller's goroutine.
-func runSequential[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winner, error) {
+func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	var zero T
 	sc := getScratch()
 	defer putScratch(sc)
@@ -62,10 +62,10 @@ func runSequential[T any](ctx context.Context, s *Spec[T], fn Func[T]) (T, Winne
 			return last, Winner{}, finalError(ctx, s.Op, attempts)
 		}
 		if haveLast {
-			s.cleanup(last)
+			release(cleanup, last)
 			last, haveLast = zero, false
 		}
-		a := Info{Endpoint: ep, Kind: kind, N: n}
+		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier}
 		if ep != nil {
 			tried = append(tried, ep.Name)
 		}
