@@ -91,7 +91,7 @@ func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error)
 		from     = -1 // the tier the call is leaving, for OnFallback
 		reason   Reason
 		soonest  time.Duration = -1 // the shortest limiter wait seen
-		soonTier = -1
+		soonTier               = -1
 	)
 	n := len(c.tiers)
 	for i := 0; i < n; i++ {
