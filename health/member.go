@@ -3,6 +3,7 @@ package health
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sturdyai/sturdy"
 )
@@ -17,6 +18,7 @@ type Member struct {
 	// Read without the lock by Allowed and State; written under mu.
 	stateA atomic.Uint32 // State
 	untilA atomic.Int64  // end of the current ejection, tracker time
+	coolA  atomic.Int64  // end of the current cooldown, tracker time; 0: none
 
 	mu      sync.Mutex
 	state   State
@@ -51,14 +53,44 @@ func newMember(t *Tracker, name string, now int64) *Member {
 func (m *Member) Name() string { return m.name }
 
 // Allowed reports whether the member may take traffic: it is Healthy or
-// in Probation. On a healthy member it is one atomic load; on an ejected
-// one it also reads the clock, and moves the member to Probation if its
-// ejection has ended.
+// in Probation, and not cooling down after an overloaded answer. On a
+// healthy member it is two atomic loads; on an ejected or cooling one it
+// also reads the clock, and moves the member to Probation if its ejection
+// has ended.
 func (m *Member) Allowed() bool {
 	if State(m.stateA.Load()) != Ejected {
+		if c := m.coolA.Load(); c != 0 && m.t.now() < c {
+			return false
+		}
 		return true
 	}
 	return m.slowState() != Ejected
+}
+
+// Cooldown keeps the member from taking traffic until the given time,
+// without ejecting it: the endpoint is busy, not broken, so its health
+// state, ejection count and availability figures do not change. A
+// cooldown never shortens one already running. Observe calls it for an
+// Overloaded outcome that carries a Retry-After.
+func (m *Member) Cooldown(until time.Time) {
+	end := int64(until.Sub(m.t.base))
+	for {
+		cur := m.coolA.Load()
+		if end <= cur || end <= m.t.now() {
+			return
+		}
+		if m.coolA.CompareAndSwap(cur, end) {
+			break
+		}
+	}
+	m.t.noteExpiry(end)
+	m.t.epoch.Add(1)
+}
+
+// CoolingDown reports whether a cooldown keeps the member from traffic now.
+func (m *Member) CoolingDown() bool {
+	c := m.coolA.Load()
+	return c != 0 && m.t.now() < c
 }
 
 // State returns the member's state, noticing an ended ejection first.
@@ -93,7 +125,14 @@ func (m *Member) slowState() State {
 // once. Outcomes reported while the member is ejected (calls that started
 // before the ejection, or that a balancer in panic mode sent anyway) are
 // ignored too: the ejection runs its course, or a probe ends it.
+//
+// An Overloaded outcome with a RetryAfter puts the member in a cooldown
+// until then (see Cooldown): not allowed, but not ejected.
 func (m *Member) Observe(o sturdy.Outcome) {
+	if o.Class == sturdy.Overloaded && o.RetryAfter > 0 {
+		m.Cooldown(m.t.at(m.t.now() + int64(o.RetryAfter)))
+		return
+	}
 	failure := o.Class.Failure()
 	if !failure && o.Class != sturdy.Success {
 		return

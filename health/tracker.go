@@ -37,7 +37,7 @@ type Tracker struct {
 	ejected atomic.Int64 // members of the map in state Ejected
 
 	epoch      atomic.Uint64
-	nextExpiry atomic.Int64 // earliest ejection end of any member, or math.MaxInt64
+	nextExpiry atomic.Int64 // earliest ejection or cooldown end of any member, or math.MaxInt64
 }
 
 // New returns a Tracker configured by cfg, whose zero fields mean their
@@ -193,9 +193,15 @@ func (t *Tracker) sweep(now int64) {
 		if m.state == Ejected {
 			t.noteExpiry(m.until)
 		}
+		if c := m.coolA.Load(); c > now {
+			t.noteExpiry(c)
+		}
 		m.mu.Unlock()
 		fired = append(fired, ch.buf[:ch.n]...)
 	}
+	// A cooldown that ended changes no state, but does change what is
+	// allowed: tell the balancers to recount.
+	t.epoch.Add(1)
 	t.mu.Unlock()
 	if hook := t.cfg.OnStateChange; hook != nil {
 		for _, sc := range fired {

@@ -555,3 +555,48 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	})
 }
+
+func TestOverloadedCoolsDownWithoutEjecting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var changes []StateChange
+		tr, err := New(Config{OnStateChange: func(c StateChange) { changes = append(changes, c) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := tr.Add("a")
+		tr.Add("b")
+		e0 := tr.Epoch()
+		m.Observe(sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 3 * time.Second})
+		if m.Allowed() || !m.CoolingDown() {
+			t.Fatal("a cooling member is allowed")
+		}
+		if m.State() != Healthy || len(changes) != 0 {
+			t.Fatalf("state %v, changes %v: a cooldown must not eject", m.State(), changes)
+		}
+		e1 := tr.Epoch()
+		if e1 == e0 {
+			t.Fatal("Epoch did not change when the cooldown began")
+		}
+		// A shorter hint does not shorten it.
+		m.Observe(sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second})
+		time.Sleep(2 * time.Second)
+		if m.Allowed() {
+			t.Fatal("cooldown shortened by a later, shorter hint")
+		}
+		time.Sleep(time.Second)
+		if !m.Allowed() || m.CoolingDown() {
+			t.Fatal("still cooling after the Retry-After")
+		}
+		if tr.Epoch() == e1 {
+			t.Fatal("Epoch did not change when the cooldown ended")
+		}
+		// Overloaded without a hint changes nothing.
+		m.Observe(sturdy.Outcome{Class: sturdy.Overloaded})
+		if !m.Allowed() {
+			t.Fatal("overloaded without Retry-After cooled the member")
+		}
+		if a := m.Availability(); a.Failures != 0 || a.Downtime != 0 {
+			t.Fatalf("availability %+v: a cooldown is not downtime", a)
+		}
+	})
+}
