@@ -162,13 +162,18 @@ func (t *Tracker) Availability(name string) (Availability, bool) {
 // mode) calls Epoch on every pick and recounts only when it differs from
 // the value it saw last.
 //
-// Epoch notices expired ejections itself: if the earliest ejection end has
-// passed, it moves every expired member to Probation (firing
-// OnStateChange) before returning. Otherwise it costs two atomic loads
-// and one reading of the clock, and never allocates.
+// Epoch notices expired ejections and cooldowns itself: if the earliest
+// end has passed, it moves every expired member to Probation (firing
+// OnStateChange) before returning. Otherwise it costs two atomic loads,
+// plus one reading of the clock while any member is ejected or cooling,
+// and never allocates.
 func (t *Tracker) Epoch() uint64 {
-	if now := t.now(); now >= t.nextExpiry.Load() {
-		t.sweep(now)
+	// With nothing ejected or cooling, there is nothing to expire and no
+	// need to read the clock.
+	if next := t.nextExpiry.Load(); next != math.MaxInt64 {
+		if now := t.now(); now >= next {
+			t.sweep(now)
+		}
 	}
 	return t.epoch.Load()
 }

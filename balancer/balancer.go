@@ -1,0 +1,173 @@
+package balancer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/health"
+)
+
+// Balancer picks an endpoint for each attempt of a call. It is safe for
+// concurrent use: Pick never blocks on Update and, for P2CPeakEWMA and
+// RoundRobin, does constant work whatever the pool's size and allocates
+// nothing.
+//
+// Each Pick returns a done func that must be called exactly once, with the
+// attempt's outcome, when the attempt ends. It settles the endpoint's
+// outstanding count, feeds the latency to Peak-EWMA and, when
+// Config.Health is set, reports the outcome to the endpoint's health
+// member.
+type Balancer struct {
+	p    *params
+	rand *source
+	snap atomic.Pointer[snapshot]
+	rr   atomic.Uint64 // RoundRobin's position; survives Update
+
+	mu sync.Mutex // serialises Update
+}
+
+// New returns a Balancer over cfg.Endpoints. It fails only for settings
+// that cannot work; the message names the offending field.
+func New(cfg Config) (*Balancer, error) {
+	p, err := newParams(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate("Config.Endpoints", cfg.Endpoints); err != nil {
+		return nil, err
+	}
+	b := &Balancer{p: p, rand: newSource(cfg.Seed)}
+	if cfg.Seed == 0 {
+		// Start each process's round-robin somewhere else, so that many
+		// clients started together do not all hit the first endpoint.
+		b.rr.Store(uint64(b.rand.intn(1 << 30)))
+	}
+	b.snap.Store(b.build(cfg.Endpoints, nil))
+	return b, nil
+}
+
+// build makes a snapshot of eps, reusing the learned state in old (a
+// name → load map) for endpoints that stay.
+func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot {
+	s := &snapshot{p: b.p, entries: make([]entry, len(eps))}
+	now := b.p.now()
+	for i := range eps {
+		e := &s.entries[i]
+		e.ep = cloneEndpoint(eps[i])
+		if ld, ok := old[e.ep.Name]; ok {
+			e.ld = ld
+			continue
+		}
+		var m *health.Member
+		if t := b.p.health; t != nil {
+			m = t.Add(e.ep.Name)
+		}
+		e.ld = newLoad(b.p, m, now)
+	}
+	if b.p.policy == WeightedRoundRobin {
+		s.wrrCur = make([]int, len(eps))
+	}
+	return s
+}
+
+// Pick chooses an endpoint for one attempt: one whose name is not in
+// exclude (the endpoints the call has already tried) and, unless the pool
+// is in panic mode, that health allows.
+//
+// Pick never blocks. If ctx is already done it returns ctx's error, as a
+// *sturdy.Error, without picking. When nothing can be picked the error is
+// a *sturdy.Error of class Unavailable wrapping ErrNoEndpoint.
+//
+// The returned endpoint points into an immutable snapshot shared by every
+// caller: read it, never modify it (including its Labels map).
+//
+// done must be called exactly once, with the attempt's outcome, whatever
+// its class; Outcome.Latency is the caller's measure of the attempt. A
+// second call is not detected (that would cost an allocation per pick):
+// it undercounts the endpoint's attempts in flight (reads clamp at zero)
+// and reports the outcome twice. The package doc says what each outcome
+// class teaches Peak-EWMA.
+func (b *Balancer) Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpoint, done func(sturdy.Outcome), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, &sturdy.Error{Op: "balancer", Class: sturdy.ClassOf(err), Err: err}
+	}
+	s := b.snap.Load()
+	f := filter{exclude: exclude, health: s.checkHealth()}
+	var i int
+	switch b.p.policy {
+	case RoundRobin:
+		i = b.pickRoundRobin(s, &f)
+	case WeightedRoundRobin:
+		i = s.pickWeighted(&f)
+	case LeastOutstanding:
+		i = b.pickLeastOutstanding(s, &f)
+	default:
+		i = b.pickP2C(s, &f)
+	}
+	if i < 0 {
+		return nil, nil, s.noEndpoint(exclude)
+	}
+	e := &s.entries[i]
+	if b.p.policy == P2CPeakEWMA || b.p.policy == LeastOutstanding {
+		e.ld.outstanding.Add(1)
+	}
+	return &e.ep, e.ld.done, nil
+}
+
+// Ready reports whether the pool can serve without panic mode: it has
+// endpoints and, with Config.Health, health allows at least one of them.
+// degrade asks it to skip a tier before spending an attempt on it.
+func (b *Balancer) Ready() bool {
+	s := b.snap.Load()
+	if len(s.entries) == 0 {
+		return false
+	}
+	if s.p.health == nil {
+		return true
+	}
+	s.checkHealth()
+	return s.view.Load().allowed > 0
+}
+
+// Update replaces the endpoint set. Endpoints whose names stay keep what
+// the Balancer learned about them (Peak-EWMA cost, outstanding count,
+// health member) even if their other fields change; new ones start fresh;
+// dropped ones are removed from Config.Health. Attempts in flight on a
+// dropped endpoint may still call done. eps is validated as in New; on
+// error nothing changes.
+func (b *Balancer) Update(eps []sturdy.Endpoint) error {
+	if err := validate("Update: eps", eps); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.snap.Load()
+	old := make(map[string]*load, len(cur.entries))
+	for i := range cur.entries {
+		old[cur.entries[i].ep.Name] = cur.entries[i].ld
+	}
+	next := b.build(eps, old)
+	b.snap.Store(next)
+	if t := b.p.health; t != nil {
+		for i := range next.entries {
+			delete(old, next.entries[i].ep.Name)
+		}
+		for name := range old {
+			t.Remove(name)
+		}
+	}
+	return nil
+}
+
+// Endpoints returns a copy of the current endpoint set, in the order
+// given to New or Update.
+func (b *Balancer) Endpoints() []sturdy.Endpoint {
+	s := b.snap.Load()
+	eps := make([]sturdy.Endpoint, len(s.entries))
+	for i := range s.entries {
+		eps[i] = cloneEndpoint(s.entries[i].ep)
+	}
+	return eps
+}

@@ -1,0 +1,165 @@
+package balancer
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/health"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultPanicThreshold is Envoy's healthy_panic_threshold (50%).
+	DefaultPanicThreshold = 0.5
+	// DefaultDecay is the Peak-EWMA time constant of Finagle and
+	// linkerd2-proxy.
+	DefaultDecay = 10 * time.Second
+	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
+	DefaultRTT = 30 * time.Millisecond
+)
+
+// maxPenalty caps how far a failed attempt can push an endpoint's
+// Peak-EWMA cost (see load.finish): doubling must stop somewhere, or an
+// endpoint that failed a few dozen times would take hours of idle decay to
+// be tried again after it recovers.
+const maxPenalty = time.Minute
+
+// Config configures a Balancer. Every zero field means its documented
+// default.
+type Config struct {
+	// Endpoints is the initial set. Names must be non-empty and unique;
+	// weights must not be negative. It may be empty (Pick then fails
+	// until Update adds endpoints). The Balancer keeps its own copy.
+	Endpoints []sturdy.Endpoint
+
+	// Policy chooses among the endpoints. Zero is P2CPeakEWMA.
+	Policy Policy
+
+	// Health, if set, decides which endpoints may take traffic: Pick only
+	// returns endpoints whose member is Allowed (outside panic mode). The
+	// Balancer Adds its endpoints to the tracker (get-or-create, so a
+	// tracker may be shared), Removes the ones Update drops, and the done
+	// func of each Pick reports the outcome to the endpoint's member, so
+	// one done call feeds both. Members are per name: Balancers sharing a
+	// tracker share the members of common names, and an Update that drops
+	// a name removes it for all of them. Nil means every endpoint is
+	// allowed.
+	Health *health.Tracker
+
+	// PanicThreshold is the share of the pool that must be allowed by
+	// Health for health to be honoured. When fewer are, the Balancer
+	// picks over every endpoint as if all were healthy (Envoy's panic
+	// mode): spreading load over a half-broken pool beats piling it on the
+	// few survivors. Zero means 0.5; negative means never panic. Values
+	// above 1 are rejected.
+	PanicThreshold float64
+
+	// Decay is the Peak-EWMA time constant: how fast old latency
+	// observations fade and how fast an idle endpoint's cost decays toward
+	// zero (so a slow endpoint is tried again once it has rested). Zero
+	// means 10s. Only P2CPeakEWMA uses it.
+	Decay time.Duration
+
+	// DefaultRTT is the cost of an endpoint with no observations yet, and
+	// the least a failed attempt costs. Zero means 30ms. Only P2CPeakEWMA
+	// uses it.
+	DefaultRTT time.Duration
+
+	// Seed, if non-zero, makes every random choice (P2C sampling, tie
+	// breaks, start offsets) follow a deterministic sequence, for tests
+	// and simulations; the generator is then shared under a mutex, which
+	// is slower under contention. RoundRobin starts at the first endpoint
+	// when Seed is set, at a random one otherwise. Zero uses the runtime's
+	// lock-free random source.
+	Seed uint64
+}
+
+// params are the resolved, immutable settings every snapshot and
+// per-endpoint state refers to.
+type params struct {
+	policy     Policy
+	health     *health.Tracker
+	panicShare float64 // < 0: never panic
+	rate       float64 // 1/Decay, per ns
+	defaultRTT float64 // ns
+	maxPenalty float64 // ns
+	start      time.Time
+}
+
+func newParams(cfg *Config) (*params, error) {
+	if int(cfg.Policy) >= numPolicies {
+		return nil, fmt.Errorf("balancer: Config.Policy %d is not a known policy", cfg.Policy)
+	}
+	if math.IsNaN(cfg.PanicThreshold) || cfg.PanicThreshold > 1 {
+		return nil, fmt.Errorf("balancer: Config.PanicThreshold %v is not a share (want ≤ 1; 0 means %v, negative never panics)", cfg.PanicThreshold, DefaultPanicThreshold)
+	}
+	if cfg.Decay < 0 {
+		return nil, fmt.Errorf("balancer: Config.Decay %v is negative (0 means %v)", cfg.Decay, DefaultDecay)
+	}
+	if cfg.DefaultRTT < 0 {
+		return nil, fmt.Errorf("balancer: Config.DefaultRTT %v is negative (0 means %v)", cfg.DefaultRTT, DefaultRTT)
+	}
+	p := &params{
+		policy:     cfg.Policy,
+		health:     cfg.Health,
+		panicShare: cfg.PanicThreshold,
+		rate:       1 / float64(cmpOr(cfg.Decay, DefaultDecay)),
+		defaultRTT: float64(cmpOr(cfg.DefaultRTT, DefaultRTT)),
+		start:      time.Now(),
+	}
+	if p.panicShare == 0 {
+		p.panicShare = DefaultPanicThreshold
+	}
+	p.maxPenalty = max(float64(maxPenalty), 2*p.defaultRTT)
+	return p, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// validate checks an endpoint set; where names the slice in messages
+// ("Config.Endpoints" or "Update: eps").
+func validate(where string, eps []sturdy.Endpoint) error {
+	seen := make(map[string]int, len(eps))
+	total := 0
+	for i := range eps {
+		e := &eps[i]
+		if e.Name == "" {
+			return fmt.Errorf("balancer: %s[%d].Name is empty; every endpoint needs a unique name", where, i)
+		}
+		if j, dup := seen[e.Name]; dup {
+			return fmt.Errorf("balancer: %s[%d].Name %q duplicates %s[%d].Name; names must be unique", where, i, e.Name, where, j)
+		}
+		seen[e.Name] = i
+		if e.Weight < 0 {
+			return fmt.Errorf("balancer: %s[%d].Weight %d (endpoint %q) is negative (0 means 1)", where, i, e.Weight, e.Name)
+		}
+		w := e.EffectiveWeight()
+		if w > math.MaxInt32-total {
+			return fmt.Errorf("balancer: %s[%d].Weight %d (endpoint %q) makes the total weight exceed %d", where, i, e.Weight, e.Name, math.MaxInt32)
+		}
+		total += w
+	}
+	return nil
+}
+
+// cloneEndpoint copies e with its own Labels map, so that neither the
+// caller's later writes nor a caller of Endpoints can race with the
+// snapshot.
+func cloneEndpoint(e sturdy.Endpoint) sturdy.Endpoint {
+	e.Labels = maps.Clone(e.Labels)
+	return e
+}
+
+// now is the Balancer's clock: monotonic nanoseconds since New. Under
+// testing/synctest it follows the bubble's fake time.
+func (p *params) now() int64 {
+	return int64(time.Since(p.start))
+}

@@ -1,0 +1,61 @@
+// Package balancer picks which endpoint of a pool each attempt of an
+// inference call goes to.
+//
+// Model servers behind one name differ and drift: a replica is busy with
+// long prompts, another is being restarted, a provider region is slow this
+// minute. A client that spreads requests blindly sends its share to the
+// slow one and waits. A Balancer steers each attempt to an endpoint likely
+// to answer fast, skips endpoints the call has already tried (so failover
+// and hedging land elsewhere), and honours health ejections.
+//
+// # Policies
+//
+//   - P2CPeakEWMA (default): the power of two choices over Peak-EWMA cost,
+//     as in Finagle and Linkerd. Two endpoints are drawn at random and the
+//     one with the lower latency estimate × (outstanding + 1) wins. The
+//     estimate jumps to any slower sample at once, averages faster samples
+//     in over Config.Decay (10s), and decays toward zero while an endpoint
+//     is idle, so a slow endpoint is shunned quickly and retried once it has
+//     rested. Failed attempts count as slow, never fast (below). Drawing two instead of taking the global best
+//     keeps many clients from herding onto the same endpoint.
+//   - RoundRobin: in turn, as grpc-go's round_robin.
+//   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
+//     nginx's smooth weighted round-robin.
+//   - LeastOutstanding: fewest attempts in flight ("least connections"),
+//     by a full scan; grpc-go's least_request samples instead.
+//
+// # What an outcome teaches
+//
+// Each Pick returns a done func that takes the attempt's sturdy.Outcome.
+// For Peak-EWMA its class decides what the latency means:
+//
+//   - Success: a latency sample.
+//   - Unavailable, Timeout, Auth, Overloaded: an endpoint that fails fast
+//     must not look fast, so the sample is max(latency, DefaultRTT, twice
+//     the current estimate), the doubling capped at one minute. Repeated
+//     failures steer P2C away before health ejects the endpoint; decay
+//     brings it back once it has rested. A failure never lowers the
+//     estimate.
+//   - Canceled, TooLarge, Fatal: the endpoint did not finish the work, so
+//     the latency is only a lower bound: it may raise the estimate, never
+//     lower it.
+//
+// P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
+// size and allocate nothing; the other two scan the pool.
+//
+// # Health and panic mode
+//
+// With Config.Health set, only endpoints the health tracker allows are
+// picked, and each done func reports the outcome to the tracker. When fewer
+// than Config.PanicThreshold (50%) of the pool is allowed, the Balancer
+// ignores health and balances over every endpoint, as Envoy's panic mode
+// does: when most of a pool looks broken, the detector is more likely
+// wrong, or the survivors would collapse under the whole load.
+//
+// # Snapshots
+//
+// The endpoint set is an immutable snapshot swapped atomically on Update,
+// as grpc-go publishes pickers; what the Balancer learned about an endpoint
+// (latency, outstanding attempts, health) lives beside the snapshot and is
+// carried over for endpoints that stay.
+package balancer

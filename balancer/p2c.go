@@ -1,0 +1,87 @@
+package balancer
+
+// p2cDraws is how many extra single draws P2C makes when its first pair
+// is not both eligible, before it gives up sampling and scans.
+const p2cDraws = 4
+
+// pickP2C is the power of two choices over Peak-EWMA cost (Finagle's
+// P2CPeakEwma, linkerd2-proxy's default): draw two distinct endpoints
+// uniformly, take the cheaper. When exclusions or health make draws miss,
+// it draws a few more; if it still lacks two candidates, most of the pool
+// is ineligible and it scans what is left for the cheapest.
+func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
+	n := len(s.entries)
+	switch n {
+	case 0:
+		return -1
+	case 1:
+		if f.ok(&s.entries[0]) {
+			return 0
+		}
+		return -1
+	}
+	i, j := b.rand.pair(n)
+	okI, okJ := f.ok(&s.entries[i]), f.ok(&s.entries[j])
+	if okI && okJ {
+		return s.cheaper(i, j)
+	}
+	c := -1
+	if okI {
+		c = i
+	} else if okJ {
+		c = j
+	}
+	for range p2cDraws {
+		k := b.rand.intn(n)
+		if k == c || !f.ok(&s.entries[k]) {
+			continue
+		}
+		if c < 0 {
+			c = k
+			continue
+		}
+		return s.cheaper(c, k)
+	}
+	return s.cheapest(f, b.rand.intn(n))
+}
+
+// cheaper returns whichever of i and j costs less (i on a tie). Both
+// estimates decay by the same factor from the later of their stamps to
+// now, so comparing them at that stamp gives the answer without reading
+// the clock, which costs more than the rest of a pick on some machines.
+func (s *snapshot) cheaper(i, j int) int {
+	li, lj := s.entries[i].ld, s.entries[j].ld
+	ci, ti := li.ewma.load()
+	cj, tj := lj.ewma.load()
+	if ti < tj {
+		ci *= weight(tj-ti, s.p.rate)
+	} else {
+		cj *= weight(ti-tj, s.p.rate)
+	}
+	if cj*float64(lj.inflight()+1) < ci*float64(li.inflight()+1) {
+		return j
+	}
+	return i
+}
+
+// cheapest scans every endpoint f accepts for the lowest cost, from start
+// on, so that ties (as between endpoints never observed) go to a random one.
+func (s *snapshot) cheapest(f *filter, start int) int {
+	now := s.p.now()
+	n := len(s.entries)
+	best, least := -1, 0.0
+	for k := range n {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
+		e := &s.entries[i]
+		if !f.ok(e) {
+			continue
+		}
+		if c := e.ld.cost(now); best < 0 || c < least {
+			best, least = i, c
+		}
+	}
+	return best
+}

@@ -1,0 +1,130 @@
+package balancer
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// peakEWMA is one endpoint's latency estimate, in nanoseconds, as in
+// Finagle's PeakEwma and linkerd2-proxy's peak_ewma: it jumps to any
+// sample above the current estimate (so a slowdown is noticed at once),
+// moves toward lower samples with a weight that grows with the time since
+// the previous sample, and decays toward zero while the endpoint is not
+// observed, so that an idle slow endpoint is eventually tried again.
+//
+// Let r be the estimate as a pick sees it now (the stored value decayed by
+// w = exp(-Δt/τ), Δt the time since the previous sample). A sample x > r
+// replaces it; a lower one gives r·w + x·(1-w), which lies between x and r:
+// on a busy endpoint (w near 1) that is a time-weighted average over about
+// τ, and an endpoint not heard from for a while takes a new sample nearly
+// at face value. A sample never moves the estimate away from itself.
+//
+// Finagle and Linkerd decay by recording a zero sample, and restamping, on
+// every read. Here a read computes the decayed value without writing: the
+// value a pick sees is the same, reads need no lock and do not bounce
+// cache lines between cores, and (the one difference) a sample's weight
+// depends on the time since the previous sample rather than since the
+// previous pick, so a fast answer from an endpoint that had been idle
+// counts instead of being nearly ignored.
+//
+// Writers serialise on mu and publish each new (cost, stamp) pair in the
+// slot the last write did not use, then bump the version: a reader takes
+// the pair in the version's slot and keeps it if the version has not moved
+// meanwhile. A reader never waits for a writer (a write in progress is on
+// the other slot) and retries only if a whole write completed during its
+// two loads. Times are nanoseconds on the Balancer's monotonic clock
+// (params.now), and rate is 1/τ; the methods take both explicitly so the
+// arithmetic is testable without a clock.
+type peakEWMA struct {
+	mu   sync.Mutex
+	ver  atomic.Uint64 // writes so far; the current pair is in slot[ver&1]
+	slot [2]struct {
+		cost  atomic.Uint64 // math.Float64bits of the estimate at stamp
+		stamp atomic.Int64
+	}
+}
+
+func (p *peakEWMA) init(cost float64, now int64) {
+	p.slot[0].cost.Store(math.Float64bits(cost))
+	p.slot[0].stamp.Store(now)
+}
+
+// load returns a consistent (cost, stamp) pair.
+func (p *peakEWMA) load() (float64, int64) {
+	for {
+		v := p.ver.Load()
+		sl := &p.slot[v&1]
+		c, t := sl.cost.Load(), sl.stamp.Load()
+		if p.ver.Load() == v {
+			return math.Float64frombits(c), t
+		}
+	}
+}
+
+// lock makes the caller the only writer and returns the pair as it
+// stands; unlock publishes the new one.
+func (p *peakEWMA) lock() (float64, int64) {
+	p.mu.Lock()
+	sl := &p.slot[p.ver.Load()&1]
+	return math.Float64frombits(sl.cost.Load()), sl.stamp.Load()
+}
+
+func (p *peakEWMA) unlock(cost float64, now int64) {
+	v := p.ver.Load()
+	sl := &p.slot[(v+1)&1]
+	sl.cost.Store(math.Float64bits(cost))
+	sl.stamp.Store(now)
+	p.ver.Store(v + 1)
+	p.mu.Unlock()
+}
+
+// weight is exp(-Δt/τ): how much of an estimate survives Δt. rate is
+// 1/τ, so that the hot path multiplies rather than divides.
+func weight(dt int64, rate float64) float64 {
+	if dt <= 0 {
+		return 1
+	}
+	x := float64(dt) * rate
+	if x < 1e-3 {
+		// A busy endpoint's samples are micro- to milliseconds apart:
+		// four Taylor terms are exact to 1e-13 and skip math.Exp, a
+		// sizeable share of a pick.
+		return 1 - x*(1-x*(0.5-x*(1.0/6)))
+	}
+	return math.Exp(-x)
+}
+
+// at returns the estimate as of now: the last value decayed toward zero.
+func (p *peakEWMA) at(now int64, rate float64) float64 {
+	c, t := p.load()
+	return c * weight(now-t, rate)
+}
+
+// observe folds a sample x in at now (see the type's doc).
+func (p *peakEWMA) observe(x float64, now int64, rate float64) {
+	c, t := p.lock()
+	if now < t {
+		now = t // another core's clock read raced ahead; keep time monotonic
+	}
+	w := weight(now-t, rate)
+	if r := c * w; x > r {
+		c = x
+	} else {
+		c = r*w + x*(1-w)
+	}
+	p.unlock(c, now)
+}
+
+// raise lifts the estimate to x if x is above it, and otherwise leaves it
+// alone: for samples that are only a lower bound on the endpoint's latency.
+func (p *peakEWMA) raise(x float64, now int64, rate float64) {
+	c, t := p.lock()
+	if now < t {
+		now = t
+	}
+	if x > c*weight(now-t, rate) {
+		c, t = x, now
+	}
+	p.unlock(c, t)
+}

@@ -1,0 +1,39 @@
+package balancer
+
+// Policy is how a Balancer chooses among the endpoints it may pick.
+type Policy uint8
+
+const (
+	// P2CPeakEWMA (the default) samples two endpoints at random and takes
+	// the one with the lower cost, Peak-EWMA latency × (outstanding + 1),
+	// as in Finagle and Linkerd. It adapts to slow endpoints within a few
+	// requests and avoids the herd that always-pick-the-best causes.
+	P2CPeakEWMA Policy = iota
+	// RoundRobin takes the endpoints in turn.
+	RoundRobin
+	// WeightedRoundRobin takes the endpoints in proportion to their
+	// Endpoint.Weight, interleaved as nginx's smooth weighted round-robin
+	// does (weights 5,1,1 give a a b a c a a).
+	WeightedRoundRobin
+	// LeastOutstanding takes the endpoint with the fewest attempts in
+	// flight, ties broken at random ("least connections").
+	LeastOutstanding
+
+	numPolicies = int(LeastOutstanding) + 1
+)
+
+var policyNames = [numPolicies]string{
+	P2CPeakEWMA:        "p2c_peak_ewma",
+	RoundRobin:         "round_robin",
+	WeightedRoundRobin: "weighted_round_robin",
+	LeastOutstanding:   "least_outstanding",
+}
+
+// String returns the policy's low-cardinality name ("p2c_peak_ewma",
+// "round_robin", "weighted_round_robin", "least_outstanding").
+func (p Policy) String() string {
+	if int(p) < numPolicies {
+		return policyNames[p]
+	}
+	return "unknown"
+}
