@@ -1,0 +1,42 @@
+// Package ratelimit decides, inside the client, whether a call to a model
+// server may go out now: before the server has to say no.
+//
+// Inference APIs limit clients in requests per minute and in tokens per
+// minute, and answer an overloaded moment with 429 and Retry-After. A
+// client that keeps sending anyway wastes its quota on refusals, gets
+// throttled harder, and slows every other caller. This package keeps three
+// kinds of limit per key, where the key is what the caller limits (an
+// endpoint, a model, a tenant, or a combination):
+//
+//   - requests per second with a burst, a token bucket as in
+//     golang.org/x/time/rate;
+//   - tokens per minute, for LLM traffic, in the style of LiteLLM's rpm/tpm
+//     limits: a call reserves its estimated token count before it goes out
+//     and corrects it with the real usage afterwards (Permit.Done), giving
+//     back what it did not use or taking more, possibly into debt that
+//     delays later calls;
+//   - cooldowns: an Overloaded outcome with a Retry-After (Limiter.Observe)
+//     or an explicit Limiter.Cooldown refuses the key until then.
+//
+// Limiter.Allow admits or refuses at once; Limiter.Wait waits, but never
+// past its maxWait nor its context's deadline, refusing at once (and
+// charging nothing) when the wait needed is longer. Both return a Permit, a
+// small value whose Done corrects the token estimate and whose Cancel gives
+// the admission back. Do wraps the whole sequence around one call.
+//
+// Every refusal is a *LimitedError naming the key, the reason ("requests",
+// "tokens", "cooldown", "throttle") and when to come back; it matches
+// ErrLimited and sturdy.ErrOverloaded, so sturdy.ClassOf reports
+// sturdy.Overloaded and the degrade and failover policies treat a local
+// refusal like a server's 429.
+//
+// The buckets are kept as GCRA "theoretical arrival times" (one integer
+// per bucket, the token bucket of x/time/rate seen from the other side) in
+// a Store. The default Store is in-process and bounded (Config.MaxKeys); a
+// shared Store, such as a Redis script, can make the limits fleet-wide.
+//
+// Throttle is separate: client-side adaptive throttling from Google's SRE
+// book ("Handling Overload", K = 2 over two minutes). It needs no
+// configured limit; it learns from how many requests the backend accepts
+// and rejects locally the excess beyond K times that.
+package ratelimit

@@ -1,0 +1,200 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// Limiter admits calls per key: a requests-per-second bucket, a
+// tokens-per-minute bucket and a server-driven cooldown, all per key. A key
+// is whatever the caller chooses to limit: an endpoint, a model, a tenant,
+// or a combination ("openai/gpt-4o").
+//
+// Allow admits or refuses at once; Wait may wait for admission, but never
+// past its maxWait nor its context's deadline: when the wait needed is
+// longer it refuses at once and charges nothing, like rate.Limiter.Wait.
+// An admission returns a Permit; call its Done with the tokens the call
+// really used (the estimate is corrected either way), or its Cancel if the
+// call never went out. Observe feeds outcomes back, so a server's 429 with
+// Retry-After pauses the key. Do wraps all of it around one call.
+//
+// Refusals are *LimitedError values matching ErrLimited and
+// sturdy.ErrOverloaded. A Limiter is safe for concurrent use.
+type Limiter struct {
+	def       Limit
+	overrides map[string]Limit
+	limitFunc func(string) (Limit, bool)
+	store     Store
+	mem       *memStore // the store when it is the in-process one: no interface calls, no contexts
+}
+
+// New returns a Limiter configured by cfg. It fails only for values that
+// cannot work, such as negative rates.
+func New(cfg Config) (*Limiter, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	l := &Limiter{def: cfg.Default.normalized(), limitFunc: cfg.LimitFunc, store: cfg.Store}
+	if len(cfg.Overrides) > 0 {
+		l.overrides = make(map[string]Limit, len(cfg.Overrides))
+		for k, v := range cfg.Overrides {
+			l.overrides[k] = v.normalized()
+		}
+	}
+	if l.store == nil {
+		l.mem = newMemStore(cfg.MaxKeys)
+		l.store = l.mem
+	}
+	return l, nil
+}
+
+// limitOf returns key's normalized limit.
+func (l *Limiter) limitOf(key string) (Limit, error) {
+	if l.overrides != nil {
+		if lim, ok := l.overrides[key]; ok {
+			return lim, nil
+		}
+	}
+	if l.limitFunc != nil {
+		if lim, ok := l.limitFunc(key); ok {
+			if lim.validate("") != nil { // name the key only on error: no allocation otherwise
+				return Limit{}, lim.validate(fmt.Sprintf("LimitFunc(%q)", key))
+			}
+			return lim.normalized(), nil
+		}
+	}
+	return l.def, nil
+}
+
+// Permit is an admission. It is a small value; the zero Permit (returned
+// with every error) is valid and its methods do nothing. Call Done or
+// Cancel once; a copy of a Permit is the same admission.
+type Permit struct {
+	l      *Limiter
+	e      *entry // the key's in-process state, if any: saves a lookup
+	key    string
+	tokens int64 // the estimate charged
+}
+
+// Key returns the key the Permit was granted for.
+func (p Permit) Key() string { return p.key }
+
+// Done reports the tokens the call really used, correcting the estimate
+// charged at admission: fewer gives the difference back (more calls fit),
+// more takes the difference (the bucket may go into debt, delaying later
+// calls). A negative actualTokens means unknown: the estimate stands.
+func (p Permit) Done(actualTokens int64) {
+	if p.l == nil || actualTokens < 0 || actualTokens == p.tokens {
+		return
+	}
+	p.l.adjust(p.key, p.e, 0, actualTokens-p.tokens)
+}
+
+// Cancel gives the admission back (the request and the estimated tokens)
+// because the call never went out, as rate.Reservation.Cancel does.
+func (p Permit) Cancel() {
+	if p.l == nil {
+		return
+	}
+	p.l.adjust(p.key, p.e, -1, -p.tokens)
+}
+
+func (l *Limiter) adjust(key string, e *entry, requests, tokens int64) {
+	lim, err := l.limitOf(key)
+	if err != nil {
+		return
+	}
+	if l.mem != nil {
+		l.mem.adjust(key, e, lim, requests, tokens, time.Now())
+		return
+	}
+	_ = l.store.Adjust(context.Background(), key, lim, requests, tokens, time.Now())
+}
+
+// Allow admits one call to key estimated at estTokens tokens (≤ 0: none,
+// e.g. when Done will report the real count) if it may go now, or refuses
+// it with a *LimitedError and charges nothing. It never waits; ctx only
+// bounds a shared Store's round trip.
+func (l *Limiter) Allow(ctx context.Context, key string, estTokens int64) (Permit, error) {
+	return l.take(ctx, key, estTokens, 0, time.Now())
+}
+
+// Wait admits one call to key estimated at estTokens tokens, waiting for
+// the buckets to refill or a cooldown to end if it must. It refuses at once
+// with a *LimitedError, charging nothing, when the wait needed is longer
+// than maxWait or would run past ctx's deadline; maxWait ≤ 0 means only
+// ctx bounds the wait. If ctx is done while waiting, Wait gives the
+// admission back and returns ctx.Err().
+func (l *Limiter) Wait(ctx context.Context, key string, estTokens int64, maxWait time.Duration) (Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return Permit{}, err
+	}
+	now := time.Now()
+	limit := maxWait
+	if limit <= 0 {
+		limit = time.Duration(1<<63 - 1)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		limit = min(limit, deadline.Sub(now))
+	}
+	return l.take(ctx, key, estTokens, limit, now)
+}
+
+// take admits or refuses at now and, if admitted for later, waits; Allow
+// passes maxWait 0, so it never waits.
+func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.Duration, now time.Time) (Permit, error) {
+	est = max(est, 0)
+	lim, err := l.limitOf(key)
+	if err != nil {
+		return Permit{}, err
+	}
+	var d Decision
+	var e *entry
+	if l.mem != nil {
+		d, e = l.mem.take(key, lim, est, now, maxWait)
+	} else if d, err = l.store.Take(ctx, key, lim, est, now, maxWait); err != nil {
+		return Permit{}, fmt.Errorf("ratelimit: store: %w", err)
+	}
+	if !d.OK {
+		return Permit{}, limited(key, d.Reason, d.Wait, now)
+	}
+	p := Permit{l: l, e: e, key: key, tokens: est}
+	if d.Wait <= 0 {
+		return p, nil
+	}
+	t := time.NewTimer(d.Wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return p, nil
+	case <-ctx.Done():
+		p.Cancel()
+		return Permit{}, ctx.Err()
+	}
+}
+
+// Cooldown refuses key until until, as a server's Retry-After asks. It
+// never shortens a cooldown already in force.
+func (l *Limiter) Cooldown(key string, until time.Time) {
+	if l.mem != nil {
+		l.mem.setCooldown(key, until, time.Now())
+		return
+	}
+	_ = l.store.SetCooldown(context.Background(), key, until)
+}
+
+// Observe learns from the outcome of a call admitted for key: an
+// Overloaded outcome with a RetryAfter pauses the key for that long.
+// Outcomes of this package's own refusals (errors matching ErrLimited) are
+// ignored, so that feeding every outcome back cannot make a refusal extend
+// itself.
+func (l *Limiter) Observe(key string, o sturdy.Outcome) {
+	if o.Class != sturdy.Overloaded || o.RetryAfter <= 0 || errors.Is(o.Err, ErrLimited) {
+		return
+	}
+	l.Cooldown(key, time.Now().Add(o.RetryAfter))
+}
