@@ -23,7 +23,7 @@ type Picker = attempt.Picker
 // returned with it.
 func Do[T any](ctx context.Context, p *Policy, picker Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error)) (T, error) {
 	s := attempt.Spec{Picker: picker, Retry: p, Op: "failover"}
-	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
+	v, w, err := attempt.RunSequential(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, OutcomeOf(err)
 	}, nil)

@@ -154,11 +154,22 @@ func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, W
 		s.Hedge.Deposit(now)
 		if s.Hedge.MaxHedges() > 0 {
 			if d, ok := s.Hedge.Delay(); ok {
-				return runHedged(ctx, s, fn, cleanup, d)
+				return runHedged(ctx, s, fn, cleanup, d, now)
 			}
 		}
 	}
-	return runSequential(ctx, s, fn, cleanup)
+	return runSequential(ctx, s, fn, cleanup, now)
+}
+
+// RunSequential is Run for a Spec without hedging (s.Hedge is ignored).
+// Its attempts all run on the caller's goroutine, so fn does not escape:
+// a caller that builds fn per call (a closure) pays no allocation for it.
+func RunSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
+	now := time.Now()
+	if s.Retry != nil {
+		s.Retry.Deposit(now)
+	}
+	return runSequential(ctx, s, fn, cleanup, now)
 }
 
 func (s *Spec) maxAttempts() int {

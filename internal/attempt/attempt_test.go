@@ -511,6 +511,17 @@ func TestHedge(t *testing.T) {
 			wantCalls: []string{"a", "b"},
 		},
 		{
+			name: "a failed hedge is retried while the first attempt stalls",
+			by: map[string]behaviour{
+				"a": {delay: time.Second},
+				"b": {delay: 10 * time.Millisecond, class: sturdy.Unavailable},
+				"c": {delay: 20 * time.Millisecond},
+			},
+			retry:     3,
+			wantValue: "c:success", wantElapsed: 80 * time.Millisecond,
+			wantCalls: []string{"a", "b", "c"}, wantCanceled: []string{"a"},
+		},
+		{
 			name: "fatal stops the hedges",
 			by: map[string]behaviour{
 				"a": {delay: time.Second},

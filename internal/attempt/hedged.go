@@ -2,10 +2,16 @@ package attempt
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/sturdyai/sturdy"
 )
+
+// errAborted cancels the other attempts when one failed in a way that says
+// the request itself is at fault (Fatal, TooLarge): every attempt would.
+var errAborted = errors.New("sturdy: another attempt failed for good")
 
 type result[T any] struct {
 	v      T
@@ -14,162 +20,188 @@ type result[T any] struct {
 	done   func(sturdy.Outcome)
 	cancel context.CancelCauseFunc
 	hctx   context.Context
+	lost   bool // another attempt won: release this one
 }
 
-// hedgedCall is the coordinator's state for one hedged call. Only the
-// caller's goroutine touches it; attempts talk to it through results.
+// prepared is an attempt that has an endpoint and a context, not yet run.
+type prepared struct {
+	info   Info
+	done   func(sturdy.Outcome)
+	actx   context.Context
+	cancel context.CancelCauseFunc
+	hctx   context.Context
+	timer  *time.Timer // the attempt's timeout, if any
+}
+
+// hedgedCall is the state of one hedged call.
+//
+// The first attempt runs on the caller's goroutine, and the hedge timer is
+// a time.AfterFunc whose callback (fire) runs each hedge on the timer's own
+// goroutine. A call whose first attempt answers before the delay therefore
+// starts no goroutine and waits on no channel: it pays for a context and a
+// timer. Once a hedge has started or the first attempt has failed, the
+// caller's goroutine coordinates: results arrive on a channel, retries run
+// on goroutines of their own.
 type hedgedCall[T any] struct {
 	ctx     context.Context
-	s       *Spec
+	s       *Spec // points at spec, so that the caller's Spec does not escape
+	spec    Spec
 	fn      Func[T]
 	cleanup func(T)
-	results chan result[T]
-	cancels []context.CancelCauseFunc // of attempts in flight, by slot
+	delay   time.Duration
+	maxN    int
 	sc      *scratch
-	tried   []string
-	inN     int // attempts in flight
-	started int
-	hedges  int
+
+	fires sync.WaitGroup // one count per armed timer and per running fire
+
+	mu       sync.Mutex // guards what fire shares with the caller, below
+	timer    *time.Timer
+	armed    bool
+	finished bool
+	results  chan result[T]
+	cancels  []context.CancelCauseFunc // by attempt number - 1; nil once settled
+	cancel0  [4]context.CancelCauseFunc // cancels' first backing array
+	tried    []string
+	inN      int // attempts in flight, the inline one included
+	started  int
+	hedges   int
+	winner   int  // N of the first attempt to succeed; 0 while none has
+	inline   bool // the caller's goroutine is still running the first attempt
 }
 
-// runHedged runs each attempt on its own goroutine and starts a hedge
-// when the delay passes without a result.
-func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), delay time.Duration) (T, Winner, error) {
+// runHedged runs a call with hedging.
+func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
 	var zero T
-	maxN := s.maxAttempts()
-	c := &hedgedCall[T]{
-		ctx:     ctx,
-		s:       s,
-		fn:      fn,
-		cleanup: cleanup,
-		results: make(chan result[T], maxN),
-		cancels: make([]context.CancelCauseFunc, 0, maxN),
-		sc:      getScratch(),
-	}
+	c := &hedgedCall[T]{ctx: ctx, spec: *s, fn: fn, cleanup: cleanup, delay: delay, maxN: s.maxAttempts(), sc: getScratch()}
+	c.s = &c.spec
+	s = c.s
 	defer putScratch(c.sc)
 	c.tried = c.sc.tried[:0]
-	attempts := c.sc.attempts[:0]
+	c.cancels = c.cancel0[:0]
 
-	if err := c.launch(sturdy.First); err != nil {
+	c.mu.Lock()
+	p, err := c.prepare(sturdy.First)
+	if err != nil {
+		c.mu.Unlock()
 		return zero, Winner{}, err
 	}
-	// Timers are not pooled: a timer belongs to the synctest bubble (or
-	// not) that made it, and tests run this loop inside bubbles.
-	hedgeT := time.NewTimer(delay)
-	defer hedgeT.Stop()
-	var retryT *time.Timer
-	var retryC <-chan time.Time
-	defer func() {
-		if retryT != nil {
-			retryT.Stop()
-		}
-	}()
+	c.arm()
+	c.inline = true
+	c.mu.Unlock()
 
-	var last T
-	haveLast := false
-	fail := func() (T, Winner, error) {
+	first := c.exec(p, start)
+
+	c.mu.Lock()
+	c.inline = false
+	c.inN--
+	if first.out.Class == sturdy.Success && !first.lost {
+		c.finish()
+		c.mu.Unlock()
 		c.drain()
-		return last, Winner{}, finalError(ctx, s.Op, attempts)
+		return first.v, winnerOf(first, s.Hooks), nil
 	}
+	c.mu.Unlock()
+	return c.coordinate(first)
+}
 
-	for {
-		select {
-		case r := <-c.results:
-			c.inN--
-			if r.out.Class == sturdy.Success {
-				if haveLast {
-					release(cleanup, last)
-				}
-				c.cancels[r.info.N-1] = nil // the winner's context lives on until Release
-				c.drain()                   // cancel and collect the losers
-				return r.v, Winner{Info: r.info, Outcome: r.out, done: r.done, cancel: r.cancel, hctx: r.hctx, hooks: s.Hooks}, nil
-			}
-			c.finish(r, false)
-			attempts = append(attempts, record(r.info, r.out))
-			if haveLast {
-				release(cleanup, last)
-			}
-			last, haveLast = r.v, true
-			if r.out.Class == sturdy.Canceled || ctx.Err() != nil {
-				return fail()
-			}
-			if s.Retry == nil || !s.Retry.Retryable(r.out.Class) {
-				if r.out.Class.RetryElsewhere() && c.inN > 0 {
-					continue // no retries of our own, but a hedge is still running
-				}
-				return fail() // the request itself is at fault: every attempt would fail
-			}
-			if retryC == nil && c.started < maxN && s.Retry.AllowRetry(time.Now()) {
-				d := s.Retry.Backoff(len(attempts))
-				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-					if c.inN == 0 {
-						return fail()
-					}
-					continue
-				}
-				if retryT == nil {
-					retryT = time.NewTimer(d)
-				} else {
-					retryT.Reset(d)
-				}
-				retryC = retryT.C
-				continue
-			}
-			if c.inN == 0 && retryC == nil {
-				return fail()
-			}
+func winnerOf[T any](r result[T], hooks *Hooks) Winner {
+	return Winner{Info: r.info, Outcome: r.out, done: r.done, cancel: r.cancel, hctx: r.hctx, hooks: hooks}
+}
 
-		case <-retryC:
-			retryC = nil
-			err := c.launch(sturdy.Retry)
-			if err != nil && c.inN == 0 {
-				if wait, kept, ok := untryAfterWait(ctx, attempts, c.tried, s.Retry.MaxRetryAfterWait()); ok {
-					c.tried = kept
-					retryT.Reset(wait)
-					retryC = retryT.C
-					continue
-				}
-				return fail()
-			}
-			if err == nil && c.hedges < s.Hedge.MaxHedges() {
-				hedgeT.Reset(delay)
-			}
-
-		case <-hedgeT.C:
-			if c.inN == 0 || c.started >= maxN || c.hedges >= s.Hedge.MaxHedges() {
-				continue
-			}
-			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-				continue
-			}
-			if !s.Hedge.AllowHedge(time.Now()) {
-				continue
-			}
-			if c.launch(sturdy.Hedge) == nil {
-				c.hedges++
-				if c.hedges < s.Hedge.MaxHedges() {
-					hedgeT.Reset(delay)
-				}
-			}
-
-		case <-ctx.Done():
-			if c.inN == 0 && len(attempts) == 0 {
-				return zero, Winner{}, &sturdy.Error{Op: s.Op, Class: sturdy.Canceled, Err: ctx.Err()}
-			}
-			c.drain()
-			if len(attempts) == 0 {
-				return zero, Winner{}, &sturdy.Error{Op: s.Op, Class: sturdy.Canceled, Err: ctx.Err()}
-			}
-			return last, Winner{}, finalError(ctx, s.Op, attempts)
-		}
+// arm starts the hedge timer if another hedge is allowed. c.mu is held.
+func (c *hedgedCall[T]) arm() {
+	if c.armed || c.finished || c.hedges >= c.s.Hedge.MaxHedges() || c.started >= c.maxN {
+		return
+	}
+	c.fires.Add(1)
+	c.armed = true
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.delay, c.fire)
+	} else {
+		c.timer.Reset(c.delay)
 	}
 }
 
-// launch picks an endpoint and starts an attempt on it.
-func (c *hedgedCall[T]) launch(kind sturdy.AttemptKind) error {
+// fire starts a hedge when the delay has passed with an attempt still in
+// flight, and runs it on the timer's goroutine.
+func (c *hedgedCall[T]) fire() {
+	defer c.fires.Done()
+	c.mu.Lock()
+	c.armed = false
+	if c.finished || c.inN == 0 || c.started >= c.maxN || c.hedges >= c.s.Hedge.MaxHedges() {
+		c.mu.Unlock()
+		return
+	}
+	if dl, ok := c.ctx.Deadline(); ok && !time.Now().Before(dl) {
+		c.mu.Unlock()
+		return
+	}
+	if !c.s.Hedge.AllowHedge(time.Now()) {
+		c.mu.Unlock()
+		return
+	}
+	p, err := c.prepare(sturdy.Hedge)
+	if err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.hedges++
+	c.arm()
+	c.mu.Unlock()
+	for {
+		r := c.exec(p, time.Now())
+		next, ok := c.afterFailure(r)
+		c.results <- r
+		if !ok {
+			return
+		}
+		p = next
+	}
+}
+
+// afterFailure acts on a failed hedge while the caller's goroutine is busy
+// with the first attempt and so cannot: a failure that says the request
+// itself is at fault ends the other attempts; a failure worth retrying
+// starts the retry here, at once (another attempt is still in flight, so
+// there is no backoff). It reports whether this goroutine should run the
+// returned attempt next.
+func (c *hedgedCall[T]) afterFailure(r result[T]) (prepared, bool) {
+	if r.out.Class == sturdy.Success || r.lost || r.out.Class == sturdy.Canceled {
+		return prepared{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished || c.winner != 0 || c.ctx.Err() != nil {
+		return prepared{}, false
+	}
+	if !r.out.Class.RetryElsewhere() {
+		for _, cancel := range c.cancels {
+			if cancel != nil {
+				cancel(errAborted)
+			}
+		}
+		return prepared{}, false
+	}
+	s := c.s
+	if !c.inline || s.Retry == nil || !s.Retry.Retryable(r.out.Class) || c.started >= c.maxN || !s.Retry.AllowRetry(time.Now()) {
+		return prepared{}, false
+	}
+	p, err := c.prepare(sturdy.Retry)
+	if err != nil {
+		return prepared{}, false
+	}
+	return p, true
+}
+
+// prepare picks an endpoint and gives the attempt its context. c.mu is
+// held.
+func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 	ep, done, err := c.s.pick(c.ctx, c.tried)
 	if err != nil {
-		return err
+		return prepared{}, err
+	}
+	if c.results == nil && kind != sturdy.First {
+		c.results = make(chan result[T], c.maxN)
 	}
 	c.started++
 	a := Info{Endpoint: ep, Kind: kind, N: c.started, Tier: c.s.Tier}
@@ -179,21 +211,181 @@ func (c *hedgedCall[T]) launch(kind sturdy.AttemptKind) error {
 	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout())
 	c.cancels = append(c.cancels, cancel)
 	c.inN++
-	hctx := c.s.start(actx, a)
-	go func() {
-		start := time.Now()
-		v, out := c.fn(hctx, a)
-		out = classify(c.ctx, actx, out, time.Since(start), stopTimer(timer))
-		if out.Class == sturdy.Success && c.s.Hedge != nil {
-			c.s.Hedge.Observe(out.Latency)
-		}
-		c.results <- result[T]{v: v, out: out, info: a, done: done, cancel: cancel, hctx: hctx}
-	}()
-	return nil
+	return prepared{info: a, done: done, actx: actx, cancel: cancel, hctx: c.s.start(actx, a), timer: timer}, nil
 }
 
-// finish reports a losing or failed attempt and releases what it holds.
-func (c *hedgedCall[T]) finish(r result[T], cleanup bool) {
+// exec runs a prepared attempt and settles its outcome. The first attempt
+// to succeed wins: it cancels the others at once (so that an attempt
+// running on the caller's goroutine returns) and keeps its own context
+// for Release. Any later success, and any attempt cut short by the win,
+// is marked lost.
+func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
+	v, out := c.fn(p.hctx, p.info)
+	out = classify(c.ctx, p.actx, out, time.Since(start), stopTimer(p.timer))
+	r := result[T]{v: v, out: out, info: p.info, done: p.done, cancel: p.cancel, hctx: p.hctx}
+	if out.Class == sturdy.Success {
+		c.s.Hedge.Observe(out.Latency)
+		c.mu.Lock()
+		if c.winner == 0 {
+			c.winner = p.info.N
+			c.cancels[p.info.N-1] = nil // the winner's context lives on until Release
+			for _, cancel := range c.cancels {
+				if cancel != nil {
+					cancel(errLost)
+				}
+			}
+		} else {
+			r.lost = true
+		}
+		c.mu.Unlock()
+	} else if cause := context.Cause(p.actx); cause == errLost || cause == errAborted {
+		r.lost = true
+	}
+	if r.lost {
+		r.out = sturdy.Outcome{Class: sturdy.Canceled, Latency: r.out.Latency, Err: errLost}
+	}
+	return r
+}
+
+// finish stops new hedges. c.mu is held.
+func (c *hedgedCall[T]) finish() {
+	c.finished = true
+	if c.armed && c.timer.Stop() {
+		c.armed = false
+		c.fires.Done()
+	}
+}
+
+// coordinate runs the rest of a call whose first attempt failed: it waits
+// for hedges in flight, starts retries, and settles the call.
+func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
+	var zero T
+	s := c.s
+	attempts := c.sc.attempts[:0]
+	var last T
+	haveLast := false
+	var retryT *time.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if retryT != nil {
+			retryT.Stop()
+		}
+	}()
+	fail := func() (T, Winner, error) {
+		c.mu.Lock()
+		c.finish()
+		c.mu.Unlock()
+		c.drain()
+		return last, Winner{}, finalError(c.ctx, s.Op, attempts)
+	}
+
+	// failed handles a failed attempt; it reports whether the call is over.
+	failed := func(r result[T]) bool {
+		c.settle(r, false)
+		attempts = append(attempts, record(r.info, r.out))
+		if haveLast {
+			release(c.cleanup, last)
+		}
+		last, haveLast = r.v, true
+		if r.out.Class == sturdy.Canceled || c.ctx.Err() != nil {
+			return true
+		}
+		c.mu.Lock()
+		inN, started := c.inN, c.started
+		c.mu.Unlock()
+		if s.Retry == nil || !s.Retry.Retryable(r.out.Class) {
+			// Without retries of our own, a hedge still running may win;
+			// a failure that says the request itself is at fault ends it.
+			return !(r.out.Class.RetryElsewhere() && inN > 0)
+		}
+		if retryC == nil && started < c.maxN && s.Retry.AllowRetry(time.Now()) {
+			d := s.Retry.Backoff(len(attempts))
+			if dl, ok := c.ctx.Deadline(); ok && time.Until(dl) < d {
+				return inN == 0
+			}
+			if retryT == nil {
+				retryT = time.NewTimer(d)
+			} else {
+				retryT.Reset(d)
+			}
+			retryC = retryT.C
+			return false
+		}
+		return inN == 0 && retryC == nil
+	}
+
+	if first.lost {
+		c.settle(first, true)
+	} else if failed(first) {
+		return fail()
+	}
+	for {
+		c.mu.Lock()
+		results := c.results
+		c.mu.Unlock()
+		select {
+		case r := <-results:
+			c.mu.Lock()
+			c.inN--
+			if r.lost {
+				c.mu.Unlock()
+				c.settle(r, true)
+				continue
+			}
+			if r.out.Class == sturdy.Success {
+				c.finish()
+				c.mu.Unlock()
+				if haveLast {
+					release(c.cleanup, last)
+				}
+				c.drain()
+				return r.v, winnerOf(r, s.Hooks), nil
+			}
+			c.mu.Unlock()
+			if failed(r) {
+				return fail()
+			}
+
+		case <-retryC:
+			retryC = nil
+			c.mu.Lock()
+			p, err := c.prepare(sturdy.Retry)
+			if err == nil {
+				c.arm()
+			}
+			inN := c.inN
+			c.mu.Unlock()
+			if err != nil {
+				if inN > 0 {
+					continue
+				}
+				if wait, kept, ok := untryAfterWait(c.ctx, attempts, c.tried, s.Retry.MaxRetryAfterWait()); ok {
+					c.mu.Lock()
+					c.tried = kept
+					c.mu.Unlock()
+					retryT.Reset(wait)
+					retryC = retryT.C
+					continue
+				}
+				return fail()
+			}
+			go func() { c.results <- c.exec(p, time.Now()) }()
+
+		case <-c.ctx.Done():
+			c.mu.Lock()
+			c.finish()
+			c.mu.Unlock()
+			c.drain()
+			if len(attempts) == 0 {
+				return zero, Winner{}, &sturdy.Error{Op: s.Op, Class: sturdy.Canceled, Err: c.ctx.Err()}
+			}
+			return last, Winner{}, finalError(c.ctx, s.Op, attempts)
+		}
+	}
+}
+
+// settle reports a losing or failed attempt and releases what it holds.
+func (c *hedgedCall[T]) settle(r result[T], cleanup bool) {
 	r.done(r.out)
 	c.s.end(r.hctx, r.info, r.out, false)
 	r.cancel(errLost)
@@ -202,22 +394,21 @@ func (c *hedgedCall[T]) finish(r result[T], cleanup bool) {
 	}
 }
 
-// drain cancels every attempt still in flight and waits for each, so that
-// no goroutine outlives the call.
+// drain cancels every attempt still in flight, waits for each, and waits
+// for the hedge timer's goroutine, so that nothing outlives the call. The
+// call must be finished.
 func (c *hedgedCall[T]) drain() {
-	if c.inN == 0 {
-		return
-	}
+	c.mu.Lock()
 	for _, cancel := range c.cancels {
 		if cancel != nil {
 			cancel(errLost)
 		}
 	}
-	for ; c.inN > 0; c.inN-- {
-		r := <-c.results
-		if r.out.Class == sturdy.Success {
-			r.out = sturdy.Outcome{Class: sturdy.Canceled, Latency: r.out.Latency, Err: errLost}
-		}
-		c.finish(r, true)
+	n, results := c.inN, c.results
+	c.inN = 0
+	c.mu.Unlock()
+	for range n {
+		c.settle(<-results, true)
 	}
+	c.fires.Wait()
 }

@@ -27,7 +27,7 @@ func putScratch(sc *scratch) {
 }
 
 // runSequential runs attempts one after another on the caller's goroutine.
-func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
+func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), start time.Time) (T, Winner, error) {
 	var zero T
 	sc := getScratch()
 	defer putScratch(sc)
@@ -72,7 +72,9 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 
 		actx, cancel, timer := attemptCtx(ctx, false, timeout)
 		hctx := s.start(actx, a)
-		start := time.Now()
+		if n > 1 {
+			start = time.Now() // the first attempt starts when the call does
+		}
 		v, out := fn(hctx, a)
 		out = classify(ctx, actx, out, time.Since(start), stopTimer(timer))
 

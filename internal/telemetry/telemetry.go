@@ -1,0 +1,459 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/failover"
+	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/hedge"
+)
+
+// Span names.
+const (
+	SpanCall    = "sturdy.call"
+	SpanAttempt = "sturdy.attempt"
+)
+
+// Attribute keys. Values are endpoint and tier names (configured, so
+// bounded), class names, kinds and reasons: all low-cardinality.
+const (
+	KeyEndpoint       = attribute.Key("sturdy.endpoint")
+	KeyTier           = attribute.Key("sturdy.tier")
+	KeyAttemptNumber  = attribute.Key("sturdy.attempt.number")
+	KeyAttemptKind    = attribute.Key("sturdy.attempt.kind")
+	KeyOutcome        = attribute.Key("sturdy.outcome")
+	KeyWon            = attribute.Key("sturdy.attempt.won")
+	KeyAttempts       = attribute.Key("sturdy.attempts")
+	KeyFallbackFrom   = attribute.Key("sturdy.fallback.from")
+	KeyFallbackTo     = attribute.Key("sturdy.fallback.to")
+	KeyFallbackReason = attribute.Key("sturdy.fallback.reason")
+	KeyEjectionReason = attribute.Key("sturdy.ejection.reason")
+	KeyState          = attribute.Key("sturdy.endpoint.state")
+	KeyBudget         = attribute.Key("sturdy.budget")
+)
+
+// Metric names.
+const (
+	MetricCalls           = "sturdy.calls"
+	MetricAttempts        = "sturdy.attempts"
+	MetricHedges          = "sturdy.hedges"
+	MetricFallbacks       = "sturdy.fallbacks"
+	MetricEjections       = "sturdy.ejections"
+	MetricEndpointState   = "sturdy.endpoint.state"
+	MetricCallDuration    = "sturdy.call.duration"
+	MetricAttemptDuration = "sturdy.attempt.duration"
+	MetricBudgetRefusals  = "sturdy.budget.refusals"
+)
+
+// NoTier is the tier attribute of a call that no tier served.
+const NoTier = "none"
+
+// Tier describes one tier of the adapter's chain, so that New can build
+// its attribute sets and read its policies' counters.
+type Tier struct {
+	// Name is the tier's name (degrade.Tier.Name after defaults).
+	Name string
+	// Endpoints are the names of the tier's endpoints.
+	Endpoints []string
+	// Retry, if not nil, is the tier's failover policy; its budget
+	// refusals are reported.
+	Retry *failover.Policy
+	// Hedge, if not nil, is the tier's hedge policy; its budget refusals
+	// are reported.
+	Hedge *hedge.Policy
+}
+
+// Config configures a Telemetry.
+type Config struct {
+	// Scope is the instrumentation scope name, e.g.
+	// "github.com/sturdyai/sturdy/httpmw". Empty means
+	// "github.com/sturdyai/sturdy".
+	Scope string
+	// TracerProvider makes the tracer. Nil means otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the meter. Nil means otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// Tiers are the chain's tiers, primary first, index for index as the
+	// degrade.Chain has them.
+	Tiers []Tier
+	// Health, if not nil, is read for the endpoint-state gauge.
+	Health *health.Tracker
+}
+
+const numKinds = 3 // first, retry, hedge
+
+const numClasses = int(sturdy.Canceled) + 1
+
+type endpointInst struct {
+	name     string
+	attrName attribute.KeyValue
+	add      [numKinds][numClasses][]metric.AddOption
+	rec      [numKinds][numClasses][]metric.RecordOption
+	hedge    []metric.AddOption
+	states   [3]metric.ObserveOption // healthy, ejected, probation
+}
+
+type tierInst struct {
+	name     string
+	attrName attribute.KeyValue
+	eps      map[string]*endpointInst
+	epList   []*endpointInst
+	add      [numClasses][]metric.AddOption
+	rec      [numClasses][]metric.RecordOption
+	retry    *failover.Policy
+	hedge    *hedge.Policy
+	budgetR  metric.ObserveOption
+	budgetH  metric.ObserveOption
+}
+
+// Telemetry records spans and metrics for one adapter instance. It is safe
+// for concurrent use. Build it with New; Close it to stop its
+// observable callbacks.
+type Telemetry struct {
+	tracer    trace.Tracer
+	startOpts []trace.SpanStartOption
+	tiers     []*tierInst
+	none      *tierInst // for calls no tier served
+	health    *health.Tracker
+
+	calls, attempts, hedges, fallbacks, ejections metric.Int64Counter
+	callDur, attemptDur                           metric.Float64Histogram
+	state                                         metric.Int64ObservableGauge
+	refusals                                      metric.Int64ObservableCounter
+	reg                                           metric.Registration
+
+	hooks degrade.Hooks
+}
+
+// durationBuckets suit inference calls: from a few milliseconds to minutes.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// New returns a Telemetry for the given tiers. It fails only when the
+// meter refuses an instrument.
+func New(cfg Config) (*Telemetry, error) {
+	tp, mp := cfg.TracerProvider, cfg.MeterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	scope := cfg.Scope
+	if scope == "" {
+		scope = "github.com/sturdyai/sturdy"
+	}
+	t := &Telemetry{
+		tracer:    tp.Tracer(scope),
+		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+		health:    cfg.Health,
+	}
+	m := mp.Meter(scope)
+	var errs []error
+	counter := func(name, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit("{"+unitOf(name)+"}"))
+		errs = append(errs, err)
+		return c
+	}
+	t.calls = counter(MetricCalls, "Calls through sturdy, by serving tier and outcome class.")
+	t.attempts = counter(MetricAttempts, "Attempts, by endpoint, tier, kind (first, retry, hedge) and outcome class.")
+	t.hedges = counter(MetricHedges, "Hedged attempts started, by endpoint and tier.")
+	t.fallbacks = counter(MetricFallbacks, "Calls leaving a tier for a later one, by from, to and reason.")
+	t.ejections = counter(MetricEjections, "Endpoints ejected by health, by endpoint and reason.")
+	var err error
+	t.callDur, err = m.Float64Histogram(MetricCallDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time from the start of a call until it is answered (headers and first body byte) or fails."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	errs = append(errs, err)
+	t.attemptDur, err = m.Float64Histogram(MetricAttemptDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time from the start of an attempt until its outcome."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	errs = append(errs, err)
+	t.state, err = m.Int64ObservableGauge(MetricEndpointState,
+		metric.WithDescription("1 for the endpoint's current health state (healthy, ejected, probation), 0 for the others."))
+	errs = append(errs, err)
+	t.refusals, err = m.Int64ObservableCounter(MetricBudgetRefusals, metric.WithUnit("{refusal}"),
+		metric.WithDescription("Retries and hedges refused by their budget, by tier and budget (retry, hedge)."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+
+	for _, ct := range cfg.Tiers {
+		t.tiers = append(t.tiers, newTierInst(ct))
+	}
+	t.none = newTierInst(Tier{Name: NoTier})
+
+	t.reg, err = m.RegisterCallback(t.observe, t.state, t.refusals)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	t.hooks = degrade.Hooks{Start: t.attemptStart, End: t.attemptEnd}
+	return t, nil
+}
+
+func unitOf(name string) string {
+	switch name {
+	case MetricCalls:
+		return "call"
+	case MetricHedges:
+		return "hedge"
+	case MetricFallbacks:
+		return "fallback"
+	case MetricEjections:
+		return "ejection"
+	}
+	return "attempt"
+}
+
+var kinds = [numKinds]sturdy.AttemptKind{sturdy.First, sturdy.Retry, sturdy.Hedge}
+
+var states = [3]health.State{health.Healthy, health.Ejected, health.Probation}
+
+func newTierInst(ct Tier) *tierInst {
+	ti := &tierInst{
+		name:     ct.Name,
+		attrName: KeyTier.String(ct.Name),
+		eps:      make(map[string]*endpointInst, len(ct.Endpoints)),
+		retry:    ct.Retry,
+		hedge:    ct.Hedge,
+	}
+	for c := range numClasses {
+		o := metric.WithAttributeSet(attribute.NewSet(ti.attrName, KeyOutcome.String(sturdy.Class(c).String())))
+		ti.add[c] = []metric.AddOption{o}
+		ti.rec[c] = []metric.RecordOption{o}
+	}
+	ti.budgetR = metric.WithAttributeSet(attribute.NewSet(ti.attrName, KeyBudget.String("retry")))
+	ti.budgetH = metric.WithAttributeSet(attribute.NewSet(ti.attrName, KeyBudget.String("hedge")))
+	for _, name := range ct.Endpoints {
+		if _, dup := ti.eps[name]; dup {
+			continue
+		}
+		ei := newEndpointInst(ti.attrName, name)
+		ti.eps[name] = ei
+		ti.epList = append(ti.epList, ei)
+	}
+	return ti
+}
+
+func newEndpointInst(tier attribute.KeyValue, name string) *endpointInst {
+	ei := &endpointInst{name: name, attrName: KeyEndpoint.String(name)}
+	for k := range numKinds {
+		for c := range numClasses {
+			o := metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier,
+				KeyAttemptKind.String(kinds[k].String()), KeyOutcome.String(sturdy.Class(c).String())))
+			ei.add[k][c] = []metric.AddOption{o}
+			ei.rec[k][c] = []metric.RecordOption{o}
+		}
+	}
+	ei.hedge = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier))}
+	for i, s := range states {
+		ei.states[i] = metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier, KeyState.String(s.String())))
+	}
+	return ei
+}
+
+// Close unregisters the observable instruments' callback. The Telemetry
+// may still be used; it just stops reporting endpoint state and budgets.
+func (t *Telemetry) Close() error {
+	if t == nil || t.reg == nil {
+		return nil
+	}
+	return t.reg.Unregister()
+}
+
+func (t *Telemetry) observe(_ context.Context, o metric.Observer) error {
+	for _, ti := range t.tiers {
+		if t.health != nil {
+			for _, ei := range ti.epList {
+				cur := t.health.State(ei.name)
+				for i, s := range states {
+					var v int64
+					if s == cur {
+						v = 1
+					}
+					o.ObserveInt64(t.state, v, ei.states[i])
+				}
+			}
+		}
+		if ti.retry != nil {
+			o.ObserveInt64(t.refusals, int64(ti.retry.Stats().BudgetRefusals), ti.budgetR)
+		}
+		if ti.hedge != nil {
+			o.ObserveInt64(t.refusals, int64(ti.hedge.Stats().BudgetRefusals), ti.budgetH)
+		}
+	}
+	return nil
+}
+
+func (t *Telemetry) tier(i int) *tierInst {
+	if i >= 0 && i < len(t.tiers) {
+		return t.tiers[i]
+	}
+	return t.none
+}
+
+// TierName returns the name of tier i, or NoTier.
+func (t *Telemetry) TierName(i int) string { return t.tier(i).name }
+
+func (t *Telemetry) endpoint(tier int, name string) *endpointInst {
+	ti := t.tier(tier)
+	if ei, ok := ti.eps[name]; ok {
+		return ei
+	}
+	// An endpoint added after New (balancer.Update): build its sets now.
+	// This allocates, but only for endpoints New was not told about.
+	return newEndpointInst(ti.attrName, name)
+}
+
+// Call is one call's span and start time. It is a small value; copy it
+// freely, and call End once.
+type Call struct {
+	ctx   context.Context
+	span  trace.Span
+	start time.Time
+}
+
+// Span returns the call's span.
+func (c Call) Span() trace.Span { return c.span }
+
+// Start returns when the call started.
+func (c Call) Start() time.Time { return c.start }
+
+// End ends the call's span. For a served call, adapters call it when the
+// result is released (an HTTP response body closed, a stream finished).
+func (c Call) End() {
+	if c.span != nil {
+		c.span.End()
+	}
+}
+
+// StartCall starts the "sturdy.call" span under ctx's span. The returned
+// context carries it; pass that context to degrade.Run so that attempt
+// spans become its children.
+func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
+	ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
+	return ctx, Call{ctx: ctx, span: span, start: time.Now()}
+}
+
+// RecordCall records the call's outcome: the calls counter and the call
+// duration (from StartCall until now) by tier and class, and the tier,
+// endpoint, outcome and attempt count on the span. tier is the serving (or
+// deciding) tier's index, or -1; endpoint may be empty. It does not end
+// the span.
+func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.Class, attempts int) {
+	ti := t.tier(tier)
+	ci := int(class)
+	if ci >= numClasses {
+		ci = int(sturdy.Fatal)
+	}
+	t.calls.Add(c.ctx, 1, ti.add[ci]...)
+	t.callDur.Record(c.ctx, time.Since(c.start).Seconds(), ti.rec[ci]...)
+	if c.span != nil && c.span.IsRecording() {
+		c.span.SetAttributes(
+			ti.attrName,
+			KeyEndpoint.String(endpoint),
+			KeyOutcome.String(class.String()),
+			KeyAttempts.Int(attempts),
+		)
+		if class != sturdy.Success {
+			c.span.SetStatus(codes.Error, class.String())
+		}
+	}
+}
+
+// Hooks returns the degrade hooks that start and end "sturdy.attempt"
+// spans and record the attempt metrics. Put it in degrade.Config.Hooks.
+// Start hooks must receive the context that StartCall returned (through
+// degrade.Run) for the spans to nest.
+func (t *Telemetry) Hooks() *degrade.Hooks { return &t.hooks }
+
+func kindIndex(k sturdy.AttemptKind) int {
+	if int(k) < numKinds {
+		return int(k)
+	}
+	return 0
+}
+
+func (t *Telemetry) attemptStart(ctx context.Context, a degrade.Attempt) context.Context {
+	if a.Kind == sturdy.Hedge && a.Endpoint != nil {
+		t.hedges.Add(ctx, 1, t.endpoint(a.Tier, a.Endpoint.Name).hedge...)
+	}
+	// A tracer that gave the call span an invalid span context is a no-op
+	// (an SDK gives even unsampled spans valid IDs): the attempt span
+	// would be one too, so skip its allocations. attemptEnd then finds the
+	// invalid call span in ctx, on which End does nothing.
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	ctx, span := t.tracer.Start(ctx, SpanAttempt, t.startOpts...)
+	if span.IsRecording() {
+		var name string
+		if a.Endpoint != nil {
+			name = a.Endpoint.Name
+		}
+		span.SetAttributes(
+			KeyEndpoint.String(name),
+			KeyTier.String(t.tier(a.Tier).name),
+			KeyAttemptNumber.Int(a.N),
+			KeyAttemptKind.String(a.Kind.String()),
+		)
+	}
+	return ctx
+}
+
+func (t *Telemetry) attemptEnd(ctx context.Context, a degrade.Attempt, o sturdy.Outcome, won bool) {
+	ci := int(o.Class)
+	if ci >= numClasses {
+		ci = int(sturdy.Fatal)
+	}
+	if a.Endpoint != nil {
+		ei := t.endpoint(a.Tier, a.Endpoint.Name)
+		k := kindIndex(a.Kind)
+		t.attempts.Add(ctx, 1, ei.add[k][ci]...)
+		t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[k][ci]...)
+	}
+	span := trace.SpanFromContext(ctx)
+	if !span.SpanContext().IsValid() {
+		return // see attemptStart
+	}
+	if span.IsRecording() {
+		span.SetAttributes(KeyOutcome.String(o.Class.String()), KeyWon.Bool(won))
+		if o.Class != sturdy.Success {
+			span.SetStatus(codes.Error, o.Class.String())
+		}
+	}
+	span.End()
+}
+
+// OnFallback records a call leaving one tier for another. Put it in
+// degrade.Config.OnFallback (or call it from yours).
+func (t *Telemetry) OnFallback(f degrade.Fallback) {
+	t.fallbacks.Add(context.Background(), 1, metric.WithAttributes(
+		KeyFallbackFrom.String(t.tier(f.From).name),
+		KeyFallbackTo.String(t.tier(f.To).name),
+		KeyFallbackReason.String(string(f.Reason)),
+	))
+}
+
+// OnStateChange records ejections. Put it in health.Config.OnStateChange
+// (or call it from yours).
+func (t *Telemetry) OnStateChange(c health.StateChange) {
+	if c.To != health.Ejected {
+		return
+	}
+	t.ejections.Add(context.Background(), 1, metric.WithAttributes(
+		KeyEndpoint.String(c.Endpoint),
+		KeyEjectionReason.String(c.Reason),
+	))
+}
