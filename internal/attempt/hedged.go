@@ -59,7 +59,7 @@ type hedgedCall[T any] struct {
 	armed    bool
 	finished bool
 	results  chan result[T]
-	cancels  []context.CancelCauseFunc // by attempt number - 1; nil once settled
+	cancels  []context.CancelCauseFunc  // by attempt number - 1; nil once settled
 	cancel0  [4]context.CancelCauseFunc // cancels' first backing array
 	tried    []string
 	inN      int // attempts in flight, the inline one included
