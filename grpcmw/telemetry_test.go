@@ -1,0 +1,95 @@
+package grpcmw_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/sturdyai/sturdy/grpcmw"
+)
+
+func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func TestSpansAndMetrics(t *testing.T) {
+	a, b := startBuf(t, "a"), startBuf(t, "b")
+	a.set(behavior{code: codes.Unavailable, failAfter: 0})
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) }()
+
+	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)), grpcmw.WithTracerProvider(tp), grpcmw.WithMeterProvider(mp),
+		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
+	stub := testpb.NewTestServiceClient(c)
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "caller")
+	_, err := stub.UnaryCall(ctx, req("x"))
+	require.NoError(t, err)
+	st, err := stub.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	require.NoError(t, err)
+	for {
+		if _, err := st.Recv(); err == io.EOF {
+			break
+		}
+	}
+	parent.End()
+
+	var calls, attempts []sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		switch s.Name() {
+		case "sturdy.call":
+			calls = append(calls, s)
+			assert.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID(), "call span not under the caller's")
+		case "sturdy.attempt":
+			attempts = append(attempts, s)
+		}
+	}
+	require.Len(t, calls, 2)
+	require.Len(t, attempts, 4) // a fails, b wins; for the unary call and the stream
+	for _, call := range calls {
+		at := attrs(call)
+		assert.Equal(t, "b", at["sturdy.endpoint"].AsString())
+		assert.Equal(t, "success", at["sturdy.outcome"].AsString())
+		assert.Contains(t, at["rpc.method"].AsString(), "/grpc.testing.TestService/")
+	}
+	won := 0
+	for _, s := range attempts {
+		at := attrs(s)
+		if at["sturdy.attempt.won"].AsBool() {
+			won++
+			assert.Equal(t, "b", at["sturdy.endpoint"].AsString())
+		} else {
+			assert.Equal(t, "unavailable", at["sturdy.outcome"].AsString())
+		}
+	}
+	assert.Equal(t, 2, won)
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	names := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		assert.Equal(t, grpcmw.Scope, sm.Scope.Name)
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+		}
+	}
+	for _, want := range []string{"sturdy.calls", "sturdy.attempts", "sturdy.call.duration", "sturdy.attempt.duration"} {
+		assert.True(t, names[want], "metric %s missing", want)
+	}
+}

@@ -1,0 +1,214 @@
+package grpcmw
+
+import (
+	"context"
+	"reflect"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
+)
+
+// wants are the caller's grpc.Header, grpc.Trailer and grpc.Peer call
+// options. They are taken out of the options each attempt gets, since
+// hedged attempts would write them concurrently; the winner's values are
+// copied to them.
+type wants struct {
+	header, trailer *metadata.MD
+	peer            *peer.Peer
+}
+
+func splitOpts(opts []grpc.CallOption) ([]grpc.CallOption, wants) {
+	var w wants
+	n := 0
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			w.header, n = o.HeaderAddr, n+1
+		case grpc.TrailerCallOption:
+			w.trailer, n = o.TrailerAddr, n+1
+		case grpc.PeerCallOption:
+			w.peer, n = o.PeerAddr, n+1
+		}
+	}
+	if n == 0 {
+		return opts[:len(opts):len(opts)], w
+	}
+	rest := make([]grpc.CallOption, 0, len(opts)-n)
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.PeerCallOption:
+		default:
+			rest = append(rest, o)
+		}
+	}
+	// Full capacity: each attempt's append copies, so that concurrent
+	// hedges never write into one backing array.
+	return rest[:len(rest):len(rest)], w
+}
+
+// unaryAttempt is what one attempt received.
+type unaryAttempt struct {
+	reply   any
+	header  metadata.MD
+	trailer metadata.MD
+	peer    peer.Peer
+	opts    []grpc.CallOption
+}
+
+// options returns the attempt's call options: the caller's, with the
+// attempt's own header, trailer and peer destinations.
+func (a *unaryAttempt) options(base []grpc.CallOption, w *wants) []grpc.CallOption {
+	if a.opts != nil {
+		return a.opts
+	}
+	opts := append(base, grpc.Trailer(&a.trailer))
+	if w.header != nil {
+		opts = append(opts, grpc.Header(&a.header))
+	}
+	if w.peer != nil {
+		opts = append(opts, grpc.Peer(&a.peer))
+	}
+	a.opts = opts
+	return opts
+}
+
+// unaryCall is one unary call through the chain.
+type unaryCall struct {
+	c      *Client
+	method string
+	req    any
+	reply  any
+	base   []grpc.CallOption
+	w      wants
+	seq    unaryAttempt // when attempts run one at a time, they share it
+
+	mu        sync.Mutex
+	rewritten []any // per tier, when a Rewrite is set
+}
+
+func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts []grpc.CallOption) error {
+	ctx, tc := c.startCall(ctx, method)
+	defer tc.End()
+	uc := &unaryCall{c: c, method: method, req: req, reply: reply}
+	uc.base, uc.w = splitOpts(opts)
+	call := degrade.Call[*unaryAttempt]{Fn: uc.attempt}
+	if c.estimate != nil {
+		call.Tokens = c.estimate(method, req)
+	}
+	won, served, err := degrade.Run(ctx, c.unary, &call)
+	if err != nil {
+		err = statusError(ctx, err)
+		if won != nil {
+			uc.deliver(won, false)
+		}
+		c.recordFailed(tc, err)
+		return err
+	}
+	uc.deliver(won, true)
+	tokens := int64(-1)
+	if c.usage != nil {
+		tokens = c.usage(method, reply)
+	}
+	c.recordServed(tc, &served)
+	served.Release(tokens)
+	return nil
+}
+
+// deliver copies the deciding attempt's reply (on success) and metadata
+// to the caller.
+func (uc *unaryCall) deliver(a *unaryAttempt, ok bool) {
+	if ok && a.reply != uc.reply {
+		copyReply(uc.reply, a.reply)
+	}
+	if uc.w.header != nil {
+		*uc.w.header = a.header
+	}
+	if uc.w.trailer != nil {
+		*uc.w.trailer = a.trailer
+	}
+	if uc.w.peer != nil {
+		*uc.w.peer = a.peer
+	}
+}
+
+// attempt is the degrade.Call function: one attempt on a.Endpoint.
+func (uc *unaryCall) attempt(ctx context.Context, a degrade.Attempt) (*unaryAttempt, sturdy.Outcome) {
+	c := uc.c
+	ep := c.tiers[a.Tier].endpoint(a.Endpoint)
+	req, err := uc.request(a.Tier)
+	if err != nil {
+		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: err}
+	}
+	var at *unaryAttempt
+	if c.hedged {
+		// Attempts may run at once: each decodes into its own message and
+		// writes its own metadata; only the winner's reaches the caller.
+		at = &unaryAttempt{reply: newMessage(uc.reply)}
+	} else {
+		at = &uc.seq
+		at.reply, at.header, at.trailer, at.peer = uc.reply, nil, nil, peer.Peer{}
+	}
+	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w)...)
+	return at, c.cls.Outcome(err, at.header, at.trailer)
+}
+
+// request returns the request for tier, rewritten once per call and tier.
+func (uc *unaryCall) request(tier int) (any, error) {
+	c := uc.c
+	if c.rewrite == nil {
+		return uc.req, nil
+	}
+	uc.mu.Lock()
+	if uc.rewritten == nil {
+		uc.rewritten = make([]any, len(c.tiers))
+	}
+	r := uc.rewritten[tier]
+	uc.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	r, err := c.rewrite(c.unary.Tier(tier), uc.method, uc.req)
+	if err != nil {
+		return nil, err
+	}
+	uc.mu.Lock()
+	if prev := uc.rewritten[tier]; prev != nil {
+		r = prev // a concurrent hedge got there first
+	} else {
+		uc.rewritten[tier] = r
+	}
+	uc.mu.Unlock()
+	return r, nil
+}
+
+// newMessage returns a new, empty message of reply's type.
+func newMessage(reply any) any {
+	if m, ok := reply.(proto.Message); ok {
+		return m.ProtoReflect().New().Interface()
+	}
+	if t := reflect.TypeOf(reply); t != nil && t.Kind() == reflect.Pointer {
+		return reflect.New(t.Elem()).Interface()
+	}
+	return reply
+}
+
+// copyReply makes dst what src is.
+func copyReply(dst, src any) {
+	if d, ok := dst.(proto.Message); ok {
+		if s, ok := src.(proto.Message); ok {
+			proto.Reset(d)
+			proto.Merge(d, s)
+			return
+		}
+	}
+	dv, sv := reflect.ValueOf(dst), reflect.ValueOf(src)
+	if dv.Kind() == reflect.Pointer && sv.Type() == dv.Type() && !dv.IsNil() {
+		dv.Elem().Set(sv.Elem())
+	}
+}
