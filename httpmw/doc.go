@@ -1,0 +1,139 @@
+// Package httpmw is an http.RoundTripper that keeps calls to OpenAI-style
+// HTTP inference APIs answered when the servers behind them are slow,
+// overloaded, rate-limited or down. It composes the core packages —
+// balancer, health, failover, hedge, ratelimit and degrade — and records
+// OpenTelemetry spans and metrics, in the shape of otelhttp's Transport.
+//
+// # The problem
+//
+// A client that talks to one URL fails when that server does. With
+// several replicas or providers, and cheaper fallback models, every call
+// needs the same decisions: which endpoint, when to give up on it, where
+// to retry, when to send a hedge, when to fall back to another model and
+// with which credential. Transport makes them inside the client, with no
+// proxy and no extra hop.
+//
+// # Wiring it
+//
+//	tr, err := httpmw.NewTransport(nil,
+//		httpmw.WithTier(httpmw.Tier{Name: "gpt-4o", Model: "gpt-4o", Endpoints: []httpmw.Endpoint{
+//			{Name: "openai", URL: "https://api.openai.com", Header: http.Header{"Authorization": {"Bearer " + key}}},
+//			{Name: "azure", URL: "https://x.openai.azure.com/openai", Header: http.Header{"Api-Key": {azureKey}}},
+//		}}),
+//		httpmw.WithTier(httpmw.Tier{Name: "mini", Model: "gpt-4o-mini", Endpoints: ...}),
+//		httpmw.WithTTFBTimeout(5*time.Second),
+//	)
+//	defer tr.Close()
+//	httpClient := &http.Client{Transport: tr}
+//
+// openai-go (github.com/openai/openai-go/v3): turn its own retries off, the
+// Transport retries already:
+//
+//	client := openai.NewClient(option.WithHTTPClient(httpClient),
+//		option.WithBaseURL("http://llm/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+//
+// sashabaranov/go-openai (no retries of its own):
+//
+//	cfg := goopenai.DefaultConfig("unused")
+//	cfg.BaseURL, cfg.HTTPClient = "http://llm/v1", httpClient
+//	client := goopenai.NewClientWithConfig(cfg)
+//
+// The client's base URL only supplies the path: the host is replaced by
+// the picked endpoint's and the client's key is dropped (below).
+//
+// # The request's path
+//
+// For each RoundTrip: a "sturdy.call" span starts; the body is made
+// replayable; degrade.Run walks the tiers from the primary, skipping one
+// whose limiter or health says no; within a tier the shared attempt loop
+// picks endpoints (balancer, health), retries elsewhere on a retryable
+// class and hedges a slow attempt. Each attempt works on its own
+// req.Clone and gets its own "sturdy.attempt" span.
+//
+// Routing: the caller's URL path and query are kept; scheme, host and the
+// endpoint URL's base path come from the endpoint. The path is the base
+// path followed by the request path: endpoint "http://127.0.0.1:8001" and
+// request path "/v1/chat/completions" give
+// "http://127.0.0.1:8001/v1/chat/completions"; endpoint
+// "https://h/openai" (or "https://h/openai/") gives
+// "https://h/openai/v1/chat/completions". Escaped paths stay escaped.
+//
+// Credentials: the caller's Authorization, Api-Key, X-Api-Key and
+// X-Goog-Api-Key headers are always removed (WithCallerCredentials keeps
+// them), and the endpoint's Header is set: a key meant for one provider is
+// never sent to another, across tiers as well. Redirects: http.Client
+// follows a redirect by calling RoundTrip again with req.Response set; such
+// a request goes once, as is, and carries the endpoint's headers only if it
+// goes back to the endpoint that answered (an absolute redirect to its
+// origin, or a relative one); a redirect elsewhere carries none.
+//
+// Fallback: when a later tier serves, the top-level "model" of a JSON body
+// is rewritten to Tier.Model, and nothing else: every other byte goes out
+// as the caller wrote it. A body that is not a well-formed JSON object
+// fails the call as Fatal rather than go out with the wrong model; a body
+// with no "model" key (Azure names the model in the URL) is sent as is.
+// WithModelRewriter covers other formats. The response names who served
+// it in the Sturdy-Endpoint and Sturdy-Tier headers (and the spans).
+//
+// # Contracts
+//
+// RoundTrip follows net/http.RoundTripper: it is safe for concurrent use;
+// it returns a response or an error, never both; it never modifies the
+// caller's request (every attempt works on req.Clone); it always closes
+// the request body, also when the call is refused before any attempt.
+//
+// Bodies: each attempt gets its own body, from Request.GetBody or from a
+// buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A longer body
+// without GetBody is sent once and never retried, hedged or rewritten.
+// Responses the call discards (a 503 that was retried, a losing hedge)
+// are drained (up to 64 KiB) and closed, so that connections are reused.
+// Error responses are read into memory (up to 64 KiB) by the attempt. The
+// winning attempt's context lives until the caller closes the response
+// body or reads it to the end; then the call is released: the balancer,
+// health and the token budget learn its outcome and usage (read from the
+// response's "usage" as it passes by, when token limits are configured).
+//
+// Streams: a text/event-stream response is passed through unbuffered,
+// chunk by chunk. Every attempt waits for the first body byte before it
+// counts as a success, so failover and hedging decide before anything
+// reaches the caller; WithTTFBTimeout fails over an attempt whose headers
+// and first byte are late (class Timeout). After the first byte, errors
+// reach the caller: a stream cut mid-way gives the read error, and a
+// stream that ends without `data: [DONE]` gives io.ErrUnexpectedEOF
+// (WithoutStreamTerminator turns that check off); either way the
+// endpoint's health learns of it.
+//
+// Classification is Classify, after DESIGN.md: 429, 529 and 503 with a
+// wait hint are Overloaded (the hint from sturdy.RetryAfterFromHeader
+// pauses the endpoint's tier), other 5xx Unavailable, 400/413 saying the
+// context window is exceeded TooLarge (the call moves to a tier with a
+// larger window), 401/403 Auth, other 4xx Fatal (returned as is),
+// transport errors by sturdy.ClassOf. WithClassifier replaces it.
+//
+// # No double retries
+//
+// The Transport retries; the client around it should not. With openai-go
+// use option.WithMaxRetries(0); go-openai has no retries. When every
+// attempt failed, RoundTrip returns the last attempt's HTTP error response
+// if it had one, with "X-Should-Retry: false" (which openai-go honours)
+// and "Sturdy-Attempts: a:unavailable, b:overloaded" (endpoint names and
+// classes only). Otherwise it returns the *sturdy.Error of the call, which
+// lists every attempt; http.Client wraps it in a *url.Error, and
+// errors.As(err, &sturdyErr) and errors.Is(err, sturdy.ErrUnavailable)
+// still find it.
+//
+// # Telemetry
+//
+// Spans: "sturdy.call" under the caller's span, ended when the response
+// body is released, and one "sturdy.attempt" child per attempt with
+// sturdy.endpoint, sturdy.tier, sturdy.attempt.number, sturdy.attempt.kind
+// (first, retry, hedge), sturdy.outcome and sturdy.attempt.won. Metrics:
+// sturdy.calls, sturdy.attempts, sturdy.hedges, sturdy.fallbacks,
+// sturdy.ejections, sturdy.endpoint.state, sturdy.call.duration,
+// sturdy.attempt.duration and sturdy.budget.refusals, with endpoint, tier,
+// class, kind and reason attributes only: no prompt, body, URL or
+// credential. To also get otelhttp's HTTP spans, wrap the base:
+// NewTransport(otelhttp.NewTransport(http.DefaultTransport), ...) gives an
+// HTTP client span per attempt; wrapping the Transport in otelhttp gives
+// one per call.
+package httpmw

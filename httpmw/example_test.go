@@ -1,0 +1,118 @@
+package httpmw_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/httpmw"
+)
+
+// A primary that is down, a replica that answers: every call succeeds,
+// and the response says who served it.
+func ExampleNewTransport() {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"path":%q,"key":%q}`, r.URL.Path, r.Header.Get("Authorization"))
+	}))
+	defer up.Close()
+
+	tr, err := httpmw.NewTransport(nil,
+		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}),
+		httpmw.WithTier(httpmw.Tier{Name: "primary", Endpoints: []httpmw.Endpoint{
+			{Name: "down", URL: down.URL},
+			{Name: "up", URL: up.URL + "/base", Header: http.Header{"Authorization": {"Bearer up-key"}}},
+		}}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
+
+	resp, err := client.Post("http://llm/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get(httpmw.HeaderEndpoint))
+	fmt.Println(string(body))
+	// Output:
+	// 200 up
+	// {"path":"/base/v1/chat/completions","key":"Bearer up-key"}
+}
+
+// A fallback tier serves when the primary cannot, with the request's
+// model rewritten to the tier's.
+func ExampleWithTier_fallback() {
+	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer limited.Close()
+	small := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	defer small.Close()
+
+	tr, err := httpmw.NewTransport(nil,
+		httpmw.WithTier(httpmw.Tier{Name: "big", Model: "big-model", Endpoints: []httpmw.Endpoint{{Name: "limited", URL: limited.URL}}}),
+		httpmw.WithTier(httpmw.Tier{Name: "small", Model: "small-model", Endpoints: []httpmw.Endpoint{{Name: "small", URL: small.URL}}}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
+	for range 2 {
+		resp, err := client.Post("http://llm/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model": "big-model", "messages": []}`))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.Header.Get(httpmw.HeaderTier), string(body))
+	}
+	fmt.Println("served by tier:", tr.Stats().Served)
+	// Output:
+	// small {"model": "small-model", "messages": []}
+	// small {"model": "small-model", "messages": []}
+	// served by tier: [0 2]
+}
+
+// When every attempt failed with an HTTP error, the last one is returned,
+// marked so that the client does not retry it again.
+func ExampleTransport_RoundTrip_failedEverywhere() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	tr, err := httpmw.NewTransport(nil,
+		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}),
+		httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{{Name: "a", URL: srv.URL}, {Name: "b", URL: srv.URL}}}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+	resp, err := (&http.Client{Transport: tr}).Get("http://llm/v1/models")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get(httpmw.HeaderShouldRetry), resp.Header.Get(httpmw.HeaderAttempts))
+	// Output:
+	// 502 false a:unavailable, b:unavailable
+}

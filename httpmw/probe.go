@@ -1,0 +1,44 @@
+package httpmw
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/body"
+)
+
+// prober is a health.Prober that sends the endpoint's own headers, for
+// servers whose health path wants a key (health.HTTPProber sends none).
+type prober struct {
+	t    *Transport
+	path string
+}
+
+func (p *prober) Probe(ctx context.Context, se sturdy.Endpoint) error {
+	ep := p.t.byName[se.Name]
+	if ep == nil {
+		return fmt.Errorf("httpmw: probe: unknown endpoint %q", se.Name)
+	}
+	path := p.path
+	if path == "" {
+		path = "/health"
+	}
+	u := ep.base + "/" + strings.TrimLeft(path, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("httpmw: probe of %s: %w", ep.name, err)
+	}
+	ep.setHeaders(req, false)
+	resp, err := p.t.base.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("httpmw: probe of %s: %w", ep.name, err)
+	}
+	body.Drain(resp.Body, body.DrainLimit)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("httpmw: probe of %s: status %d", ep.name, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package httpmw
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/body"
+	"github.com/sturdyai/sturdy/internal/telemetry"
+)
+
+// ErrStreamTruncated is the outcome error of a stream that ended without
+// its `data: [DONE]` terminator; the caller's Read gets io.ErrUnexpectedEOF.
+var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [DONE]")
+
+// respBody wraps a winning (or candidate) response body. The attempt reads
+// the first chunk into head before it reports success, so that failover and
+// hedging decide before any byte reaches the caller; Read hands head out
+// first, then passes the rest through unbuffered. It watches the bytes for
+// the stream terminator and the token usage, and releases the call (the
+// winner's context, balancer, health and token reports, the spans) once,
+// at EOF, at a read error or at Close.
+type respBody struct {
+	rc      io.ReadCloser
+	head    []byte
+	headErr error // came with the first chunk (io.EOF), delivered after head
+	sse     bool  // text/event-stream with terminator checking
+	scanUse bool  // JSON or SSE: scan for usage
+	done    doneScanner
+	usage   usageScanner
+	cancel  context.CancelCauseFunc // the attempt's own context, if any
+	stuck   error                   // sticky error once the body ended
+
+	// Set once the call is served, before the caller sees the body.
+	served   degrade.Served
+	call     telemetry.Call
+	callerCx context.Context
+
+	mu       sync.Mutex
+	amended  bool
+	outcome  sturdy.Outcome
+	released atomic.Bool
+	headBuf  [128]byte
+}
+
+func (b *respBody) Read(p []byte) (int, error) {
+	if b.stuck != nil {
+		return 0, b.stuck
+	}
+	if len(b.head) > 0 {
+		n := copy(p, b.head)
+		b.head = b.head[n:]
+		b.scan(p[:n])
+		return n, nil
+	}
+	if b.headErr != nil {
+		err := b.headErr
+		b.headErr = nil
+		return b.end(0, err)
+	}
+	n, err := b.rc.Read(p)
+	b.scan(p[:n])
+	if err != nil {
+		return b.end(n, err)
+	}
+	return n, nil
+}
+
+func (b *respBody) scan(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if b.sse {
+		b.done.write(p)
+	}
+	if b.scanUse {
+		b.usage.write(p)
+	}
+}
+
+// end settles the body at its first error or EOF.
+func (b *respBody) end(n int, err error) (int, error) {
+	if err == io.EOF {
+		if b.sse && !b.done.sawDone() {
+			err = io.ErrUnexpectedEOF
+			b.amend(sturdy.Outcome{Class: sturdy.Unavailable, Err: ErrStreamTruncated})
+		}
+	} else if b.callerCx != nil && b.callerCx.Err() != nil {
+		b.amend(sturdy.Outcome{Class: sturdy.Canceled, Err: b.callerCx.Err()})
+	} else if !b.released.Load() {
+		// A cut after the first byte: too late to fail over, so the caller
+		// gets the error, and health learns of it.
+		b.amend(sturdy.Outcome{Class: sturdy.Unavailable, Err: err})
+	}
+	b.stuck = err
+	b.release()
+	return n, err
+}
+
+func (b *respBody) amend(o sturdy.Outcome) {
+	b.mu.Lock()
+	if !b.amended {
+		b.amended, b.outcome = true, o
+	}
+	b.mu.Unlock()
+}
+
+func (b *respBody) Close() error {
+	err := b.rc.Close()
+	b.release()
+	return err
+}
+
+// release runs once: it reports the outcome and the token usage, ends the
+// spans and releases the winner's context.
+func (b *respBody) release() {
+	if !b.released.CompareAndSwap(false, true) {
+		return
+	}
+	b.mu.Lock()
+	amended, o := b.amended, b.outcome
+	b.mu.Unlock()
+	if amended {
+		o.Latency = b.served.Outcome().Latency
+		b.served.SetOutcome(o)
+		if sp := b.call.Span(); sp != nil && sp.IsRecording() {
+			sp.SetAttributes(telemetry.KeyOutcome.String(o.Class.String()))
+		}
+	}
+	tokens := int64(-1)
+	if b.scanUse {
+		tokens = b.usage.tokens()
+	}
+	b.served.Release(tokens)
+	b.call.End()
+	if b.cancel != nil {
+		b.cancel(errBodyClosed)
+	}
+}
+
+// discard releases a response the call does not keep (a losing hedge).
+func (b *respBody) discard() {
+	body.Drain(b.rc, body.DrainLimit)
+	if b.cancel != nil {
+		b.cancel(errBodyClosed)
+	}
+}
+
+var errBodyClosed = errors.New("httpmw: response body closed")
+
+func isEventStream(ct string) bool {
+	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
+}
+
+func isJSON(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	return strings.EqualFold(ct, "application/json") || strings.HasSuffix(strings.ToLower(ct), "+json")
+}

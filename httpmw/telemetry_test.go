@@ -1,0 +1,108 @@
+package httpmw
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/internal/telemetry"
+)
+
+func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	down := startLLM(t, fakellm.Config{Name: "down", Down: fakellm.Down503, RequiredAPIKey: "secret-a"})
+	up := startLLM(t, fakellm.Config{Name: "up", RequiredAPIKey: "secret-b"})
+	fb := startLLM(t, fakellm.Config{Name: "fb", RequiredAPIKey: "secret-c"})
+	tr := newTr(t, WithTracerProvider(tp), WithMeterProvider(mp),
+		WithTier(Tier{Name: "primary", Endpoints: []Endpoint{ep("down", down.URL(), "secret-a"), ep("up", up.URL(), "secret-b")}}),
+		WithTier(Tier{Name: "fallback", Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL(), "secret-c")}}))
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "caller")
+	resp, err := tr.RoundTrip(chatReq(t, "m", true).WithContext(ctx))
+	require.NoError(t, err)
+	readAll(t, resp)
+	parent.End()
+
+	spans := sr.Ended()
+	var call sdktrace.ReadOnlySpan
+	var attempts []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		switch s.Name() {
+		case telemetry.SpanCall:
+			call = s
+		case telemetry.SpanAttempt:
+			attempts = append(attempts, s)
+		}
+	}
+	require.NotNil(t, call)
+	assert.Equal(t, parent.SpanContext().SpanID(), call.Parent().SpanID(), "under the caller's span")
+	require.Len(t, attempts, 2, "the round-robin starts on down, then fails over to up")
+	first := attribute.NewSet(attempts[0].Attributes()...)
+	second := attribute.NewSet(attempts[1].Attributes()...)
+	get := func(s attribute.Set, k attribute.Key) attribute.Value { v, _ := s.Value(k); return v }
+	assert.Equal(t, "down", get(first, telemetry.KeyEndpoint).AsString())
+	assert.Equal(t, "unavailable", get(first, telemetry.KeyOutcome).AsString())
+	assert.Equal(t, "first", get(first, telemetry.KeyAttemptKind).AsString())
+	assert.False(t, get(first, telemetry.KeyWon).AsBool())
+	assert.Equal(t, "up", get(second, telemetry.KeyEndpoint).AsString())
+	assert.Equal(t, "retry", get(second, telemetry.KeyAttemptKind).AsString())
+	assert.EqualValues(t, 2, get(second, telemetry.KeyAttemptNumber).AsInt64())
+	assert.True(t, get(second, telemetry.KeyWon).AsBool())
+	assert.Equal(t, "primary", get(second, telemetry.KeyTier).AsString())
+	for _, a := range attempts {
+		assert.Equal(t, call.SpanContext().SpanID(), a.Parent().SpanID())
+	}
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	names := map[string]bool{}
+	var values []string
+	for _, sm := range rm.ScopeMetrics {
+		assert.Equal(t, ScopeName, sm.Scope.Name)
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+			assert.True(t, strings.HasPrefix(m.Name, "sturdy."))
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					for _, kv := range p.Attributes.ToSlice() {
+						values = append(values, kv.Value.Emit())
+					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					for _, kv := range p.Attributes.ToSlice() {
+						values = append(values, kv.Value.Emit())
+					}
+				}
+			}
+		}
+	}
+	for _, n := range []string{telemetry.MetricCalls, telemetry.MetricAttempts, telemetry.MetricCallDuration,
+		telemetry.MetricAttemptDuration, telemetry.MetricEndpointState, telemetry.MetricBudgetRefusals} {
+		assert.True(t, names[n], "metric %s", n)
+	}
+	for _, s := range spans {
+		for _, kv := range s.Attributes() {
+			values = append(values, kv.Value.Emit())
+		}
+		values = append(values, s.Status().Description)
+	}
+	for _, v := range values {
+		for _, secret := range []string{"secret", "caller-key", "hello there", "127.0.0.1", "http"} {
+			assert.NotContains(t, v, secret, "no credential, prompt or URL in telemetry")
+		}
+	}
+}

@@ -1,0 +1,652 @@
+package httpmw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/failover"
+	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/body"
+	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/ratelimit"
+)
+
+// ScopeName is the OpenTelemetry instrumentation scope of the Transport.
+const ScopeName = "github.com/sturdyai/sturdy/httpmw"
+
+// errorBodyLimit is how much of an error response the attempt reads into
+// memory, so that the connection is reused and the body stays readable
+// after the attempt's context ends.
+const errorBodyLimit = body.DrainLimit
+
+var (
+	// ErrTTFB is the outcome error of an attempt that missed the
+	// time-to-first-byte timeout (class Timeout).
+	ErrTTFB       = errors.New("httpmw: no first byte within the time-to-first-byte timeout")
+	errNoResponse = errors.New("httpmw: base RoundTripper returned neither a response nor an error")
+	errEmptyEvent = errors.New("httpmw: event stream ended before its first byte")
+	errClosed     = errors.New("httpmw: Transport is closed")
+)
+
+type tierState struct {
+	index   int
+	name    string
+	model   string
+	quoted  []byte // JSON string of model; nil: no rewrite
+	nameHdr []string
+}
+
+// Transport is an http.RoundTripper that sends each request to the
+// endpoints of a chain of model tiers, with load balancing, failover,
+// hedging, rate limits, fallback to other models and health tracking, and
+// records OpenTelemetry spans and metrics. Build it with NewTransport. It
+// is safe for concurrent use. Close it to stop its health probes.
+type Transport struct {
+	base       http.RoundTripper
+	chain      *degrade.Chain
+	tracker    *health.Tracker
+	tel        *telemetry.Telemetry
+	tiers      []*tierState
+	byName     map[string]*endpoint
+	names      []string
+	classify   Classifier
+	rewriter   ModelRewriter
+	maxBody    int64
+	ttfb       time.Duration
+	checkTerm  bool
+	passCreds  bool
+	hasTokens  bool
+	stopProbes context.CancelFunc
+	probesDone chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport over base (nil means
+// http.DefaultTransport) configured by opts. It needs at least one tier
+// (WithTier) with at least one endpoint; a configuration that cannot work
+// is an error that names what to fix.
+func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
+	cfg := config{maxBody: DefaultMaxBodyBuffer}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpmw: "+format, args...)) }
+	if len(cfg.tiers) == 0 {
+		bad("no tiers; add at least the primary with WithTier(Tier{Endpoints: ...})")
+	}
+	if cfg.maxBody < 0 {
+		bad("WithMaxBodyBuffer(%d): it must not be negative", cfg.maxBody)
+	}
+	if cfg.ttfb < 0 {
+		bad("WithTTFBTimeout(%v): it must not be negative", cfg.ttfb)
+	}
+	if cfg.maxWait < 0 {
+		bad("WithMaxWait(%v): it must not be negative", cfg.maxWait)
+	}
+	if cfg.probes != nil && (cfg.probes.Interval < 0 || cfg.probes.Timeout < 0 || cfg.probes.Jitter >= 1) {
+		bad("WithProbes(%+v): Interval and Timeout must not be negative, Jitter must be below 1", *cfg.probes)
+	}
+
+	t := &Transport{
+		base:      base,
+		byName:    map[string]*endpoint{},
+		classify:  cfg.classifier,
+		rewriter:  cfg.rewriter,
+		maxBody:   cfg.maxBody,
+		ttfb:      cfg.ttfb,
+		checkTerm: !cfg.noTerm,
+		passCreds: cfg.passCreds,
+	}
+	if t.classify == nil {
+		t.classify = Classify
+	}
+	tierNames := map[string]bool{}
+	overrides := map[string]ratelimit.Limit{}
+	eps := make([][]*endpoint, len(cfg.tiers))
+	for i, tc := range cfg.tiers {
+		name := tc.Name
+		if name == "" {
+			name = fmt.Sprintf("tier%d", i)
+		}
+		if tierNames[name] {
+			bad("tier name %q is used twice; tier names must be unique", name)
+		}
+		tierNames[name] = true
+		if len(tc.Endpoints) == 0 {
+			bad("tier %q has no endpoints; give it at least one", name)
+		}
+		if tc.Quality < 0 || tc.Quality > 1 {
+			bad("tier %q: Quality is %v; it must be in [0, 1]", name, tc.Quality)
+		}
+		if tc.ContextWindow < 0 {
+			bad("tier %q: ContextWindow is %d; it must not be negative", name, tc.ContextWindow)
+		}
+		if tc.Timeout < 0 {
+			bad("tier %q: Timeout is %v; it must not be negative", name, tc.Timeout)
+		}
+		l := tc.Limit
+		if l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0 {
+			bad("tier %q: Limit has a negative field (%+v); rates and bursts must be zero (unlimited) or positive", name, l)
+		}
+		overrides[name] = l
+		if l.TokensPerMinute > 0 {
+			t.hasTokens = true
+		}
+		ts := &tierState{index: i, name: name, model: tc.Model, nameHdr: []string{name}}
+		if i > 0 && tc.Model != "" {
+			ts.quoted = body.QuoteModel(tc.Model)
+		}
+		t.tiers = append(t.tiers, ts)
+		for _, e := range tc.Endpoints {
+			ep, err := newEndpoint(e, i, tc.Model)
+			if err != nil {
+				bad("tier %q: %v", name, err)
+				continue
+			}
+			if _, dup := t.byName[ep.name]; dup {
+				bad("endpoint name %q is used twice; endpoint names must be unique across all tiers", ep.name)
+				continue
+			}
+			t.byName[ep.name] = ep
+			t.names = append(t.names, ep.name)
+			eps[i] = append(eps[i], ep)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	// Health: one tracker for the whole Transport (endpoint names are
+	// unique), reporting ejections to telemetry and to the user's hook.
+	hcfg := cfg.health
+	userHook := hcfg.OnStateChange
+	var tel atomic.Pointer[telemetry.Telemetry]
+	hcfg.OnStateChange = func(c health.StateChange) {
+		if tl := tel.Load(); tl != nil {
+			tl.OnStateChange(c)
+		}
+		if userHook != nil {
+			userHook(c)
+		}
+	}
+	tracker, err := health.New(hcfg)
+	if err != nil {
+		return nil, fmt.Errorf("httpmw: WithHealth: %w", err)
+	}
+	t.tracker = tracker
+
+	lcfg := cfg.limiterBase
+	lcfg.Overrides = overrides
+	for k, v := range cfg.limiterBase.Overrides {
+		if _, ok := overrides[k]; !ok {
+			lcfg.Overrides[k] = v
+		}
+	}
+	limiter, err := ratelimit.New(lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("httpmw: %w", err)
+	}
+
+	dtiers := make([]degrade.Tier, len(cfg.tiers))
+	ttiers := make([]telemetry.Tier, len(cfg.tiers))
+	for i, tc := range cfg.tiers {
+		ts := t.tiers[i]
+		retry, err := failover.New(cfg.failover)
+		if err != nil {
+			return nil, fmt.Errorf("httpmw: WithFailover: %w", err)
+		}
+		var hp *hedge.Policy
+		if cfg.hedge != nil {
+			if hp, err = hedge.New(*cfg.hedge); err != nil {
+				return nil, fmt.Errorf("httpmw: WithHedge: %w", err)
+			}
+		}
+		bcfg := cfg.balancer
+		bcfg.Health = tracker
+		bcfg.Endpoints = nil
+		names := make([]string, 0, len(eps[i]))
+		for _, ep := range eps[i] {
+			bcfg.Endpoints = append(bcfg.Endpoints, ep.sep)
+			names = append(names, ep.name)
+		}
+		bal, err := balancer.New(bcfg)
+		if err != nil {
+			return nil, fmt.Errorf("httpmw: WithBalancer: %w", err)
+		}
+		dtiers[i] = degrade.Tier{
+			Name: ts.name, Model: tc.Model, Quality: tc.Quality, ContextWindow: tc.ContextWindow,
+			Picker: bal, Limiter: limiter, LimitKey: ts.name, Timeout: tc.Timeout,
+			Retry: retry,
+		}
+		if hp != nil {
+			dtiers[i].Hedge = hp
+		}
+		ttiers[i] = telemetry.Tier{Name: ts.name, Endpoints: names, Retry: retry, Hedge: hp}
+	}
+	tl, err := telemetry.New(telemetry.Config{
+		Scope: ScopeName, TracerProvider: cfg.tp, MeterProvider: cfg.mp, Tiers: ttiers, Health: tracker,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("httpmw: %w", err)
+	}
+	tel.Store(tl)
+	t.tel = tl
+	t.chain, err = degrade.New(degrade.Config{
+		Tiers: dtiers, MaxWait: cfg.maxWait, Hooks: tl.Hooks(), OnFallback: tl.OnFallback,
+	})
+	if err != nil {
+		_ = tl.Close()
+		return nil, fmt.Errorf("httpmw: %w", err)
+	}
+
+	if cfg.probes != nil {
+		pc := health.ProbeConfig{Interval: cfg.probes.Interval, Timeout: cfg.probes.Timeout, Jitter: cfg.probes.Jitter}
+		var all []sturdy.Endpoint
+		for _, name := range t.names {
+			all = append(all, t.byName[name].sep)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.stopProbes, t.probesDone = cancel, make(chan struct{})
+		p := &prober{t: t, path: cfg.probes.Path}
+		// The config was checked above and names are unique, so RunProbes
+		// cannot refuse to start; it blocks until Close.
+		go func() {
+			defer close(t.probesDone)
+			_ = tracker.RunProbes(ctx, p, all, pc)
+		}()
+	}
+	return t, nil
+}
+
+// Close stops the health probes and waits for them, and stops the
+// observable metrics. It does not close the base RoundTripper's idle
+// connections (see CloseIdleConnections). RoundTrip after Close fails.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		if t.stopProbes != nil {
+			t.stopProbes()
+			<-t.probesDone
+		}
+		_ = t.tel.Close()
+	})
+	return nil
+}
+
+// CloseIdleConnections closes the base RoundTripper's idle connections,
+// if it has that method (http.Client.CloseIdleConnections calls it).
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Stats returns the fallback chain's accounting: calls served per tier,
+// their shares, failures, fallbacks and the expected quality.
+func (t *Transport) Stats() degrade.Stats { return t.chain.Stats() }
+
+// Endpoints returns the endpoint names, tier by tier in configuration
+// order.
+func (t *Transport) Endpoints() []string { return append([]string(nil), t.names...) }
+
+// Tiers returns the tier names, primary first.
+func (t *Transport) Tiers() []string {
+	out := make([]string, len(t.tiers))
+	for i, ts := range t.tiers {
+		out[i] = ts.name
+	}
+	return out
+}
+
+// EndpointTier returns the name of the tier of the endpoint named name.
+func (t *Transport) EndpointTier(name string) (string, bool) {
+	ep, ok := t.byName[name]
+	if !ok {
+		return "", false
+	}
+	return t.tiers[ep.tier].name, true
+}
+
+// State returns the health state of the endpoint named name.
+func (t *Transport) State(name string) health.State { return t.tracker.State(name) }
+
+// Availability returns the availability figures of the endpoint named
+// name (uptime, MTBF, MTTR, availability), and false for an unknown name.
+func (t *Transport) Availability(name string) (health.Availability, bool) {
+	return t.tracker.Availability(name)
+}
+
+// call is one RoundTrip's state, shared by its attempts.
+type call struct {
+	t        *Transport
+	req      *http.Request
+	body     reqBody
+	dc       degrade.Call[*http.Response]
+	lastTier atomic.Int32
+}
+
+// calls recycles call states with their attempt func already bound, so
+// that a call costs neither the struct nor the method value. A call is
+// free once degrade.Run has returned: every attempt has returned by then,
+// and nothing handed to the caller points back to it.
+var calls = sync.Pool{New: func() any {
+	c := new(call)
+	c.dc.Fn = c.attempt
+	c.dc.Cleanup = discard
+	return c
+}}
+
+func getCall(t *Transport, req *http.Request) *call {
+	c := calls.Get().(*call)
+	c.t, c.req = t, req
+	c.lastTier.Store(-1)
+	return c
+}
+
+func putCall(c *call) {
+	c.t, c.req = nil, nil
+	c.body = reqBody{}
+	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens = false, 0, 0
+	calls.Put(c)
+}
+
+// RoundTrip implements http.RoundTripper. It never modifies req, always
+// closes req.Body, and returns either a response or an error, never both.
+// See the package doc for what it does.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeReqBody(req)
+		return nil, errors.New("httpmw: nil Request.URL")
+	}
+	if t.closed.Load() {
+		closeReqBody(req)
+		return nil, errClosed
+	}
+	if req.Response != nil {
+		return t.redirect(req)
+	}
+	ctx, tc := t.tel.StartCall(req.Context())
+	c := getCall(t, req)
+	defer putCall(c)
+	if err := c.body.init(req, t.maxBody); err != nil {
+		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
+		tc.End()
+		return nil, err
+	}
+	c.dc.Once = c.body.once()
+	if t.hasTokens && req.ContentLength > 0 {
+		c.dc.Tokens = req.ContentLength / 4 // about 4 bytes a token
+	}
+	resp, served, err := degrade.Run(ctx, t.chain, &c.dc)
+	c.body.finish()
+	if err != nil {
+		return c.failed(tc, resp, err)
+	}
+	w, _ := resp.Body.(*respBody)
+	if w == nil {
+		// Cannot happen: attempt wraps every success. Be safe anyway.
+		served.Release(-1)
+		tc.End()
+		resp.Request = req
+		return resp, nil
+	}
+	w.served, w.call, w.callerCx = served, tc, req.Context()
+	resp.Request = req
+	t.tel.RecordCall(tc, served.Tier, served.Attempt.Endpoint.Name, sturdy.Success, served.Attempt.N)
+	return resp, nil
+}
+
+// failed turns a call that no tier served into what RoundTrip returns:
+// the deciding attempt's HTTP response when it had one (marked so that
+// the client does not retry it), else the *sturdy.Error.
+func (c *call) failed(tc telemetry.Call, resp *http.Response, err error) (*http.Response, error) {
+	se, ok := errors.AsType[*sturdy.Error](err)
+	if !ok {
+		se = &sturdy.Error{Class: sturdy.ClassOf(err), Err: err}
+	} else {
+		cp := *se
+		se = &cp
+	}
+	se.Op = "httpmw"
+	tier := int(c.lastTier.Load())
+	c.t.tel.RecordCall(tc, tier, se.Endpoint, se.Class, len(se.Attempts))
+	tc.End()
+	if resp != nil && se.Class != sturdy.Canceled {
+		if w, ok := resp.Body.(*respBody); ok {
+			// A success that the call still discarded cannot come back
+			// here; this is defensive.
+			w.discard()
+			return nil, se
+		}
+		h := resp.Header
+		h.Set(HeaderShouldRetry, "false")
+		if s := attemptsSummary(se.Attempts); s != "" {
+			h.Set(HeaderAttempts, s)
+		}
+		resp.Request = c.req
+		return resp, nil
+	}
+	if resp != nil {
+		discard(resp)
+	}
+	return nil, se
+}
+
+func attemptsSummary(as []sturdy.Attempt) string {
+	var b strings.Builder
+	for i, a := range as {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.Endpoint)
+		b.WriteByte(':')
+		b.WriteString(a.Class.String())
+	}
+	return b.String()
+}
+
+// attempt runs one attempt on a.Endpoint: route a clone of the request,
+// send it, classify the answer and, for a success with a body, wait for
+// the first body byte.
+func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, sturdy.Outcome) {
+	t := c.t
+	ep := t.byName[a.Endpoint.Name]
+	ts := t.tiers[a.Tier]
+	defer c.lastTier.Store(int32(a.Tier))
+	if ep == nil {
+		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: fmt.Errorf("httpmw: unknown endpoint %q", a.Endpoint.Name)}
+	}
+	var (
+		rc      io.ReadCloser
+		getBody func() (io.ReadCloser, error)
+		n       int64
+		err     error
+	)
+	if ts.quoted != nil || (a.Tier > 0 && t.rewriter != nil && ts.model != "") {
+		rc, getBody, n, err = c.body.rewrittenFor(t, ts)
+	} else {
+		rc, getBody, n, err = c.body.plain()
+	}
+	if err != nil {
+		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: err}
+	}
+
+	var cancel context.CancelCauseFunc
+	var timer *time.Timer
+	if t.ttfb > 0 {
+		ctx, cancel = context.WithCancelCause(ctx)
+		timer = time.AfterFunc(t.ttfb, func() { cancel(ErrTTFB) })
+	}
+	// Clone before changing anything: RoundTrippers must not modify the
+	// caller's request (net/http.RoundTripper's contract).
+	out := c.req.Clone(ctx)
+	ep.route(out, t.passCreds)
+	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
+
+	resp, err := t.base.RoundTrip(out)
+	if err != nil && resp != nil {
+		// A broken base RoundTripper; never pass both on.
+		body.Drain(resp.Body, 0)
+		resp = nil
+	}
+	if err == nil && resp == nil {
+		err = errNoResponse
+	}
+	o := t.classify(resp, err)
+	if err != nil {
+		o = ttfbOutcome(ctx, o, timer)
+		if cancel != nil {
+			cancel(err)
+		}
+		return nil, o
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	resp.Header[HeaderEndpoint] = ep.nameHdr
+	resp.Header[HeaderTier] = ts.nameHdr
+
+	if o.Class != sturdy.Success {
+		if timer != nil {
+			timer.Stop()
+		}
+		bufferErrorBody(resp, cancel)
+		return resp, o
+	}
+
+	w := &respBody{rc: resp.Body, cancel: cancel}
+	ct := resp.Header.Get("Content-Type")
+	w.sse = t.checkTerm && isEventStream(ct)
+	if t.hasTokens && (isEventStream(ct) || isJSON(ct)) {
+		w.scanUse = true
+		w.usage = newUsageScanner()
+	}
+	resp.Body = w
+	if !expectsBody(out, resp) {
+		if timer != nil {
+			timer.Stop()
+		}
+		return resp, o
+	}
+	// Wait for the first body byte: until it comes, failing over or
+	// hedging is still possible, and for a stream it is the real answer.
+	var nr int
+	var rerr error
+	for nr == 0 && rerr == nil {
+		nr, rerr = w.rc.Read(w.headBuf[:])
+	}
+	fired := timer != nil && !timer.Stop()
+	if fired || (rerr != nil && rerr != io.EOF) || (nr == 0 && w.sse) {
+		if rerr == nil || rerr == io.EOF {
+			rerr = errEmptyEvent
+			if fired {
+				rerr = ErrTTFB
+			}
+		}
+		o = ttfbOutcome(ctx, sturdy.Outcome{Class: sturdy.ClassOf(rerr), Err: rerr}, nil)
+		if fired {
+			o = sturdy.Outcome{Class: sturdy.Timeout, Err: ErrTTFB}
+		}
+		w.discard()
+		return nil, o
+	}
+	w.head, w.headErr = w.headBuf[:nr], rerr
+	return resp, o
+}
+
+// ttfbOutcome turns the failure of an attempt whose context the TTFB
+// timer cancelled into a Timeout.
+func ttfbOutcome(ctx context.Context, o sturdy.Outcome, timer *time.Timer) sturdy.Outcome {
+	if timer != nil {
+		timer.Stop()
+	}
+	if context.Cause(ctx) == ErrTTFB {
+		return sturdy.Outcome{Class: sturdy.Timeout, Err: ErrTTFB}
+	}
+	return o
+}
+
+// expectsBody reports whether resp has a body to wait for.
+func expectsBody(req *http.Request, resp *http.Response) bool {
+	if req.Method == http.MethodHead || resp.ContentLength == 0 || resp.Body == nil || resp.Body == http.NoBody {
+		return false
+	}
+	return resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified
+}
+
+// bufferErrorBody reads an error response's body into memory (up to
+// errorBodyLimit), so that its connection goes back to the pool at once
+// and the body stays readable after the attempt's context ends. A longer
+// body keeps its tail on the wire.
+func bufferErrorBody(resp *http.Response, cancel context.CancelCauseFunc) {
+	rc := resp.Body
+	if rc == nil || rc == http.NoBody {
+		if cancel != nil {
+			cancel(errBodyClosed)
+		}
+		return
+	}
+	buf, err := io.ReadAll(io.LimitReader(rc, errorBodyLimit+1))
+	if err == nil && len(buf) <= errorBodyLimit {
+		_ = rc.Close()
+		if cancel != nil {
+			cancel(errBodyClosed)
+		}
+		resp.Body = newBytesBody(buf)
+		resp.ContentLength = int64(len(buf))
+		return
+	}
+	resp.Body = &prefixBody{prefix: buf, rc: cancelOnClose{rc, cancel}, err: err}
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	if c.cancel != nil {
+		c.cancel(errBodyClosed)
+	}
+	return err
+}
+
+// discard is the Cleanup of degrade.Call: it drains (bounded) and closes a
+// response the call does not keep, so that its connection can be reused.
+func discard(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	if w, ok := resp.Body.(*respBody); ok {
+		w.discard()
+		return
+	}
+	body.Drain(resp.Body, body.DrainLimit)
+}
+
+func closeReqBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}

@@ -1,0 +1,369 @@
+package httpmw
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/fakellm"
+)
+
+func TestFailoverOn503(t *testing.T) {
+	down := startLLM(t, fakellm.Config{Name: "down", Down: fakellm.Down503})
+	up := startLLM(t, fakellm.Config{Name: "up"})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL(), ""), ep("up", up.URL(), "")}}))
+	for range 4 {
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, "up", resp.Header.Get(HeaderEndpoint))
+		readAll(t, resp)
+	}
+	assert.Positive(t, down.Stats().ByStatus[503])
+}
+
+func TestFailoverOnConnectionRefused(t *testing.T) {
+	up := startLLM(t, fakellm.Config{Name: "up"})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("gone", closedURL(t), ""), ep("up", up.URL(), "")}}))
+	for range 4 {
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		assert.Equal(t, "up", resp.Header.Get(HeaderEndpoint))
+		readAll(t, resp)
+	}
+}
+
+func TestFailoverOnConnectionReset(t *testing.T) {
+	reset := startLLM(t, fakellm.Config{Name: "reset", Down: fakellm.DownReset})
+	up := startLLM(t, fakellm.Config{Name: "up"})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("reset", reset.URL(), ""), ep("up", up.URL(), "")}}))
+	for range 4 {
+		resp, err := tr.RoundTrip(chatReq(t, "m", true))
+		require.NoError(t, err)
+		assert.Contains(t, readAll(t, resp), "data: [DONE]")
+	}
+}
+
+func TestRateLimitedPrimaryCoolsDownAndFallsBack(t *testing.T) {
+	primary := startLLM(t, fakellm.Config{Name: "primary", RateLimit: fakellm.RateLimit{Always: true, RetryAfter: 30 * time.Second}})
+	fallback := startLLM(t, fakellm.Config{Name: "fallback"})
+	tr := newTr(t,
+		WithTier(Tier{Name: "gpt-4o", Model: "gpt-4o", Endpoints: []Endpoint{ep("primary", primary.URL(), "")}}),
+		WithTier(Tier{Name: "mini", Model: "gpt-4o-mini", Endpoints: []Endpoint{ep("fallback", fallback.URL(), "")}}))
+	for range 3 {
+		resp, err := tr.RoundTrip(chatReq(t, "gpt-4o", false))
+		require.NoError(t, err)
+		assert.Equal(t, "mini", resp.Header.Get(HeaderTier))
+		assert.Contains(t, readAll(t, resp), "gpt-4o-mini")
+	}
+	assert.EqualValues(t, 1, primary.Stats().Requests, "after the 429 with Retry-After, the tier cools down")
+	assert.EqualValues(t, 3, fallback.Stats().ByModel["gpt-4o-mini"], "the fallback saw its own model")
+	assert.EqualValues(t, 0, fallback.Stats().ByModel["gpt-4o"])
+	st := tr.Stats()
+	assert.Equal(t, []uint64{0, 3}, st.Served)
+}
+
+func TestTooLargeMovesToLargerContextWindow(t *testing.T) {
+	small := startLLM(t, fakellm.Config{Name: "small", ContextWindow: 2})
+	large := startLLM(t, fakellm.Config{Name: "large", ContextWindow: 1000})
+	tr := newTr(t,
+		WithTier(Tier{Name: "8k", Model: "m-8k", ContextWindow: 8000, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
+		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
+	resp, err := tr.RoundTrip(chatReq(t, "m-8k", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "large", resp.Header.Get(HeaderEndpoint))
+	assert.EqualValues(t, 1, small.Stats().ByStatus[400])
+	assert.EqualValues(t, 1, large.Stats().ByModel["m-128k"])
+}
+
+func TestHedgeWinsOverSlowEndpoint(t *testing.T) {
+	slow := startLLM(t, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 500 * time.Millisecond}})
+	fast := startLLM(t, fakellm.Config{Name: "fast"})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slow.URL(), ""), ep("fast", fast.URL(), "")}}),
+		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+	start := time.Now()
+	resp, err := tr.RoundTrip(chatReq(t, "m", true))
+	require.NoError(t, err)
+	assert.Contains(t, readAll(t, resp), "data: [DONE]")
+	assert.Less(t, time.Since(start), 400*time.Millisecond)
+	assert.Equal(t, "fast", resp.Header.Get(HeaderEndpoint))
+	assert.EqualValues(t, 1, slow.Stats().Requests, "the slow endpoint got the first attempt")
+}
+
+func TestTTFBTimeoutFailsOver(t *testing.T) {
+	stalled := startLLM(t, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+	ok := startLLM(t, fakellm.Config{Name: "ok"})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalled.URL(), ""), ep("ok", ok.URL(), "")}}),
+		WithTTFBTimeout(100*time.Millisecond))
+	for _, stream := range []bool{true, false} {
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", stream))
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, "ok", resp.Header.Get(HeaderEndpoint))
+		assert.Less(t, time.Since(start), time.Second)
+	}
+}
+
+func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
+	stalled := startLLM(t, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalled.URL(), "")}}), WithTTFBTimeout(50*time.Millisecond))
+	resp, err := tr.RoundTrip(chatReq(t, "m", true))
+	require.Nil(t, resp)
+	assert.ErrorIs(t, err, sturdy.ErrTimeout)
+	assert.ErrorIs(t, err, ErrTTFB)
+}
+
+func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
+	srv := startLLM(t, fakellm.Config{Name: "s", TruncateStream: true})
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", true))
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Contains(t, string(b), "data: {")
+	require.NoError(t, resp.Body.Close())
+
+	off := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}), WithoutStreamTerminator())
+	resp, err = off.RoundTrip(chatReq(t, "m", true))
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	assert.NoError(t, err, "terminator checking off")
+	require.NoError(t, resp.Body.Close())
+}
+
+func TestMidStreamCutSurfacesToCallerAndHealthLearns(t *testing.T) {
+	cut := startLLM(t, fakellm.Config{Name: "cut", MidStreamCut: 3})
+	other := startLLM(t, fakellm.Config{Name: "other"})
+	tr := newTr(t,
+		WithTier(Tier{Endpoints: []Endpoint{ep("cut", cut.URL(), ""), ep("other", other.URL(), "")}}),
+		WithHealth(health.Config{ConsecutiveFailures: 1, MaxEjectedShare: 1}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", true))
+	require.NoError(t, err)
+	require.Equal(t, "cut", resp.Header.Get(HeaderEndpoint))
+	_, err = io.ReadAll(resp.Body)
+	assert.Error(t, err, "the cut reaches the caller")
+	require.NoError(t, resp.Body.Close())
+	assert.EqualValues(t, 0, other.Stats().Requests, "no failover after the first byte")
+	assert.Equal(t, health.Ejected, tr.State("cut"), "the amended outcome reached health")
+}
+
+func TestCredentialsIsolation(t *testing.T) {
+	// Every server requires its own key and records every key it sees.
+	a := startLLM(t, fakellm.Config{Name: "a", RequiredAPIKey: "key-a", ErrorRate: 0.5, Seed: 3})
+	b := startLLM(t, fakellm.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: fakellm.RateLimit{Share: 0.5}, Seed: 4})
+	c := startLLM(t, fakellm.Config{Name: "c", RequiredAPIKey: "key-c"})
+	tr := newTr(t,
+		WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", a.URL(), "key-a"),
+			{Name: "b", URL: b.URL(), Header: http.Header{"api-key": {"key-b"}}}}}),
+		WithTier(Tier{Name: "f", Model: "small", Endpoints: []Endpoint{ep("c", c.URL(), "key-c")}}),
+		WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
+	for i := range 30 {
+		req := chatReq(t, "m", i%2 == 0)
+		req.Header.Set("Api-Key", "caller-api-key")
+		req.Header.Set("X-Api-Key", "caller-x-api-key")
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.NotEqual(t, 401, resp.StatusCode)
+	}
+	for _, s := range []*fakellm.Server{a, b, c} {
+		assert.Equal(t, []string{"key-" + s.Name()}, s.SeenCredentials(), "server %s", s.Name())
+		assert.Zero(t, s.Stats().ForeignCredentials)
+	}
+	assert.Positive(t, c.Stats().Requests, "the fallback tier was used too")
+}
+
+func TestCallerCredentialsPassThroughWhenAllowed(t *testing.T) {
+	rec := newRecorder(t, okJSON)
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("r", rec.URL, "")}}), WithCallerCredentials())
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "Bearer caller-key", rec.header(0).Get("Authorization"))
+}
+
+func TestRedirectNeverCarriesACredentialToAnotherHost(t *testing.T) {
+	foreign := newRecorder(t, okJSON)
+	var target string
+	origin := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch r.URL.Path {
+		case "/v1/abs":
+			http.Redirect(w, r, target, http.StatusTemporaryRedirect)
+		case "/v1/rel":
+			http.Redirect(w, r, "/v1/final", http.StatusTemporaryRedirect)
+		default:
+			okJSON(w, r, n)
+		}
+	})
+	target = foreign.URL + "/elsewhere"
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("origin", origin.URL, "origin-key")}}))
+	client := &http.Client{Transport: tr}
+
+	req, err := http.NewRequest(http.MethodGet, "http://llm.invalid/v1/abs", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer caller-key")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	require.Equal(t, 1, foreign.count())
+	assert.Empty(t, foreign.header(0).Get("Authorization"), "neither the endpoint's nor the caller's key")
+	assert.Empty(t, resp.Header.Get(HeaderEndpoint))
+
+	req, err = http.NewRequest(http.MethodGet, "http://llm.invalid/v1/rel", nil)
+	require.NoError(t, err)
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	require.Equal(t, 3, origin.count())
+	assert.Equal(t, "/v1/final", origin.paths[2])
+	assert.Equal(t, "Bearer origin-key", origin.header(2).Get("Authorization"), "a relative redirect stays on the endpoint")
+}
+
+func TestModelRewriteIsByteExact(t *testing.T) {
+	down := newRecorder(t, status(503))
+	fb := newRecorder(t, okJSON)
+	tr := newTr(t,
+		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
+		WithTier(Tier{Model: "tiny-\"model\"", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}))
+	in := "{ \"stream\":false,\n\t\"model\" : \"big\", \"x\":1.0e3, \"meta\":{\"model\":\"keep\"} }"
+	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader(in))
+	require.NoError(t, err)
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, in, string(down.body(0)), "the primary gets the caller's bytes")
+	assert.Equal(t, "{ \"stream\":false,\n\t\"model\" : \"tiny-\\\"model\\\"\", \"x\":1.0e3, \"meta\":{\"model\":\"keep\"} }", string(fb.body(0)))
+	assert.Equal(t, resp.Request.ContentLength, int64(len(in)))
+}
+
+func TestMalformedJSONOnFallbackFailsFatal(t *testing.T) {
+	down := newRecorder(t, status(503))
+	fb := newRecorder(t, okJSON)
+	tr := newTr(t,
+		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
+		WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}))
+	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader(`{"model":"big",`))
+	require.NoError(t, err)
+	resp, err := tr.RoundTrip(req)
+	require.Nil(t, resp)
+	assert.ErrorIs(t, err, sturdy.ErrFatal)
+	assert.Contains(t, err.Error(), "wrong model")
+	assert.Equal(t, 0, fb.count(), "never sent with the wrong model")
+}
+
+func TestModelRewriterHook(t *testing.T) {
+	down := newRecorder(t, status(503))
+	fb := newRecorder(t, okJSON)
+	tr := newTr(t,
+		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
+		WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}),
+		WithModelRewriter(func(_ *http.Request, body []byte, model string) ([]byte, error) {
+			return []byte(strings.ReplaceAll(string(body), "model=big", "model="+model)), nil
+		}))
+	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader("a=1&model=big"))
+	require.NoError(t, err)
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "a=1&model=small", string(fb.body(0)))
+}
+
+func TestFinalErrorResponseIsMarkedAndSummarised(t *testing.T) {
+	a := newRecorder(t, status(503))
+	b := newRecorder(t, status(502))
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL, ""), ep("b", b.URL, "")}}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	body := readAll(t, resp)
+	assert.Equal(t, 502, resp.StatusCode)
+	assert.Equal(t, `{"error":{"message":"nope"}}`, body)
+	assert.Equal(t, "false", resp.Header.Get(HeaderShouldRetry))
+	assert.Equal(t, "a:unavailable, b:unavailable", resp.Header.Get(HeaderAttempts))
+	assert.Equal(t, "b", resp.Header.Get(HeaderEndpoint))
+}
+
+func TestFailedEverywhereWithoutResponseIsSturdyError(t *testing.T) {
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", closedURL(t), ""), ep("b", closedURL(t), "")}}))
+	client := &http.Client{Transport: tr}
+	resp, err := client.Post(chatPath, "application/json", strings.NewReader(`{"model":"m"}`))
+	require.Nil(t, resp)
+	var se *sturdy.Error
+	require.True(t, errors.As(err, &se), "%T %v", err, err)
+	assert.Equal(t, sturdy.Unavailable, se.Class)
+	assert.Len(t, se.Attempts, 2)
+	assert.ErrorIs(t, err, sturdy.ErrUnavailable)
+}
+
+func TestFatalIsReturnedAsIs(t *testing.T) {
+	bad := newRecorder(t, status(422))
+	other := newRecorder(t, okJSON)
+	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("bad", bad.URL, ""), ep("other", other.URL, "")}}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 422, resp.StatusCode)
+	assert.Equal(t, 0, other.count(), "a fatal error is not retried")
+}
+
+func TestPathsJoinTheEndpointPrefix(t *testing.T) {
+	rec := newRecorder(t, okJSON)
+	cases := []struct{ base, reqURL, want string }{
+		{rec.URL, "http://x/v1/chat/completions", "/v1/chat/completions"},
+		{rec.URL + "/openai", "http://x/v1/chat/completions?api-version=1", "/openai/v1/chat/completions?api-version=1"},
+		{rec.URL + "/openai/", "http://x/v1/a%2Fb", "/openai/v1/a%2Fb"},
+		{rec.URL + "/a%20b", "http://x/v1", "/a%20b/v1"},
+		{rec.URL + "/p", "http://x", "/p/"},
+	}
+	for i, tc := range cases {
+		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("r", tc.base, "")}}))
+		req, err := http.NewRequest(http.MethodGet, tc.reqURL, nil)
+		require.NoError(t, err)
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, tc.want, rec.paths[i], "base %s + %s", tc.base, tc.reqURL)
+	}
+}
+
+func TestProbesSendEndpointHeadersAndStopOnClose(t *testing.T) {
+	probed := newRecorder(t, okJSON)
+	tr, err := NewTransport(newBase(t), append(testOpts(),
+		WithTier(Tier{Endpoints: []Endpoint{ep("p", probed.URL+"/base", "probe-key")}}),
+		WithProbes(Probes{Interval: 10 * time.Millisecond, Path: "healthz"}))...)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return probed.count() >= 2 }, 2*time.Second, 5*time.Millisecond)
+	require.NoError(t, tr.Close())
+	n := probed.count()
+	time.Sleep(30 * time.Millisecond)
+	assert.Equal(t, n, probed.count(), "no probe after Close")
+	assert.Equal(t, "/base/healthz", probed.paths[0])
+	assert.Equal(t, "Bearer probe-key", probed.header(0).Get("Authorization"))
+}
+
+func TestAccessors(t *testing.T) {
+	a := startLLM(t, fakellm.Config{Name: "a"})
+	tr := newTr(t, WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", a.URL(), "")}}),
+		WithTier(Tier{Name: "f", Endpoints: []Endpoint{ep("b", a.URL(), "")}}))
+	assert.Equal(t, []string{"a", "b"}, tr.Endpoints())
+	assert.Equal(t, []string{"p", "f"}, tr.Tiers())
+	tier, ok := tr.EndpointTier("b")
+	assert.True(t, ok)
+	assert.Equal(t, "f", tier)
+	av, ok := tr.Availability("a")
+	assert.True(t, ok)
+	assert.Equal(t, 1.0, av.Availability)
+	assert.Equal(t, health.Healthy, tr.State("a"))
+	assert.True(t, slices.Equal([]uint64{0, 0}, tr.Stats().Served))
+}
