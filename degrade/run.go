@@ -78,8 +78,9 @@ var (
 // and falling back as the outcome says. On success it returns the result
 // and what the call still holds (release it with Served.Release). On
 // failure it returns the deciding attempt's value (the caller owns it; it
-// may be the zero value) and a *sturdy.Error that lists every attempt of
-// every tier.
+// may be the zero value; its attempt's context may already be cancelled,
+// so Call.Fn must return failed values that stand on their own) and a
+// *sturdy.Error that lists every attempt of every tier.
 func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
 	var (
 		zero     T

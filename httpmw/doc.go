@@ -85,9 +85,13 @@
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
 // buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A longer body
 // without GetBody is sent once and never retried, hedged or rewritten.
-// Responses the call discards (a 503 that was retried, a losing hedge)
-// are drained (up to 64 KiB) and closed, so that connections are reused.
-// Error responses are read into memory (up to 64 KiB) by the attempt. The
+// Error responses (a 503 that is retried, a 429) are read into memory (up
+// to 64 KiB) by the attempt, so their connections go back to the pool
+// before the call moves on. A losing hedge is different: its context is
+// cancelled as soon as another attempt wins, to stop the server's work
+// (for a model server, GPU time), and its body is then closed; on HTTP/1
+// that connection is closed rather than reused, a cost taken on purpose.
+// The
 // winning attempt's context lives until the caller closes the response
 // body or reads it to the end; then the call is released: the balancer,
 // health and the token budget learn its outcome and usage (read from the

@@ -54,8 +54,9 @@ type Tier struct {
 	// degrade.Stats.ExpectedQuality. Zero means 1.
 	Quality float64
 	// ContextWindow is the tier's context window in tokens: a too-large
-	// answer moves a call to a later tier with a larger one. Zero means
-	// unknown.
+	// answer moves a call to a later tier with a larger one, and a request
+	// whose body is clearly larger (over 5 bytes a token) skips the tier
+	// without spending an attempt on it. Zero means unknown.
 	ContextWindow int
 	// Limit is the tier's client-side admission: requests per second and
 	// tokens per minute. The zero Limit admits everything (server

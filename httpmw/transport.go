@@ -67,6 +67,7 @@ type Transport struct {
 	checkTerm  bool
 	passCreds  bool
 	hasTokens  bool
+	hasWindows bool // some tier has a ContextWindow: estimate prompt sizes
 	stopProbes context.CancelFunc
 	probesDone chan struct{}
 	closeOnce  sync.Once
@@ -140,6 +141,9 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		}
 		if tc.ContextWindow < 0 {
 			bad("tier %q: ContextWindow is %d; it must not be negative", name, tc.ContextWindow)
+		}
+		if tc.ContextWindow > 0 {
+			t.hasWindows = true
 		}
 		if tc.Timeout < 0 {
 			bad("tier %q: Timeout is %v; it must not be negative", name, tc.Timeout)
@@ -396,6 +400,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.dc.Once = c.body.once()
 	if t.hasTokens && req.ContentLength > 0 {
 		c.dc.Tokens = req.ContentLength / 4 // about 4 bytes a token
+	}
+	if t.hasWindows && req.ContentLength > 0 {
+		// A deliberate underestimate (5 bytes a token, JSON included), so
+		// that a tier is skipped only when the prompt clearly exceeds its
+		// window; a borderline prompt still gets the server's answer.
+		c.dc.PromptTokens = int(req.ContentLength / 5)
 	}
 	resp, served, err := degrade.Run(ctx, t.chain, &c.dc)
 	c.body.finish()

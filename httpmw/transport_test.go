@@ -1,6 +1,8 @@
 package httpmw
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -85,6 +87,29 @@ func TestTooLargeMovesToLargerContextWindow(t *testing.T) {
 	assert.Equal(t, "large", resp.Header.Get(HeaderEndpoint))
 	assert.EqualValues(t, 1, small.Stats().ByStatus[400])
 	assert.EqualValues(t, 1, large.Stats().ByModel["m-128k"])
+}
+
+func TestPromptClearlyOverTheWindowSkipsTheTier(t *testing.T) {
+	small := startLLM(t, fakellm.Config{Name: "small"})
+	large := startLLM(t, fakellm.Config{Name: "large"})
+	tr := newTr(t,
+		WithTier(Tier{Name: "tiny", Model: "m-tiny", ContextWindow: 100, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
+		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
+	long := strings.Repeat("lorem ipsum ", 200) // ~2.4 KB: far over 100 tokens
+	b, _ := json.Marshal(map[string]any{"model": "m-tiny", "messages": []map[string]string{{"role": "user", "content": long}}})
+	req, err := http.NewRequest(http.MethodPost, chatPath, bytes.NewReader(b))
+	require.NoError(t, err)
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "large", resp.Header.Get(HeaderEndpoint))
+	assert.EqualValues(t, 0, small.Stats().Requests, "the tiny tier must be skipped without an attempt")
+
+	// A short prompt still goes to the primary.
+	resp, err = tr.RoundTrip(chatReq(t, "m-tiny", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "small", resp.Header.Get(HeaderEndpoint))
 }
 
 func TestHedgeWinsOverSlowEndpoint(t *testing.T) {

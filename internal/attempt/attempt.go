@@ -145,6 +145,12 @@ func noopDone(sturdy.Outcome) {}
 // Run returns the deciding attempt's value (the caller owns it and must
 // release it; it may be the zero value), a zero Winner, and a
 // *sturdy.Error that lists every attempt.
+//
+// A failed attempt's context may already be cancelled when Run returns its
+// value (hedged calls and per-attempt timeouts give attempts contexts of
+// their own, released as each attempt settles): fn must return a failed
+// value that stands on its own — an HTTP adapter reads an error body into
+// memory before returning it.
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if s.Retry != nil {
