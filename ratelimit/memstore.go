@@ -115,6 +115,16 @@ type memStore struct {
 
 var _ Store = (*memStore)(nil)
 
+// NewMemoryStore returns the in-process Store that New uses when
+// Config.Store is nil, remembering at most maxKeys keys as Config.MaxKeys
+// describes (≤ 0: DefaultMaxKeys). It is exported for shared stores that
+// fall back to local limits when their database is unreachable; a Limiter
+// given it through Config.Store works, but more slowly than with a nil
+// Config.Store.
+func NewMemoryStore(maxKeys int) Store {
+	return newMemStore(max(maxKeys, 0))
+}
+
 func newMemStore(maxKeys int) *memStore {
 	if maxKeys == 0 {
 		maxKeys = DefaultMaxKeys
