@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sturdyai/sturdy/examples/internal/cli"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -325,7 +327,7 @@ func TestRunFlags(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), tc.args, &out)
-			var ue usageError
+			var ue cli.UsageError
 			if tc.usage != errors.As(err, &ue) {
 				t.Fatalf("run(%q) = %v, want a usage error: %v", tc.args, err, tc.usage)
 			}

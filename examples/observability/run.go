@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sturdyai/sturdy/examples/internal/cli"
+
 	"bytes"
 	"context"
 	"errors"
@@ -78,14 +80,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"a few traces and serves the sturdy.* metrics on /metrics for Prometheus.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := cli.ParseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
 	if err := cfg.validate(); err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	out := &syncWriter{w: stdout}
 

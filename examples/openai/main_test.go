@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sturdyai/sturdy/examples/internal/cli"
+
 	"bytes"
 	"context"
 	"errors"
@@ -130,7 +132,7 @@ func TestRunFlags(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), tc.args, &out)
-			var ue usageError
+			var ue cli.UsageError
 			if tc.usage != errors.As(err, &ue) {
 				t.Fatalf("run(%q) = %v, want a usage error: %v", tc.args, err, tc.usage)
 			}
@@ -148,7 +150,7 @@ func TestRunRejectsBadURL(t *testing.T) {
 	clearEnv(t)
 	t.Setenv(envKey, "k")
 	t.Setenv(envPrimaryURLs, "ftp://127.0.0.1:1")
-	var ue usageError
+	var ue cli.UsageError
 	if err := run(context.Background(), nil, &bytes.Buffer{}); !errors.As(err, &ue) {
 		t.Fatalf("run = %v, want a usage error", err)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sturdyai/sturdy/examples/internal/cli"
+
 	"context"
 	"errors"
 	"flag"
@@ -27,14 +29,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"the primary model and a fallback model.\n\nEnvironment (with %s and %s set, real endpoints;\notherwise local fake servers on 127.0.0.1):\n%s\nFlags:\n", envKey, envPrimaryURLs, envHelp)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := cli.ParseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
 	if *timeout <= 0 || *ttfb <= 0 {
-		return usageError{errors.New("-timeout and -ttfb must be more than 0")}
+		return cli.UsageError{Err: errors.New("-timeout and -ttfb must be more than 0")}
 	}
 
 	var setup *setup

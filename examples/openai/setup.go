@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sturdyai/sturdy/examples/internal/cli"
+
 	"fmt"
 	"net/http"
 	"net/url"
@@ -99,7 +101,7 @@ func bearer(key string) http.Header { return http.Header{"Authorization": {"Bear
 func baseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usageError{fmt.Errorf("%q is not an http(s) base URL", raw)}
+		return "", cli.UsageError{Err: fmt.Errorf("%q is not an http(s) base URL", raw)}
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1")
 	return u.String(), nil
