@@ -16,47 +16,11 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/failover"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// pool is a Picker over named endpoints with a switchable Ready.
-type pool struct {
-	mu    sync.Mutex
-	eps   []*sturdy.Endpoint
-	next  int
-	down  bool
-	picks int
-}
-
-func newPool(names ...string) *pool {
-	p := &pool{}
-	for _, n := range names {
-		p.eps = append(p.eps, &sturdy.Endpoint{Name: n})
-	}
-	return p
-}
-
-func (p *pool) Ready() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.down
-}
-
-func (p *pool) Pick(_ context.Context, exclude []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for range p.eps {
-		ep := p.eps[p.next%len(p.eps)]
-		p.next++
-		if !slices.Contains(exclude, ep.Name) {
-			p.picks++
-			return ep, func(sturdy.Outcome) {}, nil
-		}
-	}
-	return nil, nil, &sturdy.Error{Class: sturdy.Unavailable, Err: errors.New("pool: all tried")}
-}
 
 // backend answers per endpoint name.
 type backend struct {
@@ -116,7 +80,7 @@ func run(c *Chain, b *backend, call Call[string]) (string, int, error) {
 }
 
 func TestNewValidates(t *testing.T) {
-	p := newPool("a")
+	p := fakepick.New("a")
 	tests := []struct {
 		cfg  Config
 		want string
@@ -138,7 +102,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestPrimaryServes(t *testing.T) {
 	b := &backend{}
-	c := mustChain(t, Config{Tiers: []Tier{{Name: "primary", Picker: newPool("p1")}, {Name: "fallback", Picker: newPool("f1")}}})
+	c := mustChain(t, Config{Tiers: []Tier{{Name: "primary", Picker: fakepick.New("p1")}, {Name: "fallback", Picker: fakepick.New("f1")}}})
 	v, tier, err := run(c, b, Call[string]{})
 	if err != nil || v != "tier0/p1" || tier != 0 {
 		t.Fatalf("v=%q tier=%d err=%v", v, tier, err)
@@ -149,7 +113,7 @@ func TestFallbackWhenFailoverExhausted(t *testing.T) {
 	b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Unavailable}, "p2": {Class: sturdy.Timeout}}}
 	var fb []Fallback
 	c := mustChain(t, Config{
-		Tiers:      []Tier{{Name: "primary", Picker: newPool("p1", "p2")}, {Name: "fallback", Picker: newPool("f1")}},
+		Tiers:      []Tier{{Name: "primary", Picker: fakepick.New("p1", "p2")}, {Name: "fallback", Picker: fakepick.New("f1")}},
 		Retry:      retry(t),
 		OnFallback: func(f Fallback) { fb = append(fb, f) },
 	})
@@ -168,28 +132,28 @@ func TestFallbackWhenFailoverExhausted(t *testing.T) {
 func TestProactiveSkips(t *testing.T) {
 	t.Run("unhealthy tier is skipped without an attempt", func(t *testing.T) {
 		b := &backend{}
-		primary := newPool("p1")
-		primary.down = true
-		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary}, {Picker: newPool("f1")}}})
+		primary := fakepick.New("p1")
+		primary.SetReady(false)
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary}, {Picker: fakepick.New("f1")}}})
 		_, tier, err := run(c, b, Call[string]{})
-		if err != nil || tier != 1 || primary.picks != 0 {
-			t.Fatalf("tier=%d err=%v picks on primary=%d", tier, err, primary.picks)
+		if err != nil || tier != 1 || primary.Picks() != 0 {
+			t.Fatalf("tier=%d err=%v picks on primary=%d", tier, err, primary.Picks())
 		}
 	})
 	t.Run("limited tier is skipped without an attempt", func(t *testing.T) {
 		b := &backend{}
 		lim, _ := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{RequestsPerSecond: 1, Burst: 1}})
-		primary := newPool("p1")
-		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Limiter: lim}, {Picker: newPool("f1")}}})
+		primary := fakepick.New("p1")
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Limiter: lim}, {Picker: fakepick.New("f1")}}})
 		_, t1, _ := run(c, b, Call[string]{})
 		_, t2, err := run(c, b, Call[string]{})
-		if t1 != 0 || t2 != 1 || err != nil || primary.picks != 1 {
-			t.Fatalf("tiers %d,%d err=%v primary picks=%d", t1, t2, err, primary.picks)
+		if t1 != 0 || t2 != 1 || err != nil || primary.Picks() != 1 {
+			t.Fatalf("tiers %d,%d err=%v primary picks=%d", t1, t2, err, primary.Picks())
 		}
 	})
 	t.Run("prompt larger than the window skips the tier", func(t *testing.T) {
 		b := &backend{}
-		c := mustChain(t, Config{Tiers: []Tier{{Picker: newPool("small"), ContextWindow: 8000}, {Picker: newPool("big"), ContextWindow: 128000}}})
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("small"), ContextWindow: 8000}, {Picker: fakepick.New("big"), ContextWindow: 128000}}})
 		_, tier, err := run(c, b, Call[string]{PromptTokens: 20000})
 		if err != nil || tier != 1 {
 			t.Fatalf("tier=%d err=%v", tier, err)
@@ -197,8 +161,8 @@ func TestProactiveSkips(t *testing.T) {
 	})
 	t.Run("the last tier is tried even if it looks unhealthy", func(t *testing.T) {
 		b := &backend{}
-		only := newPool("p1")
-		only.down = true
+		only := fakepick.New("p1")
+		only.SetReady(false)
 		c := mustChain(t, Config{Tiers: []Tier{{Picker: only}}})
 		if _, _, err := run(c, b, Call[string]{}); err != nil {
 			t.Fatalf("err = %v", err)
@@ -209,9 +173,9 @@ func TestProactiveSkips(t *testing.T) {
 func TestTooLargeMovesToLargerWindow(t *testing.T) {
 	b := &backend{by: map[string]sturdy.Outcome{"small": {Class: sturdy.TooLarge}}}
 	c := mustChain(t, Config{Tiers: []Tier{
-		{Name: "small", Picker: newPool("small"), ContextWindow: 8000},
-		{Name: "same", Picker: newPool("same"), ContextWindow: 8000},
-		{Name: "large", Picker: newPool("large"), ContextWindow: 128000},
+		{Name: "small", Picker: fakepick.New("small"), ContextWindow: 8000},
+		{Name: "same", Picker: fakepick.New("same"), ContextWindow: 8000},
+		{Name: "large", Picker: fakepick.New("large"), ContextWindow: 128000},
 	}})
 	v, tier, err := run(c, b, Call[string]{})
 	if err != nil || tier != 2 || v != "tier2/large" {
@@ -234,7 +198,7 @@ func TestFatalAndOnceDoNotFallBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{by: map[string]sturdy.Outcome{"p1": tc.out}}
-			c := mustChain(t, Config{Tiers: []Tier{{Picker: newPool("p1", "p2")}, {Picker: newPool("f1")}}, Retry: retry(t)})
+			c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1", "p2")}, {Picker: fakepick.New("f1")}}, Retry: retry(t)})
 			v, _, err := run(c, b, Call[string]{Once: tc.once})
 			if !errors.Is(err, tc.want) || v != "tier0/p1" {
 				t.Fatalf("v=%q err=%v", v, err)
@@ -249,7 +213,7 @@ func TestFatalAndOnceDoNotFallBack(t *testing.T) {
 func TestAllTiersFailListsEveryAttempt(t *testing.T) {
 	var cleaned []string
 	b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Unavailable}, "f1": {Class: sturdy.Overloaded}}}
-	c := mustChain(t, Config{Tiers: []Tier{{Picker: newPool("p1")}, {Picker: newPool("f1")}}})
+	c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}})
 	call := Call[string]{Fn: b.fn, Cleanup: func(v string) { cleaned = append(cleaned, v) }}
 	v, _, err := Run(context.Background(), c, &call)
 	if !errors.Is(err, sturdy.ErrOverloaded) || v != "tier1/f1" {
@@ -270,7 +234,7 @@ func TestAllTiersFailListsEveryAttempt(t *testing.T) {
 func TestNoTierCanServe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lim, _ := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{RequestsPerSecond: 1, Burst: 1}})
-		c := mustChain(t, Config{Tiers: []Tier{{Name: "a", Picker: newPool("a1"), Limiter: lim}, {Name: "b", Picker: newPool("b1"), Limiter: lim}}})
+		c := mustChain(t, Config{Tiers: []Tier{{Name: "a", Picker: fakepick.New("a1"), Limiter: lim}, {Name: "b", Picker: fakepick.New("b1"), Limiter: lim}}})
 		b := &backend{}
 		run(c, b, Call[string]{}) // spends a's burst
 		run(c, b, Call[string]{}) // spends b's burst
@@ -283,7 +247,7 @@ func TestNoTierCanServe(t *testing.T) {
 			t.Fatalf("RetryAfter = %v, want when a tier frees up", se.RetryAfter)
 		}
 		// With MaxWait, the call waits for the soonest tier instead.
-		c2 := mustChain(t, Config{MaxWait: 2 * time.Second, Tiers: []Tier{{Name: "a", Picker: newPool("a1"), Limiter: lim}, {Name: "b", Picker: newPool("b1"), Limiter: lim}}})
+		c2 := mustChain(t, Config{MaxWait: 2 * time.Second, Tiers: []Tier{{Name: "a", Picker: fakepick.New("a1"), Limiter: lim}, {Name: "b", Picker: fakepick.New("b1"), Limiter: lim}}})
 		start := time.Now()
 		if _, _, err := run(c2, b, Call[string]{}); err != nil {
 			t.Fatalf("err = %v", err)
@@ -298,16 +262,16 @@ func TestOverloadedTierIsPausedAndPrimaryReturns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: 2 * time.Second}}}
 		lim, _ := ratelimit.New(ratelimit.Config{})
-		primary := newPool("p1")
-		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Limiter: lim}, {Picker: newPool("f1")}}})
+		primary := fakepick.New("p1")
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Limiter: lim}, {Picker: fakepick.New("f1")}}})
 		if _, tier, err := run(c, b, Call[string]{}); err != nil || tier != 1 {
 			t.Fatalf("tier=%d err=%v", tier, err)
 		}
 		b.mu.Lock()
 		delete(b.by, "p1") // the primary recovers
 		b.mu.Unlock()
-		if _, tier, _ := run(c, b, Call[string]{}); tier != 1 || primary.picks != 1 {
-			t.Fatalf("tier=%d picks=%d: the paused primary was tried", tier, primary.picks)
+		if _, tier, _ := run(c, b, Call[string]{}); tier != 1 || primary.Picks() != 1 {
+			t.Fatalf("tier=%d picks=%d: the paused primary was tried", tier, primary.Picks())
 		}
 		time.Sleep(2 * time.Second)
 		if _, tier, _ := run(c, b, Call[string]{}); tier != 0 {
@@ -319,7 +283,7 @@ func TestOverloadedTierIsPausedAndPrimaryReturns(t *testing.T) {
 func TestSlowTierYields(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := &backend{delay: map[string]time.Duration{"p1": time.Hour, "f1": 10 * time.Millisecond}}
-		c := mustChain(t, Config{Tiers: []Tier{{Picker: newPool("p1"), Timeout: 200 * time.Millisecond}, {Picker: newPool("f1")}}})
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1"), Timeout: 200 * time.Millisecond}, {Picker: fakepick.New("f1")}}})
 		start := time.Now()
 		_, tier, err := run(c, b, Call[string]{})
 		if err != nil || tier != 1 {
@@ -336,12 +300,10 @@ func TestStatsAndExpectedQuality(t *testing.T) {
 		t.Fatalf("ExpectedQuality = %v, want 0.9475 (the seed document's example)", got)
 	}
 	b := &backend{}
-	primary := newPool("p1")
-	c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Quality: 0.95}, {Picker: newPool("f1"), Quality: 0.90}}})
+	primary := fakepick.New("p1")
+	c := mustChain(t, Config{Tiers: []Tier{{Picker: primary, Quality: 0.95}, {Picker: fakepick.New("f1"), Quality: 0.90}}})
 	for i := range 100 {
-		primary.mu.Lock()
-		primary.down = i%20 == 0 // 5 of 100 calls find the primary down
-		primary.mu.Unlock()
+		primary.SetReady(i%20 != 0) // 5 of 100 calls find the primary down
 		if _, _, err := run(c, b, Call[string]{}); err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +315,7 @@ func TestStatsAndExpectedQuality(t *testing.T) {
 }
 
 func TestDo(t *testing.T) {
-	c := mustChain(t, Config{Tiers: []Tier{{Name: "gpt", Model: "gpt-4o", Picker: newPool("a")}}})
+	c := mustChain(t, Config{Tiers: []Tier{{Name: "gpt", Model: "gpt-4o", Picker: fakepick.New("a")}}})
 	got, err := Do(context.Background(), c, func(_ context.Context, tier Tier, ep *sturdy.Endpoint) (string, error) {
 		return tier.Model + "@" + ep.Name, nil
 	})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,37 +13,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// ring is a minimal round-robin Picker that honours the exclusion list.
-type ring struct {
-	mu   sync.Mutex
-	eps  []*sturdy.Endpoint
-	next int
-}
-
-func newRing(names ...string) *ring {
-	r := &ring{}
-	for _, n := range names {
-		r.eps = append(r.eps, &sturdy.Endpoint{Name: n})
-	}
-	return r
-}
-
-func (r *ring) Pick(_ context.Context, exclude []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for range r.eps {
-		ep := r.eps[r.next%len(r.eps)]
-		r.next++
-		if !slices.Contains(exclude, ep.Name) {
-			return ep, func(sturdy.Outcome) {}, nil
-		}
-	}
-	return nil, nil, &sturdy.Error{Class: sturdy.Unavailable, Err: errors.New("ring: all tried")}
-}
 
 func TestNewValidates(t *testing.T) {
 	tests := []struct {
@@ -118,7 +90,7 @@ func TestBudgetBoundsAmplification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pk := newRing("a", "b", "c")
+		pk := fakepick.New("a", "b", "c")
 		calls, attempts := 0, 0
 		for range 60 * ratePerSecond { // 60 s of a total outage at 100 calls/s
 			calls++
@@ -148,7 +120,7 @@ func TestBudgetBoundsAmplification(t *testing.T) {
 
 func TestDoListsEveryAttempt(t *testing.T) {
 	p, _ := New(Config{MaxAttempts: 3, BaseBackoff: -1})
-	_, err := Do(context.Background(), p, newRing("a", "b", "c"), func(_ context.Context, ep *sturdy.Endpoint) (string, error) {
+	_, err := Do(context.Background(), p, fakepick.New("a", "b", "c"), func(_ context.Context, ep *sturdy.Endpoint) (string, error) {
 		return "", &sturdy.Error{Class: sturdy.Unavailable, Endpoint: ep.Name, Err: fmt.Errorf("%s: 503", ep.Name)}
 	})
 	var se *sturdy.Error
@@ -175,7 +147,7 @@ func TestDoHonoursRetryAfterOfSturdyError(t *testing.T) {
 		p, _ := New(Config{MaxAttempts: 2, BaseBackoff: -1, MaxRetryAfterWait: time.Second})
 		n := 0
 		start := time.Now()
-		v, err := Do(context.Background(), p, newRing("only"), func(context.Context, *sturdy.Endpoint) (int, error) {
+		v, err := Do(context.Background(), p, fakepick.New("only"), func(context.Context, *sturdy.Endpoint) (int, error) {
 			n++
 			if n == 1 {
 				return 0, &sturdy.Error{Class: sturdy.Overloaded, RetryAfter: 300 * time.Millisecond}

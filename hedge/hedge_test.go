@@ -2,7 +2,6 @@ package hedge
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -13,36 +12,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type ring struct {
-	mu   sync.Mutex
-	eps  []*sturdy.Endpoint
-	next int
-}
-
-func newRing(names ...string) *ring {
-	r := &ring{}
-	for _, n := range names {
-		r.eps = append(r.eps, &sturdy.Endpoint{Name: n})
-	}
-	return r
-}
-
-func (r *ring) Pick(_ context.Context, exclude []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for range r.eps {
-		ep := r.eps[r.next%len(r.eps)]
-		r.next++
-		if !slices.Contains(exclude, ep.Name) {
-			return ep, func(sturdy.Outcome) {}, nil
-		}
-	}
-	return nil, nil, &sturdy.Error{Class: sturdy.Unavailable, Err: errors.New("ring: all tried")}
-}
 
 func TestNewValidates(t *testing.T) {
 	for _, cfg := range []Config{{Delay: -1}, {Quantile: 1.5}, {Quantile: -0.1}, {MaxHedges: -1}, {MinDelay: -1}} {
@@ -85,7 +58,7 @@ func TestMinDelayFloorsTheAdaptiveDelay(t *testing.T) {
 func TestBudgetCapsHedgeShare(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := New(Config{Delay: 10 * time.Millisecond, BudgetRatio: 0.05, BudgetMinPerSecond: -1})
-		pk := newRing("a", "b")
+		pk := fakepick.New("a", "b")
 		calls, attempts := 0, 0
 		var mu sync.Mutex
 		for range 2000 {
@@ -121,7 +94,7 @@ func TestDoFirstSuccessWinsAndLoserIsCleaned(t *testing.T) {
 		var mu sync.Mutex
 		var cleaned []string
 		start := time.Now()
-		v, err := Do(context.Background(), p, newRing("slow", "fast"), func(ctx context.Context, ep *sturdy.Endpoint) (string, error) {
+		v, err := Do(context.Background(), p, fakepick.New("slow", "fast"), func(ctx context.Context, ep *sturdy.Endpoint) (string, error) {
 			d := 5 * time.Millisecond
 			if ep.Name == "slow" {
 				d = time.Second

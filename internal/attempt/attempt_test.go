@@ -14,53 +14,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// picker is a round-robin Picker over fixed endpoints that records every
-// outcome reported to it.
-type picker struct {
-	mu       sync.Mutex
-	eps      []*sturdy.Endpoint
-	next     int
-	reported map[string][]sturdy.Class
-	out      atomic.Int64 // picks not yet reported
-}
-
-func newPicker(names ...string) *picker {
-	p := &picker{reported: map[string][]sturdy.Class{}}
-	for _, n := range names {
-		p.eps = append(p.eps, &sturdy.Endpoint{Name: n})
-	}
-	return p
-}
-
-func (p *picker) Pick(_ context.Context, exclude []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for range p.eps {
-		ep := p.eps[p.next%len(p.eps)]
-		p.next++
-		if slices.Contains(exclude, ep.Name) {
-			continue
-		}
-		p.out.Add(1)
-		return ep, func(o sturdy.Outcome) {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			p.reported[ep.Name] = append(p.reported[ep.Name], o.Class)
-			p.out.Add(-1)
-		}, nil
-	}
-	return nil, nil, &sturdy.Error{Op: "picker", Class: sturdy.Unavailable, Err: errors.New("no endpoint left")}
-}
-
-func (p *picker) classes(name string) []sturdy.Class {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.reported[name])
-}
 
 type retryPol struct {
 	max     int
@@ -245,7 +202,7 @@ func TestFailover(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &server{by: tc.by}
-			p := newPicker("a", "b", "c")
+			p := fakepick.New("a", "b", "c")
 			s := &Spec{Picker: p, Retry: newRetry(tc.max), Op: "test"}
 			v, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 			w.Release()
@@ -276,7 +233,7 @@ func TestFailover(t *testing.T) {
 			if !slices.Equal(cleaned, tc.wantCleaned) {
 				t.Errorf("cleaned = %v, want %v", cleaned, tc.wantCleaned)
 			}
-			if n := p.out.Load(); n != 0 {
+			if n := p.Open(); n != 0 {
 				t.Errorf("%d picks never reported to the balancer", n)
 			}
 		})
@@ -284,7 +241,7 @@ func TestFailover(t *testing.T) {
 }
 
 func TestWinnerReportedAtRelease(t *testing.T) {
-	p := newPicker("a")
+	p := fakepick.New("a")
 	srv := &server{by: map[string]behaviour{}}
 	var ended []bool
 	hooks := &Hooks{End: func(_ context.Context, _ Info, _ sturdy.Outcome, won bool) { ended = append(ended, won) }}
@@ -293,12 +250,12 @@ func TestWinnerReportedAtRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.classes("a")) != 0 || len(ended) != 0 {
+	if len(p.Reported("a")) != 0 || len(ended) != 0 {
 		t.Fatal("winner reported before Release")
 	}
 	w.Release()
 	w.Release()
-	if got := p.classes("a"); !slices.Equal(got, []sturdy.Class{sturdy.Success}) {
+	if got := p.Reported("a"); !slices.Equal(got, []sturdy.Class{sturdy.Success}) {
 		t.Fatalf("balancer got %v", got)
 	}
 	if !slices.Equal(ended, []bool{true}) {
@@ -310,7 +267,7 @@ func TestBudgetStopsRetries(t *testing.T) {
 	srv := &server{by: map[string]behaviour{"a": {class: sturdy.Unavailable}}}
 	r := newRetry(3)
 	r.budget.Store(0)
-	s := &Spec{Picker: newPicker("a", "b"), Retry: r}
+	s := &Spec{Picker: fakepick.New("a", "b"), Retry: r}
 	_, _, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 	if !errors.Is(err, sturdy.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
@@ -344,7 +301,7 @@ func TestRetryAfter(t *testing.T) {
 				}}
 				r := newRetry(3)
 				r.raWait = tc.cap
-				s := &Spec{Picker: newPicker("a", "b"), Retry: r}
+				s := &Spec{Picker: fakepick.New("a", "b"), Retry: r}
 				start := time.Now()
 				_, _, err := Run(context.Background(), s, srv.fn, srv.cleanup)
 				if !errors.Is(err, sturdy.ErrOverloaded) {
@@ -371,7 +328,7 @@ func TestAttemptTimeoutFailsOver(t *testing.T) {
 		srv := &server{by: map[string]behaviour{"a": {delay: time.Hour}}}
 		r := newRetry(3)
 		r.timeout = 2 * time.Second
-		p := newPicker("a", "b")
+		p := fakepick.New("a", "b")
 		s := &Spec{Picker: p, Retry: r}
 		start := time.Now()
 		v, w, err := Run(context.Background(), s, srv.fn, srv.cleanup)
@@ -381,7 +338,7 @@ func TestAttemptTimeoutFailsOver(t *testing.T) {
 		if got := time.Since(start); got != 2*time.Second {
 			t.Errorf("failed over after %v, want 2s", got)
 		}
-		if got := p.classes("a"); !slices.Equal(got, []sturdy.Class{sturdy.Timeout}) {
+		if got := p.Reported("a"); !slices.Equal(got, []sturdy.Class{sturdy.Timeout}) {
 			t.Errorf("a reported %v, want timeout", got)
 		}
 		w.Release()
@@ -393,7 +350,7 @@ func TestAttemptTimeoutDoesNotCutTheWinner(t *testing.T) {
 		r := newRetry(1)
 		r.timeout = time.Second
 		var actx context.Context
-		s := &Spec{Picker: newPicker("a"), Retry: r}
+		s := &Spec{Picker: fakepick.New("a"), Retry: r}
 		_, w, err := Run(context.Background(), s, func(ctx context.Context, _ Info) (string, sturdy.Outcome) {
 			actx = ctx
 			return "ok", sturdy.Outcome{}
@@ -419,7 +376,7 @@ func TestNeverWaitsPastDeadline(t *testing.T) {
 		r.backoff = 10 * time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		s := &Spec{Picker: newPicker("a", "b"), Retry: r}
+		s := &Spec{Picker: fakepick.New("a", "b"), Retry: r}
 		start := time.Now()
 		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrUnavailable) {
@@ -436,7 +393,7 @@ func TestCallerCancel(t *testing.T) {
 		srv := &server{by: map[string]behaviour{"a": {delay: time.Hour}}}
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
-		p := newPicker("a", "b")
+		p := fakepick.New("a", "b")
 		s := &Spec{Picker: p, Retry: newRetry(3)}
 		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrCanceled) || !errors.Is(err, context.Canceled) {
@@ -445,7 +402,7 @@ func TestCallerCancel(t *testing.T) {
 		if calls, _, _ := srv.snapshot(); len(calls) != 1 {
 			t.Fatalf("calls = %v: retried after the caller gave up", calls)
 		}
-		if got := p.classes("a"); !slices.Equal(got, []sturdy.Class{sturdy.Canceled}) {
+		if got := p.Reported("a"); !slices.Equal(got, []sturdy.Class{sturdy.Canceled}) {
 			t.Fatalf("a reported %v", got)
 		}
 	})
@@ -537,7 +494,7 @@ func TestHedge(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				srv := &server{by: tc.by}
 				h := &hedgePol{delay: 50 * time.Millisecond, maxH: 1, refuse: tc.refuse}
-				p := newPicker("a", "b", "c")
+				p := fakepick.New("a", "b", "c")
 				s := &Spec{Picker: p, Hedge: h}
 				if tc.retry > 0 {
 					s.Retry = newRetry(tc.retry)
@@ -562,7 +519,7 @@ func TestHedge(t *testing.T) {
 					t.Errorf("canceled = %v, want %v", canceled, tc.wantCanceled)
 				}
 				w.Release()
-				if n := p.out.Load(); n != 0 {
+				if n := p.Open(); n != 0 {
 					t.Errorf("%d picks never reported", n)
 				}
 			})
@@ -575,7 +532,7 @@ func TestHedgeWinnerContextOutlivesRun(t *testing.T) {
 		h := &hedgePol{delay: 50 * time.Millisecond, maxH: 1}
 		var mu sync.Mutex
 		ctxs := map[string]context.Context{}
-		s := &Spec{Picker: newPicker("a", "b"), Hedge: h}
+		s := &Spec{Picker: fakepick.New("a", "b"), Hedge: h}
 		v, w, err := Run(context.Background(), s, func(ctx context.Context, a Info) (string, sturdy.Outcome) {
 			mu.Lock()
 			ctxs[a.Endpoint.Name] = ctx
@@ -607,7 +564,7 @@ func TestHedgeCallerCancel(t *testing.T) {
 		srv := &server{by: map[string]behaviour{"a": {delay: time.Hour}, "b": {delay: time.Hour}}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		s := &Spec{Picker: newPicker("a", "b"), Hedge: &hedgePol{delay: 50 * time.Millisecond, maxH: 1}}
+		s := &Spec{Picker: fakepick.New("a", "b"), Hedge: &hedgePol{delay: 50 * time.Millisecond, maxH: 1}}
 		_, _, err := Run(ctx, s, srv.fn, srv.cleanup)
 		if !errors.Is(err, sturdy.ErrCanceled) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v", err)
@@ -625,7 +582,7 @@ func TestManyConcurrentHedgedCalls(t *testing.T) {
 			"b": {delay: 10 * time.Millisecond, class: sturdy.Unavailable},
 			"c": {delay: 30 * time.Millisecond},
 		}}
-		p := newPicker("a", "b", "c")
+		p := fakepick.New("a", "b", "c")
 		s := &Spec{Picker: p, Retry: newRetry(3), Hedge: &hedgePol{delay: 20 * time.Millisecond, maxH: 2}}
 		var wg sync.WaitGroup
 		var ok atomic.Int64
@@ -642,7 +599,7 @@ func TestManyConcurrentHedgedCalls(t *testing.T) {
 		if ok.Load() != 200 {
 			t.Fatalf("%d of 200 calls succeeded", ok.Load())
 		}
-		if n := p.out.Load(); n != 0 {
+		if n := p.Open(); n != 0 {
 			t.Fatalf("%d picks never reported", n)
 		}
 	})
