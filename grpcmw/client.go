@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -121,7 +123,14 @@ func build(cfg *config) (_ *Client, err error) {
 				cc = conn
 			}
 			e := &endpoint{cc: cc, member: tracker.Add(ep.Name)}
+			if !cfg.passCreds {
+				e.strip = append(e.strip, callerCredentialKeys...)
+			}
 			for k, vs := range ep.Metadata {
+				k = strings.ToLower(k)
+				if !slices.Contains(e.strip, k) {
+					e.strip = append(e.strip, k)
+				}
 				for _, v := range vs {
 					e.md = append(e.md, k, v)
 				}

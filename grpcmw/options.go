@@ -31,7 +31,8 @@ type Endpoint struct {
 	Conn grpc.ClientConnInterface
 	// Metadata is added to the outgoing metadata of every attempt sent to
 	// this endpoint, and of no other: per-endpoint credentials (an API key
-	// meant for one provider never reaches another). Nil means none.
+	// meant for one provider never reaches another). Its keys replace the
+	// caller's values of the same keys. Nil means none.
 	Metadata metadata.MD
 }
 
@@ -77,6 +78,7 @@ type config struct {
 	estimate    func(method string, req any) int64
 	usage       func(method string, reply any) int64
 	onFallback  func(degrade.Fallback)
+	passCreds   bool
 	telemetry   telemetryConfig
 	errs        []error
 }
@@ -105,6 +107,17 @@ func WithTier(tier degrade.Tier, eps ...Endpoint) Option {
 // WithEndpoints is WithTier for a single, unnamed tier ("primary").
 func WithEndpoints(eps ...Endpoint) Option {
 	return WithTier(degrade.Tier{Name: "primary"}, eps...)
+}
+
+// WithCallerCredentials keeps the caller's own "authorization",
+// "api-key" and "x-api-key" metadata on every attempt. By default they are
+// dropped, as httpmw drops the caller's credential headers: with several
+// providers, a key the caller set for one would reach all of them. Give
+// each endpoint its credential in Endpoint.Metadata instead. Per-RPC
+// credentials configured on a conn (grpc.WithPerRPCCredentials) are the
+// conn's own and are not affected.
+func WithCallerCredentials() Option {
+	return optionFunc(func(c *config) { c.passCreds = true })
 }
 
 // WithDialOptions are the options grpcmw dials Target endpoints with

@@ -15,11 +15,31 @@ import (
 type endpoint struct {
 	cc     grpc.ClientConnInterface
 	md     []string // key, value, ... for metadata.AppendToOutgoingContext
+	strip  []string // metadata keys of the caller's that must not reach this endpoint
 	member *health.Member
 }
 
-// outgoing adds the endpoint's own metadata to ctx.
+// callerCredentialKeys are the caller's metadata keys that carry
+// credentials; like httpmw, grpcmw drops them unless WithCallerCredentials
+// is given, so that a key meant for one provider never reaches another.
+var callerCredentialKeys = []string{"authorization", "api-key", "x-api-key"}
+
+// outgoing gives ctx the endpoint's own metadata, replacing the caller's
+// values of the same keys and dropping the caller's credentials. The
+// caller's metadata is copied only when it holds such a key.
 func (e *endpoint) outgoing(ctx context.Context) context.Context {
+	for _, k := range e.strip {
+		if len(metadata.ValueFromOutgoingContext(ctx, k)) > 0 {
+			md, _ := metadata.FromOutgoingContext(ctx) // a copy
+			for _, k := range e.strip {
+				delete(md, k)
+			}
+			for i := 0; i+1 < len(e.md); i += 2 {
+				md.Append(e.md[i], e.md[i+1])
+			}
+			return metadata.NewOutgoingContext(ctx, md)
+		}
+	}
 	if len(e.md) == 0 {
 		return ctx
 	}

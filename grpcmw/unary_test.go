@@ -428,6 +428,50 @@ func TestEndpointMetadataGoesOnlyToItsEndpoint(t *testing.T) {
 	assert.Equal(t, []string{"key-b"}, seen["b"])
 }
 
+func TestCallerCredentialsAreDroppedOrReplaced(t *testing.T) {
+	for _, pass := range []bool{false, true} {
+		t.Run(map[bool]string{false: "default", true: "WithCallerCredentials"}[pass], func(t *testing.T) {
+			type seenMD struct{ auth, key []string }
+			seen := map[string]seenMD{}
+			var mu sync.Mutex
+			record := func(id string) grpc.ServerOption {
+				return grpc.UnaryInterceptor(func(ctx context.Context, r any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+					md, _ := metadata.FromIncomingContext(ctx)
+					mu.Lock()
+					seen[id] = seenMD{auth: md.Get("authorization"), key: md.Get("api-key")}
+					mu.Unlock()
+					return h(ctx, r)
+				})
+			}
+			mk := func(id string) *testServer { return serveBuf(t, newTestServer(id, false, record(id))) }
+			a, b := mk("a"), mk("b")
+			a.set(behavior{code: codes.Unavailable})
+			epA := grpcmw.Conn("a", a.dial(t))
+			epA.Metadata = metadata.Pairs("Authorization", "Bearer key-a")
+			epB := grpcmw.Conn("b", b.dial(t)) // no credential of its own
+			opts := []grpcmw.Option{grpcmw.WithEndpoints(epA, epB), roundRobin, grpcmw.WithRetry(noBudget(t, 2))}
+			if pass {
+				opts = append(opts, grpcmw.WithCallerCredentials())
+			}
+			c := newClient(t, opts...)
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer caller", "api-key", "caller-key", "x-trace", "1")
+			_, err := testpb.NewTestServiceClient(c).UnaryCall(ctx, req("x"))
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, []string{"Bearer key-a"}, seen["a"].auth, "an endpoint's own credential replaces the caller's")
+			if pass {
+				assert.Equal(t, []string{"Bearer caller"}, seen["b"].auth)
+				assert.Equal(t, []string{"caller-key"}, seen["b"].key)
+			} else {
+				assert.Empty(t, seen["a"].key, "the caller's api-key must not reach any endpoint")
+				assert.Empty(t, seen["b"].auth, "the caller's authorization must not reach any endpoint")
+				assert.Empty(t, seen["b"].key)
+			}
+		})
+	}
+}
+
 func TestInterceptorsIgnoreTheConnTheyAreInstalledOn(t *testing.T) {
 	a := startBuf(t, "a")
 	c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t))))

@@ -72,11 +72,16 @@ func New(cfg Config) (*Policy, error) {
 	if cfg.Quantile < 0 || cfg.Quantile >= 1 {
 		errs = append(errs, fmt.Errorf("hedge: Quantile is %v; it must be in (0, 1), e.g. 0.95", cfg.Quantile))
 	}
-	if cfg.MinSamples < 0 || cfg.Window < 0 || cfg.MaxHedges < 0 {
-		errs = append(errs, fmt.Errorf("hedge: MinSamples, Window and MaxHedges must not be negative"))
-	}
-	if cfg.MinDelay < 0 || cfg.BudgetWindow < 0 {
-		errs = append(errs, fmt.Errorf("hedge: MinDelay and BudgetWindow must not be negative"))
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MinSamples", int64(cfg.MinSamples)}, {"Window", int64(cfg.Window)}, {"MaxHedges", int64(cfg.MaxHedges)},
+		{"MinDelay", int64(cfg.MinDelay)}, {"BudgetWindow", int64(cfg.BudgetWindow)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("hedge: %s is %d; it must not be negative", f.name, f.v))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

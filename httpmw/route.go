@@ -62,18 +62,23 @@ func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
 	if e.Weight < 0 {
 		return nil, fmt.Errorf("endpoint %q: Weight is %d; it must not be negative", e.Name, e.Weight)
 	}
+	// The errors below never quote the URL: a URL that is refused may
+	// carry a key in its user info or query.
 	u, err := url.Parse(e.URL)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("endpoint %q: URL %q does not parse (%v); give a base URL such as \"http://127.0.0.1:8000\"", e.Name, e.URL, err)
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err // without the URL it quotes
+		}
+		return nil, fmt.Errorf("endpoint %q: URL does not parse (%v); give a base URL such as \"http://127.0.0.1:8000\"", e.Name, err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("endpoint %q: URL %q must start with http:// or https://", e.Name, e.URL)
+		return nil, fmt.Errorf("endpoint %q: URL has scheme %q; it must start with http:// or https://", e.Name, u.Scheme)
 	case u.Host == "":
-		return nil, fmt.Errorf("endpoint %q: URL %q has no host", e.Name, e.URL)
+		return nil, fmt.Errorf("endpoint %q: URL has no host", e.Name)
 	case u.User != nil:
 		return nil, fmt.Errorf("endpoint %q: URL has user info; put credentials in Endpoint.Header instead", e.Name)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, fmt.Errorf("endpoint %q: URL %q has a query or fragment; give only scheme, host and an optional base path", e.Name, e.URL)
+		return nil, fmt.Errorf("endpoint %q: URL has a query or fragment; give only scheme, host and an optional base path", e.Name)
 	}
 	ep := &endpoint{
 		name:        e.Name,

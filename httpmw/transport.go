@@ -537,11 +537,10 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 	resp.Header[HeaderTier] = ts.nameHdr
 
 	if o.Class != sturdy.Success {
-		if timer != nil {
-			timer.Stop()
-		}
+		// The TTFB timeout bounds the error body too: a 503 whose body
+		// never comes must not hold the attempt (and the call) past it.
 		bufferErrorBody(resp, cancel)
-		return resp, o
+		return resp, ttfbOutcome(ctx, o, timer)
 	}
 
 	w := &respBody{rc: resp.Body, cancel: cancel}
