@@ -1,0 +1,283 @@
+// Package sim is the load-simulation harness of sturdy's benchmarks: fake
+// model servers on loopback, an open-loop load generator and the scenarios
+// of BENCHMARKS.md, each comparing sturdy with the peers a user would pick
+// instead.
+//
+// A Backend is a queue in front of a fixed number of concurrency slots; each
+// request holds a slot for a lognormal service time, so load raises latency
+// the way it does on a GPU server with a fixed batch size. It can answer 429
+// with Retry-After above a request rate, fail with a probability, stall
+// (service time × a factor) with a probability, or be pinned to a fixed
+// latency. A request whose client goes away (a lost hedge, a timeout) leaves
+// the queue or frees its slot at once, as vLLM aborts a disconnected request.
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BackendConfig describes one fake model server.
+type BackendConfig struct {
+	Name  string
+	Slots int // concurrent requests served; more wait in a queue
+	// Median and Sigma define the lognormal service time.
+	Median time.Duration
+	Sigma  float64
+	// RPS, if > 0, is the server's rate limit: requests above it (a token
+	// bucket with Burst) are answered 429 with Retry-After at once.
+	RPS        float64
+	Burst      float64
+	RetryAfter time.Duration
+	// StallProb is the probability that a request takes StallFactor × its
+	// service time.
+	StallProb   float64
+	StallFactor float64
+	Seed        uint64
+}
+
+// MeanToMedian returns the median of a lognormal with the given mean.
+func MeanToMedian(mean time.Duration, sigma float64) time.Duration {
+	return time.Duration(float64(mean) / math.Exp(sigma*sigma/2))
+}
+
+// Backend is a running fake model server.
+type Backend struct {
+	cfg   BackendConfig
+	URL   string
+	Addr  string
+	srv   *http.Server
+	stop  func()
+	ln    net.Listener
+	slots chan struct{}
+
+	failProb atomic.Uint64 // math.Float64bits
+	pinned   atomic.Int64  // a fixed service time, 0 = none
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	tokens   float64
+	lastFill time.Time
+
+	Series *Series // arrivals per bucket, from Start
+
+	Attempts atomic.Int64 // requests that arrived
+	Limited  atomic.Int64 // answered 429
+	Failed   atomic.Int64 // answered 500
+	Served   atomic.Int64 // answered 200
+}
+
+// NewBackend starts a backend on 127.0.0.1.
+func NewBackend(cfg BackendConfig, series *Series) (*Backend, error) {
+	if cfg.Slots <= 0 {
+		cfg.Slots = 8
+	}
+	if cfg.StallFactor == 0 {
+		cfg.StallFactor = 10
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = math.Max(1, cfg.RPS/10)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		cfg:      cfg,
+		URL:      "http://" + ln.Addr().String(),
+		Addr:     ln.Addr().String(),
+		ln:       ln,
+		slots:    make(chan struct{}, cfg.Slots),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		tokens:   cfg.Burst,
+		lastFill: time.Now(),
+		Series:   series,
+	}
+	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = b.srv.Serve(ln) }()
+	return b, nil
+}
+
+// newModel returns a backend without a server, for other transports.
+func newModel(cfg BackendConfig, series *Series) *Backend {
+	if cfg.Slots <= 0 {
+		cfg.Slots = 8
+	}
+	if cfg.StallFactor == 0 {
+		cfg.StallFactor = 10
+	}
+	return &Backend{
+		cfg:      cfg,
+		slots:    make(chan struct{}, cfg.Slots),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		tokens:   cfg.Burst,
+		lastFill: time.Now(),
+		Series:   series,
+	}
+}
+
+// Name returns the backend's name.
+func (b *Backend) Name() string { return b.cfg.Name }
+
+// SetFailProb makes a share p of requests answer 500.
+func (b *Backend) SetFailProb(p float64) { b.failProb.Store(math.Float64bits(p)) }
+
+// Pin makes every request take d (0 unpins).
+func (b *Backend) Pin(d time.Duration) { b.pinned.Store(int64(d)) }
+
+// Close stops the backend and drops its connections.
+func (b *Backend) Close() {
+	if b.srv != nil {
+		_ = b.srv.Close()
+	}
+	if b.stop != nil {
+		b.stop()
+	}
+}
+
+// decide draws what happens to one request.
+func (b *Backend) decide(now time.Time) (limited, fail bool, service time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cfg.RPS > 0 {
+		b.tokens = math.Min(b.cfg.Burst, b.tokens+now.Sub(b.lastFill).Seconds()*b.cfg.RPS)
+		b.lastFill = now
+		if b.tokens < 1 {
+			return true, false, 0
+		}
+		b.tokens--
+	}
+	if p := math.Float64frombits(b.failProb.Load()); p > 0 && b.rng.Float64() < p {
+		return false, true, 0
+	}
+	if d := b.pinned.Load(); d > 0 {
+		return false, false, time.Duration(d)
+	}
+	s := float64(b.cfg.Median) * math.Exp(b.cfg.Sigma*b.rng.NormFloat64())
+	if b.cfg.StallProb > 0 && b.rng.Float64() < b.cfg.StallProb {
+		s *= b.cfg.StallFactor
+	}
+	return false, false, time.Duration(s)
+}
+
+// Outcome of one request at a backend.
+type reply int
+
+const (
+	replyOK reply = iota
+	replyLimited
+	replyFailed
+	replyGone // the client went away
+)
+
+// handle runs one request through the backend's model.
+func (b *Backend) handle(ctx context.Context) reply {
+	now := time.Now()
+	b.Attempts.Add(1)
+	b.Series.Add(now, b.cfg.Name, 1)
+	limited, fail, service := b.decide(now)
+	switch {
+	case limited:
+		b.Limited.Add(1)
+		b.Series.Add(now, b.cfg.Name+"/429", 1)
+		return replyLimited
+	case fail:
+		b.Failed.Add(1)
+		b.Series.Add(now, b.cfg.Name+"/500", 1)
+		return replyFailed
+	}
+	if err := b.serve(ctx, service); err != nil {
+		return replyGone
+	}
+	b.Served.Add(1)
+	return replyOK
+}
+
+// ServeHTTP is one inference request.
+func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("X-Backend", b.cfg.Name)
+	switch b.handle(r.Context()) {
+	case replyLimited:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(b.cfg.RetryAfter.Seconds()))))
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"error":{"type":"rate_limit_exceeded"}}`)
+	case replyFailed:
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":{"type":"server_error"}}`)
+	case replyOK:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}],"backend":%q}`, b.cfg.Name)
+	}
+}
+
+// serve waits for a slot and holds it for d, or gives up when ctx ends.
+func (b *Backend) serve(ctx context.Context, d time.Duration) error {
+	select {
+	case b.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-b.slots }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Series counts events per time bucket and key, from a start time.
+type Series struct {
+	Start  time.Time
+	Bucket time.Duration
+	mu     sync.Mutex
+	counts map[string][]float64
+}
+
+// NewSeries returns a Series starting now.
+func NewSeries(start time.Time, bucket time.Duration) *Series {
+	return &Series{Start: start, Bucket: bucket, counts: map[string][]float64{}}
+}
+
+// Add adds v to key's bucket at t. A nil Series does nothing.
+func (s *Series) Add(t time.Time, key string, v float64) {
+	if s == nil || t.Before(s.Start) {
+		return
+	}
+	i := int(t.Sub(s.Start) / s.Bucket)
+	if i > 100000 {
+		return
+	}
+	s.mu.Lock()
+	c := s.counts[key]
+	for len(c) <= i {
+		c = append(c, 0)
+	}
+	c[i] += v
+	s.counts[key] = c
+	s.mu.Unlock()
+}
+
+// Get returns a copy of key's buckets, n long.
+func (s *Series) Get(key string, n int) []float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]float64, n)
+	copy(out, s.counts[key])
+	return out
+}
