@@ -165,6 +165,11 @@ func New(cfg Config) (*Chain, error) {
 		in.single = attempt.Spec{Picker: t.Picker, Hooks: cfg.Hooks, Op: "degrade", Tier: i}
 		c.tiers = append(c.tiers, in)
 	}
+	// A tier with a later one behind it never waits for a server's
+	// Retry-After: the next tier can take the call now.
+	for _, t := range c.tiers[:len(c.tiers)-1] {
+		t.spec.NoRetryAfterWait = true
+	}
 	return c, nil
 }
 

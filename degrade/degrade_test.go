@@ -323,3 +323,29 @@ func TestDo(t *testing.T) {
 		t.Fatalf("got %q err %v", got, err)
 	}
 }
+
+func TestNoRetryAfterWaitWhenALaterTierCanServe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: 500 * time.Millisecond}}}
+		wait, err := failover.New(failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}, Retry: wait})
+		start := time.Now()
+		if _, tier, err := run(c, b, Call[string]{}); err != nil || tier != 1 {
+			t.Fatalf("tier=%d err=%v", tier, err)
+		}
+		if got := time.Since(start); got != 0 {
+			t.Fatalf("waited %v for the primary's Retry-After although the fallback could serve", got)
+		}
+		// The last tier still waits when the wait is short enough: twice
+		// 500ms, before its second and third attempts.
+		only := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}}, Retry: wait})
+		start = time.Now()
+		run(only, b, Call[string]{})
+		if got := time.Since(start); got != time.Second {
+			t.Fatalf("the last tier waited %v, want the server's 500ms twice", got)
+		}
+	})
+}

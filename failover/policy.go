@@ -28,7 +28,8 @@ type Config struct {
 	// no per-attempt timeout: only the caller's deadline applies.
 	AttemptTimeout time.Duration
 	// MaxRetryAfterWait caps how long a call waits for a server's
-	// Retry-After once every endpoint has been tried. Zero means 1s;
+	// Retry-After once every endpoint has been tried. In a degrade chain a
+	// tier with a later tier behind it never waits: the call falls back. Zero means 1s;
 	// negative means never wait.
 	MaxRetryAfterWait time.Duration
 	// BudgetRatio is the share of calls that may be retried. Zero means

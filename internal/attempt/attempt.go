@@ -91,6 +91,10 @@ type Spec struct {
 	Hooks  *Hooks // nil: no hooks
 	Op     string // names the operation in errors ("failover", "hedge", "httpmw")
 	Tier   int    // copied into every Info
+	// NoRetryAfterWait says never to wait for a server's Retry-After once
+	// every endpoint has been tried: something else (a later tier) can
+	// take the call at once.
+	NoRetryAfterWait bool
 }
 
 // Func runs one attempt and says how it ended. Latency may be left zero;
@@ -187,6 +191,14 @@ func (s *Spec) maxAttempts() int {
 		n = max(n, 1+s.Hedge.MaxHedges())
 	}
 	return n
+}
+
+// retryAfterWait is how long the call may wait for a Retry-After.
+func (s *Spec) retryAfterWait() time.Duration {
+	if s.Retry == nil || s.NoRetryAfterWait {
+		return 0
+	}
+	return s.Retry.MaxRetryAfterWait()
 }
 
 func (s *Spec) attemptTimeout() time.Duration {

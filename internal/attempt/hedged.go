@@ -359,7 +359,7 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 				if inN > 0 {
 					continue
 				}
-				if wait, kept, ok := untryAfterWait(c.ctx, attempts, c.tried, s.Retry.MaxRetryAfterWait()); ok {
+				if wait, kept, ok := untryAfterWait(c.ctx, attempts, c.tried, s.retryAfterWait()); ok {
 					c.mu.Lock()
 					c.tried = kept
 					c.mu.Unlock()

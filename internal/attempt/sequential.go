@@ -48,7 +48,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		if err != nil && len(attempts) > 0 && s.Retry != nil {
 			// Every endpoint has been tried. If one asked us to come back
 			// soon enough, wait for it rather than give up.
-			if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.Retry.MaxRetryAfterWait()); ok {
+			if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.retryAfterWait()); ok {
 				tried = kept
 				if sleep(ctx, wait) == nil {
 					ep, done, err = s.pick(ctx, tried)
