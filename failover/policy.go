@@ -28,9 +28,9 @@ type Config struct {
 	// no per-attempt timeout: only the caller's deadline applies.
 	AttemptTimeout time.Duration
 	// MaxRetryAfterWait caps how long a call waits for a server's
-	// Retry-After once every endpoint has been tried. In a degrade chain a
-	// tier with a later tier behind it never waits: the call falls back. Zero means 1s;
-	// negative means never wait.
+	// Retry-After once every endpoint has been tried. Zero means 1s;
+	// negative means never wait. In a degrade chain a tier with a later
+	// tier behind it never waits: the call falls back instead.
 	MaxRetryAfterWait time.Duration
 	// BudgetRatio is the share of calls that may be retried. Zero means
 	// 0.1; negative disables the budget (every failure may be retried up
