@@ -8,8 +8,11 @@
 // attempts; one loop driven by both policies does not.
 //
 // Without hedging the loop runs every attempt on the caller's goroutine
-// and allocates nothing of its own. With hedging each attempt runs on its
-// own goroutine and the caller's goroutine coordinates; Run returns only
+// and allocates nothing of its own. With hedging the first attempt still
+// runs on the caller's goroutine and each hedge on the hedge timer's own
+// goroutine (a call whose hedge never fires starts no goroutine); once an
+// attempt has failed or a hedge has started, the caller's goroutine
+// coordinates and retries run on goroutines of their own. Run returns only
 // after every attempt it started has returned, so no goroutine outlives
 // the call.
 package attempt
