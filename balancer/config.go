@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -106,8 +107,8 @@ func newParams(cfg *Config) (*params, error) {
 		policy:     cfg.Policy,
 		health:     cfg.Health,
 		panicShare: cfg.PanicThreshold,
-		rate:       1 / float64(cmpOr(cfg.Decay, DefaultDecay)),
-		defaultRTT: float64(cmpOr(cfg.DefaultRTT, DefaultRTT)),
+		rate:       1 / float64(cmp.Or(cfg.Decay, DefaultDecay)),
+		defaultRTT: float64(cmp.Or(cfg.DefaultRTT, DefaultRTT)),
 		start:      time.Now(),
 	}
 	if p.panicShare == 0 {
@@ -115,13 +116,6 @@ func newParams(cfg *Config) (*params, error) {
 	}
 	p.maxPenalty = max(float64(maxPenalty), 2*p.defaultRTT)
 	return p, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // validate checks an endpoint set; where names the slice in messages

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -84,11 +85,11 @@ func New(cfg Config) (*Policy, error) {
 		return nil, errors.Join(errs...)
 	}
 	p := &Policy{
-		maxAttempts:    cmpOr(cfg.MaxAttempts, 3),
-		base:           cmpOr(cfg.BaseBackoff, 25*time.Millisecond),
-		maxB:           cmpOr(cfg.MaxBackoff, time.Second),
+		maxAttempts:    cmp.Or(cfg.MaxAttempts, 3),
+		base:           cmp.Or(cfg.BaseBackoff, 25*time.Millisecond),
+		maxB:           cmp.Or(cfg.MaxBackoff, time.Second),
 		attemptTimeout: cfg.AttemptTimeout,
-		raWait:         cmpOr(cfg.MaxRetryAfterWait, time.Second),
+		raWait:         cmp.Or(cfg.MaxRetryAfterWait, time.Second),
 		retryable:      cfg.Retryable,
 	}
 	if p.base < 0 {
@@ -101,17 +102,10 @@ func New(cfg Config) (*Policy, error) {
 		p.retryable = sturdy.Class.RetryElsewhere
 	}
 	if cfg.BudgetRatio >= 0 {
-		floor := cmpOr(cfg.BudgetMinPerSecond, 3)
-		p.budget = budget.New(cmpOr(cfg.BudgetRatio, 0.1), max(floor, 0), cfg.BudgetWindow)
+		floor := cmp.Or(cfg.BudgetMinPerSecond, 3)
+		p.budget = budget.New(cmp.Or(cfg.BudgetRatio, 0.1), max(floor, 0), cfg.BudgetWindow)
 	}
 	return p, nil
-}
-
-func cmpOr[T int | float64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // MaxAttempts is the cap on attempts per call, the first included.

@@ -1,6 +1,7 @@
 package hedge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -88,25 +89,18 @@ func New(cfg Config) (*Policy, error) {
 	}
 	p := &Policy{
 		fixed:      cfg.Delay,
-		q:          or(cfg.Quantile, 0.95),
-		minSamples: int64(or(cfg.MinSamples, 20)),
-		minDelay:   or(cfg.MinDelay, time.Millisecond),
-		maxHedges:  or(cfg.MaxHedges, 1),
+		q:          cmp.Or(cfg.Quantile, 0.95),
+		minSamples: int64(cmp.Or(cfg.MinSamples, 20)),
+		minDelay:   cmp.Or(cfg.MinDelay, time.Millisecond),
+		maxHedges:  cmp.Or(cfg.MaxHedges, 1),
 	}
 	if p.fixed == 0 {
 		p.sketch = quantile.New(cfg.Window)
 	}
 	if cfg.BudgetRatio >= 0 {
-		p.budget = budget.New(or(cfg.BudgetRatio, 0.05), max(or(cfg.BudgetMinPerSecond, 1), 0), cfg.BudgetWindow)
+		p.budget = budget.New(cmp.Or(cfg.BudgetRatio, 0.05), max(cmp.Or(cfg.BudgetMinPerSecond, 1), 0), cfg.BudgetWindow)
 	}
 	return p, nil
-}
-
-func or[T int | float64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Delay returns how long to wait before hedging a call, and false when the
