@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/window"
 )
 
 // Member is the health state of one endpoint of a Tracker. Get it from
@@ -25,9 +26,9 @@ type Member struct {
 	until   int64 // end of the current ejection
 	removed bool  // no longer counted by the tracker
 
-	consecutive int    // failures in a row while Healthy
-	win         window // calls while Healthy or in Probation, since the last ejection
-	probationOK int    // successes in the current probation
+	consecutive int         // failures in a row while Healthy
+	win         window.Ring // calls (A) and failures (B) while Healthy or in Probation, since the last ejection
+	probationOK int         // successes in the current probation
 
 	ejections int   // n of the next ejection minus one; decays while Healthy
 	decayFrom int64 // when the decay of ejections was last applied
@@ -43,7 +44,7 @@ func newMember(t *Tracker, name string, now int64) *Member {
 	return &Member{
 		t:         t,
 		name:      name,
-		win:       newWindow(int64(t.cfg.Window)),
+		win:       window.New(int64(t.cfg.Window), windowBuckets),
 		since:     now,
 		decayFrom: now,
 	}
@@ -143,7 +144,7 @@ func (m *Member) Observe(o sturdy.Outcome) {
 	m.advance(now, &ch)
 	switch m.state {
 	case Healthy:
-		m.win.record(now, failure)
+		m.win.Add(now, 1, b2i(failure))
 		if !failure {
 			m.consecutive = 0
 			break
@@ -156,12 +157,12 @@ func (m *Member) Observe(o sturdy.Outcome) {
 		case cfg.ConsecutiveFailures > 0 && m.consecutive >= cfg.ConsecutiveFailures:
 			m.eject(now, ReasonConsecutiveFailures, true, &ch)
 		case cfg.FailureRate >= 0:
-			if calls, fails := m.win.counts(now); calls >= cfg.MinCalls && float64(fails) >= cfg.FailureRate*float64(calls) {
+			if c := m.win.Sum(now); c.A >= int64(cfg.MinCalls) && float64(c.B) >= cfg.FailureRate*float64(c.A) {
 				m.eject(now, ReasonFailureRate, true, &ch)
 			}
 		}
 	case Probation:
-		m.win.record(now, failure)
+		m.win.Add(now, 1, b2i(failure))
 		switch {
 		case o.Class == sturdy.Auth:
 			m.eject(now, ReasonAuth, true, &ch)
@@ -265,7 +266,7 @@ func (m *Member) transition(at int64, to State, reason string, ch *changes) {
 		m.failures++
 		m.consecutive = 0
 		m.probationOK = 0
-		m.win.reset()
+		m.win.Reset()
 	case from == Ejected:
 		if !m.removed {
 			m.t.ejected.Add(-1)
@@ -281,4 +282,16 @@ func (m *Member) transition(at int64, to State, reason string, ch *changes) {
 	m.stateA.Store(uint32(to))
 	m.t.epoch.Add(1)
 	ch.add(StateChange{Endpoint: m.name, From: from, To: to, At: m.t.at(at), Reason: reason})
+}
+
+// windowBuckets is the resolution of the failure-rate window: it slides in
+// steps of Window/10, so a call is forgotten between 0.9 × Window and
+// Window after it was observed.
+const windowBuckets = 10
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

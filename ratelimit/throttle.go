@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/window"
 )
 
 const throttleBuckets = 20 // ring slots per window: a 2-minute window slides every 6s
@@ -44,18 +45,12 @@ type ThrottleConfig struct {
 //
 // A Throttle is safe for concurrent use.
 type Throttle struct {
-	mu      sync.Mutex
-	k       float64
-	width   time.Duration // one ring slot
-	base    time.Time
-	headEnd time.Duration // end of the head slot, since base
-	head    int
-	ring    [throttleBuckets]throttleCounts
-	total   throttleCounts
-	rng     rand.PCG
+	mu   sync.Mutex
+	k    float64
+	base time.Time
+	ring window.Ring // requests (A) and accepts (B)
+	rng  rand.PCG
 }
-
-type throttleCounts struct{ requests, accepts int64 }
 
 // errThrottled is the error of every throttle rejection; it carries
 // nothing that varies, so rejecting does not allocate.
@@ -79,37 +74,16 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	t := &Throttle{k: cfg.K, width: cfg.Window / throttleBuckets, base: time.Now()}
-	t.headEnd = t.width
+	t := &Throttle{k: cfg.K, base: time.Now(), ring: window.New(int64(cfg.Window), throttleBuckets)}
 	t.rng.Seed(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)
 	return t, nil
 }
 
-// advance slides the window to now. t.mu must be held.
-func (t *Throttle) advance(now time.Time) {
-	at := now.Sub(t.base)
-	if at < t.headEnd {
-		return
-	}
-	n := int64((at-t.headEnd)/t.width) + 1
-	t.headEnd += time.Duration(n) * t.width
-	if n >= throttleBuckets {
-		t.ring = [throttleBuckets]throttleCounts{}
-		t.total = throttleCounts{}
-		return
-	}
-	for ; n > 0; n-- {
-		t.head = (t.head + 1) % throttleBuckets
-		old := &t.ring[t.head]
-		t.total.requests -= old.requests
-		t.total.accepts -= old.accepts
-		*old = throttleCounts{}
-	}
-}
-
-func (t *Throttle) probability() float64 {
-	r := float64(t.total.requests)
-	return max(0, (r-t.k*float64(t.total.accepts))/(r+1))
+// probability is the rejection probability at now. t.mu must be held.
+func (t *Throttle) probability(now int64) float64 {
+	c := t.ring.Sum(now)
+	r := float64(c.A)
+	return max(0, (r-t.k*float64(c.B))/(r+1))
 }
 
 // Allow reports whether a request may be sent. It rejects with
@@ -119,31 +93,28 @@ func (t *Throttle) probability() float64 {
 // rejected request counts as a request. After a nil error, call Record or
 // Observe once.
 func (t *Throttle) Allow() error {
+	now := int64(time.Since(t.base))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.advance(time.Now())
-	p := t.probability()
+	p := t.probability(now)
 	if p == 0 || float64(t.rng.Uint64()>>11)/(1<<53) >= p {
 		return nil
 	}
-	t.ring[t.head].requests++
-	t.total.requests++
+	t.ring.Add(now, 1, 0)
 	return errThrottled
 }
 
 // Record counts a request Allow let through, and whether the backend
 // accepted it (served it rather than rejecting it for overload).
 func (t *Throttle) Record(accepted bool) {
+	var a int64
+	if accepted {
+		a = 1
+	}
+	now := int64(time.Since(t.base))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.advance(time.Now())
-	c := &t.ring[t.head]
-	c.requests++
-	t.total.requests++
-	if accepted {
-		c.accepts++
-		t.total.accepts++
-	}
+	t.ring.Add(now, 1, a)
 }
 
 // Observe records o for a request Allow let through: Overloaded,
@@ -161,8 +132,8 @@ func (t *Throttle) Observe(o sturdy.Outcome) {
 // Probability returns the probability with which Allow would reject a
 // request now.
 func (t *Throttle) Probability() float64 {
+	now := int64(time.Since(t.base))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.advance(time.Now())
-	return t.probability()
+	return t.probability(now)
 }
