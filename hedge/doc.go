@@ -9,11 +9,13 @@
 // of recent successful attempt latencies, read from a small streaming
 // sketch, with a minimum sample count before the policy hedges at all.
 // Hedges are paid from a budget (default 5% of calls, counted over a
-// sliding window) so that a saturated pool is not handed more load when it
-// slows down. The first success wins; the other attempts are cancelled
-// through their contexts and their results released through a cleanup
-// hook (an HTTP adapter drains and closes a losing body there). An error
-// from one attempt does not end the call while another is still running.
+// sliding window, plus 1 per second) so that a saturated pool is not
+// handed more load when it slows down. The first success wins; the other
+// attempts are cancelled through their contexts at once, to stop the
+// servers' work, and their results released through a cleanup hook
+// (httpmw closes a losing body there). An error from one attempt does not
+// end the call while another is still running. The first attempt runs on
+// the caller's goroutine, so a call whose hedge never fires starts none.
 //
 // Policy is what the adapters (httpmw, grpcmw) hand to their shared
 // attempt loop, which also runs failover; Do runs one call under it alone.
