@@ -122,7 +122,7 @@ func build(cfg *config) (_ *Client, err error) {
 				c.owned = append(c.owned, conn)
 				cc = conn
 			}
-			e := &endpoint{cc: cc, member: tracker.Add(ep.Name)}
+			e := &endpoint{cc: cc} // the balancer adds the endpoint to the tracker
 			if !cfg.passCreds {
 				e.strip = append(e.strip, callerCredentialKeys...)
 			}

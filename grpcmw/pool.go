@@ -8,15 +8,13 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/balancer"
-	"github.com/sturdyai/sturdy/health"
 )
 
 // endpoint is what an attempt needs of the endpoint the balancer picked.
 type endpoint struct {
-	cc     grpc.ClientConnInterface
-	md     []string // key, value, ... for metadata.AppendToOutgoingContext
-	strip  []string // metadata keys of the caller's that must not reach this endpoint
-	member *health.Member
+	cc    grpc.ClientConnInterface
+	md    []string // key, value, ... for metadata.AppendToOutgoingContext
+	strip []string // metadata keys of the caller's that must not reach this endpoint
 }
 
 // callerCredentialKeys are the caller's metadata keys that carry
