@@ -191,7 +191,7 @@ func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error)
 		}
 		wentOut := se == nil || len(se.Attempts) > 0
 		switch {
-		case ctx.Err() != nil, class == sturdy.Canceled, class == sturdy.Fatal:
+		case attempt.CallerErr(ctx) != nil, class == sturdy.Canceled, class == sturdy.Fatal:
 			c.failed.Add(1)
 			return last, Served{}, c.failure(ctx, err, attempts, skipped)
 		case call.Once && wentOut:
@@ -260,8 +260,8 @@ func (c *Chain) failure(ctx context.Context, err error, attempts []sturdy.Attemp
 			e.RetryAfter = max(e.RetryAfter, a.RetryAfter)
 		}
 	}
-	if ctx.Err() != nil {
-		e.Class, e.Err = sturdy.Canceled, ctx.Err()
+	if err := attempt.CallerErr(ctx); err != nil {
+		e.Class, e.Err = sturdy.Canceled, err
 	}
 	if len(skipped) > 0 {
 		e.Err = errors.Join(append([]error{e.Err}, skipped...)...)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
@@ -73,8 +74,8 @@ func statusError(ctx context.Context, err error) error {
 // codeOf decides the caller's code, and the status whose details it
 // inherits (nil if none).
 func codeOf(ctx context.Context, se *sturdy.Error) (codes.Code, *status.Status) {
-	if ctx.Err() != nil && se.Class == sturdy.Canceled {
-		return status.FromContextError(ctx.Err()).Code(), nil
+	if err := attempt.CallerErr(ctx); err != nil && se.Class == sturdy.Canceled {
+		return status.FromContextError(err).Code(), nil
 	}
 	decider := se.Err
 	if errors.Is(decider, errNoReplay) {

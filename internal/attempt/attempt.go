@@ -281,11 +281,27 @@ func failure(op string, attempts []sturdy.Attempt, final *sturdy.Attempt) error 
 	return e
 }
 
+// CallerErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline
+// has passed even though its timer has not fired yet. A transport that reads
+// the clock itself can see the deadline first: grpc-go turns a stream reset
+// after the deadline into DEADLINE_EXCEEDED while ctx.Err() is still nil, and
+// that attempt must still count as the caller's, not as the endpoint's
+// timeout.
+func CallerErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // finalError is failure for the last attempt, unless the caller's context
 // ended the call, in which case the call is Canceled.
 func finalError(ctx context.Context, op string, attempts []sturdy.Attempt) error {
 	final := attempts[len(attempts)-1]
-	if err := ctx.Err(); err != nil && final.Class != sturdy.Canceled {
+	if err := CallerErr(ctx); err != nil && final.Class != sturdy.Canceled {
 		final.Class, final.Err = sturdy.Canceled, err
 	}
 	return failure(op, attempts, &final)

@@ -622,3 +622,31 @@ func TestNoPicker(t *testing.T) {
 		t.Fatalf("v=%d err=%v", v, err)
 	}
 }
+
+// lateCtx is a context whose deadline has passed while its Err is still nil,
+// as a context looks between its deadline and its timer firing.
+type lateCtx struct{ context.Context }
+
+func (lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestDeadlinePassedBeforeContextNoticed: an attempt that times out after
+// the caller's deadline is the caller's, even before ctx.Err() says so, and
+// is not retried elsewhere.
+func TestDeadlinePassedBeforeContextNoticed(t *testing.T) {
+	for _, hedged := range []bool{false, true} {
+		t.Run(fmt.Sprint("hedged=", hedged), func(t *testing.T) {
+			srv := &server{by: map[string]behaviour{"a": {class: sturdy.Timeout}, "b": {class: sturdy.Timeout}}}
+			s := &Spec{Picker: fakepick.New("a", "b"), Retry: newRetry(3)}
+			if hedged {
+				s.Hedge = &hedgePol{delay: time.Hour, maxH: 1}
+			}
+			_, _, err := Run(lateCtx{context.Background()}, s, srv.fn, srv.cleanup)
+			if !errors.Is(err, sturdy.ErrCanceled) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want the caller's deadline", err)
+			}
+			if calls, _, _ := srv.snapshot(); len(calls) != 1 {
+				t.Fatalf("calls = %v: retried after the caller's deadline", calls)
+			}
+		})
+	}
+}

@@ -287,7 +287,7 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 			release(c.cleanup, last)
 		}
 		last, haveLast = r.v, true
-		if r.out.Class == sturdy.Canceled || c.ctx.Err() != nil {
+		if r.out.Class == sturdy.Canceled || CallerErr(c.ctx) != nil {
 			return true
 		}
 		c.mu.Lock()

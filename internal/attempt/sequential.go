@@ -92,7 +92,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		attempts = append(attempts, record(a, out))
 		last, haveLast = v, true
 
-		if out.Class == sturdy.Canceled || s.Retry == nil || !s.Retry.Retryable(out.Class) || n >= maxN || ctx.Err() != nil {
+		if out.Class == sturdy.Canceled || s.Retry == nil || !s.Retry.Retryable(out.Class) || n >= maxN || CallerErr(ctx) != nil {
 			return last, Winner{}, finalError(ctx, s.Op, attempts)
 		}
 		if !s.Retry.AllowRetry(time.Now()) {
