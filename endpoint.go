@@ -36,4 +36,12 @@ type Outcome struct {
 	Latency    time.Duration // from the attempt's start to its outcome
 	Err        error         // the attempt's error, nil on success
 	RetryAfter time.Duration // the server's wait hint, zero if none
+
+	// End is when the attempt ended, if the caller knows; zero means the
+	// receiver reads the clock. A caller that measured Latency has it
+	// (start.Add(Latency)) and saves the balancer a clock read, which on
+	// some machines costs as much as the rest of a pick. The health
+	// tracker keeps reading its own clock: its state machine runs on the
+	// time an outcome is reported.
+	End time.Time
 }

@@ -51,20 +51,21 @@ func New(cfg Config) (*Balancer, error) {
 // build makes a snapshot of eps, reusing the learned state in old (a
 // name → load map) for endpoints that stay.
 func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot {
-	s := &snapshot{p: b.p, entries: make([]entry, len(eps))}
+	s := &snapshot{p: b.p, entries: make([]entry, len(eps)), lds: make([]*load, len(eps))}
 	now := b.p.now()
 	for i := range eps {
 		e := &s.entries[i]
 		e.ep = cloneEndpoint(eps[i])
 		if ld, ok := old[e.ep.Name]; ok {
 			e.ld = ld
-			continue
+		} else {
+			var m *health.Member
+			if t := b.p.health; t != nil {
+				m = t.Add(e.ep.Name)
+			}
+			e.ld = newLoad(b.p, m, now)
 		}
-		var m *health.Member
-		if t := b.p.health; t != nil {
-			m = t.Add(e.ep.Name)
-		}
-		e.ld = newLoad(b.p, m, now)
+		s.lds[i] = e.ld
 	}
 	if b.p.policy == WeightedRoundRobin {
 		s.wrrCur = make([]int, len(eps))
@@ -109,11 +110,11 @@ func (b *Balancer) Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpo
 	if i < 0 {
 		return nil, nil, s.noEndpoint(exclude)
 	}
-	e := &s.entries[i]
+	ld := s.lds[i]
 	if b.p.policy == P2CPeakEWMA || b.p.policy == LeastOutstanding {
-		e.ld.outstanding.Add(1)
+		ld.outstanding.Add(1)
 	}
-	return &e.ep, e.ld.done, nil
+	return &s.entries[i].ep, ld.done, nil
 }
 
 // Ready reports whether the pool can serve without panic mode: it has

@@ -157,3 +157,11 @@ func cloneEndpoint(e sturdy.Endpoint) sturdy.Endpoint {
 func (p *params) now() int64 {
 	return int64(time.Since(p.start))
 }
+
+// nowAt is the Balancer's time of end, or now if end is zero.
+func (p *params) nowAt(end time.Time) int64 {
+	if end.IsZero() {
+		return p.now()
+	}
+	return int64(end.Sub(p.start))
+}

@@ -17,11 +17,10 @@ func (b *Balancer) pickLeastOutstanding(s *snapshot, f *filter) int {
 		if i >= n {
 			i -= n
 		}
-		e := &s.entries[i]
-		if !f.ok(e) {
+		if !f.ok(s, i) {
 			continue
 		}
-		o := e.ld.inflight()
+		o := s.lds[i].inflight()
 		if best < 0 || o < least {
 			best, least = i, o
 			if o == 0 {

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
@@ -12,15 +13,26 @@ import (
 // outlives snapshots: Update carries it over for every endpoint that
 // stays, even if the endpoint's other fields change, so done funcs of
 // attempts picked from an older snapshot still settle the right counter.
+//
+// It fills two cache lines exactly (a 128-byte object is 64-byte aligned):
+// the first holds what a pick and a done change or follow, the counter
+// and the pointers; the second the estimate, which every pick reads and
+// few dones write (see quiet), so that one core's counting does not take
+// the estimate away from another core's cache.
 type load struct {
 	outstanding atomic.Int64 // attempts picked and not yet done (P2C and LeastOutstanding only)
-	ewma        peakEWMA     // P2CPeakEWMA only
 	member      *health.Member
 	p           *params
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
+	_    [cacheLine - 32]byte
+
+	ewma peakEWMA // P2CPeakEWMA only
+	_    [cacheLine - unsafe.Sizeof(peakEWMA{})]byte
 }
+
+const cacheLine = 64
 
 // newLoad starts an endpoint at DefaultRTT as of now. Endpoints added
 // together share now, so that they tie exactly until one is observed.
@@ -64,7 +76,7 @@ func (l *load) finish(o sturdy.Outcome) {
 	switch p.policy {
 	case P2CPeakEWMA:
 		l.outstanding.Add(-1)
-		now := p.now()
+		now := p.nowAt(o.End)
 		x := float64(o.Latency)
 		switch c := o.Class; {
 		case c == sturdy.Success:

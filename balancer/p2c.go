@@ -15,13 +15,13 @@ func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
 	case 0:
 		return -1
 	case 1:
-		if f.ok(&s.entries[0]) {
+		if f.ok(s, 0) {
 			return 0
 		}
 		return -1
 	}
 	i, j := b.rand.pair(n)
-	okI, okJ := f.ok(&s.entries[i]), f.ok(&s.entries[j])
+	okI, okJ := f.ok(s, i), f.ok(s, j)
 	if okI && okJ {
 		return s.cheaper(i, j)
 	}
@@ -33,7 +33,7 @@ func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
 	}
 	for range p2cDraws {
 		k := b.rand.intn(n)
-		if k == c || !f.ok(&s.entries[k]) {
+		if k == c || !f.ok(s, k) {
 			continue
 		}
 		if c < 0 {
@@ -50,7 +50,7 @@ func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
 // now, so comparing them at that stamp gives the answer without reading
 // the clock, which costs more than the rest of a pick on some machines.
 func (s *snapshot) cheaper(i, j int) int {
-	li, lj := s.entries[i].ld, s.entries[j].ld
+	li, lj := s.lds[i], s.lds[j]
 	ci, ti := li.ewma.load()
 	cj, tj := lj.ewma.load()
 	if ti < tj {
@@ -75,11 +75,10 @@ func (s *snapshot) cheapest(f *filter, start int) int {
 		if i >= n {
 			i -= n
 		}
-		e := &s.entries[i]
-		if !f.ok(e) {
+		if !f.ok(s, i) {
 			continue
 		}
-		if c := e.ld.cost(now); best < 0 || c < least {
+		if c := s.lds[i].cost(now); best < 0 || c < least {
 			best, least = i, c
 		}
 	}

@@ -101,8 +101,22 @@ func (p *peakEWMA) at(now int64, rate float64) float64 {
 	return c * weight(now-t, rate)
 }
 
+// quiet is the share of τ within which a write that would not raise the
+// estimate is dropped (100 µs at the default τ of 10 s). Such a sample
+// could move the estimate by less than that share: a lower sample weighs
+// 1-w ≤ quiet, and a sample between the decayed and the stored value
+// differs from the stored one by no more than the decay over that time.
+// The next sample written weighs the whole time since the last write, so
+// the average stays weighted by time; what the rule saves is a write to a
+// cache line every core reads, which on a busy endpoint is most of what a
+// pick costs.
+const quiet = 1e-5
+
 // observe folds a sample x in at now (see the type's doc).
 func (p *peakEWMA) observe(x float64, now int64, rate float64) {
+	if c, t := p.load(); x <= c && float64(now-t)*rate < quiet {
+		return
+	}
 	c, t := p.lock()
 	if now < t {
 		now = t // another core's clock read raced ahead; keep time monotonic

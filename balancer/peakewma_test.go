@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestPeakEWMA(t *testing.T) {
@@ -137,4 +138,12 @@ func TestPeakEWMAReadsAreConsistent(t *testing.T) {
 	close(stop)
 	<-done
 	<-done
+}
+
+// load must fill two cache lines exactly, so that its allocation size
+// class keeps it aligned to them.
+func TestLoadLayout(t *testing.T) {
+	if s, o := unsafe.Sizeof(load{}), unsafe.Offsetof(load{}.ewma); s != 2*cacheLine || o != cacheLine {
+		t.Fatalf("load is %d bytes with the estimate at %d, want %d and %d", s, o, 2*cacheLine, cacheLine)
+	}
 }

@@ -14,7 +14,7 @@ func (b *Balancer) pickRoundRobin(s *snapshot, f *filter) int {
 		if i >= n {
 			i -= n
 		}
-		if f.ok(&s.entries[i]) {
+		if f.ok(s, i) {
 			if k > 0 {
 				b.rr.Add(uint64(k))
 			}

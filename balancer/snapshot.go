@@ -12,7 +12,11 @@ import (
 // it. Only the caches below change, and each is either atomic or guarded.
 type snapshot struct {
 	entries []entry
-	p       *params
+	// lds is entries[i].ld for every i, packed: a pick reads the learned
+	// state of two endpoints out of thousands, and a dense array of
+	// pointers keeps that to the loads' own cache lines.
+	lds []*load
+	p   *params
 
 	// view caches how many endpoints health allows, recomputed when the
 	// tracker's epoch moves.
@@ -53,7 +57,7 @@ func (s *snapshot) checkHealth() bool {
 	// recounts.
 	allowed := 0
 	for i := range s.entries {
-		if s.entries[i].ld.member.Allowed() {
+		if s.lds[i].member.Allowed() {
 			allowed++
 		}
 	}
@@ -72,11 +76,12 @@ type filter struct {
 	health  bool
 }
 
-func (f *filter) ok(e *entry) bool {
-	if excluded(f.exclude, e.ep.Name) {
+// ok reports whether the pick may take endpoint i of s.
+func (f *filter) ok(s *snapshot, i int) bool {
+	if len(f.exclude) > 0 && excluded(f.exclude, s.entries[i].ep.Name) {
 		return false
 	}
-	return !f.health || e.ld.member.Allowed()
+	return !f.health || s.lds[i].member.Allowed()
 }
 
 // excluded is a linear search: a call tries a handful of endpoints.

@@ -22,7 +22,7 @@ func (s *snapshot) pickWeighted(f *filter) int {
 	}
 	found := false
 	for i := range s.entries {
-		if f.ok(&s.entries[i]) {
+		if f.ok(s, i) {
 			ok[i/64] |= 1 << (i % 64)
 			found = true
 		}

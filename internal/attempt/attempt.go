@@ -229,9 +229,12 @@ func endpointName(ep *sturdy.Endpoint) string {
 
 // classify settles an attempt's outcome: the loop's own timeout and the
 // caller's context override what the function said.
-func classify(parent, actx context.Context, out sturdy.Outcome, latency time.Duration, timedOut bool) sturdy.Outcome {
+func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time, timedOut bool) sturdy.Outcome {
 	if out.Latency == 0 {
-		out.Latency = latency
+		out.Latency = time.Since(start)
+	}
+	if out.End.IsZero() {
+		out.End = start.Add(out.Latency) // no second clock read
 	}
 	switch {
 	case timedOut || (actx != parent && context.Cause(actx) == ErrAttemptTimeout):

@@ -221,7 +221,7 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 // is marked lost.
 func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	v, out := c.fn(p.hctx, p.info)
-	out = classify(c.ctx, p.actx, out, time.Since(start), stopTimer(p.timer))
+	out = classify(c.ctx, p.actx, out, start, stopTimer(p.timer))
 	r := result[T]{v: v, out: out, info: p.info, done: p.done, cancel: p.cancel, hctx: p.hctx}
 	if out.Class == sturdy.Success {
 		c.s.Hedge.Observe(out.Latency)

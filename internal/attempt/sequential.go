@@ -76,7 +76,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 			start = time.Now() // the first attempt starts when the call does
 		}
 		v, out := fn(hctx, a)
-		out = classify(ctx, actx, out, time.Since(start), stopTimer(timer))
+		out = classify(ctx, actx, out, start, stopTimer(timer))
 
 		if out.Class == sturdy.Success {
 			if s.Hedge != nil {
