@@ -19,10 +19,7 @@ import (
 // when every attempt failed: a *sturdy.Error that lists them.
 func Do[T any](ctx context.Context, p *Policy, picker failover.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
 	s := attempt.Spec{Picker: picker, Hedge: p, Op: "hedge"}
-	v, w, err := attempt.Run(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
-		v, err := fn(ctx, a.Endpoint)
-		return v, failover.OutcomeOf(err)
-	}, cleanup)
+	v, w, err := attempt.RunErr(ctx, &s, fn, failover.OutcomeOf, cleanup)
 	w.Release()
 	return v, err
 }

@@ -87,6 +87,10 @@ type Spec struct {
 // the loop measures it. Func must return promptly once ctx is done.
 type Func[T any] func(ctx context.Context, a Info) (T, sturdy.Outcome)
 
+// ErrFunc is the form policies' users write: an attempt on an endpoint
+// that returns an error, classified by the outcome func given with it.
+type ErrFunc[T any] func(ctx context.Context, ep *sturdy.Endpoint) (T, error)
+
 // Winner holds what the winning attempt still owns: its context, its
 // balancer report and its End hook. Call Release exactly when the result
 // is no longer in use (for an HTTP response, when its body is closed).
@@ -150,11 +154,33 @@ func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, W
 		s.Hedge.Deposit(now)
 		if s.Hedge.MaxHedges() > 0 {
 			if d, ok := s.Hedge.Delay(); ok {
-				return runHedged(ctx, s, fn, cleanup, d, now)
+				return runHedged(ctx, s, fn, nil, nil, cleanup, d, now)
 			}
 		}
 	}
 	return runSequential(ctx, s, fn, cleanup, now)
+}
+
+// RunErr is Run for an ErrFunc, whose errors outcome classifies. Unlike a
+// closure adapting it to a Func, it costs no allocation when the call is
+// hedged.
+func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], outcome func(error) sturdy.Outcome, cleanup func(T)) (T, Winner, error) {
+	now := time.Now()
+	if s.Retry != nil {
+		s.Retry.Deposit(now)
+	}
+	if s.Hedge != nil {
+		s.Hedge.Deposit(now)
+		if s.Hedge.MaxHedges() > 0 {
+			if d, ok := s.Hedge.Delay(); ok {
+				return runHedged(ctx, s, nil, fn, outcome, cleanup, d, now)
+			}
+		}
+	}
+	return runSequential(ctx, s, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
+		v, err := fn(ctx, a.Endpoint)
+		return v, outcome(err)
+	}, cleanup, now)
 }
 
 // RunSequential is Run for a Spec without hedging (s.Hedge is ignored).

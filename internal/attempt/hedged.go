@@ -3,6 +3,7 @@ package attempt
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"time"
 
@@ -42,11 +43,17 @@ type prepared struct {
 // timer. Once a hedge has started or the first attempt has failed, the
 // caller's goroutine coordinates: results arrive on a channel, retries run
 // on goroutines of their own.
+//
+// A call whose first attempt wins before the delay, outside a
+// testing/synctest bubble, goes back to a pool with its stopped timer,
+// so that the next call pays for neither (see recycle).
 type hedgedCall[T any] struct {
 	ctx     context.Context
 	s       *Spec // points at spec, so that the caller's Spec does not escape
 	spec    Spec
 	fn      Func[T]
+	efn     ErrFunc[T] // used instead of fn when set, with outcome
+	outcome func(error) sturdy.Outcome
 	cleanup func(T)
 	delay   time.Duration
 	maxN    int
@@ -69,10 +76,53 @@ type hedgedCall[T any] struct {
 	inline   bool // the caller's goroutine is still running the first attempt
 }
 
+// callPools holds a sync.Pool of *hedgedCall[T] per T.
+var callPools sync.Map // reflect.Type → *sync.Pool
+
+func callPool[T any]() *sync.Pool {
+	k := reflect.TypeFor[T]()
+	if p, ok := callPools.Load(k); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := callPools.LoadOrStore(k, new(sync.Pool))
+	return p.(*sync.Pool)
+}
+
+// bubbled reports whether now was read inside a testing/synctest bubble,
+// where time.Now has no monotonic reading. A timer made in a bubble
+// belongs to it, and a timer made outside must not run a bubble's fake
+// time: calls in a bubble neither take from nor give to the pool.
+func bubbled(now time.Time) bool { return now == now.Round(0) }
+
+// newHedgedCall returns a zeroed call, from the pool when it may.
+func newHedgedCall[T any](pooled bool) *hedgedCall[T] {
+	if pooled {
+		if c, ok := callPool[T]().Get().(*hedgedCall[T]); ok {
+			return c
+		}
+	}
+	return new(hedgedCall[T])
+}
+
+// recycle returns a finished call to the pool when nothing can reach it
+// any more: its timer never fired (finish stopped it, so fire will not
+// run) and no hedge started (no goroutine holds it). The timer and its
+// callback, bound to c, are kept for the next call.
+func (c *hedgedCall[T]) recycle(pooled bool) {
+	if !pooled || c.armed || c.hedges > 0 || c.results != nil {
+		return
+	}
+	*c = hedgedCall[T]{timer: c.timer}
+	callPool[T]().Put(c)
+}
+
 // runHedged runs a call with hedging.
-func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
+func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], outcome func(error) sturdy.Outcome, cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
 	var zero T
-	c := &hedgedCall[T]{ctx: ctx, spec: *s, fn: fn, cleanup: cleanup, delay: delay, maxN: s.maxAttempts(), sc: getScratch()}
+	pooled := !bubbled(start)
+	c := newHedgedCall[T](pooled)
+	c.ctx, c.spec, c.fn, c.efn, c.outcome, c.cleanup = ctx, *s, fn, efn, outcome, cleanup
+	c.delay, c.maxN, c.sc = delay, s.maxAttempts(), getScratch()
 	c.s = &c.spec
 	s = c.s
 	defer putScratch(c.sc)
@@ -98,7 +148,9 @@ func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T),
 		c.finish()
 		c.mu.Unlock()
 		c.drain()
-		return first.v, winnerOf(first, s.Hooks), nil
+		w := winnerOf(first, s.Hooks)
+		c.recycle(pooled)
+		return first.v, w, nil
 	}
 	c.mu.Unlock()
 	return c.coordinate(first)
@@ -220,7 +272,15 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 // for Release. Any later success, and any attempt cut short by the win,
 // is marked lost.
 func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
-	v, out := c.fn(p.hctx, p.info)
+	var v T
+	var out sturdy.Outcome
+	if c.efn != nil {
+		var err error
+		v, err = c.efn(p.hctx, p.info.Endpoint)
+		out = c.outcome(err)
+	} else {
+		v, out = c.fn(p.hctx, p.info)
+	}
 	out = classify(c.ctx, p.actx, out, start, stopTimer(p.timer))
 	r := result[T]{v: v, out: out, info: p.info, done: p.done, cancel: p.cancel, hctx: p.hctx}
 	if out.Class == sturdy.Success {
