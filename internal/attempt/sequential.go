@@ -29,10 +29,16 @@ func putScratch(sc *scratch) {
 // runSequential runs attempts one after another on the caller's goroutine.
 func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), start time.Time) (T, Winner, error) {
 	var zero T
-	sc := getScratch()
-	defer putScratch(sc)
-	tried := sc.tried[:0]
-	attempts := sc.attempts[:0]
+	// The tried set and the records are only needed once an attempt
+	// fails: a call whose first attempt succeeds never takes a scratch.
+	var sc *scratch
+	defer func() {
+		if sc != nil {
+			putScratch(sc)
+		}
+	}()
+	var tried []string
+	var attempts []sturdy.Attempt
 	maxN := s.maxAttempts()
 	timeout := s.attemptTimeout()
 
@@ -66,9 +72,6 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 			last, haveLast = zero, false
 		}
 		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier}
-		if ep != nil {
-			tried = append(tried, ep.Name)
-		}
 
 		actx, cancel, timer := attemptCtx(ctx, false, timeout)
 		hctx := s.start(actx, a)
@@ -88,6 +91,13 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		s.end(hctx, a, out, false)
 		if cancel != nil {
 			cancel(errLost)
+		}
+		if sc == nil {
+			sc = getScratch()
+			tried, attempts = sc.tried[:0], sc.attempts[:0]
+		}
+		if ep != nil {
+			tried = append(tried, ep.Name)
 		}
 		attempts = append(attempts, record(a, out))
 		last, haveLast = v, true
