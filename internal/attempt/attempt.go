@@ -147,18 +147,26 @@ func noopDone(sturdy.Outcome) {}
 // memory before returning it.
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
+	if d, ok := s.begin(now); ok {
+		return runHedged(ctx, s, fn, nil, nil, cleanup, d, now)
+	}
+	return runSequential(ctx, s, fn, cleanup, now)
+}
+
+// begin counts the call with its policies' budgets and returns the hedge
+// delay, if the call is to be hedged.
+func (s *Spec) begin(now time.Time) (time.Duration, bool) {
 	if s.Retry != nil {
 		s.Retry.Deposit(now)
 	}
-	if s.Hedge != nil {
-		s.Hedge.Deposit(now)
-		if s.Hedge.MaxHedges() > 0 {
-			if d, ok := s.Hedge.Delay(); ok {
-				return runHedged(ctx, s, fn, nil, nil, cleanup, d, now)
-			}
-		}
+	if s.Hedge == nil {
+		return 0, false
 	}
-	return runSequential(ctx, s, fn, cleanup, now)
+	s.Hedge.Deposit(now)
+	if s.Hedge.MaxHedges() <= 0 {
+		return 0, false
+	}
+	return s.Hedge.Delay()
 }
 
 // RunErr is Run for an ErrFunc, whose errors outcome classifies. Unlike a
@@ -166,16 +174,8 @@ func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, W
 // hedged.
 func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], outcome func(error) sturdy.Outcome, cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
-	if s.Retry != nil {
-		s.Retry.Deposit(now)
-	}
-	if s.Hedge != nil {
-		s.Hedge.Deposit(now)
-		if s.Hedge.MaxHedges() > 0 {
-			if d, ok := s.Hedge.Delay(); ok {
-				return runHedged(ctx, s, nil, fn, outcome, cleanup, d, now)
-			}
-		}
+	if d, ok := s.begin(now); ok {
+		return runHedged(ctx, s, nil, fn, outcome, cleanup, d, now)
 	}
 	return runSequential(ctx, s, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
