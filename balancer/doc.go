@@ -16,8 +16,9 @@
 //     estimate jumps to any slower sample at once, averages faster samples
 //     in over Config.Decay (10s), and decays toward zero while an endpoint
 //     is idle, so a slow endpoint is shunned quickly and retried once it has
-//     rested. Failed attempts count as slow, never fast (below). Drawing two instead of taking the global best
-//     keeps many clients from herding onto the same endpoint.
+//     rested. Failed attempts count as slow, never fast (below).
+//     Drawing two instead of taking the global best keeps many clients
+//     from herding onto the same endpoint.
 //   - RoundRobin: in turn, as grpc-go's round_robin.
 //   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
 //     nginx's smooth weighted round-robin.
@@ -40,8 +41,16 @@
 //     the latency is only a lower bound: it may raise the estimate, never
 //     lower it.
 //
+// Samples that would not raise the estimate and arrive within 1e-5 of the
+// decay time (100 µs by default) of the last one written are dropped, so
+// that a busy endpoint's estimate is not rewritten by every attempt; the
+// next sample written weighs the whole gap, and the estimate they would
+// have moved changes by less than that share.
+//
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
-// size and allocate nothing; the other two scan the pool.
+// size and allocate nothing; the other two scan the pool. A done func
+// reads the clock only if Outcome.End is zero; sturdy's own policies set
+// it from the attempt's start and latency.
 //
 // # Health and panic mode
 //
