@@ -47,8 +47,9 @@
 // replayable; degrade.Run walks the tiers from the primary, skipping one
 // whose limiter or health says no; within a tier the shared attempt loop
 // picks endpoints (balancer, health), retries elsewhere on a retryable
-// class and hedges a slow attempt. Each attempt works on its own
-// req.Clone and gets its own "sturdy.attempt" span.
+// class and hedges a slow attempt. Each attempt works on its own copy of
+// the request and gets its own "sturdy.attempt" span (a call in a program
+// that does not trace gets no spans at all: see below).
 //
 // Routing: the caller's URL path and query are kept; scheme, host and the
 // endpoint URL's base path come from the endpoint. The path is the base
@@ -79,7 +80,10 @@
 //
 // RoundTrip follows net/http.RoundTripper: it is safe for concurrent use;
 // it returns a response or an error, never both; it never modifies the
-// caller's request (every attempt works on req.Clone); it always closes
+// caller's request (every attempt works on its own copy, with its own URL
+// and, when headers change, its own header map; header values are shared
+// and only read, so a base RoundTripper must follow the contract too); it
+// always closes
 // the request body, also when the call is refused before any attempt.
 //
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
@@ -131,7 +135,11 @@
 // Spans: "sturdy.call" under the caller's span, ended when the response
 // body is released, and one "sturdy.attempt" child per attempt with
 // sturdy.endpoint, sturdy.tier, sturdy.attempt.number, sturdy.attempt.kind
-// (first, retry, hedge), sturdy.outcome and sturdy.attempt.won. Metrics:
+// (first, retry, hedge), sturdy.outcome and sturdy.attempt.won. A call
+// with no span in its context whose tracer can only make no-ops (a
+// trace/noop provider, or the global provider before
+// otel.SetTracerProvider) gets no span, which nothing downstream can tell
+// from the no-op one; spans resume once a real provider is set. Metrics:
 // sturdy.calls, sturdy.attempts, sturdy.hedges, sturdy.fallbacks,
 // sturdy.ejections, sturdy.endpoint.state, sturdy.call.duration,
 // sturdy.attempt.duration and sturdy.budget.refusals, with endpoint, tier,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/sturdyai/sturdy"
@@ -41,9 +40,6 @@ type respBody struct {
 	call     telemetry.Call
 	callerCx context.Context
 
-	mu       sync.Mutex
-	amended  bool
-	outcome  sturdy.Outcome
 	released atomic.Bool
 	headBuf  [128]byte
 }
@@ -85,50 +81,44 @@ func (b *respBody) scan(p []byte) {
 
 // end settles the body at its first error or EOF.
 func (b *respBody) end(n int, err error) (int, error) {
-	if err == io.EOF {
-		if b.sse && !b.done.sawDone() {
+	var o sturdy.Outcome
+	amend := true
+	switch {
+	case err == io.EOF:
+		if amend = b.sse && !b.done.sawDone(); amend {
 			err = io.ErrUnexpectedEOF
-			b.amend(sturdy.Outcome{Class: sturdy.Unavailable, Err: ErrStreamTruncated})
+			o = sturdy.Outcome{Class: sturdy.Unavailable, Err: ErrStreamTruncated}
 		}
-	} else if b.callerCx != nil && b.callerCx.Err() != nil {
-		b.amend(sturdy.Outcome{Class: sturdy.Canceled, Err: b.callerCx.Err()})
-	} else if !b.released.Load() {
+	case b.callerCx != nil && b.callerCx.Err() != nil:
+		o = sturdy.Outcome{Class: sturdy.Canceled, Err: b.callerCx.Err()}
+	default:
 		// A cut after the first byte: too late to fail over, so the caller
-		// gets the error, and health learns of it.
-		b.amend(sturdy.Outcome{Class: sturdy.Unavailable, Err: err})
+		// gets the error, and health learns of it (unless Close released
+		// the call first).
+		o = sturdy.Outcome{Class: sturdy.Unavailable, Err: err}
 	}
 	b.stuck = err
-	b.release()
+	b.release(o, amend)
 	return n, err
-}
-
-func (b *respBody) amend(o sturdy.Outcome) {
-	b.mu.Lock()
-	if !b.amended {
-		b.amended, b.outcome = true, o
-	}
-	b.mu.Unlock()
 }
 
 func (b *respBody) Close() error {
 	err := b.rc.Close()
-	b.release()
+	b.release(sturdy.Outcome{}, false)
 	return err
 }
 
-// release runs once: it reports the outcome and the token usage, ends the
-// spans and releases the winner's context.
-func (b *respBody) release() {
+// release runs once, for whichever of end and Close comes first: it
+// reports the outcome (o, if amend, replaces the winner's) and the token
+// usage, ends the spans and releases the winner's context.
+func (b *respBody) release(o sturdy.Outcome, amend bool) {
 	if !b.released.CompareAndSwap(false, true) {
 		return
 	}
-	b.mu.Lock()
-	amended, o := b.amended, b.outcome
-	b.mu.Unlock()
-	if amended {
+	if amend {
 		o.Latency = b.served.Outcome().Latency
 		b.served.SetOutcome(o)
-		if sp := b.call.Span(); sp != nil && sp.IsRecording() {
+		if sp := b.call.Span(); sp.IsRecording() {
 			sp.SetAttributes(telemetry.KeyOutcome.String(o.Class.String()))
 		}
 	}

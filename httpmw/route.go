@@ -1,11 +1,14 @@
 package httpmw
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/sturdyai/sturdy"
 )
@@ -42,17 +45,17 @@ type headerKV struct {
 // endpoint is an Endpoint prepared for the hot path: its URL parts and
 // headers are computed once.
 type endpoint struct {
-	name        string
-	tier        int
-	scheme      string
-	host        string
-	prefix      string // base path without a trailing slash; "" for none
-	rawPrefix   string // its escaped form
-	base        string // scheme://host + prefix, for probes
-	header      []headerKV
-	nameHdr     []string
-	sep         sturdy.Endpoint
-	credentials map[string]bool // header keys this endpoint sets
+	name      string
+	tier      int
+	scheme    string
+	host      string
+	prefix    string // base path without a trailing slash; "" for none
+	rawPrefix string // its escaped form
+	base      string // scheme://host + prefix, for probes
+	header    []headerKV
+	nameHdr   []string
+	sep       sturdy.Endpoint
+	strip     []string // the callerCredentials that header does not set
 }
 
 func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
@@ -81,14 +84,13 @@ func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
 		return nil, fmt.Errorf("endpoint %q: URL has a query or fragment; give only scheme, host and an optional base path", e.Name)
 	}
 	ep := &endpoint{
-		name:        e.Name,
-		tier:        tier,
-		scheme:      u.Scheme,
-		host:        u.Host,
-		prefix:      strings.TrimRight(u.Path, "/"),
-		rawPrefix:   strings.TrimRight(u.EscapedPath(), "/"),
-		nameHdr:     []string{e.Name},
-		credentials: map[string]bool{},
+		name:      e.Name,
+		tier:      tier,
+		scheme:    u.Scheme,
+		host:      u.Host,
+		prefix:    strings.TrimRight(u.Path, "/"),
+		rawPrefix: strings.TrimRight(u.EscapedPath(), "/"),
+		nameHdr:   []string{e.Name},
 	}
 	ep.base = u.Scheme + "://" + u.Host + ep.rawPrefix
 	for k, vs := range e.Header {
@@ -102,10 +104,24 @@ func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
 		}
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		ep.header = append(ep.header, headerKV{key: ck, values: append([]string(nil), vs...)})
-		ep.credentials[ck] = true
+	}
+	for _, k := range callerCredentials {
+		if !ep.sets(k) {
+			ep.strip = append(ep.strip, k)
+		}
 	}
 	ep.sep = sturdy.Endpoint{Name: e.Name, Address: e.URL, Weight: e.Weight, Model: model}
 	return ep, nil
+}
+
+// sets reports whether the endpoint's headers set the canonical key k.
+func (ep *endpoint) sets(k string) bool {
+	for _, kv := range ep.header {
+		if kv.key == k {
+			return true
+		}
+	}
+	return false
 }
 
 func validHeaderName(k string) bool {
@@ -121,29 +137,145 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// route points out (a clone of the caller's request) at the endpoint: the
-// caller's path and query are kept; scheme, host and the base-path prefix
-// come from the endpoint; the caller's credentials are replaced by the
-// endpoint's headers.
-func (ep *endpoint) route(out *http.Request, passCreds bool) {
-	u := out.URL
+// outRequest is an attempt's request, its own URL, and room for the URL's
+// path: the attempt allocates them together (see attemptState).
+type outRequest struct {
+	r       http.Request
+	u       url.URL
+	pathBuf [104]byte // fills attemptState's size class (with its malloc header); written once
+}
+
+// request fills o with the request an attempt sends to ep, on ctx, and
+// returns it. It is a shallow copy of the caller's req (net/http's
+// RoundTripper contract: the caller's request is never modified) with its
+// own URL and, when anything changes, its own header map: the caller's
+// path and query are kept; scheme, host and the base-path prefix come from
+// the endpoint; the caller's credentials are replaced by the endpoint's
+// headers. Unlike Request.Clone it shares what no RoundTripper writes
+// (header values, Trailer, TransferEncoding), and the caller's header map
+// itself when nothing is removed or added; see outHeader.
+func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Request, passCreds bool) *http.Request {
+	// WithContext is inlined and its result does not escape: this copies
+	// the caller's request with ctx set, without an allocation.
+	o.r = *req.WithContext(ctx)
+	o.u = *req.URL
+	o.r.URL = &o.u
+	ep.routeURL(&o.u, o.pathBuf[:])
+	o.r.Host = ""
+	o.r.Header = ep.outHeader(req.Header, passCreds)
+	return &o.r
+}
+
+// routeURL points u (the attempt's own copy of the caller's URL) at the
+// endpoint. The joined path is built in buf if it fits.
+func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
 	u.Scheme, u.Host, u.User = ep.scheme, ep.host, nil
-	if ep.prefix != "" {
-		p := u.Path
-		if p == "" {
-			p = "/"
-		} else if p[0] != '/' {
-			p = "/" + p
-		}
-		if u.RawPath != "" {
-			u.RawPath = ep.rawPrefix + u.RawPath
-		} else if ep.rawPrefix != ep.prefix {
-			u.RawPath = ep.rawPrefix + u.EscapedPath()
-		}
-		u.Path = ep.prefix + p
+	if ep.prefix == "" {
+		return
 	}
-	out.Host = ""
-	ep.setHeaders(out, passCreds)
+	p, sep := u.Path, ""
+	if p == "" || p[0] != '/' {
+		sep = "/"
+	}
+	if u.RawPath != "" {
+		u.RawPath = ep.rawPrefix + u.RawPath
+	} else if ep.rawPrefix != ep.prefix {
+		u.RawPath = ep.rawPrefix + u.EscapedPath()
+	}
+	u.Path = concat(buf, ep.prefix, sep, p)
+}
+
+// concat returns a+b+c, in buf's bytes if it fits. The string shares them,
+// so buf must never be written again.
+func concat(buf []byte, a, b, c string) string {
+	n := len(a) + len(b) + len(c)
+	if n == 0 || n > len(buf) {
+		return a + b + c
+	}
+	i := copy(buf, a)
+	i += copy(buf[i:], b)
+	copy(buf[i:], c)
+	return unsafe.String(unsafe.SliceData(buf), n)
+}
+
+// outHeader returns the header an attempt sends to ep, given the caller's
+// h: h without the caller's credentials (unless passCreds) and with the
+// endpoint's headers. Like Header.Del, it removes canonical keys only.
+//
+// The result shares h's value slices, and is h itself when nothing is
+// removed or added: the caller's header is only ever read, by this package
+// and by the base RoundTripper, which net/http.RoundTripper forbids to
+// modify the request. A nil h gives an empty header, never nil
+// (http.Transport refuses a nil Request.Header).
+func (ep *endpoint) outHeader(h http.Header, passCreds bool) http.Header {
+	if h == nil {
+		out := make(http.Header, len(ep.header))
+		for _, kv := range ep.header {
+			out[kv.key] = kv.values
+		}
+		return out
+	}
+	// A key set straight into the map ("authorization") escapes
+	// canonical lookups, yet a server reads it as the credential.
+	stray := !passCreds && hasStrayCredential(h)
+	if len(ep.header) == 0 && (passCreds || (!stray && !hasAnyKey(h, callerCredentials[:]))) {
+		return h
+	}
+	// Cloning copies the map's groups as they are, without rehashing: less
+	// than building a map key by key.
+	out := maps.Clone(h)
+	if !passCreds {
+		// The endpoint's own credentials replace the caller's below.
+		for _, k := range ep.strip {
+			delete(out, k)
+		}
+		if stray {
+			for k := range out {
+				if isStrayCredential(k) {
+					delete(out, k)
+				}
+			}
+		}
+	}
+	for _, kv := range ep.header {
+		out[kv.key] = kv.values
+	}
+	return out
+}
+
+// hasStrayCredential reports whether h holds a caller credential under a
+// key that is not in canonical form.
+func hasStrayCredential(h http.Header) bool {
+	for k := range h {
+		if isStrayCredential(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// isStrayCredential reports whether k names a caller credential in any
+// case but the canonical one (which callers of Header.Set get and exact
+// lookups find).
+func isStrayCredential(k string) bool {
+	switch len(k) { // the lengths of callerCredentials
+	case len("Api-Key"), len("X-Api-Key"), len("Authorization"), len("X-Goog-Api-Key"):
+		for _, c := range callerCredentials {
+			if k != c && strings.EqualFold(k, c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasAnyKey(h http.Header, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (ep *endpoint) setHeaders(out *http.Request, passCreds bool) {
@@ -151,9 +283,7 @@ func (ep *endpoint) setHeaders(out *http.Request, passCreds bool) {
 		out.Header = make(http.Header, len(ep.header))
 	}
 	if !passCreds {
-		for _, k := range callerCredentials {
-			delete(out.Header, k)
-		}
+		stripCallerCredentials(out.Header)
 	}
 	for _, kv := range ep.header {
 		out.Header[kv.key] = kv.values
@@ -163,5 +293,10 @@ func (ep *endpoint) setHeaders(out *http.Request, passCreds bool) {
 func stripCallerCredentials(h http.Header) {
 	for _, k := range callerCredentials {
 		delete(h, k)
+	}
+	for k := range h {
+		if isStrayCredential(k) {
+			delete(h, k)
+		}
 	}
 }

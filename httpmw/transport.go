@@ -422,7 +422,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	w.served, w.call, w.callerCx = served, tc, req.Context()
 	resp.Request = req
-	t.tel.RecordCall(tc, served.Tier, served.Attempt.Endpoint.Name, sturdy.Success, served.Attempt.N)
+	// The call was answered when its winning attempt ended.
+	t.tel.RecordCallAt(tc, served.Outcome().End, served.Tier, served.Attempt.Endpoint.Name, sturdy.Success, served.Attempt.N)
 	return resp, nil
 }
 
@@ -475,6 +476,13 @@ func attemptsSummary(as []sturdy.Attempt) string {
 	return b.String()
 }
 
+// attemptState is what an attempt allocates, in one allocation: its
+// request and, for a success, the response body wrapper.
+type attemptState struct {
+	req  outRequest
+	body respBody
+}
+
 // attempt runs one attempt on a.Endpoint: route a clone of the request,
 // send it, classify the answer and, for a success with a body, wait for
 // the first body byte.
@@ -507,10 +515,10 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 		ctx, cancel = context.WithCancelCause(ctx)
 		timer = time.AfterFunc(t.ttfb, func() { cancel(ErrTTFB) })
 	}
-	// Clone before changing anything: RoundTrippers must not modify the
-	// caller's request (net/http.RoundTripper's contract).
-	out := c.req.Clone(ctx)
-	ep.route(out, t.passCreds)
+	// A copy, never the caller's request: RoundTrippers must not modify
+	// it (net/http.RoundTripper's contract).
+	st := new(attemptState)
+	out := ep.request(&st.req, ctx, c.req, t.passCreds)
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
 
 	resp, err := t.base.RoundTrip(out)
@@ -543,8 +551,9 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 		return resp, ttfbOutcome(ctx, o, timer)
 	}
 
-	w := &respBody{rc: resp.Body, cancel: cancel}
-	ct := resp.Header.Get("Content-Type")
+	w := &st.body
+	w.rc, w.cancel = resp.Body, cancel
+	ct := contentType(resp.Header)
 	w.sse = t.checkTerm && isEventStream(ct)
 	if t.hasTokens && (isEventStream(ct) || isJSON(ct)) {
 		w.scanUse = true
@@ -581,6 +590,15 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 	}
 	w.head, w.headErr = w.headBuf[:nr], rerr
 	return resp, o
+}
+
+// contentType is resp.Header.Get("Content-Type") without canonicalising
+// a key that is canonical already.
+func contentType(h http.Header) string {
+	if v := h["Content-Type"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // ttfbOutcome turns the failure of an attempt whose context the TTFB

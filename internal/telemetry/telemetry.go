@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -11,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
@@ -123,9 +127,14 @@ type tierInst struct {
 type Telemetry struct {
 	tracer    trace.Tracer
 	startOpts []trace.SpanStartOption
-	tiers     []*tierInst
-	none      *tierInst // for calls no tier served
-	health    *health.Tracker
+	// Call spans that could only be no-ops are skipped; see StartCall.
+	noopTP   bool                 // the provider is trace/noop's: it never records
+	globalTP trace.TracerProvider // the global provider New used, if it did
+	live     atomic.Bool          // a probed call span recorded: skip no more
+	probed   atomic.Bool          // a probed call span was a no-op
+	tiers    []*tierInst
+	none     *tierInst // for calls no tier served
+	health   *health.Tracker
 
 	calls, attempts, hedges, fallbacks, ejections metric.Int64Counter
 	callDur, attemptDur                           metric.Float64Histogram
@@ -143,8 +152,9 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 // meter refuses an instrument.
 func New(cfg Config) (*Telemetry, error) {
 	tp, mp := cfg.TracerProvider, cfg.MeterProvider
+	global := globalTracerProvider()
 	if tp == nil {
-		tp = otel.GetTracerProvider()
+		tp = global
 	}
 	if mp == nil {
 		mp = otel.GetMeterProvider()
@@ -157,6 +167,17 @@ func New(cfg Config) (*Telemetry, error) {
 		tracer:    tp.Tracer(scope),
 		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 		health:    cfg.Health,
+	}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		t.noopTP = true
+	default:
+		// Compared by identity on the hot path: only a pointer is both
+		// cheap and safe to compare (otel's default global provider is
+		// one).
+		if tp == global && reflect.TypeOf(tp).Kind() == reflect.Pointer {
+			t.globalTP = tp
+		}
 	}
 	m := mp.Meter(scope)
 	var errs []error
@@ -320,15 +341,28 @@ func (t *Telemetry) endpoint(tier int, name string) *endpointInst {
 // freely, and call End once.
 type Call struct {
 	ctx   context.Context
-	span  trace.Span
-	start time.Time
+	span  trace.Span    // nil: none was made (see StartCall)
+	start time.Duration // since epoch
 }
 
-// Span returns the call's span.
-func (c Call) Span() trace.Span { return c.span }
+// epoch anchors call start times on the monotonic clock: time.Since(epoch)
+// reads one clock where time.Now reads two.
+var epoch = time.Now()
 
-// Start returns when the call started.
-func (c Call) Start() time.Time { return c.start }
+// noSpan is what Call.Span returns for a call without a span.
+var noSpan trace.Span = noop.Span{}
+
+// Span returns the call's span: a non-recording one if StartCall made none.
+// It is never nil.
+func (c Call) Span() trace.Span {
+	if c.span == nil {
+		return noSpan
+	}
+	return c.span
+}
+
+// Start returns when the call started, on the monotonic clock.
+func (c Call) Start() time.Time { return epoch.Add(c.start) }
 
 // End ends the call's span. For a served call, adapters call it when the
 // result is released (an HTTP response body closed, a stream finished).
@@ -338,12 +372,62 @@ func (c Call) End() {
 	}
 }
 
+// Test seams.
+var (
+	globalTracerProvider = otel.GetTracerProvider
+	probeNow             = func() bool { return rand.Uint32()%probeEvery == 0 }
+)
+
+// probeEvery is how often, in calls, a call span that would be skipped is
+// made anyway, to see whether the global tracer records after all.
+const probeEvery = 1024
+
 // StartCall starts the "sturdy.call" span under ctx's span. The returned
 // context carries it; pass that context to degrade.Run so that attempt
 // spans become its children.
+//
+// When ctx carries no valid span context and the tracer can only make
+// no-op spans (a trace/noop provider, or the global provider while
+// otel.SetTracerProvider has not replaced it), StartCall makes no span
+// and returns ctx as is: the span would be non-recording with an invalid
+// context, which no tracer, propagator or exporter tells from none, and
+// attempt spans under an invalid context are skipped anyway. That saves
+// its allocations on every call of a program that does not trace. Once
+// otel.SetTracerProvider replaces the global provider, spans are made
+// again. Since the global tracer can record without that (OpenTelemetry
+// Go auto-instrumentation attaches to it), the first such call and one in
+// probeEvery make their span anyway, and one that records, or has a valid
+// context, ends the skipping for good.
 func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
+	start := time.Since(epoch)
+	if (t.noopTP || t.globalTP != nil) && !t.live.Load() && !trace.SpanContextFromContext(ctx).IsValid() {
+		if t.skipSpan() {
+			return ctx, Call{ctx: ctx, start: start}
+		}
+		ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
+		if span.IsRecording() || span.SpanContext().IsValid() {
+			t.live.Store(true)
+		} else if !t.probed.Load() {
+			t.probed.Store(true)
+		}
+		return ctx, Call{ctx: ctx, span: span, start: start}
+	}
 	ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
-	return ctx, Call{ctx: ctx, span: span, start: time.Now()}
+	return ctx, Call{ctx: ctx, span: span, start: start}
+}
+
+// skipSpan decides, for a call without a span context, whether the call
+// span can be left out; see StartCall.
+func (t *Telemetry) skipSpan() bool {
+	if t.noopTP {
+		return true
+	}
+	if globalTracerProvider() != t.globalTP {
+		// Replaced: the global tracer New took now delegates to a real one.
+		t.live.Store(true)
+		return false
+	}
+	return t.probed.Load() && !probeNow()
 }
 
 // RecordCall records the call's outcome: the calls counter and the call
@@ -352,13 +436,27 @@ func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
 // deciding) tier's index, or -1; endpoint may be empty. It does not end
 // the span.
 func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.Class, attempts int) {
+	t.RecordCallAt(c, time.Time{}, tier, endpoint, class, attempts)
+}
+
+// RecordCallAt is RecordCall for a call answered at end, as the winning
+// attempt's sturdy.Outcome.End has it, which saves a clock read. A zero
+// end means now.
+func (t *Telemetry) RecordCallAt(c Call, end time.Time, tier int, endpoint string, class sturdy.Class, attempts int) {
 	ti := t.tier(tier)
 	ci := int(class)
 	if ci >= numClasses {
 		ci = int(sturdy.Fatal)
 	}
+	var d time.Duration
+	if end.IsZero() {
+		d = time.Since(epoch) - c.start
+	} else {
+		d = end.Sub(epoch) - c.start
+	}
+	d = max(d, 0)
 	t.calls.Add(c.ctx, 1, ti.add[ci]...)
-	t.callDur.Record(c.ctx, time.Since(c.start).Seconds(), ti.rec[ci]...)
+	t.callDur.Record(c.ctx, d.Seconds(), ti.rec[ci]...)
 	if c.span != nil && c.span.IsRecording() {
 		c.span.SetAttributes(
 			ti.attrName,

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
@@ -123,12 +127,13 @@ func TestEjectionsAreCounted(t *testing.T) {
 	assert.EqualValues(t, 1, sumOf(t, rm, MetricEjections, KeyEndpoint.String("a"), KeyEjectionReason.String("auth")))
 }
 
-func TestNoopProvidersAllocateLittle(t *testing.T) {
+func TestNoopProvidersAllocateNothing(t *testing.T) {
 	tel, err := New(Config{Tiers: []Tier{{Name: "t", Endpoints: []string{"a"}}}})
 	require.NoError(t, err)
 	defer tel.Close()
 	ep := &sturdy.Endpoint{Name: "a"}
 	h := tel.Hooks()
+	setProbe(t, false)
 	allocs := testing.AllocsPerRun(100, func() {
 		ctx, call := tel.StartCall(context.Background())
 		a := degrade.Attempt{Endpoint: ep, N: 1}
@@ -137,5 +142,142 @@ func TestNoopProvidersAllocateLittle(t *testing.T) {
 		tel.RecordCall(call, 0, "a", sturdy.Success, 1)
 		call.End()
 	})
-	assert.LessOrEqual(t, allocs, 3.0) // the global tracer's call span
+	assert.Zero(t, allocs, "no call span while the global tracer is a no-op")
+}
+
+func setProbe(t *testing.T, v bool) {
+	prev := probeNow
+	probeNow = func() bool { return v }
+	t.Cleanup(func() { probeNow = prev })
+}
+
+// fakeGlobal stands in for otel's global TracerProvider: a no-op until
+// it is given a delegate.
+type fakeGlobal struct {
+	embedded.TracerProvider
+	delegate atomic.Pointer[sdktrace.TracerProvider]
+}
+
+func (g *fakeGlobal) Tracer(name string, _ ...trace.TracerOption) trace.Tracer {
+	return &fakeTracer{g: g, name: name}
+}
+
+type fakeTracer struct {
+	embedded.Tracer
+	g    *fakeGlobal
+	name string
+}
+
+func (f *fakeTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if d := f.g.delegate.Load(); d != nil {
+		return d.Tracer(f.name).Start(ctx, name, opts...)
+	}
+	return noop.NewTracerProvider().Tracer("").Start(ctx, name, opts...)
+}
+
+func setGlobal(t *testing.T, tp trace.TracerProvider) {
+	prev := globalTracerProvider
+	globalTracerProvider = func() trace.TracerProvider { return tp }
+	t.Cleanup(func() { globalTracerProvider = prev })
+}
+
+func callSpanMade(tel *Telemetry, ctx context.Context) bool {
+	got, c := tel.StartCall(ctx)
+	defer c.End()
+	if c.Span() == nil {
+		panic("Call.Span is nil")
+	}
+	return got != ctx
+}
+
+func TestCallSpanIsSkippedOnlyWhileItCouldOnlyBeANoop(t *testing.T) {
+	sdk := sdktrace.NewTracerProvider()
+	parent, sp := sdk.Tracer("caller").Start(context.Background(), "caller")
+	defer sp.End()
+	cases := []struct {
+		name   string
+		tp     trace.TracerProvider // nil: the global one
+		ctx    context.Context
+		probed bool // the first call makes its span, to see
+		made   bool // later calls make theirs
+	}{
+		{"global no-op", nil, context.Background(), true, false},
+		{"global no-op under a caller's span", nil, parent, true, true},
+		{"noop provider", noop.NewTracerProvider(), context.Background(), false, false},
+		{"noop provider under a caller's span", noop.NewTracerProvider(), parent, true, true},
+		{"SDK", sdk, context.Background(), true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			setGlobal(t, &fakeGlobal{})
+			setProbe(t, false)
+			tel, err := New(Config{TracerProvider: tc.tp})
+			require.NoError(t, err)
+			defer tel.Close()
+			assert.Equal(t, tc.probed, callSpanMade(tel, tc.ctx), "first call")
+			for range 3 {
+				assert.Equal(t, tc.made, callSpanMade(tel, tc.ctx))
+			}
+		})
+	}
+}
+
+func TestCallSpansResumeWhenTheGlobalProviderIsReplaced(t *testing.T) {
+	g := &fakeGlobal{}
+	setGlobal(t, g)
+	setProbe(t, false)
+	tel, err := New(Config{})
+	require.NoError(t, err)
+	defer tel.Close()
+	require.True(t, callSpanMade(tel, context.Background()), "the first call probes")
+	require.False(t, callSpanMade(tel, context.Background()))
+
+	sr := tracetest.NewSpanRecorder()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	g.delegate.Store(sdk) // what otel.SetTracerProvider does
+	setGlobal(t, sdk)
+	assert.True(t, callSpanMade(tel, context.Background()))
+	assert.Len(t, sr.Ended(), 1)
+}
+
+func TestProbeFindsAGlobalTracerThatRecordsWithoutSetTracerProvider(t *testing.T) {
+	g := &fakeGlobal{}
+	setGlobal(t, g)
+	setProbe(t, false)
+	tel, err := New(Config{})
+	require.NoError(t, err)
+	defer tel.Close()
+	require.True(t, callSpanMade(tel, context.Background()), "the first call probes")
+	// Auto-instrumentation makes the global tracer record, without
+	// replacing the provider.
+	sr := tracetest.NewSpanRecorder()
+	g.delegate.Store(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr)))
+	require.False(t, callSpanMade(tel, context.Background()), "not seen until a probe")
+	setProbe(t, true)
+	require.True(t, callSpanMade(tel, context.Background()))
+	setProbe(t, false)
+	for range 3 {
+		assert.True(t, callSpanMade(tel, context.Background()), "skipping is off for good")
+	}
+	assert.Len(t, sr.Ended(), 4)
+}
+
+func TestRecordCallAtMeasuresUntilTheGivenEnd(t *testing.T) {
+	tel, _, rd, _ := newTest(t)
+	_, call := tel.StartCall(context.Background())
+	tel.RecordCallAt(call, call.Start().Add(1500*time.Millisecond), 0, "a", sturdy.Success, 1)
+	call.End()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	var sum float64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == MetricCallDuration {
+				for _, p := range h.DataPoints {
+					sum += p.Sum
+				}
+			}
+		}
+	}
+	assert.InDelta(t, 1.5, sum, 1e-6)
 }

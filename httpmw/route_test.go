@@ -1,0 +1,278 @@
+package httpmw
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/internal/telemetry"
+)
+
+// captureBase is a base RoundTripper that keeps every request it is given
+// and answers 200 with a small JSON body, or with body if set.
+type captureBase struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body func() io.ReadCloser
+}
+
+func (c *captureBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+		_ = req.Body.Close()
+	}
+	c.mu.Lock()
+	c.reqs = append(c.reqs, req)
+	c.mu.Unlock()
+	b := io.NopCloser(strings.NewReader(`{"ok":true}`))
+	if c.body != nil {
+		b = c.body()
+	}
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: b, ContentLength: -1, Request: req}, nil
+}
+
+func (c *captureBase) last() *http.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reqs[len(c.reqs)-1]
+}
+
+func newCaptureTr(t *testing.T, base *captureBase, opts ...Option) *Transport {
+	t.Helper()
+	tr, err := NewTransport(base, append(testOpts(), opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+func mapID(h http.Header) uintptr { return reflect.ValueOf(h).Pointer() }
+
+func TestContractCallerHeaderAndItsValuesUntouchedWhenCredentialsAreReplaced(t *testing.T) {
+	base := &captureBase{}
+	tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1/prefix", "key-a")}}))
+	req := chatReq(t, "m", false)
+	req.Header.Set("Api-Key", "caller-api-key")
+	req.Header["X-Multi"] = make([]string, 1, 4) // room to append into
+	req.Header["X-Multi"][0] = "one"
+	want := req.Header.Clone()
+	backing := map[string]*string{}
+	for k, vs := range req.Header {
+		backing[k] = &vs[0]
+	}
+	wantURL := *req.URL
+
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+
+	assert.Equal(t, want, req.Header)
+	for k, vs := range req.Header {
+		assert.Same(t, backing[k], &vs[0], "the value slice of %s is the caller's own", k)
+	}
+	assert.Equal(t, wantURL, *req.URL)
+	out := base.last()
+	assert.NotEqual(t, mapID(req.Header), mapID(out.Header), "the attempt has its own header map")
+	assert.Equal(t, []string{"Bearer key-a"}, out.Header["Authorization"])
+	assert.NotContains(t, out.Header, "Api-Key")
+	assert.Equal(t, []string{"one"}, out.Header["X-Multi"])
+	assert.Equal(t, "application/json", out.Header.Get("Content-Type"))
+	assert.NotSame(t, req.URL, out.URL)
+	assert.Equal(t, "/prefix/v1/chat/completions", out.URL.Path)
+	assert.Equal(t, "127.0.0.1:1", out.URL.Host)
+	assert.Empty(t, out.Host)
+	assert.Same(t, req, resp.Request)
+}
+
+func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T) {
+	type key struct{}
+	cases := []struct {
+		name      string
+		endpoint  Endpoint
+		caller    http.Header
+		opts      []Option
+		shared    bool
+		wantAuthz []string
+	}{
+		{"no credentials anywhere", ep("a", "http://127.0.0.1:1", ""), http.Header{"X-Custom": {"1"}}, nil, true, nil},
+		{"caller credentials passed through", ep("a", "http://127.0.0.1:1", ""), http.Header{"Authorization": {"Bearer caller"}}, []Option{WithCallerCredentials()}, true, []string{"Bearer caller"}},
+		{"caller credentials removed", ep("a", "http://127.0.0.1:1", ""), http.Header{"Authorization": {"Bearer caller"}}, nil, false, nil},
+		{"endpoint header added", ep("a", "http://127.0.0.1:1", "k"), http.Header{"X-Custom": {"1"}}, nil, false, []string{"Bearer k"}},
+		{"endpoint credential replaces the passed one", ep("a", "http://127.0.0.1:1", "k"), http.Header{"Authorization": {"Bearer caller"}}, []Option{WithCallerCredentials()}, false, []string{"Bearer k"}},
+		{"nil caller header", ep("a", "http://127.0.0.1:1", "k"), nil, nil, false, []string{"Bearer k"}},
+		{"nil caller header, nothing to add", ep("a", "http://127.0.0.1:1", ""), nil, nil, false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := &captureBase{}
+			tr := newCaptureTr(t, base, append(tc.opts, WithTier(Tier{Endpoints: []Endpoint{tc.endpoint}}))...)
+			ctx := context.WithValue(context.Background(), key{}, "v")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/v1/models", nil)
+			require.NoError(t, err)
+			req.Header = tc.caller
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+			out := base.last()
+			require.NotNil(t, out.Header, "http.Transport refuses a nil header")
+			if tc.caller != nil {
+				assert.Equal(t, tc.shared, mapID(tc.caller) == mapID(out.Header))
+			}
+			assert.Equal(t, tc.wantAuthz, out.Header["Authorization"])
+			assert.Equal(t, "v", out.Context().Value(key{}), "the attempt's context derives from the caller's")
+			assert.NotSame(t, req, out)
+		})
+	}
+}
+
+func TestRouteURLBuildsThePathInTheAttemptOrBeyondIt(t *testing.T) {
+	e, err := newEndpoint(Endpoint{Name: "a", URL: "http://127.0.0.1:1/openai/deployments/x"}, 0, "")
+	require.NoError(t, err)
+	long := "/v1/" + strings.Repeat("y", 200)
+	fits := "/v1/" + strings.Repeat("z", len(outRequest{}.pathBuf)-len(e.prefix)-4)
+	for _, p := range []string{"/v1/chat/completions", fits, long, "", "v1"} {
+		req, err := http.NewRequest(http.MethodGet, "http://x", nil)
+		require.NoError(t, err)
+		req.URL.Path = p
+		var o outRequest
+		out := e.request(&o, context.Background(), req, false)
+		want := "/openai/deployments/x" + p
+		if p == "" || p[0] != '/' {
+			want = "/openai/deployments/x/" + p
+		}
+		assert.Equal(t, want, out.URL.Path)
+		assert.Equal(t, p, req.URL.Path, "the caller's URL is untouched")
+		// A second attempt's state does not disturb the first's path.
+		var o2 outRequest
+		req.URL.Path = "/other"
+		_ = e.request(&o2, context.Background(), req, false)
+		assert.Equal(t, want, out.URL.Path)
+	}
+	var buf [8]byte
+	assert.Equal(t, "abcdef", concat(buf[:], "ab", "cd", "ef"))
+	assert.Equal(t, "abcdefghi", concat(buf[:], "abc", "def", "ghi"), "too long for buf")
+	assert.Equal(t, "", concat(buf[:], "", "", ""))
+}
+
+// errAfterClose is a response body that fails every Read once closed.
+type errAfterClose struct {
+	r      io.Reader
+	closed bool
+}
+
+func (b *errAfterClose) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("read on closed body")
+	}
+	return b.r.Read(p)
+}
+
+func (b *errAfterClose) Close() error { b.closed = true; return nil }
+
+func TestBodyCloseTwiceAndReadAfterCloseAreSafe(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	base := &captureBase{body: func() io.ReadCloser {
+		return &errAfterClose{r: strings.NewReader(`{"choices":[` + strings.Repeat(" ", 500) + `]}`)}
+	}}
+	// One failure would eject the endpoint: a read error after Close must
+	// not count as one.
+	tr := newCaptureTr(t, base, WithTracerProvider(tp),
+		WithHealth(health.Config{ConsecutiveFailures: 1, FailureRate: -1}),
+		WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "")}}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	buf := make([]byte, 16)
+	_, err = resp.Body.Read(buf)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.NoError(t, resp.Body.Close())
+	// What the attempt read ahead is still handed out; then the closed
+	// body's error.
+	for range 20 {
+		var n int
+		if n, err = resp.Body.Read(buf); err != nil {
+			break
+		}
+		assert.Positive(t, n)
+	}
+	assert.EqualError(t, err, "read on closed body")
+	calls := 0
+	for _, s := range sr.Ended() {
+		if s.Name() == telemetry.SpanCall {
+			calls++
+		}
+	}
+	assert.Equal(t, 1, calls, "the call span ends once")
+	assert.Equal(t, health.Healthy, tr.State("a"))
+}
+
+func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
+	plain, err := newEndpoint(Endpoint{Name: "a", URL: "http://127.0.0.1:1/openai"}, 0, "")
+	require.NoError(t, err)
+	keyed, err := newEndpoint(Endpoint{Name: "b", URL: "http://127.0.0.1:1/openai", Header: http.Header{"Api-Key": {"k"}}}, 0, "")
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, "http://x/v1/chat/completions", nil)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	o := new(outRequest)
+	ctx := context.Background()
+	// The joined path lives in o, the caller's header is shared.
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, false) }))
+	// Only the header map (a map and its group).
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, false) }), 2.0)
+}
+
+// A credential the caller set straight into the header map, under a key
+// that is not canonical, is as much a credential to the server: it is
+// dropped like the canonical one, and never sent beside the endpoint's.
+func TestCallerCredentialUnderNonCanonicalKeyIsDropped(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ep   Endpoint
+		want http.Header
+	}{
+		{"endpoint sets its own key", ep("a", "http://127.0.0.1:1", "key-a"), http.Header{"Authorization": {"Bearer key-a"}}},
+		{"endpoint sets no header", ep("a", "http://127.0.0.1:1", ""), http.Header{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := &captureBase{}
+			tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{tt.ep}}))
+			req := chatReq(t, "m", false)
+			req.Header.Del("Authorization")
+			req.Header["authorization"] = []string{"Bearer caller-key"}
+			req.Header["X-API-KEY"] = []string{"caller-key"}
+			req.Header["x-goog-api-key"] = []string{"caller-key"}
+			want := req.Header.Clone()
+
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+
+			got := base.last().Header.Clone()
+			delete(got, "Content-Type")
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, want, req.Header, "the caller's header changed")
+		})
+	}
+}
+
+func TestIsStrayCredential(t *testing.T) {
+	for k, want := range map[string]bool{
+		"authorization": true, "AUTHORIZATION": true, "api-key": true, "x-api-key": true, "X-GOOG-API-KEY": true,
+		"Authorization": false, "Api-Key": false, "X-Api-Key": false, "X-Goog-Api-Key": false,
+		"content-type": false, "Authorizatio": false, "x-api-keys": false,
+	} {
+		assert.Equal(t, want, isStrayCredential(k), k)
+	}
+}
