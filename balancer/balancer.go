@@ -23,9 +23,14 @@ type Balancer struct {
 	p    *params
 	rand *source
 	snap atomic.Pointer[snapshot]
-	rr   atomic.Uint64 // RoundRobin's position; survives Update
+	mu   sync.Mutex // serialises Update
 
-	mu sync.Mutex // serialises Update
+	// RoundRobin's position, which every pick writes, on a cache line of
+	// its own: beside the fields above it would take them from every other
+	// core's cache on each pick. It survives Update.
+	_  [cacheLine]byte
+	rr atomic.Uint64
+	_  [cacheLine - 8]byte
 }
 
 // New returns a Balancer over cfg.Endpoints. It fails only for settings
