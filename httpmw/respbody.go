@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sturdyai/sturdy"
@@ -31,6 +32,10 @@ type respBody struct {
 	sse     bool  // text/event-stream with terminator checking
 	scanUse bool  // JSON or SSE: scan for usage
 	done    doneScanner
+	// usage is written by Read and read by release, which a Close on
+	// another goroutine may run during a Read (net/http lets Close abort
+	// a Read); usageMu orders the two.
+	usageMu sync.Mutex
 	usage   usageScanner
 	cancel  context.CancelCauseFunc // the attempt's own context, if any
 	stuck   error                   // sticky error once the body ended
@@ -75,7 +80,9 @@ func (b *respBody) scan(p []byte) {
 		b.done.write(p)
 	}
 	if b.scanUse {
+		b.usageMu.Lock()
 		b.usage.write(p)
+		b.usageMu.Unlock()
 	}
 }
 
@@ -124,7 +131,9 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 	}
 	tokens := int64(-1)
 	if b.scanUse {
+		b.usageMu.Lock()
 		tokens = b.usage.tokens()
+		b.usageMu.Unlock()
 	}
 	b.served.Release(tokens)
 	b.call.End()

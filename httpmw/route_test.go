@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // captureBase is a base RoundTripper that keeps every request it is given
@@ -274,5 +276,62 @@ func TestIsStrayCredential(t *testing.T) {
 		"content-type": false, "Authorizatio": false, "x-api-keys": false,
 	} {
 		assert.Equal(t, want, isStrayCredential(k), k)
+	}
+}
+
+// attemptState, with the 8-byte header the allocator adds to objects
+// with pointers above 512 bytes, must fill its size class (1152 bytes)
+// exactly: a few bytes more would cost the next class, 128 bytes more per
+// attempt; pathBuf is sized to the room left.
+func TestAttemptStateSizeClass(t *testing.T) {
+	if got := unsafe.Sizeof(attemptState{}) + 8; got != 1152 {
+		t.Fatalf("attemptState takes %d bytes with its malloc header; resize outRequest.pathBuf to make it 1152", got)
+	}
+}
+
+// net/http lets Close abort a Read on another goroutine. With token
+// accounting on, the body's usage scanner is written by Read and read by
+// the release Close runs: run under -race, this fails if they are not
+// ordered.
+func TestContractCloseDuringReadIsSafe(t *testing.T) {
+	for range 20 {
+		pr, pw := io.Pipe()
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			chunk := []byte(`{"choices":[{"message":{"content":"` + strings.Repeat("x", 200) + `"}}],"usage":{"total_tokens":12},`)
+			for {
+				if _, err := pw.Write(chunk); err != nil {
+					return // the body was closed
+				}
+			}
+		}()
+		base := &captureBase{body: func() io.ReadCloser { return pr }}
+		tr := newCaptureTr(t, base, WithTier(Tier{
+			Limit:     ratelimit.Limit{TokensPerMinute: 1e9},
+			Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "key-a")},
+		}))
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		firstRead := make(chan struct{})
+		readerDone := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 64)
+			for n := 1; ; n++ {
+				_, err := resp.Body.Read(buf)
+				if n == 5 || (err != nil && n < 5) {
+					close(firstRead) // and go on reading while Close runs
+				}
+				if err != nil {
+					readerDone <- err
+					return
+				}
+			}
+		}()
+		<-firstRead
+		require.NoError(t, resp.Body.Close())
+		assert.Error(t, <-readerDone, "a Read after Close must fail")
+		<-writerDone
+		require.NoError(t, tr.Close())
 	}
 }
