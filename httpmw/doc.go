@@ -60,8 +60,9 @@
 // "https://h/openai/v1/chat/completions". Escaped paths stay escaped.
 //
 // Credentials: the caller's Authorization, Api-Key, X-Api-Key and
-// X-Goog-Api-Key headers are always removed (WithCallerCredentials keeps
-// them), and the endpoint's Header is set: a key meant for one provider is
+// X-Goog-Api-Key headers are always removed, under any spelling of the key
+// ("authorization" set straight into the map too; WithCallerCredentials
+// keeps them), and the endpoint's Header is set: a key meant for one provider is
 // never sent to another, across tiers as well. Redirects: http.Client
 // follows a redirect by calling RoundTrip again with req.Response set; such
 // a request goes once, as is, and carries the endpoint's headers only if it
@@ -83,8 +84,8 @@
 // caller's request (every attempt works on its own copy, with its own URL
 // and, when headers change, its own header map; header values are shared
 // and only read, so a base RoundTripper must follow the contract too); it
-// always closes
-// the request body, also when the call is refused before any attempt.
+// always closes the request body, also when the call is refused before
+// any attempt.
 //
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
 // buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A longer body
