@@ -223,14 +223,22 @@ func TestCallSpanIsSkippedOnlyWhileItCouldOnlyBeANoop(t *testing.T) {
 	}
 }
 
-func TestCallSpansResumeWhenTheGlobalProviderIsReplaced(t *testing.T) {
+// globalTelemetryAfterFirstProbe returns a Telemetry on a stand-in for
+// otel's global provider, after the first call's probe found it a no-op.
+func globalTelemetryAfterFirstProbe(t *testing.T) (*Telemetry, *fakeGlobal) {
+	t.Helper()
 	g := &fakeGlobal{}
 	setGlobal(t, g)
 	setProbe(t, false)
 	tel, err := New(Config{})
 	require.NoError(t, err)
-	defer tel.Close()
+	t.Cleanup(func() { _ = tel.Close() })
 	require.True(t, callSpanMade(tel, context.Background()), "the first call probes")
+	return tel, g
+}
+
+func TestCallSpansResumeWhenTheGlobalProviderIsReplaced(t *testing.T) {
+	tel, g := globalTelemetryAfterFirstProbe(t)
 	require.False(t, callSpanMade(tel, context.Background()))
 
 	sr := tracetest.NewSpanRecorder()
@@ -242,13 +250,7 @@ func TestCallSpansResumeWhenTheGlobalProviderIsReplaced(t *testing.T) {
 }
 
 func TestProbeFindsAGlobalTracerThatRecordsWithoutSetTracerProvider(t *testing.T) {
-	g := &fakeGlobal{}
-	setGlobal(t, g)
-	setProbe(t, false)
-	tel, err := New(Config{})
-	require.NoError(t, err)
-	defer tel.Close()
-	require.True(t, callSpanMade(tel, context.Background()), "the first call probes")
+	tel, g := globalTelemetryAfterFirstProbe(t)
 	// Auto-instrumentation makes the global tracer record, without
 	// replacing the provider.
 	sr := tracetest.NewSpanRecorder()
