@@ -49,16 +49,27 @@ func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
 // estimates decay by the same factor from the later of their stamps to
 // now, so comparing them at that stamp gives the answer without reading
 // the clock, which costs more than the rest of a pick on some machines.
+// Only the older estimate decays to that stamp, by a factor of at most 1,
+// so when the older one is already no dearer the answer needs no decay
+// factor (and no exp) at all.
 func (s *snapshot) cheaper(i, j int) int {
 	li, lj := s.lds[i], s.lds[j]
 	ci, ti := li.ewma.load()
 	cj, tj := lj.ewma.load()
+	ci *= float64(li.inflight() + 1)
+	cj *= float64(lj.inflight() + 1)
 	if ti < tj {
+		if ci <= cj {
+			return i
+		}
 		ci *= weight(tj-ti, s.p.rate)
 	} else {
+		if cj < ci {
+			return j
+		}
 		cj *= weight(ti-tj, s.p.rate)
 	}
-	if cj*float64(lj.inflight()+1) < ci*float64(li.inflight()+1) {
+	if cj < ci {
 		return j
 	}
 	return i

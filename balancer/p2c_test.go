@@ -198,3 +198,43 @@ func TestP2CPrefersLessLoaded(t *testing.T) {
 		t.Errorf("held picks split %v, want about even (cost × outstanding+1)", counts)
 	}
 }
+
+// cheaper's shortcut (no decay factor when the older estimate is already
+// no dearer) must choose as the plain formula does: decay the older
+// estimate to the newer one's stamp, multiply each by in flight + 1,
+// take j only if strictly cheaper.
+func TestCheaperMatchesTheFormula(t *testing.T) {
+	b := mustNew(t, Config{Endpoints: pool("a", "b")})
+	s := b.snap.Load()
+	set := func(l *load, cost float64, stamp, inflight int64) {
+		l.ewma.lock()
+		l.ewma.unlock(cost, stamp)
+		l.outstanding.Store(inflight)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	rate := s.p.rate
+	for range 100000 {
+		ci, cj := float64(rng.IntN(200)+1)*1e6, float64(rng.IntN(200)+1)*1e6
+		ti, tj := rng.Int64N(int64(30*time.Second)), rng.Int64N(int64(30*time.Second))
+		if rng.IntN(4) == 0 {
+			tj = ti // equal stamps
+		}
+		ni, nj := rng.Int64N(4), rng.Int64N(4)
+		set(s.lds[0], ci, ti, ni)
+		set(s.lds[1], cj, tj, nj)
+		di, dj := ci, cj
+		if ti < tj {
+			di *= weight(tj-ti, rate)
+		} else {
+			dj *= weight(ti-tj, rate)
+		}
+		di, dj = di*float64(ni+1), dj*float64(nj+1)
+		want := 0
+		if dj < di {
+			want = 1
+		}
+		if got := s.cheaper(0, 1); got != want && math.Abs(di-dj) > 1e-9*di {
+			t.Fatalf("cheaper(%v@%v×%d, %v@%v×%d) = %d, want %d (%v vs %v)", ci, ti, ni+1, cj, tj, nj+1, got, want, di, dj)
+		}
+	}
+}
