@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -85,29 +86,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	case cfg.FailureRate == 0:
 		cfg.FailureRate = DefaultFailureRate
 	}
-	switch {
-	case cfg.MinCalls < 0:
-		return cfg, fmt.Errorf("health: Config.MinCalls %d is negative", cfg.MinCalls)
-	case cfg.MinCalls == 0:
-		cfg.MinCalls = DefaultMinCalls
-	}
-	switch {
-	case cfg.Window < 0:
-		return cfg, fmt.Errorf("health: Config.Window %v is negative", cfg.Window)
-	case cfg.Window == 0:
-		cfg.Window = DefaultWindow
-	}
-	switch {
-	case cfg.BaseEjection < 0:
-		return cfg, fmt.Errorf("health: Config.BaseEjection %v is negative", cfg.BaseEjection)
-	case cfg.BaseEjection == 0:
-		cfg.BaseEjection = DefaultBaseEjection
-	}
-	switch {
-	case cfg.MaxEjection < 0:
-		return cfg, fmt.Errorf("health: Config.MaxEjection %v is negative", cfg.MaxEjection)
-	case cfg.MaxEjection == 0:
-		cfg.MaxEjection = DefaultMaxEjection
+	if err := cmp.Or(
+		positiveOr(&cfg.MinCalls, DefaultMinCalls, "Config.MinCalls"),
+		positiveOr(&cfg.Window, DefaultWindow, "Config.Window"),
+		positiveOr(&cfg.BaseEjection, DefaultBaseEjection, "Config.BaseEjection"),
+		positiveOr(&cfg.MaxEjection, DefaultMaxEjection, "Config.MaxEjection"),
+	); err != nil {
+		return cfg, err
 	}
 	if cfg.MaxEjection < cfg.BaseEjection {
 		return cfg, fmt.Errorf("health: Config.MaxEjection %v is less than Config.BaseEjection %v; raise MaxEjection", cfg.MaxEjection, cfg.BaseEjection)
@@ -118,11 +103,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	case cfg.MaxEjectedShare == 0:
 		cfg.MaxEjectedShare = DefaultMaxEjectedShare
 	}
-	switch {
-	case cfg.ProbationSuccesses < 0:
-		return cfg, fmt.Errorf("health: Config.ProbationSuccesses %d is negative", cfg.ProbationSuccesses)
-	case cfg.ProbationSuccesses == 0:
-		cfg.ProbationSuccesses = DefaultProbationSuccesses
+	if err := positiveOr(&cfg.ProbationSuccesses, DefaultProbationSuccesses, "Config.ProbationSuccesses"); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
+}
+
+// positiveOr applies a field's default when it is zero and refuses a
+// negative value, naming the field (as "Config.Window") in the error.
+func positiveOr[T int | time.Duration](v *T, def T, field string) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("health: %s %v is negative", field, *v)
+	case *v == 0:
+		*v = def
+	}
+	return nil
 }

@@ -42,11 +42,8 @@ type ProbeConfig struct {
 }
 
 func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
-	switch {
-	case c.Interval < 0:
-		return c, fmt.Errorf("health: ProbeConfig.Interval %v is negative", c.Interval)
-	case c.Interval == 0:
-		c.Interval = DefaultProbeInterval
+	if err := positiveOr(&c.Interval, DefaultProbeInterval, "ProbeConfig.Interval"); err != nil {
+		return c, err
 	}
 	switch {
 	case math.IsNaN(c.Jitter) || c.Jitter >= 1:
@@ -56,11 +53,8 @@ func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	case c.Jitter == 0:
 		c.Jitter = DefaultProbeJitter
 	}
-	switch {
-	case c.Timeout < 0:
-		return c, fmt.Errorf("health: ProbeConfig.Timeout %v is negative", c.Timeout)
-	case c.Timeout == 0:
-		c.Timeout = DefaultProbeTimeout
+	if err := positiveOr(&c.Timeout, DefaultProbeTimeout, "ProbeConfig.Timeout"); err != nil {
+		return c, err
 	}
 	return c, nil
 }
