@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"github.com/sturdyai/sturdy/reliability/internal/rig"
 	"net/http"
 	"sync"
 	"testing"
@@ -166,27 +167,10 @@ func TestHTTPTotalOutage(t *testing.T) {
 	fig := figure{Order: 100, Fault: "total outage: every endpoint of both tiers refused for 2 s, then back", Adapter: "httpmw",
 		Does: "probes eject every endpoint, tiers with no allowed endpoint are skipped, the retry budget caps retries; a successful probe brings the primary back", Deadline: outageDL}
 	judgeOutage(t, &fig, recs, oa, downAt, upAt, 2, probeInterval+150*time.Millisecond)
-	for _, rc := range recs {
-		fig.Slowest = max(fig.Slowest, rc.end.Sub(rc.start))
-	}
-	fig.OpenConn = r.close()
-	fig.Leaked = leaks()
-	record(t, fig)
+	finishOutage(t, &fig, recs, r.close, leaks)
 }
 
-func (r *httpRig) setEnabled(t *testing.T, on bool) {
-	for _, n := range r.names {
-		var err error
-		if on {
-			err = r.proxies[n].Enable()
-		} else {
-			err = r.proxies[n].Disable()
-		}
-		if err != nil {
-			t.Error(err)
-		}
-	}
-}
+func (r *httpRig) setEnabled(t *testing.T, on bool) { setEnabled(t, r.names, r.proxies, on) }
 
 // TestGRPCTotalOutage is TestHTTPTotalOutage for grpcmw, with
 // grpc.health.v1 probes every 200ms. A conn that lost its server reconnects
@@ -211,27 +195,10 @@ func TestGRPCTotalOutage(t *testing.T) {
 	fig := figure{Order: 101, Fault: "total outage: every endpoint of both tiers refused for 2 s, then back", Adapter: "grpcmw",
 		Does: "grpc.health.v1 probes eject every endpoint, tiers with no allowed endpoint are skipped, the retry budget caps retries; a SERVING probe brings the primary back", Deadline: outageDL}
 	judgeOutage(t, &fig, recs, oa, downAt, upAt, 2, probeInterval+200*time.Millisecond+150*time.Millisecond)
-	for _, rc := range recs {
-		fig.Slowest = max(fig.Slowest, rc.end.Sub(rc.start))
-	}
-	fig.OpenConn = r.close()
-	fig.Leaked = leaks()
-	record(t, fig)
+	finishOutage(t, &fig, recs, r.close, leaks)
 }
 
-func (r *grpcRig) setEnabled(t *testing.T, on bool) {
-	for _, n := range r.names {
-		var err error
-		if on {
-			err = r.proxies[n].Enable()
-		} else {
-			err = r.proxies[n].Disable()
-		}
-		if err != nil {
-			t.Error(err)
-		}
-	}
-}
+func (r *grpcRig) setEnabled(t *testing.T, on bool) { setEnabled(t, r.names, r.proxies, on) }
 
 // TestHTTPTotalOutageWithoutProbes is TestHTTPTotalOutage with passive
 // health only. Passive ejection is capped (10% of endpoints, at least one),
@@ -260,10 +227,31 @@ func TestHTTPTotalOutageWithoutProbes(t *testing.T) {
 	fig := figure{Order: 102, Fault: "the same total outage, passive health only (no probes)", Adapter: "httpmw",
 		Does: "no tier can be skipped (passive ejection is capped), so each call spends one attempt per tier; the retry budget caps retries beyond that", Deadline: outageDL}
 	judgeOutageAmp(t, &fig, recs, oa, downAt, upAt, 2, probeInterval+150*time.Millisecond, 2)
+	finishOutage(t, &fig, recs, r.close, leaks)
+}
+
+// setEnabled turns every named proxy on or off.
+func setEnabled(t *testing.T, names []string, proxies map[string]*rig.Proxy, on bool) {
+	for _, n := range names {
+		var err error
+		if on {
+			err = proxies[n].Enable()
+		} else {
+			err = proxies[n].Disable()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// finishOutage fills in the figure's slowest call, open connections and
+// leaks, and records it.
+func finishOutage(t *testing.T, fig *figure, recs []callRec, closeRig func() int64, leaks func() int) {
 	for _, rc := range recs {
 		fig.Slowest = max(fig.Slowest, rc.end.Sub(rc.start))
 	}
-	fig.OpenConn = r.close()
+	fig.OpenConn = closeRig()
 	fig.Leaked = leaks()
-	record(t, fig)
+	record(t, *fig)
 }
