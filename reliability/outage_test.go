@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"github.com/sturdyai/sturdy/reliability/internal/rig"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/sturdyai/sturdy/grpcmw"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/httpmw"
+	"github.com/sturdyai/sturdy/reliability/internal/rig"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
 
