@@ -1,11 +1,10 @@
 package main
 
 import (
-	"github.com/sturdyai/sturdy/examples/internal/cli"
+	"github.com/sturdyai/sturdy/examples/internal/clitest"
 
 	"bytes"
 	"context"
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,30 +66,11 @@ func summaryCalls(t *testing.T, s string) (ok, failed int) {
 }
 
 func TestRunFlags(t *testing.T) {
-	for _, tc := range []struct {
-		args    []string
-		usage   bool // a usageError
-		wantOut string
-	}{
-		{args: []string{"-h"}, wantOut: "Usage: grpc"},
-		{args: []string{"-nope"}, usage: true},
-		{args: []string{"-workers", "0"}, usage: true},
-		{args: []string{"-duration", "-1s"}, usage: true},
-		{args: []string{"extra"}, usage: true},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), tc.args, &out)
-			var ue cli.UsageError
-			if tc.usage != errors.As(err, &ue) {
-				t.Fatalf("run(%q) = %v, want a usage error: %v", tc.args, err, tc.usage)
-			}
-			if !tc.usage && err != nil {
-				t.Fatalf("run(%q) = %v", tc.args, err)
-			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Errorf("output %q lacks %q", out.String(), tc.wantOut)
-			}
-		})
-	}
+	clitest.Run(t, run, []clitest.Case{
+		{Args: []string{"-h"}, WantOut: "Usage: grpc"},
+		{Args: []string{"-nope"}, Usage: true},
+		{Args: []string{"-workers", "0"}, Usage: true},
+		{Args: []string{"-duration", "-1s"}, Usage: true},
+		{Args: []string{"extra"}, Usage: true},
+	})
 }

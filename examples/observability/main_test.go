@@ -1,13 +1,12 @@
 package main
 
 import (
-	"github.com/sturdyai/sturdy/examples/internal/cli"
+	"github.com/sturdyai/sturdy/examples/internal/clitest"
 
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"regexp"
@@ -312,31 +311,12 @@ func TestMetricNames(t *testing.T) {
 }
 
 func TestRunFlags(t *testing.T) {
-	for _, tc := range []struct {
-		args    []string
-		usage   bool
-		wantOut string
-	}{
-		{args: []string{"-h"}, wantOut: "Usage: observability"},
-		{args: []string{"-nope"}, usage: true},
-		{args: []string{"-listen", "0.0.0.0:9464"}, usage: true},
-		{args: []string{"-listen", "nonsense"}, usage: true},
-		{args: []string{"-duration", "0s"}, usage: true},
-		{args: []string{"extra"}, usage: true},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), tc.args, &out)
-			var ue cli.UsageError
-			if tc.usage != errors.As(err, &ue) {
-				t.Fatalf("run(%q) = %v, want a usage error: %v", tc.args, err, tc.usage)
-			}
-			if !tc.usage && err != nil {
-				t.Fatalf("run(%q) = %v", tc.args, err)
-			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Errorf("output %q lacks %q", out.String(), tc.wantOut)
-			}
-		})
-	}
+	clitest.Run(t, run, []clitest.Case{
+		{Args: []string{"-h"}, WantOut: "Usage: observability"},
+		{Args: []string{"-nope"}, Usage: true},
+		{Args: []string{"-listen", "0.0.0.0:9464"}, Usage: true},
+		{Args: []string{"-listen", "nonsense"}, Usage: true},
+		{Args: []string{"-duration", "0s"}, Usage: true},
+		{Args: []string{"extra"}, Usage: true},
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/sturdyai/sturdy/examples/internal/cli"
+	"github.com/sturdyai/sturdy/examples/internal/clitest"
 
 	"bytes"
 	"context"
@@ -119,31 +120,12 @@ func TestRunFromEnvironment(t *testing.T) {
 
 func TestRunFlags(t *testing.T) {
 	clearEnv(t)
-	for _, tc := range []struct {
-		args    []string
-		usage   bool
-		wantOut string
-	}{
-		{args: []string{"-h"}, wantOut: envPrimaryURLs},
-		{args: []string{"-nope"}, usage: true},
-		{args: []string{"-timeout", "0s"}, usage: true},
-		{args: []string{"extra"}, usage: true},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), tc.args, &out)
-			var ue cli.UsageError
-			if tc.usage != errors.As(err, &ue) {
-				t.Fatalf("run(%q) = %v, want a usage error: %v", tc.args, err, tc.usage)
-			}
-			if !tc.usage && err != nil {
-				t.Fatalf("run(%q) = %v", tc.args, err)
-			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Errorf("output %q lacks %q", out.String(), tc.wantOut)
-			}
-		})
-	}
+	clitest.Run(t, run, []clitest.Case{
+		{Args: []string{"-h"}, WantOut: envPrimaryURLs},
+		{Args: []string{"-nope"}, Usage: true},
+		{Args: []string{"-timeout", "0s"}, Usage: true},
+		{Args: []string{"extra"}, Usage: true},
+	})
 }
 
 func TestRunRejectsBadURL(t *testing.T) {
