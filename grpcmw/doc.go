@@ -51,8 +51,9 @@
 //
 // Each attempt carries the caller's outgoing metadata plus its endpoint's
 // Endpoint.Metadata (credentials meant for that endpoint only), whose keys
-// replace the caller's; the caller's own "authorization", "api-key" and
-// "x-api-key" are dropped unless WithCallerCredentials is given. The
+// replace the caller's; the caller's own "authorization", "api-key",
+// "x-api-key" and "x-goog-api-key" are dropped unless
+// WithCallerCredentials is given. The
 // caller's grpc.Header, grpc.Trailer and grpc.Peer options receive the
 // deciding attempt's values; other call options go to every attempt.
 //

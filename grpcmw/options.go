@@ -110,7 +110,7 @@ func WithEndpoints(eps ...Endpoint) Option {
 }
 
 // WithCallerCredentials keeps the caller's own "authorization",
-// "api-key" and "x-api-key" metadata on every attempt. By default they are
+// "api-key", "x-api-key" and "x-goog-api-key" metadata on every attempt. By default they are
 // dropped, as httpmw drops the caller's credential headers: with several
 // providers, a key the caller set for one would reach all of them. Give
 // each endpoint its credential in Endpoint.Metadata instead. Per-RPC

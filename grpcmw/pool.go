@@ -20,7 +20,7 @@ type endpoint struct {
 // callerCredentialKeys are the caller's metadata keys that carry
 // credentials; like httpmw, grpcmw drops them unless WithCallerCredentials
 // is given, so that a key meant for one provider never reaches another.
-var callerCredentialKeys = []string{"authorization", "api-key", "x-api-key"}
+var callerCredentialKeys = []string{"authorization", "api-key", "x-api-key", "x-goog-api-key"}
 
 // outgoing gives ctx the endpoint's own metadata, replacing the caller's
 // values of the same keys and dropping the caller's credentials. The

@@ -431,14 +431,14 @@ func TestEndpointMetadataGoesOnlyToItsEndpoint(t *testing.T) {
 func TestCallerCredentialsAreDroppedOrReplaced(t *testing.T) {
 	for _, pass := range []bool{false, true} {
 		t.Run(map[bool]string{false: "default", true: "WithCallerCredentials"}[pass], func(t *testing.T) {
-			type seenMD struct{ auth, key []string }
+			type seenMD struct{ auth, key, goog []string }
 			seen := map[string]seenMD{}
 			var mu sync.Mutex
 			record := func(id string) grpc.ServerOption {
 				return grpc.UnaryInterceptor(func(ctx context.Context, r any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 					md, _ := metadata.FromIncomingContext(ctx)
 					mu.Lock()
-					seen[id] = seenMD{auth: md.Get("authorization"), key: md.Get("api-key")}
+					seen[id] = seenMD{auth: md.Get("authorization"), key: md.Get("api-key"), goog: md.Get("x-goog-api-key")}
 					mu.Unlock()
 					return h(ctx, r)
 				})
@@ -454,7 +454,7 @@ func TestCallerCredentialsAreDroppedOrReplaced(t *testing.T) {
 				opts = append(opts, grpcmw.WithCallerCredentials())
 			}
 			c := newClient(t, opts...)
-			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer caller", "api-key", "caller-key", "x-trace", "1")
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer caller", "api-key", "caller-key", "x-goog-api-key", "caller-goog", "x-trace", "1")
 			_, err := testpb.NewTestServiceClient(c).UnaryCall(ctx, req("x"))
 			require.NoError(t, err)
 			mu.Lock()
@@ -463,10 +463,13 @@ func TestCallerCredentialsAreDroppedOrReplaced(t *testing.T) {
 			if pass {
 				assert.Equal(t, []string{"Bearer caller"}, seen["b"].auth)
 				assert.Equal(t, []string{"caller-key"}, seen["b"].key)
+				assert.Equal(t, []string{"caller-goog"}, seen["b"].goog)
 			} else {
 				assert.Empty(t, seen["a"].key, "the caller's api-key must not reach any endpoint")
 				assert.Empty(t, seen["b"].auth, "the caller's authorization must not reach any endpoint")
 				assert.Empty(t, seen["b"].key)
+				assert.Empty(t, seen["a"].goog, "the caller's x-goog-api-key must not reach any endpoint")
+				assert.Empty(t, seen["b"].goog)
 			}
 		})
 	}

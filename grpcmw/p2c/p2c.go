@@ -201,6 +201,7 @@ func (p *picker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, erro
 	res.Done = func(di grpcbalancer.DoneInfo) {
 		out := p.cls.Outcome(di.Err, nil, di.Trailer)
 		out.Latency = time.Since(start)
+		out.End = start.Add(out.Latency) // spares the balancer a clock read
 		done(out)
 		if childDone != nil {
 			childDone(di)

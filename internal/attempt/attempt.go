@@ -268,11 +268,12 @@ func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time,
 			out.Class = sturdy.Timeout
 			out.Err = ErrAttemptTimeout
 		}
-	case parent.Err() != nil && out.Class != sturdy.Success:
-		// The caller gave up (cancelled or past its own deadline): not
-		// the endpoint's fault, and nothing to retry.
+	case out.Class != sturdy.Success && CallerErr(parent) != nil:
+		// The caller gave up (cancelled or past its own deadline, even
+		// one its context has not noticed yet): not the endpoint's
+		// fault, and nothing to retry.
 		out.Class = sturdy.Canceled
-		out.Err = parent.Err()
+		out.Err = CallerErr(parent)
 	case out.Class != sturdy.Success && out.Err == nil:
 		out.Err = out.Class.Err()
 	}

@@ -636,7 +636,8 @@ func TestDeadlinePassedBeforeContextNoticed(t *testing.T) {
 	for _, hedged := range []bool{false, true} {
 		t.Run(fmt.Sprint("hedged=", hedged), func(t *testing.T) {
 			srv := &server{by: map[string]behaviour{"a": {class: sturdy.Timeout}, "b": {class: sturdy.Timeout}}}
-			s := &Spec{Picker: fakepick.New("a", "b"), Retry: newRetry(3)}
+			p := fakepick.New("a", "b")
+			s := &Spec{Picker: p, Retry: newRetry(3)}
 			if hedged {
 				s.Hedge = &hedgePol{delay: time.Hour, maxH: 1}
 			}
@@ -646,6 +647,9 @@ func TestDeadlinePassedBeforeContextNoticed(t *testing.T) {
 			}
 			if calls, _, _ := srv.snapshot(); len(calls) != 1 {
 				t.Fatalf("calls = %v: retried after the caller's deadline", calls)
+			}
+			if got := p.Reported("a"); !slices.Equal(got, []sturdy.Class{sturdy.Canceled}) {
+				t.Fatalf("a reported %v: the caller's deadline was charged to the endpoint", got)
 			}
 		})
 	}
