@@ -36,6 +36,10 @@ func TestAdaptiveDelayNeedsSamplesThenFollowsQuantile(t *testing.T) {
 	if _, ok := p.Delay(); ok {
 		t.Fatal("hedging before MinSamples latencies were seen")
 	}
+	p.Observe(100 * time.Millisecond)
+	if _, ok := p.Delay(); !ok {
+		t.Fatal("not hedging once MinSamples latencies were seen")
+	}
 	for i := range 1000 {
 		p.Observe(time.Duration(i%100+1) * time.Millisecond)
 	}

@@ -139,8 +139,8 @@ func (p *Policy) Observe(latency time.Duration) {
 		return
 	}
 	p.sketch.Add(latency)
-	if p.observed.Add(1)%refreshEvery != 0 {
-		return
+	if n := p.observed.Add(1); n%refreshEvery != 0 && n != p.minSamples {
+		return // refreshed every refreshEvery samples, and as soon as there are enough
 	}
 	if p.sketch.Count() < p.minSamples {
 		return

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"strconv"
 	"testing"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkAllowManyKeysParallel(b *testing.B) {
 	}
 	keys := make([]string, 1024)
 	for i := range keys {
-		keys[i] = "tenant-" + itoa(i)
+		keys[i] = "tenant-" + strconv.Itoa(i)
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

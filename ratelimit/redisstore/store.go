@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -57,24 +58,16 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		client:   cfg.Client,
-		prefix:   "{" + orDefault(cfg.Prefix, DefaultPrefix) + ":",
-		timeout:  orDefault(cfg.Timeout, DefaultTimeout),
-		probe:    orDefault(cfg.ProbeInterval, DefaultProbeInterval),
-		share:    orDefault(cfg.Share, 1),
+		prefix:   "{" + cmp.Or(cfg.Prefix, DefaultPrefix) + ":",
+		timeout:  cmp.Or(cfg.Timeout, DefaultTimeout),
+		probe:    cmp.Or(cfg.ProbeInterval, DefaultProbeInterval),
+		share:    cmp.Or(cfg.Share, 1),
 		local:    ratelimit.NewMemoryStore(cfg.MaxKeys),
 		onChange: cfg.OnStateChange,
 		nameMemo: make(map[string]*names),
 		argMemo:  make(map[ratelimit.Limit]*args),
 	}
 	return s, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Take implements ratelimit.Store. now is ignored on the shared path
