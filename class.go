@@ -135,3 +135,16 @@ func ClassOf(err error) Class {
 	}
 	return Unavailable
 }
+
+// OutcomeOf turns a call's error into an Outcome: nil is Success; a
+// *Error in the chain gives its class and Retry-After; any other error is
+// classified by ClassOf.
+func OutcomeOf(err error) Outcome {
+	if err == nil {
+		return Outcome{}
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return Outcome{Class: e.Class, Err: err, RetryAfter: e.RetryAfter}
+	}
+	return Outcome{Class: ClassOf(err), Err: err}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sturdyai/sturdy"
 )
@@ -195,5 +196,18 @@ func TestEndpointEffectiveWeight(t *testing.T) {
 		if got := e.EffectiveWeight(); got != tt.want {
 			t.Errorf("Endpoint{Weight: %d}.EffectiveWeight() = %d, want %d", tt.weight, got, tt.want)
 		}
+	}
+}
+
+func TestOutcomeOf(t *testing.T) {
+	if o := sturdy.OutcomeOf(nil); o.Class != sturdy.Success || o.Err != nil {
+		t.Fatalf("sturdy.OutcomeOf(nil) = %+v", o)
+	}
+	wrapped := fmt.Errorf("call: %w", &sturdy.Error{Class: sturdy.Overloaded, RetryAfter: 3 * time.Second, Err: sturdy.ErrOverloaded})
+	if o := sturdy.OutcomeOf(wrapped); o.Class != sturdy.Overloaded || o.RetryAfter != 3*time.Second || o.Err != wrapped {
+		t.Fatalf("sturdy.OutcomeOf(wrapped *Error) = %+v", o)
+	}
+	if o := sturdy.OutcomeOf(context.DeadlineExceeded); o.Class != sturdy.Timeout || o.RetryAfter != 0 {
+		t.Fatalf("sturdy.OutcomeOf(DeadlineExceeded) = %+v", o)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
@@ -280,7 +279,7 @@ func release[T any](cleanup func(T), v T) {
 func Do[T any](ctx context.Context, c *Chain, fn func(ctx context.Context, tier Tier, ep *sturdy.Endpoint) (T, error)) (T, error) {
 	call := Call[T]{Fn: func(ctx context.Context, a Attempt) (T, sturdy.Outcome) {
 		v, err := fn(ctx, c.tiers[a.Tier].Tier, a.Endpoint)
-		return v, failover.OutcomeOf(err)
+		return v, sturdy.OutcomeOf(err)
 	}}
 	v, s, err := Run(ctx, c, &call)
 	s.Release(-1)

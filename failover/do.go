@@ -2,7 +2,6 @@ package failover
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/attempt"
@@ -25,22 +24,8 @@ func Do[T any](ctx context.Context, p *Policy, picker Picker, fn func(ctx contex
 	s := attempt.Spec{Picker: picker, Retry: p, Op: "failover"}
 	v, w, err := attempt.RunSequential(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
-		return v, OutcomeOf(err)
+		return v, sturdy.OutcomeOf(err)
 	}, nil)
 	w.Release()
 	return v, err
-}
-
-// OutcomeOf turns a call's error into an Outcome: its class from
-// sturdy.ClassOf, and the Retry-After of a *sturdy.Error in its chain.
-func OutcomeOf(err error) sturdy.Outcome {
-	if err == nil {
-		return sturdy.Outcome{}
-	}
-	o := sturdy.Outcome{Class: sturdy.ClassOf(err), Err: err}
-	var se *sturdy.Error
-	if errors.As(err, &se) {
-		o.RetryAfter = se.RetryAfter
-	}
-	return o
 }

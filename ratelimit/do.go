@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -25,11 +24,7 @@ func Do[T any](ctx context.Context, l *Limiter, key string, estTokens int64, max
 	v, used, err := fn(ctx)
 	p.Done(used)
 	if err != nil {
-		o := sturdy.Outcome{Class: sturdy.ClassOf(err), Err: err}
-		if e, ok := errors.AsType[*sturdy.Error](err); ok {
-			o.RetryAfter = e.RetryAfter
-		}
-		l.Observe(key, o)
+		l.Observe(key, sturdy.OutcomeOf(err))
 	}
 	return v, err
 }
