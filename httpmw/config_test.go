@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func TestNewTransportRejectsBadConfiguration(t *testing.T) {
 		{"negative ttfb", []Option{WithTier(Tier{Endpoints: []Endpoint{good}}), WithTTFBTimeout(-1)}, "WithTTFBTimeout"},
 		{"bad failover", []Option{WithTier(Tier{Endpoints: []Endpoint{good}}), WithFailover(failover.Config{MaxAttempts: -1})}, "MaxAttempts"},
 		{"bad probes", []Option{WithTier(Tier{Endpoints: []Endpoint{good}}), WithProbes(Probes{Jitter: 1})}, "Jitter"},
+		{"NaN probe jitter", []Option{WithTier(Tier{Endpoints: []Endpoint{good}}), WithProbes(Probes{Jitter: math.NaN()})}, "Jitter"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -240,3 +240,34 @@ func TestContractCallerCancelIsCanceled(t *testing.T) {
 	require.Nil(t, resp)
 	assert.True(t, errors.Is(err, sturdy.ErrCanceled), "%v", err)
 }
+
+// nilBase breaks the RoundTripper contract: neither a response nor an error.
+type nilBase struct{}
+
+func (nilBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return nil, nil
+}
+
+// A base that answers (nil, nil) gives an error, never a panic or a
+// (nil, nil) of the Transport's own: on attempts, on redirects, on probes.
+func TestContractBrokenBaseIsAnError(t *testing.T) {
+	tr, err := NewTransport(nilBase{}, append(testOpts(), WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "key-a")}}))...)
+	require.NoError(t, err)
+	defer tr.Close()
+
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	assert.Nil(t, resp)
+	assert.Error(t, err)
+
+	redirected := chatReq(t, "m", false)
+	redirected.Response = &http.Response{Header: http.Header{HeaderEndpoint: {"a"}}}
+	resp, err = tr.RoundTrip(redirected)
+	assert.Nil(t, resp)
+	assert.ErrorIs(t, err, errNoResponse)
+
+	p := &prober{t: tr}
+	assert.ErrorIs(t, p.Probe(context.Background(), tr.byName["a"].sep), errNoResponse)
+}

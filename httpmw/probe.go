@@ -31,9 +31,15 @@ func (p *prober) Probe(ctx context.Context, se sturdy.Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("httpmw: probe of %s: %w", ep.name, err)
 	}
-	ep.setHeaders(req, false)
+	ep.setHeaders(req.Header)
 	resp, err := p.t.base.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = errNoResponse
+	}
 	if err != nil {
+		if resp != nil {
+			body.Drain(resp.Body, 0)
+		}
 		return fmt.Errorf("httpmw: probe of %s: %w", ep.name, err)
 	}
 	body.Drain(resp.Body, body.DrainLimit)

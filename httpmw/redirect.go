@@ -1,6 +1,10 @@
 package httpmw
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/sturdyai/sturdy/internal/body"
+)
 
 // redirect sends a request that http.Client made to follow a redirect
 // (req.Response is set). It goes once, to the URL the Client resolved, with
@@ -36,12 +40,15 @@ func (t *Transport) redirect(req *http.Request) (*http.Response, error) {
 		out.URL.Scheme, out.URL.Host, out.URL.User, out.Host = prev.scheme, prev.host, nil, ""
 	}
 	if ep != nil {
-		ep.setHeaders(out, t.passCreds)
+		ep.setHeaders(out.Header)
 	}
 	resp, err := t.base.RoundTrip(out)
+	if err == nil && resp == nil {
+		err = errNoResponse // a broken base; never hand on (nil, nil)
+	}
 	if err != nil {
 		if resp != nil {
-			_ = resp.Body.Close()
+			body.Drain(resp.Body, 0)
 		}
 		return nil, err
 	}

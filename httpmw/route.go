@@ -210,9 +210,7 @@ func concat(buf []byte, a, b, c string) string {
 func (ep *endpoint) outHeader(h http.Header, passCreds bool) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
-		for _, kv := range ep.header {
-			out[kv.key] = kv.values
-		}
+		ep.setHeaders(out)
 		return out
 	}
 	// A key set straight into the map ("authorization") escapes
@@ -237,9 +235,7 @@ func (ep *endpoint) outHeader(h http.Header, passCreds bool) http.Header {
 			}
 		}
 	}
-	for _, kv := range ep.header {
-		out[kv.key] = kv.values
-	}
+	ep.setHeaders(out)
 	return out
 }
 
@@ -278,15 +274,11 @@ func hasAnyKey(h http.Header, keys []string) bool {
 	return false
 }
 
-func (ep *endpoint) setHeaders(out *http.Request, passCreds bool) {
-	if out.Header == nil {
-		out.Header = make(http.Header, len(ep.header))
-	}
-	if !passCreds {
-		stripCallerCredentials(out.Header)
-	}
+// setHeaders sets the endpoint's own headers in h, replacing any values
+// of the same keys.
+func (ep *endpoint) setHeaders(h http.Header) {
 	for _, kv := range ep.header {
-		out.Header[kv.key] = kv.values
+		h[kv.key] = kv.values
 	}
 }
 

@@ -104,9 +104,6 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if cfg.maxWait < 0 {
 		bad("WithMaxWait(%v): it must not be negative", cfg.maxWait)
 	}
-	if cfg.probes != nil && (cfg.probes.Interval < 0 || cfg.probes.Timeout < 0 || cfg.probes.Jitter >= 1) {
-		bad("WithProbes(%+v): Interval and Timeout must not be negative, Jitter must be below 1", *cfg.probes)
-	}
 
 	t := &Transport{
 		base:      base,
@@ -269,11 +266,18 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		for _, name := range t.names {
 			all = append(all, t.byName[name].sep)
 		}
+		p := &prober{t: t, path: cfg.probes.Path}
+		// health validates the config; a canceled context makes RunProbes
+		// check its arguments and return at once, so that a bad config
+		// fails here rather than in the goroutine.
+		done, stop := context.WithCancel(context.Background())
+		stop()
+		if err := tracker.RunProbes(done, p, all, pc); err != nil {
+			_ = tl.Close()
+			return nil, fmt.Errorf("httpmw: WithProbes: %w", err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		t.stopProbes, t.probesDone = cancel, make(chan struct{})
-		p := &prober{t: t, path: cfg.probes.Path}
-		// The config was checked above and names are unique, so RunProbes
-		// cannot refuse to start; it blocks until Close.
 		go func() {
 			defer close(t.probesDone)
 			_ = tracker.RunProbes(ctx, p, all, pc)
