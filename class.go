@@ -8,8 +8,8 @@ import (
 
 // Class is what one attempt's outcome means to every policy: whether to
 // retry elsewhere, whether it counts against the endpoint's health, and
-// which sentinel error a caller matches it with. The table in DESIGN.md
-// ("Outcome classes") is the contract; the methods below encode it.
+// which sentinel error a caller matches it with. The constants' docs and
+// the methods below are the contract (TestClassTable pins it).
 type Class uint8
 
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/sturdyai/sturdy"
 )
 
-// TestClassTable pins the "Outcome classes" table of DESIGN.md: the name
+// TestClassTable pins the outcome classes' contract: the name
 // each class carries in spans and metrics, whether it retries elsewhere,
 // whether it counts against endpoint health, and its sentinel.
 func TestClassTable(t *testing.T) {

@@ -13,7 +13,7 @@
 //
 //	caller (openai-go, http.Client, grpc stub)
 //	  └─ adapter: httpmw.Transport / grpcmw interceptors
-//	       clone request, make body replayable, classify responses,
+//	       copy the request per attempt, make body replayable, classify responses,
 //	       rewrite host/model, spans + metrics
 //	       └─ degrade.Chain: tier 0 = primary model, tier 1.. = fallbacks
 //	            └─ ratelimit: admission for the tier (requests/s, tokens/min,

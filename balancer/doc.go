@@ -48,9 +48,11 @@
 // have moved changes by less than that share.
 //
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
-// size and allocate nothing; the other two scan the pool. A done func
-// reads the clock only if Outcome.End is zero; sturdy's own policies set
-// it from the attempt's start and latency.
+// size and allocate nothing; the other two scan the pool. Peak-EWMA's
+// update in a done func reads the clock only if Outcome.End is zero
+// (sturdy's own policies and grpcmw/p2c set it from the attempt's start
+// and latency); with Config.Health, reporting the outcome to the health
+// member still reads the tracker's clock and takes the member's lock.
 //
 // # Health and panic mode
 //

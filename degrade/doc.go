@@ -12,7 +12,7 @@
 // tier 0, so traffic goes back to the primary as soon as it can serve.
 //
 // Within a tier, attempts run in the one attempt loop that failover and
-// hedge share (DESIGN.md, "The request's path"); degrade is the layer the
+// hedge share (package sturdy's overview, "the request's path"); degrade is the layer the
 // adapters (httpmw, grpcmw) call.
 //
 // Accounting: Stats gives the share r_i of calls served by each tier and

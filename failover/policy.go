@@ -13,7 +13,7 @@ import (
 )
 
 // Config configures a Policy. Every zero field means its documented
-// default, taken from DESIGN.md's defaults table.
+// default; README.md's configuration table gives each one's source.
 type Config struct {
 	// MaxAttempts caps attempts per call, the first included. Zero means
 	// 3; 1 disables retries.

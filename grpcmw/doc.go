@@ -59,8 +59,8 @@
 //
 // # Classification
 //
-// Each attempt's status becomes a sturdy.Class (DESIGN.md, "Outcome
-// classes"), which decides whether to retry elsewhere, whether it counts
+// Each attempt's status becomes a sturdy.Class (see package sturdy's
+// Class), which decides whether to retry elsewhere, whether it counts
 // against the endpoint's health, and what the balancer learns:
 //
 //	UNAVAILABLE                      unavailable   retry elsewhere; counts against health

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Defaults, after Envoy outlier detection and gRFC A50 (see DESIGN.md).
+// Defaults, after Envoy outlier detection and gRFC A50.
 const (
 	DefaultConsecutiveFailures = 5
 	DefaultFailureRate         = 0.5

@@ -61,8 +61,8 @@
 // # Using it
 //
 // A balancer keeps the *Member of each endpoint, asks Member.Allowed
-// before a pick (one atomic load while healthy) and reports each attempt's
-// outcome with Member.Observe; neither allocates. Tracker.Epoch tells it
+// before a pick (two atomic loads while healthy and not cooling down) and
+// reports each attempt's outcome with Member.Observe; neither allocates. Tracker.Epoch tells it
 // cheaply when the set of allowed members may have changed. Transitions
 // are reported to Config.OnStateChange, never under a lock.
 package health

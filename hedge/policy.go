@@ -12,7 +12,7 @@ import (
 )
 
 // Config configures a Policy. Every zero field means its documented
-// default (DESIGN.md: delay = p95 of recent latencies, 1 hedge, budget 5%).
+// default (delay = p95 of recent latencies, 1 hedge, budget 5%).
 type Config struct {
 	// Delay is a fixed hedge delay. Zero means adaptive: the Quantile of
 	// recent successful attempt latencies.

@@ -39,7 +39,8 @@ var tooLargePhrases = [][]byte{
 	[]byte("exceeds the available context size"),
 }
 
-// Classify is the default classification, DESIGN.md's table:
+// Classify is the default classification, by the outcome classes of
+// package sturdy:
 //
 //   - err != nil: sturdy.ClassOf (refused or reset: Unavailable; timeouts:
 //     Timeout; a canceled context: Canceled);

@@ -112,8 +112,8 @@
 // (WithoutStreamTerminator turns that check off); either way the
 // endpoint's health learns of it.
 //
-// Classification is Classify, after DESIGN.md: 429, 529 and 503 with a
-// wait hint are Overloaded (the hint from sturdy.RetryAfterFromHeader
+// Classification is Classify, by package sturdy's outcome classes: 429,
+// 529 and 503 with a wait hint are Overloaded (the hint from sturdy.RetryAfterFromHeader
 // pauses the endpoint's tier), other 5xx Unavailable, 400/413 saying the
 // context window is exceeded TooLarge (the call moves to a tier with a
 // larger window), 401/403 Auth, other 4xx Fatal (returned as is),

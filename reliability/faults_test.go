@@ -15,7 +15,7 @@ type netFault struct {
 	grpcDoes, grpcAll string
 	apply             func(p *rig.Proxy) error
 	// cuts: the fault can cut a response after its first byte reached the
-	// caller, where failover is no longer possible (DESIGN.md, Streams).
+	// caller, where failover is no longer possible (httpmw's package doc, Streams).
 	cuts bool
 }
 

@@ -341,7 +341,7 @@ func FailingReplica(ctx context.Context, o Options) (*Result, error) {
 		_, isolated := s.Extra["isolated"]
 		res.Checks = append(res.Checks, Check{Target: "sturdy time to eject (or isolate) b4 reported", Got: got, Met: met || isolated})
 	}
-	res.Notes = append(res.Notes, "sturdy counts a failed attempt as slow (twice the endpoint's Peak-EWMA cost), so P2C stops "+
+	res.Notes = append(res.Notes, "sturdy counts a failed attempt as slow (at least twice the endpoint's Peak-EWMA estimate, never below DefaultRTT), so P2C stops "+
 		"sending to b4 within a few failures; health then never sees the 5 consecutive failures or the ≥ 20 calls it needs to eject b4, "+
 		"whose health state stays Healthy for the whole run. The failing replica is isolated all the same; it keeps the small share of "+
 		"attempts in the last column because Peak-EWMA decay lets it be tried again now and then, and each such failure is retried elsewhere.")
@@ -518,9 +518,9 @@ func Storm429(ctx context.Context, o Options) (*Result, error) {
 	res.Notes = append(res.Notes, "sturdy's \"limit\" row sets the primary tier's client-side limit a little under the provider's "+
 		"(95%), as a user who knows the published rate limit would. The \"Retry-After only\" rows configure no limit: each 429 "+
 		"with Retry-After: 1 then cools the whole primary tier for a second, so the primary serves about a quarter of its capacity "+
-		"and the fallback takes the rest (safe, but more of the slower model than needed). In that configuration the default failover "+
-		"also waits for the primary's Retry-After (up to MaxRetryAfterWait, 1s) before the call falls back to the next tier, which is "+
-		"the ~1s p99.9 of that row; MaxRetryAfterWait: -1 (the \"no wait\" row) falls back at once.")
+		"and the fallback takes the rest (safe, but more of the slower model than needed). In that configuration the call falls back at once: a "+
+		"tier with a fallback behind it never waits for a server's Retry-After (MaxRetryAfterWait applies to the last tier only), so "+
+		"the \"no wait\" row (MaxRetryAfterWait: -1) behaves the same.")
 	res.Plot = "scenario4.png"
 	if o.PlotDir != "" {
 		if err := TimeSeriesPlot(o.PlotDir+"/"+res.Plot, "Attempts reaching the primary (first repetition)", "attempts / s", samples, bucket.Seconds(), capacity); err != nil {

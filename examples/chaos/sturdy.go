@@ -13,7 +13,7 @@ import (
 
 // sturdyClient is the same http.Client as the plain one, with sturdy's
 // transport instead of round-robin and no retry loop of its own (the
-// transport retries: DESIGN.md, "No double retries").
+// transport retries: httpmw's package doc, "No double retries").
 type sturdyClient struct {
 	hc *http.Client
 	t  *httpmw.Transport

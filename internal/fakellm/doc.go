@@ -23,7 +23,8 @@
 //     events flushed one by one, a usage chunk when
 //     "stream_options": {"include_usage": true}, then `data: [DONE]`.
 //   - GET /v1/models: the configured models.
-//   - GET /health: 200, or 503 when the server is down.
+//   - GET /health: 200; when the server is down, 503 (Down503) or a reset
+//     connection (DownReset).
 //
 // Faults, all in Config and changeable while serving (Update, SetDown,
 // SetLatency, SetErrorRate, SetRateLimit): latency (fixed plus lognormal),

@@ -324,9 +324,6 @@ func (t *Telemetry) tier(i int) *tierInst {
 	return t.none
 }
 
-// TierName returns the name of tier i, or NoTier.
-func (t *Telemetry) TierName(i int) string { return t.tier(i).name }
-
 func (t *Telemetry) endpoint(tier int, name string) *endpointInst {
 	ti := t.tier(tier)
 	if ei, ok := ti.eps[name]; ok {

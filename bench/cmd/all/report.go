@@ -193,7 +193,7 @@ func (r *report) microMarkdown(w func(string, ...any)) {
 	w("### Balancer Pick + Done\n\nOne `Pick` and its `done` call, on one goroutine. `plain-rr` is the baseline a user writes: an atomic " +
 		"counter modulo n (it picks, but tracks nothing). `sturdy-least` stops its scan at the first idle endpoint, so with nothing in flight " +
 		"it is its best case; `sturdy-least-busy` has one attempt in flight on every endpoint, its worst case (a full scan). " +
-		"`sturdy-p2c+health` adds a health tracker (one atomic load per candidate while healthy, and the outcome reported to it).\n\n")
+		"`sturdy-p2c+health` adds a health tracker (two atomic loads per candidate while healthy, and the outcome reported to it).\n\n")
 	pols := []string{"plain-rr", "sturdy-rr", "sturdy-wrr", "sturdy-least", "sturdy-least-busy", "sturdy-p2c", "sturdy-p2c+health"}
 	w("| endpoints | %s |\n|---|%s\n", strings.Join(pols, " | "), strings.Repeat("---|", len(pols)))
 	for _, n := range []int{3, 10, 100, 1000} {
@@ -208,7 +208,7 @@ func (r *report) microMarkdown(w func(string, ...any)) {
 		w("\n")
 	}
 	w("\n")
-	table("Policies alone (issue 3)", "BenchmarkPolicy/", "BenchmarkPolicy/bare",
+	table("Policies alone", "BenchmarkPolicy/", "BenchmarkPolicy/bare",
 		"The policy benchmarks of `bench/policy_test.go`: each policy around a function that does nothing, beside its failsafe-go peer.")
 }
 

@@ -1,4 +1,4 @@
 // Package grpcclass turns the end of a gRPC call into a sturdy.Outcome,
-// following DESIGN.md's outcome table. grpcmw's interceptors and its
+// following the outcome classes of package sturdy. grpcmw's interceptors and its
 // grpc-go balancer (grpcmw/p2c) share it so that both classify alike.
 package grpcclass

@@ -27,7 +27,8 @@ type Classifier struct {
 	TooLarge func(*status.Status) bool
 }
 
-// Default returns the classification of DESIGN.md.
+// Default returns the default classification, as grpcmw's package doc
+// lists it.
 func Default() Classifier {
 	var c Classifier
 	for i := range c.classes {
