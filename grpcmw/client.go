@@ -32,7 +32,6 @@ type Client struct {
 	stream *degrade.Chain // the same tiers without hedging: streams are never hedged
 	tiers  []*pool
 	cls    grpcclass.Classifier
-	hedged bool // some tier may hedge: unary attempts decode into their own reply
 
 	rewrite     Rewrite
 	replayMsgs  int
@@ -163,9 +162,7 @@ func build(cfg *config) (_ *Client, err error) {
 		}
 		telTiers = append(telTiers, tt)
 		t.Picker = p
-		if t.Hedge != nil || cfg.hedge != nil {
-			c.hedged = true
-		}
+		p.hedged = t.Hedge != nil || cfg.hedge != nil
 		uTiers[i] = t
 		t.Hedge = nil
 		sTiers[i] = t

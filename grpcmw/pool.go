@@ -49,6 +49,10 @@ func (e *endpoint) outgoing(ctx context.Context) context.Context {
 type pool struct {
 	b     *balancer.Balancer
 	conns map[string]*endpoint // read-only after build
+	// hedged: the tier may hedge, so its unary attempts decode into
+	// replies of their own; a tier that does not decodes straight into
+	// the caller's.
+	hedged bool
 }
 
 // Pick implements failover.Picker.

@@ -140,13 +140,14 @@ func (uc *unaryCall) deliver(a *unaryAttempt, ok bool) {
 // attempt is the degrade.Call function: one attempt on a.Endpoint.
 func (uc *unaryCall) attempt(ctx context.Context, a degrade.Attempt) (*unaryAttempt, sturdy.Outcome) {
 	c := uc.c
-	ep := c.tiers[a.Tier].endpoint(a.Endpoint)
+	tier := c.tiers[a.Tier]
+	ep := tier.endpoint(a.Endpoint)
 	req, err := uc.request(a.Tier)
 	if err != nil {
 		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: err}
 	}
 	var at *unaryAttempt
-	if c.hedged {
+	if tier.hedged {
 		// Attempts may run at once: each decodes into its own message and
 		// writes its own metadata; only the winner's reaches the caller.
 		at = &unaryAttempt{reply: newMessage(uc.reply)}

@@ -523,3 +523,34 @@ func TestTokensAreEstimatedAndCorrected(t *testing.T) {
 	assert.Equal(t, int64(5), estimated.Load())
 	assert.Equal(t, int64(5), used.Load())
 }
+
+// Only a tier that may hedge decodes into replies of its own: with a
+// hedged primary that fails and an unhedged fallback that decodes into
+// the caller's reply, every caller still gets its own answer (run with
+// -race).
+func TestMixedHedgedAndUnhedgedTiers(t *testing.T) {
+	down, fb := startBuf(t, "down"), startBuf(t, "fb")
+	down.set(behavior{code: codes.Unavailable})
+	hp, err := hedge.New(hedge.Config{Delay: 500 * time.Microsecond, BudgetRatio: -1})
+	require.NoError(t, err)
+	c := newClient(t,
+		grpcmw.WithTier(degrade.Tier{Name: "p", Hedge: hp}, grpcmw.Conn("down", down.dial(t))),
+		grpcmw.WithTier(degrade.Tier{Name: "f"}, grpcmw.Conn("fb", fb.dial(t))))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				body := fmt.Sprintf("%d/%d", g, i)
+				reply := new(testpb.SimpleResponse)
+				if err := c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", req(body), reply); err != nil {
+					t.Errorf("call %s: %v", body, err)
+					return
+				}
+				if got := string(reply.GetPayload().GetBody()); got != body || reply.GetServerId() != "fb" {
+					t.Errorf("call %s got %q from %q", body, got, reply.GetServerId())
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
