@@ -346,11 +346,10 @@ func (t *Transport) Availability(name string) (health.Availability, bool) {
 
 // call is one RoundTrip's state, shared by its attempts.
 type call struct {
-	t        *Transport
-	req      *http.Request
-	body     reqBody
-	dc       degrade.Call[*http.Response]
-	lastTier atomic.Int32
+	t    *Transport
+	req  *http.Request
+	body reqBody
+	dc   degrade.Call[*http.Response]
 }
 
 // calls recycles call states with their attempt func already bound, so
@@ -367,7 +366,6 @@ var calls = sync.Pool{New: func() any {
 func getCall(t *Transport, req *http.Request) *call {
 	c := calls.Get().(*call)
 	c.t, c.req = t, req
-	c.lastTier.Store(-1)
 	return c
 }
 
@@ -443,7 +441,10 @@ func (c *call) failed(tc telemetry.Call, resp *http.Response, err error) (*http.
 		se = &cp
 	}
 	se.Op = "httpmw"
-	tier := int(c.lastTier.Load())
+	tier := -1 // the deciding attempt's tier; none if no attempt went out
+	if ep := c.t.byName[se.Endpoint]; ep != nil {
+		tier = ep.tier
+	}
 	c.t.tel.RecordCall(tc, tier, se.Endpoint, se.Class, len(se.Attempts))
 	tc.End()
 	if resp != nil && se.Class != sturdy.Canceled {
@@ -494,7 +495,6 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 	t := c.t
 	ep := t.byName[a.Endpoint.Name]
 	ts := t.tiers[a.Tier]
-	defer c.lastTier.Store(int32(a.Tier))
 	if ep == nil {
 		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: fmt.Errorf("httpmw: unknown endpoint %q", a.Endpoint.Name)}
 	}
