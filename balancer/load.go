@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
@@ -14,22 +13,24 @@ import (
 // stays, even if the endpoint's other fields change, so done funcs of
 // attempts picked from an older snapshot still settle the right counter.
 //
-// It fills two cache lines exactly (a 128-byte object is 64-byte aligned):
-// the first holds what a pick and a done change or follow, the counter
-// and the pointers; the second the estimate, which every pick reads and
-// few dones write (see quiet), so that one core's counting does not take
-// the estimate away from another core's cache.
+// It fills two cache lines exactly (a 128-byte object is 64-byte aligned).
+// The first holds what picks and dones write, the counter, and the done
+// func, which a pick reads only once it holds that line for its increment.
+// The second holds what they only read, the parameters, the health member
+// and the estimate (which few dones write, see quiet): a done reads the
+// policy there and then takes the counter's line once, to write, rather
+// than once to read and again to write; and one core's counting does not
+// take the estimate away from another core's cache.
 type load struct {
 	outstanding atomic.Int64 // attempts picked and not yet done (P2C and LeastOutstanding only)
-	member      *health.Member
-	p           *params
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
-	_    [cacheLine - 32]byte
+	_    [cacheLine - 16]byte
 
-	ewma peakEWMA // P2CPeakEWMA only
-	_    [cacheLine - unsafe.Sizeof(peakEWMA{})]byte
+	p      *params
+	member *health.Member
+	ewma   peakEWMA // P2CPeakEWMA only; with the two pointers, fills the line
 }
 
 const cacheLine = 64

@@ -143,7 +143,7 @@ func TestPeakEWMAReadsAreConsistent(t *testing.T) {
 // load must fill two cache lines exactly, so that its allocation size
 // class keeps it aligned to them.
 func TestLoadLayout(t *testing.T) {
-	if s, o := unsafe.Sizeof(load{}), unsafe.Offsetof(load{}.ewma); s != 2*cacheLine || o != cacheLine {
-		t.Fatalf("load is %d bytes with the estimate at %d, want %d and %d", s, o, 2*cacheLine, cacheLine)
+	if s, o := unsafe.Sizeof(load{}), unsafe.Offsetof(load{}.p); s != 2*cacheLine || o != cacheLine {
+		t.Fatalf("load is %d bytes with its read-mostly half at %d, want %d and %d", s, o, 2*cacheLine, cacheLine)
 	}
 }
