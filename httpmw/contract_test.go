@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -102,9 +103,7 @@ func TestContractRequestNotModified(t *testing.T) {
 }
 
 func TestContractRequestBodyAlwaysClosed(t *testing.T) {
-	ok := newRecorder(t, okJSON)
-	down := newRecorder(t, status(503))
-	mk := func(getBody bool, payload string) (*http.Request, *trackBody) {
+	mk := func(t *testing.T, getBody bool, payload string) (*http.Request, *trackBody) {
 		b := &trackBody{Reader: strings.NewReader(payload)}
 		req, err := http.NewRequest(http.MethodPost, chatPath, b)
 		require.NoError(t, err)
@@ -113,41 +112,46 @@ func TestContractRequestBodyAlwaysClosed(t *testing.T) {
 		}
 		return req, b
 	}
+	// ok and down are the URLs of a 200 and a 503 server on mt.
 	cases := []struct {
 		name string
-		tr   func(t *testing.T) *Transport
+		tr   func(t *testing.T, mt *memTransport, ok, down string) *Transport
 		body string
 	}{
-		{"success", func(t *testing.T) *Transport {
-			return newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok.URL, "")}}))
+		{"success", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
+			return newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}}))
 		}, `{"model":"m"}`},
-		{"limiter refusal", func(t *testing.T) *Transport {
-			tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok.URL, "")}, Limit: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}}))
+		{"limiter refusal", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
+			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}, Limit: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}}))
 			resp, err := tr.RoundTrip(chatReq(t, "m", false)) // spends the burst
 			require.NoError(t, err)
 			readAll(t, resp)
 			return tr
 		}, `{"model":"m"}`},
-		{"closed transport", func(t *testing.T) *Transport {
-			tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok.URL, "")}}))
+		{"closed transport", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
+			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}}))
 			require.NoError(t, tr.Close())
 			return tr
 		}, `{"model":"m"}`},
-		{"rewrite refused: malformed JSON", func(t *testing.T) *Transport {
-			return newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
-				WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("ok", ok.URL, "")}}))
+		{"rewrite refused: malformed JSON", func(t *testing.T, mt *memTransport, ok, down string) *Transport {
+			return newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("down", down, "")}}),
+				WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("ok", ok, "")}}))
 		}, `{"model":`},
 	}
 	for _, tc := range cases {
 		for _, getBody := range []bool{true, false} {
 			t.Run(tc.name, func(t *testing.T) {
-				tr := tc.tr(t)
-				req, b := mk(getBody, tc.body)
-				resp, err := tr.RoundTrip(req)
-				if err == nil {
-					readAll(t, resp)
-				}
-				assert.Eventually(t, func() bool { return b.closed.Load() >= 1 }, time.Second, time.Millisecond, "getBody=%v", getBody)
+				synctest.Test(t, func(t *testing.T) {
+					mt := newMemTransport(t)
+					tr := tc.tr(t, mt, mt.add(&memRec{h: okJSON}), mt.add(&memRec{h: status(503)}))
+					req, b := mk(t, getBody, tc.body)
+					resp, err := tr.RoundTrip(req)
+					if err == nil {
+						readAll(t, resp)
+					}
+					synctest.Wait() // every goroutine of the call, the base's included, is done or blocked for good
+					assert.GreaterOrEqual(t, b.closed.Load(), int32(1), "getBody=%v", getBody)
+				})
 			})
 		}
 	}
@@ -207,16 +211,22 @@ func TestContractDiscardedResponsesDrainedAndConnectionReused(t *testing.T) {
 }
 
 func TestContractLosingHedgeIsClosed(t *testing.T) {
-	slow := startLLM(t, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 300 * time.Millisecond}})
-	fast := startLLM(t, fakellm.Config{Name: "fast"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slow.URL(), ""), ep("fast", fast.URL(), "")}}),
-		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
-	resp, err := tr.RoundTrip(chatReq(t, "m", false))
-	require.NoError(t, err)
-	readAll(t, resp)
-	assert.Equal(t, "fast", resp.Header.Get(HeaderEndpoint))
-	assert.Eventually(t, func() bool { return slow.Stats().InFlight == 0 && slow.Stats().Canceled == 1 }, 2*time.Second, 5*time.Millisecond,
-		"the losing hedge is cancelled: %+v", slow.Stats())
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 300 * time.Millisecond}})
+		_, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
+		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
+			WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, "fast", resp.Header.Get(HeaderEndpoint))
+		synctest.Wait()
+		st := slow.Stats()
+		assert.Equal(t, 20*time.Millisecond, time.Since(start), "the loser was cancelled, not waited for")
+		assert.True(t, st.InFlight == 0 && st.Canceled == 1, "the losing hedge is cancelled: %+v", st)
+	})
 }
 
 func TestContractWinnerContextLivesUntilBodyClosed(t *testing.T) {

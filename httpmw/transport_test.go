@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -113,41 +114,67 @@ func TestPromptClearlyOverTheWindowSkipsTheTier(t *testing.T) {
 }
 
 func TestHedgeWinsOverSlowEndpoint(t *testing.T) {
-	slow := startLLM(t, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 500 * time.Millisecond}})
-	fast := startLLM(t, fakellm.Config{Name: "fast"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slow.URL(), ""), ep("fast", fast.URL(), "")}}),
-		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
-	start := time.Now()
-	resp, err := tr.RoundTrip(chatReq(t, "m", true))
-	require.NoError(t, err)
-	assert.Contains(t, readAll(t, resp), "data: [DONE]")
-	assert.Less(t, time.Since(start), 400*time.Millisecond)
-	assert.Equal(t, "fast", resp.Header.Get(HeaderEndpoint))
-	assert.EqualValues(t, 1, slow.Stats().Requests, "the slow endpoint got the first attempt")
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 500 * time.Millisecond}})
+		fast, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
+		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
+			WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", true))
+		require.NoError(t, err)
+		assert.Equal(t, 20*time.Millisecond, time.Since(start), "answered by the hedge: its delay plus the fast server's zero latency")
+		assert.Contains(t, readAll(t, resp), "data: [DONE]")
+		assert.Equal(t, 20*time.Millisecond, time.Since(start), "the stream took no time")
+		assert.Equal(t, "fast", resp.Header.Get(HeaderEndpoint))
+		synctest.Wait()
+		st := slow.Stats()
+		assert.EqualValues(t, 1, st.Requests, "the slow endpoint got the first attempt")
+		assert.EqualValues(t, 1, st.Canceled, "the losing first attempt was cancelled")
+		assert.Zero(t, st.InFlight)
+		assert.EqualValues(t, 1, fast.Stats().Requests)
+	})
 }
 
 func TestTTFBTimeoutFailsOver(t *testing.T) {
-	stalled := startLLM(t, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
-	ok := startLLM(t, fakellm.Config{Name: "ok"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalled.URL(), ""), ep("ok", ok.URL(), "")}}),
-		WithTTFBTimeout(100*time.Millisecond))
-	for _, stream := range []bool{true, false} {
-		start := time.Now()
-		resp, err := tr.RoundTrip(chatReq(t, "m", stream))
-		require.NoError(t, err)
-		readAll(t, resp)
-		assert.Equal(t, "ok", resp.Header.Get(HeaderEndpoint))
-		assert.Less(t, time.Since(start), time.Second)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		stalled, stalledURL := memLLM(t, mt, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+		ok, okURL := memLLM(t, mt, fakellm.Config{Name: "ok"})
+		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, ""), ep("ok", okURL, "")}}),
+			WithTTFBTimeout(100*time.Millisecond))
+		for _, stream := range []bool{true, false} {
+			start := time.Now()
+			resp, err := tr.RoundTrip(chatReq(t, "m", stream))
+			require.NoError(t, err)
+			assert.Equal(t, 100*time.Millisecond, time.Since(start), "failed over at the TTFB timeout, not after the 3s stall (stream=%v)", stream)
+			readAll(t, resp)
+			assert.Equal(t, "ok", resp.Header.Get(HeaderEndpoint))
+		}
+		synctest.Wait()
+		st := stalled.Stats()
+		assert.EqualValues(t, 2, st.Requests, "both calls tried the stalled endpoint first")
+		assert.EqualValues(t, 2, st.Canceled, "and gave up its stalled first byte")
+		assert.Zero(t, st.InFlight)
+		assert.EqualValues(t, 2, ok.Stats().Requests)
+	})
 }
 
 func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
-	stalled := startLLM(t, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalled.URL(), "")}}), WithTTFBTimeout(50*time.Millisecond))
-	resp, err := tr.RoundTrip(chatReq(t, "m", true))
-	require.Nil(t, resp)
-	assert.ErrorIs(t, err, sturdy.ErrTimeout)
-	assert.ErrorIs(t, err, ErrTTFB)
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		stalled, stalledURL := memLLM(t, mt, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, "")}}), WithTTFBTimeout(50*time.Millisecond))
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", true))
+		require.Nil(t, resp)
+		assert.ErrorIs(t, err, sturdy.ErrTimeout)
+		assert.ErrorIs(t, err, ErrTTFB)
+		assert.Equal(t, 50*time.Millisecond, time.Since(start), "gave up at the TTFB timeout")
+		synctest.Wait()
+		assert.EqualValues(t, 1, stalled.Stats().Requests)
+		assert.Zero(t, stalled.Stats().InFlight)
+	})
 }
 
 func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
@@ -363,18 +390,29 @@ func TestPathsJoinTheEndpointPrefix(t *testing.T) {
 }
 
 func TestProbesSendEndpointHeadersAndStopOnClose(t *testing.T) {
-	probed := newRecorder(t, okJSON)
-	tr, err := NewTransport(newBase(t), append(testOpts(),
-		WithTier(Tier{Endpoints: []Endpoint{ep("p", probed.URL+"/base", "probe-key")}}),
-		WithProbes(Probes{Interval: 10 * time.Millisecond, Path: "healthz"}))...)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return probed.count() >= 2 }, 2*time.Second, 5*time.Millisecond)
-	require.NoError(t, tr.Close())
-	n := probed.count()
-	time.Sleep(30 * time.Millisecond)
-	assert.Equal(t, n, probed.count(), "no probe after Close")
-	assert.Equal(t, "/base/healthz", probed.paths[0])
-	assert.Equal(t, "Bearer probe-key", probed.header(0).Get("Authorization"))
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		probed := &memRec{h: okJSON}
+		u := mt.add(probed)
+		tr, err := NewTransport(mt, append(testOpts(),
+			WithTier(Tier{Endpoints: []Endpoint{ep("p", u+"/base", "probe-key")}}),
+			WithProbes(Probes{Interval: 10 * time.Millisecond, Jitter: -1, Path: "healthz"}))...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		synctest.Wait()
+		assert.Equal(t, 1, probed.count(), "the first probe goes out at once")
+		time.Sleep(25 * time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 3, probed.count(), "then one every 10ms: at 0, 10ms and 20ms")
+		require.NoError(t, tr.Close())
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Equal(t, 3, probed.count(), "no probe after Close")
+		for i := range probed.count() {
+			assert.Equal(t, "/base/healthz", probed.path(i))
+			assert.Equal(t, "Bearer probe-key", probed.header(i).Get("Authorization"))
+		}
+	})
 }
 
 func TestAccessors(t *testing.T) {
