@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -23,16 +24,16 @@ import (
 
 // The net/http.RoundTripper contract, one test per rule.
 
-func TestContractConcurrentUse(t *testing.T) {
-	a := startLLM(t, fakellm.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
-	b := startLLM(t, fakellm.Config{Name: "b", Seed: 2})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL(), ""), ep("b", b.URL(), "")}}),
-		WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
+// callConcurrently makes 64 calls through tr from 16 goroutines at once,
+// half of them streamed, reads each answer whole and hands it to served
+// with the time the call took; an error fails the test.
+func callConcurrently(t *testing.T, tr *Transport, served func(resp *http.Response, took time.Duration)) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 16 {
 		wg.Go(func() {
 			for range 4 {
+				start := time.Now()
 				resp, err := tr.RoundTrip(chatReq(t, "m", i%2 == 0))
 				if err != nil {
 					errs <- err
@@ -42,6 +43,7 @@ func TestContractConcurrentUse(t *testing.T) {
 					errs <- err
 				}
 				_ = resp.Body.Close()
+				served(resp, time.Since(start))
 			}
 		})
 	}
@@ -50,6 +52,60 @@ func TestContractConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func TestContractConcurrentUse(t *testing.T) {
+	// 64 calls from 16 goroutines at once. In a bubble goroutines still
+	// run in parallel (the race detector sees them); only time is fake,
+	// so every path of a hedged call runs, and each takes an exact time:
+	// a answers at once (or fails: 500 for 30% of its requests), b after
+	// 10ms, and the hedge delay is 5ms.
+	//   - first on a, which answers: a at 0;
+	//   - first on a, which fails: the retry on b answers at 10ms;
+	//   - first on b: the hedge on a at 5ms answers and b is cancelled,
+	//     or fails and b answers at 10ms.
+	t.Run("fake clock", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			mt := newMemTransport(t)
+			a, aURL := memLLM(t, mt, fakellm.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
+			b, bURL := memLLM(t, mt, fakellm.Config{Name: "b", Seed: 2, Latency: fakellm.Latency{Fixed: 10 * time.Millisecond}})
+			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("a", aURL, ""), ep("b", bURL, "")}}),
+				WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
+			var mu sync.Mutex
+			served := map[string]int{} // "endpoint after duration"
+			callConcurrently(t, tr, func(resp *http.Response, took time.Duration) {
+				mu.Lock()
+				served[resp.Header.Get(HeaderEndpoint)+" after "+took.String()]++
+				mu.Unlock()
+			})
+			synctest.Wait()
+			first, hedged, failed := served["a after 0s"], served["a after 5ms"], served["b after 10ms"]
+			assert.Equal(t, 64, first+hedged+failed, "no other endpoint or time: %v", served)
+			assert.Positive(t, first, "%v", served)
+			assert.Positive(t, hedged, "%v", served)
+			assert.Positive(t, failed, "%v", served)
+			sa, sb := a.Stats(), b.Stats()
+			assert.EqualValues(t, 64, sa.Requests, "every call reached a once: first, or hedged after b's 5ms")
+			assert.EqualValues(t, failed, sa.ByStatus[500], "each of a's failures was answered by b")
+			assert.EqualValues(t, hedged+failed, sb.Requests)
+			assert.EqualValues(t, hedged, sb.Canceled, "each hedge that won cancelled b")
+			assert.EqualValues(t, failed, sb.ByStatus[200])
+			assert.True(t, sa.InFlight == 0 && sb.InFlight == 0, "%+v %+v", sa, sb)
+		})
+	})
+	// Outside a bubble, over real sockets: a hedged call whose first
+	// attempt answers before the delay gives its state to the next call
+	// through a pool, which calls in a bubble never use (a pooled timer
+	// would run on real time). This is the common case in production, so
+	// it runs concurrently under -race here too. Which calls hedge
+	// depends on real timing; nothing asserted here does.
+	t.Run("pooled", func(t *testing.T) {
+		a := startLLM(t, fakellm.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
+		b := startLLM(t, fakellm.Config{Name: "b", Seed: 2})
+		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL(), ""), ep("b", b.URL(), "")}}),
+			WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
+		callConcurrently(t, tr, func(*http.Response, time.Duration) {})
+	})
 }
 
 func TestContractNeverBothResponseAndError(t *testing.T) {
@@ -179,21 +235,34 @@ func TestContractEachAttemptGetsItsOwnBody(t *testing.T) {
 }
 
 func TestContractUnreplayableBodySentOnce(t *testing.T) {
-	down := newRecorder(t, status(503))
-	ok := newRecorder(t, okJSON)
-	tr := newTr(t, WithMaxBodyBuffer(16),
-		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, ""), ep("ok", ok.URL, "")}}),
-		WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
-	payload := chatBody("m", false)
-	req, err := http.NewRequest(http.MethodPost, chatPath, io.NopCloser(bytes.NewReader(payload)))
-	require.NoError(t, err)
-	resp, err := tr.RoundTrip(req)
-	require.NoError(t, err)
-	body := readAll(t, resp)
-	assert.Equal(t, 503, resp.StatusCode, body)
-	assert.Equal(t, 1, down.count()+ok.count(), "sent once")
-	assert.Equal(t, payload, down.body(0), "the whole body went out")
-	assert.Equal(t, "false", resp.Header.Get(HeaderShouldRetry))
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		// down answers after 10ms: the 1ms hedge delay passes while its
+		// attempt is in flight, so a hedge, were there one, would go out.
+		down := &memRec{h: func(w http.ResponseWriter, r *http.Request, n int) {
+			time.Sleep(10 * time.Millisecond)
+			status(503)(w, r, n)
+		}}
+		ok := &memRec{h: okJSON}
+		tr := newMemTr(t, mt, WithMaxBodyBuffer(16),
+			WithTier(Tier{Endpoints: []Endpoint{ep("down", mt.add(down), ""), ep("ok", mt.add(ok), "")}}),
+			WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
+		payload := chatBody("m", false)
+		req, err := http.NewRequest(http.MethodPost, chatPath, io.NopCloser(bytes.NewReader(payload)))
+		require.NoError(t, err)
+		start := time.Now()
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		assert.Equal(t, 10*time.Millisecond, time.Since(start), "down's answer, neither hedged nor retried")
+		body := readAll(t, resp)
+		assert.Equal(t, 503, resp.StatusCode, body)
+		synctest.Wait()
+		assert.Equal(t, 1, down.count()+ok.count(), "sent once")
+		assert.Zero(t, ok.count(), "no hedge, no retry")
+		assert.Equal(t, payload, down.body(0), "the whole body went out")
+		assert.Equal(t, "false", resp.Header.Get(HeaderShouldRetry))
+		assert.Equal(t, "down:unavailable", resp.Header.Get(HeaderAttempts), "one attempt in all")
+	})
 }
 
 func TestContractDiscardedResponsesDrainedAndConnectionReused(t *testing.T) {
@@ -229,26 +298,116 @@ func TestContractLosingHedgeIsClosed(t *testing.T) {
 	})
 }
 
+// ctxTap is a base that keeps the context of each request before passing
+// it on to rt: the context of each attempt.
+type ctxTap struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	ctxs []context.Context
+}
+
+func (c *ctxTap) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.ctxs = append(c.ctxs, req.Context())
+	c.mu.Unlock()
+	return c.rt.RoundTrip(req)
+}
+
+func (c *ctxTap) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ctxs)
+}
+
+func (c *ctxTap) ctx(i int) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctxs[i]
+}
+
 func TestContractWinnerContextLivesUntilBodyClosed(t *testing.T) {
-	srv := startLLM(t, fakellm.Config{Name: "s", ChunkDelay: 20 * time.Millisecond})
-	// With hedging the winner runs on its own context, which the call
-	// must keep alive until the body is closed.
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}),
-		WithHedge(hedge.Config{Delay: time.Second, BudgetRatio: -1}), WithTTFBTimeout(time.Second))
-	resp, err := tr.RoundTrip(chatReq(t, "m", true))
-	require.NoError(t, err)
-	body := readAll(t, resp) // several chunks, 20ms apart, after RoundTrip returned
-	assert.Contains(t, body, "data: [DONE]")
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		srv, u := memLLM(t, mt, fakellm.Config{Name: "s", ChunkDelay: 200 * time.Millisecond})
+		// With hedging the winner runs on its own context, which the call
+		// must keep alive until the body is closed: past the hedge delay
+		// and the TTFB timeout (1s each), while the stream goes on for 1.6s.
+		tap := &ctxTap{rt: mt}
+		tr := newMemTr(t, tap, WithTier(Tier{Endpoints: []Endpoint{ep("s", u, "")}}),
+			WithHedge(hedge.Config{Delay: time.Second, BudgetRatio: -1}), WithTTFBTimeout(time.Second))
+
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", true))
+		require.NoError(t, err)
+		assert.Zero(t, time.Since(start), "the first chunk comes at once")
+		require.Equal(t, 1, tap.count())
+		won := tap.ctx(0)
+		// The events, one per line, with when each arrived: 9 chunks (the
+		// role, 7 words, the stop) 200ms apart, then data: [DONE] with
+		// the last, all after RoundTrip returned.
+		var body strings.Builder
+		var at []time.Duration
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			body.WriteString(line)
+			if strings.HasPrefix(line, "data: ") {
+				at = append(at, time.Since(start))
+			}
+			if line == "data: [DONE]\n" {
+				assert.NoError(t, won.Err(), "the winner's context is alive at 1.6s, past the hedge delay and the TTFB timeout")
+			}
+			if err != nil {
+				require.ErrorIs(t, err, io.EOF)
+				break
+			}
+		}
+		require.NoError(t, resp.Body.Close())
+		assert.Contains(t, body.String(), "data: [DONE]")
+		ms := func(n time.Duration) time.Duration { return n * time.Millisecond }
+		assert.Equal(t, []time.Duration{0, ms(200), ms(400), ms(600), ms(800), ms(1000), ms(1200), ms(1400), ms(1600), ms(1600)}, at)
+		assert.ErrorIs(t, won.Err(), context.Canceled, "released with the body")
+		synctest.Wait()
+		st := srv.Stats()
+		assert.True(t, st.Requests == 1 && st.ByStatus[200] == 1 && st.Canceled == 0 && st.InFlight == 0,
+			"one request, streamed to its end: %+v", st)
+
+		// A caller that stops reading: the winner's context outlives every
+		// timer of the call, and ends when the body is closed.
+		resp, err = tr.RoundTrip(chatReq(t, "m", true))
+		require.NoError(t, err)
+		require.Equal(t, 2, tap.count())
+		won = tap.ctx(1)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		assert.NoError(t, won.Err(), "alive while the body is open, 5s on")
+		require.NoError(t, resp.Body.Close())
+		assert.ErrorIs(t, won.Err(), context.Canceled, "ended by Close")
+		synctest.Wait()
+		st = srv.Stats()
+		assert.True(t, st.Requests == 2 && st.Canceled == 1 && st.InFlight == 0, "the second stream was cut by Close: %+v", st)
+	})
 }
 
 func TestContractCallerCancelIsCanceled(t *testing.T) {
-	srv := startLLM(t, fakellm.Config{Name: "s", Latency: fakellm.Latency{Fixed: time.Second}})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	resp, err := tr.RoundTrip(chatReq(t, "m", false).WithContext(ctx))
-	require.Nil(t, resp)
-	assert.True(t, errors.Is(err, sturdy.ErrCanceled), "%v", err)
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		srv, u := memLLM(t, mt, fakellm.Config{Name: "s", Latency: fakellm.Latency{Fixed: time.Second}})
+		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("s", u, "")}}))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		resp, err := tr.RoundTrip(chatReq(t, "m", false).WithContext(ctx))
+		require.Nil(t, resp)
+		assert.True(t, errors.Is(err, sturdy.ErrCanceled), "%v", err)
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "the caller's own error")
+		assert.Equal(t, 30*time.Millisecond, time.Since(start), "returned at the caller's deadline, not after the server's 1s")
+		synctest.Wait()
+		st := srv.Stats()
+		assert.EqualValues(t, 1, st.Requests, "not retried")
+		assert.EqualValues(t, 1, st.Canceled, "the server saw its request cancelled")
+		assert.Zero(t, st.InFlight)
+	})
 }
 
 // nilBase breaks the RoundTripper contract: neither a response nor an error.

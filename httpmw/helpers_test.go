@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -93,29 +92,17 @@ func readAll(t *testing.T, resp *http.Response) string {
 }
 
 // recorder is an httptest server that records what it received and
-// answers with the handler's choice.
+// answers with the handler's choice: a memRec on a real socket.
 type recorder struct {
 	*httptest.Server
-	mu       sync.Mutex
-	bodies   [][]byte
-	headers  []http.Header
-	paths    []string
+	*memRec
 	newConns atomic.Int64
 }
 
 func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request, n int)) *recorder {
 	t.Helper()
-	rec := &recorder{}
-	rec.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rec.mu.Lock()
-		rec.bodies = append(rec.bodies, b)
-		rec.headers = append(rec.headers, r.Header.Clone())
-		rec.paths = append(rec.paths, r.URL.RequestURI())
-		n := len(rec.bodies)
-		rec.mu.Unlock()
-		h(w, r, n)
-	}))
+	rec := &recorder{memRec: &memRec{h: h}}
+	rec.Server = httptest.NewUnstartedServer(rec.memRec)
 	rec.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			rec.newConns.Add(1)
@@ -124,24 +111,6 @@ func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request, n 
 	rec.Start()
 	t.Cleanup(rec.Close)
 	return rec
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.bodies)
-}
-
-func (r *recorder) body(i int) []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.bodies[i]
-}
-
-func (r *recorder) header(i int) http.Header {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.headers[i]
 }
 
 func okJSON(w http.ResponseWriter, _ *http.Request, _ int) {

@@ -300,8 +300,9 @@ func memLLM(t *testing.T, m *memTransport, cfg fakellm.Config) (*fakellm.Server,
 	return s, m.add(s)
 }
 
-// newMemTr is newTr over a memTransport.
-func newMemTr(t *testing.T, base *memTransport, opts ...Option) *Transport {
+// newMemTr is newTr over a memTransport, or over a base that passes
+// requests on to one.
+func newMemTr(t *testing.T, base http.RoundTripper, opts ...Option) *Transport {
 	t.Helper()
 	tr, err := NewTransport(base, append(testOpts(), opts...)...)
 	require.NoError(t, err)
@@ -334,6 +335,12 @@ func (rec *memRec) count() int {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return len(rec.bodies)
+}
+
+func (rec *memRec) body(i int) []byte {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.bodies[i]
 }
 
 func (rec *memRec) header(i int) http.Header {

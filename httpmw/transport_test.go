@@ -8,17 +8,22 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
 func TestFailoverOn503(t *testing.T) {
@@ -211,30 +216,114 @@ func TestMidStreamCutSurfacesToCallerAndHealthLearns(t *testing.T) {
 	assert.Equal(t, health.Ejected, tr.State("cut"), "the amended outcome reached health")
 }
 
+// credTap passes each request on to h and records the credential headers
+// it carried: Authorization and any header with "key" in its name.
+type credTap struct {
+	h     http.Handler
+	mu    sync.Mutex
+	creds []string // of each request: "Key: value" of each credential header, sorted, "; "-separated
+}
+
+func (c *credTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var kvs []string
+	for k, vs := range r.Header {
+		if strings.EqualFold(k, "Authorization") || strings.Contains(strings.ToLower(k), "key") {
+			for _, v := range vs {
+				kvs = append(kvs, k+": "+v)
+			}
+		}
+	}
+	slices.Sort(kvs)
+	c.mu.Lock()
+	c.creds = append(c.creds, strings.Join(kvs, "; "))
+	c.mu.Unlock()
+	c.h.ServeHTTP(w, r)
+}
+
+// seen returns the distinct credential sets received, sorted, and how
+// many requests came.
+func (c *credTap) seen() ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Compact(slices.Sorted(slices.Values(c.creds))), len(c.creds)
+}
+
 func TestCredentialsIsolation(t *testing.T) {
-	// Every server requires its own key and records every key it sees.
-	a := startLLM(t, fakellm.Config{Name: "a", RequiredAPIKey: "key-a", ErrorRate: 0.5, Seed: 3})
-	b := startLLM(t, fakellm.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: fakellm.RateLimit{Share: 0.5}, Seed: 4})
-	c := startLLM(t, fakellm.Config{Name: "c", RequiredAPIKey: "key-c"})
-	tr := newTr(t,
-		WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", a.URL(), "key-a"),
-			{Name: "b", URL: b.URL(), Header: http.Header{"api-key": {"key-b"}}}}}),
-		WithTier(Tier{Name: "f", Model: "small", Endpoints: []Endpoint{ep("c", c.URL(), "key-c")}}),
-		WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
-	for i := range 30 {
-		req := chatReq(t, "m", i%2 == 0)
-		req.Header.Set("Api-Key", "caller-api-key")
-		req.Header.Set("X-Api-Key", "caller-x-api-key")
-		resp, err := tr.RoundTrip(req)
-		require.NoError(t, err)
-		readAll(t, resp)
-		assert.NotEqual(t, 401, resp.StatusCode)
-	}
-	for _, s := range []*fakellm.Server{a, b, c} {
-		assert.Equal(t, []string{"key-" + s.Name()}, s.SeenCredentials(), "server %s", s.Name())
-		assert.Zero(t, s.Stats().ForeignCredentials)
-	}
-	assert.Positive(t, c.Stats().Requests, "the fallback tier was used too")
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		// Every server requires its own key and records every key it sees.
+		// a answers after 2ms, so that the 1ms hedge delay passes while an
+		// attempt on a is in flight: first attempts, hedges, retries and
+		// fallbacks all go out.
+		a := fakellm.New(fakellm.Config{Name: "a", RequiredAPIKey: "key-a", ErrorRate: 0.5, Seed: 3, Latency: fakellm.Latency{Fixed: 2 * time.Millisecond}})
+		b := fakellm.New(fakellm.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: fakellm.RateLimit{Share: 0.5}, Seed: 4})
+		c := fakellm.New(fakellm.Config{Name: "c", RequiredAPIKey: "key-c"})
+		taps := map[string]*credTap{}
+		urls := map[string]string{}
+		for _, s := range []*fakellm.Server{a, b, c} {
+			t.Cleanup(s.Close)
+			taps[s.Name()] = &credTap{h: s}
+			urls[s.Name()] = mt.add(taps[s.Name()])
+		}
+		sr := tracetest.NewSpanRecorder()
+		tr := newMemTr(t, mt, WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))),
+			WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", urls["a"], "key-a"),
+				{Name: "b", URL: urls["b"], Header: http.Header{"api-key": {"key-b"}}}}}),
+			WithTier(Tier{Name: "f", Model: "small", Endpoints: []Endpoint{ep("c", urls["c"], "key-c")}}),
+			WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
+		// How a call is served tells its path, to the fake millisecond: b
+		// at once (first attempt) or at the hedge delay (hedge); a after
+		// its 2ms (first, or retry after b's 429); c after a's 2ms and its
+		// 500 (fallback).
+		paths := map[string]bool{"b 0s": true, "b 1ms": true, "a 2ms": true, "c 2ms": true}
+		for i := range 30 {
+			req := chatReq(t, "m", i%2 == 0)
+			req.Header.Set("Api-Key", "caller-api-key")
+			req.Header.Set("X-Api-Key", "caller-x-api-key")
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+			assert.NotEqual(t, 401, resp.StatusCode)
+			path := resp.Header.Get(HeaderEndpoint) + " " + time.Since(start).String()
+			assert.True(t, paths[path], "call %d: served by %s", i, path)
+			// Past the 1s Retry-After of b's 429s, which keeps b (or all
+			// of tier p) out until then: every call starts with both of
+			// tier p's endpoints available.
+			time.Sleep(2 * time.Second)
+		}
+		synctest.Wait()
+		for _, s := range []*fakellm.Server{a, b, c} {
+			assert.Equal(t, []string{"key-" + s.Name()}, s.SeenCredentials(), "server %s", s.Name())
+			assert.Zero(t, s.Stats().ForeignCredentials)
+		}
+		assert.Positive(t, c.Stats().Requests, "the fallback tier was used too")
+
+		// Every request carried its endpoint's credential and nothing
+		// else: neither the caller's Authorization, Api-Key or X-Api-Key
+		// nor another endpoint's.
+		want := map[string]string{"a": "Authorization: Bearer key-a", "b": "Api-Key: key-b", "c": "Authorization: Bearer key-c"}
+		attempts := map[string]int{} // by endpoint
+		kinds := map[string]int{}    // by attempt kind
+		for _, s := range sr.Ended() {
+			if s.Name() != telemetry.SpanAttempt {
+				continue
+			}
+			set := attribute.NewSet(s.Attributes()...)
+			e, _ := set.Value(telemetry.KeyEndpoint)
+			k, _ := set.Value(telemetry.KeyAttemptKind)
+			attempts[e.AsString()]++
+			kinds[k.AsString()]++
+		}
+		for name, tap := range taps {
+			seen, n := tap.seen()
+			assert.Equal(t, []string{want[name]}, seen, "server %s", name)
+			assert.Equal(t, attempts[name], n, "server %s got every attempt on it", name)
+		}
+		assert.Positive(t, kinds["first"], "%v", kinds)
+		assert.Positive(t, kinds["hedge"], "%v", kinds)
+		assert.Positive(t, kinds["retry"], "%v", kinds)
+	})
 }
 
 func TestCallerCredentialsPassThroughWhenAllowed(t *testing.T) {
