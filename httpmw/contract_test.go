@@ -281,11 +281,7 @@ func TestContractDiscardedResponsesDrainedAndConnectionReused(t *testing.T) {
 
 func TestContractLosingHedgeIsClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mt := newMemTransport(t)
-		slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 300 * time.Millisecond}})
-		_, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
-		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
-			WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+		slow, _, tr := slowThenHedge(t, 300*time.Millisecond)
 		start := time.Now()
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
 		require.NoError(t, err)

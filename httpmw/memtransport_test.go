@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/fakellm"
 )
 
@@ -353,6 +354,20 @@ func (rec *memRec) path(i int) string {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return rec.paths[i]
+}
+
+// slowThenHedge serves a tier of two fake servers over a memTransport:
+// "slow", which round-robin tries first and which answers after latency,
+// and "fast", which answers at once, with a hedge after 20ms. Call it in
+// a bubble.
+func slowThenHedge(t *testing.T, latency time.Duration) (slow, fast *fakellm.Server, tr *Transport) {
+	t.Helper()
+	mt := newMemTransport(t)
+	slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: latency}})
+	fast, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
+	tr = newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
+		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+	return slow, fast, tr
 }
 
 // The memTransport's own tests.

@@ -120,11 +120,7 @@ func TestPromptClearlyOverTheWindowSkipsTheTier(t *testing.T) {
 
 func TestHedgeWinsOverSlowEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mt := newMemTransport(t)
-		slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: 500 * time.Millisecond}})
-		fast, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
-		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
-			WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+		slow, fast, tr := slowThenHedge(t, 500*time.Millisecond)
 		start := time.Now()
 		resp, err := tr.RoundTrip(chatReq(t, "m", true))
 		require.NoError(t, err)
