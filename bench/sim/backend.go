@@ -78,33 +78,12 @@ type Backend struct {
 
 // NewBackend starts a backend on 127.0.0.1.
 func NewBackend(cfg BackendConfig, series *Series) (*Backend, error) {
-	if cfg.Slots <= 0 {
-		cfg.Slots = 8
-	}
-	if cfg.StallFactor == 0 {
-		cfg.StallFactor = 10
-	}
-	if cfg.RetryAfter == 0 {
-		cfg.RetryAfter = time.Second
-	}
-	if cfg.Burst == 0 {
-		cfg.Burst = math.Max(1, cfg.RPS/10)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{
-		cfg:      cfg,
-		URL:      "http://" + ln.Addr().String(),
-		Addr:     ln.Addr().String(),
-		ln:       ln,
-		slots:    make(chan struct{}, cfg.Slots),
-		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
-		tokens:   cfg.Burst,
-		lastFill: time.Now(),
-		Series:   series,
-	}
+	b := newModel(cfg, series)
+	b.URL, b.Addr, b.ln = "http://"+ln.Addr().String(), ln.Addr().String(), ln
 	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = b.srv.Serve(ln) }()
 	return b, nil
@@ -117,6 +96,12 @@ func newModel(cfg BackendConfig, series *Series) *Backend {
 	}
 	if cfg.StallFactor == 0 {
 		cfg.StallFactor = 10
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = math.Max(1, cfg.RPS/10)
 	}
 	return &Backend{
 		cfg:      cfg,
