@@ -105,23 +105,28 @@ func (b *respBody) end(n int, err error) (int, error) {
 		o = sturdy.Outcome{Class: sturdy.Unavailable, Err: err}
 	}
 	b.stuck = err
-	b.release(o, amend)
+	if b.released.CompareAndSwap(false, true) {
+		b.release(o, amend)
+	}
 	return n, err
 }
 
+// Close claims the release before it closes the body: closing aborts a
+// Read in progress on another goroutine, whose error must not count as
+// the endpoint's failure when it was the caller who stopped reading.
 func (b *respBody) Close() error {
+	first := b.released.CompareAndSwap(false, true)
 	err := b.rc.Close()
-	b.release(sturdy.Outcome{}, false)
+	if first {
+		b.release(sturdy.Outcome{}, false)
+	}
 	return err
 }
 
-// release runs once, for whichever of end and Close comes first: it
-// reports the outcome (o, if amend, replaces the winner's) and the token
-// usage, ends the spans and releases the winner's context.
+// release runs once, for whichever of end and Close claimed b.released
+// first: it reports the outcome (o, if amend, replaces the winner's) and
+// the token usage, ends the spans and releases the winner's context.
 func (b *respBody) release(o sturdy.Outcome, amend bool) {
-	if !b.released.CompareAndSwap(false, true) {
-		return
-	}
 	if amend {
 		o.Latency = b.served.Outcome().Latency
 		b.served.SetOutcome(o)

@@ -335,3 +335,54 @@ func TestContractCloseDuringReadIsSafe(t *testing.T) {
 		require.NoError(t, tr.Close())
 	}
 }
+
+// abortingBody is a response body that gives its first bytes at once and
+// then waits in Read until Close, whose Close returns only once that Read
+// has returned its error, as an HTTP/2 body's does: the aborted Read
+// settles before Close goes on.
+type abortingBody struct {
+	first    bool // the first bytes were read
+	closed   chan struct{}
+	readDone chan struct{}
+	reading  chan struct{}
+}
+
+func (b *abortingBody) Read(p []byte) (int, error) {
+	if !b.first {
+		b.first = true
+		return copy(p, `{"choices":[`), nil
+	}
+	close(b.reading)
+	<-b.closed
+	defer close(b.readDone)
+	return 0, errors.New("http2: response body closed")
+}
+
+func (b *abortingBody) Close() error {
+	close(b.closed)
+	<-b.readDone
+	return nil
+}
+
+func TestCloseDuringReadIsNotTheEndpointsFailure(t *testing.T) {
+	b := &abortingBody{closed: make(chan struct{}), readDone: make(chan struct{}), reading: make(chan struct{})}
+	base := &captureBase{body: func() io.ReadCloser { return b }}
+	tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "")}}),
+		WithHealth(health.Config{ConsecutiveFailures: 1}))
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	readErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := resp.Body.Read(buf); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	<-b.reading
+	require.NoError(t, resp.Body.Close())
+	assert.Error(t, <-readErr)
+	assert.Equal(t, health.Healthy, tr.State("a"), "the caller stopped reading; the endpoint did not fail")
+}
