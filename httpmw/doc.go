@@ -82,8 +82,9 @@
 // RoundTrip follows net/http.RoundTripper: it is safe for concurrent use;
 // it returns a response or an error, never both; it never modifies the
 // caller's request (every attempt works on its own copy, with its own URL
-// and, when headers change, its own header map; header values are shared
-// and only read, so a base RoundTripper must follow the contract too); it
+// and, when headers change or the tier hedges, its own header map; header
+// values are shared and only read, so a base RoundTripper must follow the
+// contract too); it
 // always closes the request body, also when the call is refused before
 // any attempt.
 //

@@ -152,9 +152,9 @@ type outRequest struct {
 // path and query are kept; scheme, host and the base-path prefix come from
 // the endpoint; the caller's credentials are replaced by the endpoint's
 // headers. Unlike Request.Clone it shares what no RoundTripper writes
-// (header values, Trailer, TransferEncoding), and the caller's header map
-// itself when nothing is removed or added; see outHeader.
-func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Request, passCreds bool) *http.Request {
+// (header values, Trailer, TransferEncoding), and, if share, the caller's
+// header map itself when nothing is removed or added; see outHeader.
+func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Request, passCreds, share bool) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation.
 	o.r = *req.WithContext(ctx)
@@ -162,7 +162,7 @@ func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Reques
 	o.r.URL = &o.u
 	ep.routeURL(&o.u, o.pathBuf[:])
 	o.r.Host = ""
-	o.r.Header = ep.outHeader(req.Header, passCreds)
+	o.r.Header = ep.outHeader(req.Header, passCreds, share)
 	return &o.r
 }
 
@@ -199,15 +199,19 @@ func concat(buf []byte, a, b, c string) string {
 }
 
 // outHeader returns the header an attempt sends to ep, given the caller's
-// h: h without the caller's credentials (unless passCreds) and with the
-// endpoint's headers. Like Header.Del, it removes canonical keys only.
+// h: h without the caller's credentials (unless passCreds), under their
+// canonical keys and under any other spelling, and with the endpoint's
+// headers.
 //
-// The result shares h's value slices, and is h itself when nothing is
-// removed or added: the caller's header is only ever read, by this package
-// and by the base RoundTripper, which net/http.RoundTripper forbids to
-// modify the request. A nil h gives an empty header, never nil
-// (http.Transport refuses a nil Request.Header).
-func (ep *endpoint) outHeader(h http.Header, passCreds bool) http.Header {
+// The result shares h's value slices. When nothing is removed or added
+// and share is set, it is h itself: the caller's header is only ever read,
+// by this package and by the base RoundTripper, which net/http.RoundTripper
+// forbids to modify the request. Callers clear share when attempts may run
+// at once (hedging), so that a base that breaks that rule writes into a
+// map of the attempt's own rather than into one that other goroutines
+// read and write. A nil h gives an empty header, never nil (http.Transport
+// refuses a nil Request.Header).
+func (ep *endpoint) outHeader(h http.Header, passCreds, share bool) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
 		ep.setHeaders(out)
@@ -216,7 +220,7 @@ func (ep *endpoint) outHeader(h http.Header, passCreds bool) http.Header {
 	// A key set straight into the map ("authorization") escapes
 	// canonical lookups, yet a server reads it as the credential.
 	stray := !passCreds && hasStrayCredential(h)
-	if len(ep.header) == 0 && (passCreds || (!stray && !hasAnyKey(h, callerCredentials[:]))) {
+	if share && len(ep.header) == 0 && (passCreds || (!stray && !hasAnyKey(h, callerCredentials[:]))) {
 		return h
 	}
 	// Cloning copies the map's groups as they are, without rehashing: less

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
@@ -107,6 +109,7 @@ func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T)
 		wantAuthz []string
 	}{
 		{"no credentials anywhere", ep("a", "http://127.0.0.1:1", ""), http.Header{"X-Custom": {"1"}}, nil, true, nil},
+		{"no credentials anywhere, hedged", ep("a", "http://127.0.0.1:1", ""), http.Header{"X-Custom": {"1"}}, []Option{WithHedge(hedge.Config{Delay: time.Hour})}, false, nil},
 		{"caller credentials passed through", ep("a", "http://127.0.0.1:1", ""), http.Header{"Authorization": {"Bearer caller"}}, []Option{WithCallerCredentials()}, true, []string{"Bearer caller"}},
 		{"caller credentials removed", ep("a", "http://127.0.0.1:1", ""), http.Header{"Authorization": {"Bearer caller"}}, nil, false, nil},
 		{"endpoint header added", ep("a", "http://127.0.0.1:1", "k"), http.Header{"X-Custom": {"1"}}, nil, false, []string{"Bearer k"}},
@@ -147,7 +150,7 @@ func TestRouteURLBuildsThePathInTheAttemptOrBeyondIt(t *testing.T) {
 		require.NoError(t, err)
 		req.URL.Path = p
 		var o outRequest
-		out := e.request(&o, context.Background(), req, false)
+		out := e.request(&o, context.Background(), req, false, true)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
@@ -157,7 +160,7 @@ func TestRouteURLBuildsThePathInTheAttemptOrBeyondIt(t *testing.T) {
 		// A second attempt's state does not disturb the first's path.
 		var o2 outRequest
 		req.URL.Path = "/other"
-		_ = e.request(&o2, context.Background(), req, false)
+		_ = e.request(&o2, context.Background(), req, false, true)
 		assert.Equal(t, want, out.URL.Path)
 	}
 	var buf [8]byte
@@ -230,9 +233,9 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	o := new(outRequest)
 	ctx := context.Background()
 	// The joined path lives in o, the caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, false) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, false, true) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, false) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, false, true) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key

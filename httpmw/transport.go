@@ -45,6 +45,7 @@ type tierState struct {
 	model   string
 	quoted  []byte // JSON string of model; nil: no rewrite
 	nameHdr []string
+	hedged  bool // attempts may run at once: each gets a header map of its own
 }
 
 // Transport is an http.RoundTripper that sends each request to the
@@ -241,6 +242,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		}
 		if hp != nil {
 			dtiers[i].Hedge = hp
+			ts.hedged = true
 		}
 		ttiers[i] = telemetry.Tier{Name: ts.name, Endpoints: names, Retry: retry, Hedge: hp}
 	}
@@ -488,7 +490,7 @@ type attemptState struct {
 	body respBody
 }
 
-// attempt runs one attempt on a.Endpoint: route a clone of the request,
+// attempt runs one attempt on a.Endpoint: route a copy of the request,
 // send it, classify the answer and, for a success with a body, wait for
 // the first body byte.
 func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, sturdy.Outcome) {
@@ -522,7 +524,7 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	st := new(attemptState)
-	out := ep.request(&st.req, ctx, c.req, t.passCreds)
+	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged)
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
 
 	resp, err := t.base.RoundTrip(out)
