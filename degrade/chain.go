@@ -98,8 +98,11 @@ type tier struct {
 	quality float64
 	ready   func() bool
 	spec    attempt.Spec // full policies
-	single  attempt.Spec // one attempt: for requests that cannot be replayed
-	served  atomic.Uint64
+	// fast is spec without waiting for a server's Retry-After, for a call
+	// that has a later tier to try now (Run comes back if none can take it).
+	fast   attempt.Spec
+	single attempt.Spec // one attempt: for requests that cannot be replayed
+	served atomic.Uint64
 }
 
 // Chain is a fallback chain of tiers. It is safe for concurrent use.
@@ -163,12 +166,9 @@ func New(cfg Config) (*Chain, error) {
 			in.spec.Hedge = hg
 		}
 		in.single = attempt.Spec{Picker: t.Picker, Hooks: cfg.Hooks, Op: "degrade", Tier: i}
+		in.fast = in.spec
+		in.fast.NoRetryAfterWait = true
 		c.tiers = append(c.tiers, in)
-	}
-	// A tier with a later one behind it never waits for a server's
-	// Retry-After: the next tier can take the call now.
-	for _, t := range c.tiers[:len(c.tiers)-1] {
-		t.spec.NoRetryAfterWait = true
 	}
 	return c, nil
 }

@@ -8,10 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
@@ -62,6 +65,12 @@ func mustChain(t *testing.T, cfg Config) *Chain {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func mustRetry(t *testing.T, cfg failover.Config) *failover.Policy {
+	p, err := failover.New(cfg)
+	require.NoError(t, err)
+	return p
 }
 
 func retry(t *testing.T) *failover.Policy {
@@ -347,5 +356,72 @@ func TestNoRetryAfterWaitWhenALaterTierCanServe(t *testing.T) {
 		if got := time.Since(start); got != time.Second {
 			t.Fatalf("the last tier waited %v, want the server's 500ms twice", got)
 		}
+	})
+}
+
+// overloadedOnce answers Overloaded with a Retry-After of 500ms on the
+// first attempt on p1, and serves every other attempt; n counts p1's.
+func overloadedOnce(n *atomic.Int32) *Call[string] {
+	return &Call[string]{Fn: func(ctx context.Context, a Attempt) (string, sturdy.Outcome) {
+		if a.Endpoint.Name == "p1" && n.Add(1) == 1 {
+			return "", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 500 * time.Millisecond, Err: sturdy.ErrOverloaded}
+		}
+		return a.Endpoint.Name, sturdy.Outcome{}
+	}}
+}
+
+// A tier with a later one behind it falls back at once rather than wait
+// for a server's Retry-After (TestNoRetryAfterWaitWhenALaterTierCanServe);
+// when the later tier cannot take the call (its limit is spent), the call
+// comes back to the first after the wait.
+func TestRetryAfterWaitComesBackWhenNoLaterTierServes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wait := mustRetry(t, failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: time.Second})
+		lim, err := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}})
+		require.NoError(t, err)
+		var fell []Fallback
+		c := mustChain(t, Config{Tiers: []Tier{{Name: "p", Picker: fakepick.New("p1")}, {Name: "fb", Picker: fakepick.New("f1"), Limiter: lim}},
+			Retry: wait, OnFallback: func(f Fallback) { fell = append(fell, f) }})
+		p, err := lim.Allow(context.Background(), "fb", 0) // spend fb's burst
+		require.NoError(t, err)
+		p.Done(0)
+		var n atomic.Int32
+		start := time.Now()
+		v, s, err := Run(context.Background(), c, overloadedOnce(&n))
+		require.NoError(t, err)
+		s.Release(-1)
+		assert.Equal(t, "p1", v)
+		assert.Equal(t, 0, s.Tier)
+		assert.EqualValues(t, 2, n.Load(), "p1 once, then again after its Retry-After")
+		assert.Equal(t, 500*time.Millisecond, time.Since(start))
+		assert.Empty(t, fell, "no tier served but the primary")
+	})
+}
+
+// A call that waited for the soonest limiter ends on that tier, and so
+// waits for a server's Retry-After there as a last tier would.
+func TestRetryAfterWaitOnTheTierALimiterWaitChose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wait := mustRetry(t, failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: time.Second})
+		lim, err := ratelimit.New(ratelimit.Config{
+			Overrides: map[string]ratelimit.Limit{"p": {RequestsPerSecond: 1, Burst: 1}},
+			Default:   ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1},
+		})
+		require.NoError(t, err)
+		c := mustChain(t, Config{MaxWait: 2 * time.Second, Retry: wait, Tiers: []Tier{
+			{Name: "p", Picker: fakepick.New("p1"), Limiter: lim}, {Name: "fb", Picker: fakepick.New("f1"), Limiter: lim}}})
+		for _, k := range []string{"p", "fb"} {
+			p, err := lim.Allow(context.Background(), k, 0)
+			require.NoError(t, err)
+			p.Done(0)
+		}
+		var n atomic.Int32
+		start := time.Now()
+		v, s, err := Run(context.Background(), c, overloadedOnce(&n))
+		require.NoError(t, err)
+		s.Release(-1)
+		assert.Equal(t, "p1", v)
+		assert.EqualValues(t, 2, n.Load())
+		assert.Equal(t, 1500*time.Millisecond, time.Since(start), "1s for p's limit, then 500ms for its Retry-After")
 	})
 }

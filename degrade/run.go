@@ -92,123 +92,151 @@ func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error)
 		reason   Reason
 		soonest  time.Duration = -1 // the shortest limiter wait seen
 		soonTier               = -1
+		// back is the first tier that gave up on a server's Retry-After
+		// because a later tier could take the call now, and backWait that
+		// Retry-After: if no later tier serves, the call comes back to it
+		// once, after the wait.
+		back     = -1
+		backWait time.Duration
+		cameBack bool
 	)
 	n := len(c.tiers)
-	for i := 0; i < n; i++ {
-		t := c.tiers[i]
-		final := i == n-1
-		skip := func(r Reason, err error) {
-			skipped = append(skipped, fmt.Errorf("%s: %w", t.Name, err))
-			if from < 0 {
-				from = i
+	i := 0
+	for {
+		for ; i < n; i++ {
+			t := c.tiers[i]
+			final := i == n-1
+			skip := func(r Reason, err error) {
+				skipped = append(skipped, fmt.Errorf("%s: %w", t.Name, err))
+				if from < 0 {
+					from = i
+				}
+				reason = r
 			}
-			reason = r
-		}
-		if call.PromptTokens > 0 && t.ContextWindow > 0 && call.PromptTokens > t.ContextWindow && !final {
-			skip(ReasonContextWindow, fmt.Errorf("prompt of ~%d tokens exceeds the context window of %d", call.PromptTokens, t.ContextWindow))
-			continue
-		}
-		if t.ready != nil && !final && !t.ready() {
-			skip(ReasonUnhealthy, errors.New("no endpoint allowed by health"))
-			continue
-		}
-		var permit ratelimit.Permit
-		if t.Limiter != nil {
-			p, err := t.Limiter.Allow(ctx, t.key, call.Tokens)
-			if err != nil {
-				if le, ok := errors.AsType[*ratelimit.LimitedError](err); ok && (soonest < 0 || le.RetryAfter < soonest) {
-					soonest, soonTier = le.RetryAfter, i
-				}
-				if !final || haveLast || len(attempts) > 0 || c.maxWait <= 0 || soonTier < 0 {
-					skip(ReasonLimited, err)
-					continue
-				}
-				// Every tier refused admission: wait for the soonest.
-				st := c.tiers[soonTier]
-				p, err = st.Limiter.Wait(ctx, st.key, call.Tokens, c.maxWait)
+			if call.PromptTokens > 0 && t.ContextWindow > 0 && call.PromptTokens > t.ContextWindow && !final {
+				skip(ReasonContextWindow, fmt.Errorf("prompt of ~%d tokens exceeds the context window of %d", call.PromptTokens, t.ContextWindow))
+				continue
+			}
+			if t.ready != nil && !final && !t.ready() {
+				skip(ReasonUnhealthy, errors.New("no endpoint allowed by health"))
+				continue
+			}
+			var permit ratelimit.Permit
+			if t.Limiter != nil {
+				p, err := t.Limiter.Allow(ctx, t.key, call.Tokens)
 				if err != nil {
-					skip(ReasonLimited, err)
-					continue
+					if le, ok := errors.AsType[*ratelimit.LimitedError](err); ok && (soonest < 0 || le.RetryAfter < soonest) {
+						soonest, soonTier = le.RetryAfter, i
+					}
+					if !final || haveLast || len(attempts) > 0 || c.maxWait <= 0 || soonTier < 0 {
+						skip(ReasonLimited, err)
+						continue
+					}
+					// Every tier refused admission: wait for the soonest.
+					st := c.tiers[soonTier]
+					p, err = st.Limiter.Wait(ctx, st.key, call.Tokens, c.maxWait)
+					if err != nil {
+						skip(ReasonLimited, err)
+						continue
+					}
+					t, i = st, soonTier
+					n = i + 1 // after waiting, the call ends on this tier
 				}
-				t, i = st, soonTier
-				n = i + 1 // after waiting, the call ends on this tier
+				permit = p
 			}
-			permit = p
-		}
-		if from >= 0 && c.onFallback != nil {
-			c.onFallback(Fallback{From: from, To: i, Reason: reason})
-		}
-		if from >= 0 {
-			c.fallbacks.Add(1)
-		}
+			if from >= 0 && c.onFallback != nil {
+				c.onFallback(Fallback{From: from, To: i, Reason: reason})
+			}
+			if from >= 0 {
+				c.fallbacks.Add(1)
+			}
 
-		tctx, cancel, timer := ctx, context.CancelCauseFunc(nil), (*time.Timer)(nil)
-		if t.Timeout > 0 && !final {
-			tctx, cancel = context.WithCancelCause(ctx)
-			timer = time.AfterFunc(t.Timeout, func() { cancel(errSlow) })
-		}
-		spec := &t.spec
-		if call.Once {
-			spec = &t.single
-		}
-		v, w, err := attempt.Run(tctx, spec, call.Fn, call.Cleanup)
-		if err == nil {
-			if timer != nil {
-				// The objective is for the answer to start; the body may
-				// take longer. The context lives until Release.
-				timer.Stop()
+			tctx, cancel, timer := ctx, context.CancelCauseFunc(nil), (*time.Timer)(nil)
+			if t.Timeout > 0 && !final {
+				tctx, cancel = context.WithCancelCause(ctx)
+				timer = time.AfterFunc(t.Timeout, func() { cancel(errSlow) })
 			}
-			t.served.Add(1)
+			spec := &t.spec
+			switch {
+			case call.Once:
+				spec = &t.single
+			case i < n-1:
+				spec = &t.fast
+			}
+			v, w, err := attempt.Run(tctx, spec, call.Fn, call.Cleanup)
+			if err == nil {
+				if timer != nil {
+					// The objective is for the answer to start; the body may
+					// take longer. The context lives until Release.
+					timer.Stop()
+				}
+				t.served.Add(1)
+				if haveLast {
+					release(call.Cleanup, last)
+				}
+				return v, Served{Tier: i, Attempt: w.Info, w: w, permit: permit, cancel: cancel}, nil
+			}
+			slow := cancel != nil && context.Cause(tctx) == errSlow && ctx.Err() == nil
+			if timer != nil {
+				timer.Stop()
+				cancel(errReleased)
+			}
+			permit.Done(0) // the call produced no tokens here
+
+			se, _ := errors.AsType[*sturdy.Error](err)
+			if se != nil {
+				attempts = append(attempts, se.Attempts...)
+			}
 			if haveLast {
 				release(call.Cleanup, last)
 			}
-			return v, Served{Tier: i, Attempt: w.Info, w: w, permit: permit, cancel: cancel}, nil
-		}
-		slow := cancel != nil && context.Cause(tctx) == errSlow && ctx.Err() == nil
-		if timer != nil {
-			timer.Stop()
-			cancel(errReleased)
-		}
-		permit.Done(0) // the call produced no tokens here
-
-		se, _ := errors.AsType[*sturdy.Error](err)
-		if se != nil {
-			attempts = append(attempts, se.Attempts...)
-		}
-		if haveLast {
-			release(call.Cleanup, last)
-		}
-		last, haveLast, lastErr = v, true, err
-		class := sturdy.ClassOf(err)
-		if slow {
-			class = sturdy.Timeout
-		}
-		if class == sturdy.Overloaded && se != nil && se.RetryAfter > 0 && t.Limiter != nil {
-			// Every attempt in the tier was turned away with a wait: pause
-			// the tier so later calls skip it until then.
-			t.Limiter.Observe(t.key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: se.RetryAfter})
-		}
-		wentOut := se == nil || len(se.Attempts) > 0
-		switch {
-		case attempt.CallerErr(ctx) != nil, class == sturdy.Canceled, class == sturdy.Fatal:
-			c.failed.Add(1)
-			return last, Served{}, c.failure(ctx, err, attempts, skipped)
-		case call.Once && wentOut:
-			c.failed.Add(1)
-			return last, Served{}, c.failure(ctx, err, attempts, skipped)
-		case class == sturdy.TooLarge:
-			next := c.largerWindow(i)
-			if next < 0 {
+			last, haveLast, lastErr = v, true, err
+			class := sturdy.ClassOf(err)
+			if slow {
+				class = sturdy.Timeout
+			}
+			if class == sturdy.Overloaded && se != nil && se.RetryAfter > 0 {
+				if t.Limiter != nil {
+					// Every attempt in the tier was turned away with a wait:
+					// pause the tier so later calls skip it until then.
+					t.Limiter.Observe(t.key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: se.RetryAfter})
+				}
+				if spec == &t.fast && back < 0 && t.spec.Retry != nil && se.RetryAfter <= t.spec.Retry.MaxRetryAfterWait() {
+					back, backWait = i, se.RetryAfter
+				}
+			}
+			wentOut := se == nil || len(se.Attempts) > 0
+			switch {
+			case attempt.CallerErr(ctx) != nil, class == sturdy.Canceled, class == sturdy.Fatal:
 				c.failed.Add(1)
 				return last, Served{}, c.failure(ctx, err, attempts, skipped)
+			case call.Once && wentOut:
+				c.failed.Add(1)
+				return last, Served{}, c.failure(ctx, err, attempts, skipped)
+			case class == sturdy.TooLarge:
+				next := c.largerWindow(i)
+				if next < 0 {
+					c.failed.Add(1)
+					return last, Served{}, c.failure(ctx, err, attempts, skipped)
+				}
+				from, reason = i, ReasonTooLarge
+				i = next - 1
+			case slow:
+				from, reason = i, ReasonSlow
+			default:
+				from, reason = i, ReasonFailed
 			}
-			from, reason = i, ReasonTooLarge
-			i = next - 1
-		case slow:
-			from, reason = i, ReasonSlow
-		default:
-			from, reason = i, ReasonFailed
 		}
+		if back < 0 || cameBack {
+			break
+		}
+		// No later tier took the call: wait for the Retry-After of the
+		// tier that gave up on it, and end the call there.
+		cameBack = true
+		if attempt.Sleep(ctx, backWait) != nil {
+			break
+		}
+		i, n, from = back, back+1, -1 // going back to a better tier is no fallback
 	}
 	c.failed.Add(1)
 	if !haveLast {

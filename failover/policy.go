@@ -31,7 +31,8 @@ type Config struct {
 	// MaxRetryAfterWait caps how long a call waits for a server's
 	// Retry-After once every endpoint has been tried. Zero means 1s;
 	// negative means never wait. In a degrade chain a tier with a later
-	// tier behind it never waits: the call falls back instead.
+	// tier behind it falls back instead of waiting, and comes back to
+	// wait only if no later tier serves the call.
 	MaxRetryAfterWait time.Duration
 	// BudgetRatio is the share of calls that may be retried. Zero means
 	// 0.1; negative disables the budget (every failure may be retried up

@@ -385,9 +385,9 @@ func untryAfterWait(ctx context.Context, attempts []sturdy.Attempt, tried []stri
 	return wait, kept, true
 }
 
-// sleep waits d or until ctx is done, and never past ctx's deadline: a wait
+// Sleep waits d or until ctx is done, and never past ctx's deadline: a wait
 // that would end after the deadline is not started.
-func sleep(ctx context.Context, d time.Duration) error {
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

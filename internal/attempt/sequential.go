@@ -56,7 +56,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 			// soon enough, wait for it rather than give up.
 			if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.retryAfterWait()); ok {
 				tried = kept
-				if sleep(ctx, wait) == nil {
+				if Sleep(ctx, wait) == nil {
 					ep, done, err = s.pick(ctx, tried)
 				}
 			}
@@ -108,7 +108,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		if !s.Retry.AllowRetry(time.Now()) {
 			return last, Winner{}, finalError(ctx, s.Op, attempts)
 		}
-		if err := sleep(ctx, s.Retry.Backoff(n)); err != nil {
+		if err := Sleep(ctx, s.Retry.Backoff(n)); err != nil {
 			return last, Winner{}, finalError(ctx, s.Op, attempts)
 		}
 	}
