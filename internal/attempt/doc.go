@@ -1,7 +1,8 @@
 // Package attempt is the one attempt loop that failover, hedging and both
-// adapters share (DESIGN.md, "The request's path"). Within one call, a new
-// attempt starts when the hedge timer fires or when an attempt fails with
-// a class that says "retry elsewhere"; all attempts share the tried set,
+// adapters share (see the request's path in package sturdy's overview).
+// Within one call, a new attempt starts when the hedge timer fires or
+// when an attempt fails with a class that says "retry elsewhere"; all
+// attempts share the tried set,
 // the per-call attempt cap and the call's deadline; the first success wins
 // and the rest are cancelled, their results released through
 // Spec.Cleanup. Nesting a hedge inside a retry loop would multiply

@@ -302,7 +302,7 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 		r.lost = true
 	}
 	if r.lost {
-		r.out = sturdy.Outcome{Class: sturdy.Canceled, Latency: r.out.Latency, Err: errLost}
+		r.out = sturdy.Outcome{Class: sturdy.Canceled, Latency: r.out.Latency, End: r.out.End, Err: errLost}
 	}
 	return r
 }

@@ -3,7 +3,7 @@
 // and metrics, once, for both adapters (httpmw and grpcmw).
 //
 // Spans: one "sturdy.call" per call, under the caller's span, and one
-// "sturdy.attempt" child per attempt (DESIGN.md, "Observability").
+// "sturdy.attempt" child per attempt.
 // Metrics are named "sturdy.*" and carry low-cardinality attributes only:
 // endpoint name, tier name, outcome class, attempt kind, fallback reason.
 // Nothing here ever sees a prompt, a body or a credential.
