@@ -57,7 +57,9 @@ func (m *Member) Name() string { return m.name }
 // in Probation, and not cooling down after an overloaded answer. On a
 // healthy member it is two atomic loads; on an ejected or cooling one it
 // also reads the clock, and moves the member to Probation if its ejection
-// has ended.
+// has ended. A cooldown that has ended counts as cooling for this cost
+// until the next Tracker.Epoch clears it (a Balancer calls Epoch on every
+// pick).
 func (m *Member) Allowed() bool {
 	if State(m.stateA.Load()) != Ejected {
 		if c := m.coolA.Load(); c != 0 && m.t.now() < c {

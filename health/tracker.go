@@ -200,6 +200,10 @@ func (t *Tracker) sweep(now int64) {
 		}
 		if c := m.coolA.Load(); c > now {
 			t.noteExpiry(c)
+		} else if c != 0 {
+			// Ended: clear it so that Allowed reads no clock again. A
+			// cooldown set meanwhile makes the swap fail and stays.
+			m.coolA.CompareAndSwap(c, 0)
 		}
 		m.mu.Unlock()
 		fired = append(fired, ch.buf[:ch.n]...)

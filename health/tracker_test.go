@@ -590,6 +590,9 @@ func TestOverloadedCoolsDownWithoutEjecting(t *testing.T) {
 		if tr.Epoch() == e1 {
 			t.Fatal("Epoch did not change when the cooldown ended")
 		}
+		if c := m.coolA.Load(); c != 0 {
+			t.Fatalf("an ended cooldown is still set (%d): Allowed would read the clock for good", c)
+		}
 		// Overloaded without a hint changes nothing.
 		m.Observe(sturdy.Outcome{Class: sturdy.Overloaded})
 		if !m.Allowed() {
