@@ -86,7 +86,8 @@ func NewHist() *hdrhistogram.Histogram {
 // ended; no call outlives its Timeout.
 func Drive(ctx context.Context, l Load, start time.Time, call CallFunc) *Run {
 	arr := l.Arrivals()
-	run := &Run{Start: start, Records: make([]Record, len(arr)), Hist: NewHist()}
+	run := &Run{Start: start, Hist: NewHist()}
+	recs, n := make([]Record, len(arr)), len(arr) // n: the calls started
 	var wg sync.WaitGroup
 	for i, at := range arr {
 		target := start.Add(at)
@@ -97,7 +98,7 @@ func Drive(ctx context.Context, l Load, start time.Time, call CallFunc) *Run {
 			}
 		}
 		if ctx.Err() != nil {
-			run.Records = run.Records[:i]
+			n = i
 			break
 		}
 		wg.Add(1)
@@ -106,10 +107,11 @@ func Drive(ctx context.Context, l Load, start time.Time, call CallFunc) *Run {
 			cctx, cancel := context.WithDeadline(ctx, target.Add(l.Timeout))
 			served, err := call(cctx)
 			cancel()
-			run.Records[i] = Record{At: at, Latency: time.Since(target), OK: err == nil, Served: served}
+			recs[i] = Record{At: at, Latency: time.Since(target), OK: err == nil, Served: served}
 		}()
 	}
 	wg.Wait()
+	run.Records = recs[:n]
 	for _, r := range run.Records {
 		if r.At < l.Warmup {
 			continue

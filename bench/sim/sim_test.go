@@ -3,17 +3,14 @@ package sim
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// net/http keeps a background reader per idle keep-alive
-		// connection for a moment after CloseIdleConnections.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 // TestScenariosProduceResults is the CI smoke test: every scenario runs
@@ -68,4 +65,27 @@ func TestLognormalMixQuantile(t *testing.T) {
 	if got := lognormalMixQuantile(0.995, 10*time.Millisecond, 0.2, 0.01, 10); got < 50*time.Millisecond {
 		t.Fatalf("p99.5 = %v, want a stall", got)
 	}
+}
+
+// A Drive cancelled part-way keeps the records of the calls it started,
+// and none of the rest (run under -race: calls still running write their
+// records while Drive stops starting new ones).
+func TestDriveCancelledKeepsStartedCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := Load{Phases: []Phase{{Rate: 1000, Duration: time.Second}}, Timeout: time.Second, Seed: 1}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		run := Drive(ctx, l, time.Now(), func(ctx context.Context) (string, error) {
+			time.Sleep(30 * time.Millisecond)
+			return "b", nil
+		})
+		if n, total := len(run.Records), len(l.Arrivals()); n == 0 || n >= total {
+			t.Fatalf("%d records of %d calls scheduled over 1s, cancelled at 100ms", n, total)
+		}
+		for i, r := range run.Records {
+			if !r.OK || r.At >= 100*time.Millisecond {
+				t.Fatalf("record %d: %+v: failed, or started after the cancel", i, r)
+			}
+		}
+	})
 }
