@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -524,33 +525,40 @@ func TestTokensAreEstimatedAndCorrected(t *testing.T) {
 	assert.Equal(t, int64(5), used.Load())
 }
 
-// Only a tier that may hedge decodes into replies of its own: with a
-// hedged primary that fails and an unhedged fallback that decodes into
-// the caller's reply, every caller still gets its own answer (run with
-// -race).
+// Only a tier that may hedge decodes into replies of its own: a hedged
+// tier beside an unhedged one still gives every attempt its own reply
+// (its hedges fire: each answer takes 1ms, the delay is 500µs; run with
+// -race), and the unhedged fallback decodes into the caller's reply.
 func TestMixedHedgedAndUnhedgedTiers(t *testing.T) {
-	down, fb := startBuf(t, "down"), startBuf(t, "fb")
-	down.set(behavior{code: codes.Unavailable})
+	a, b, fb := startBuf(t, "a"), startBuf(t, "b"), startBuf(t, "fb")
+	a.set(behavior{delay: time.Millisecond})
+	b.set(behavior{delay: time.Millisecond})
 	hp, err := hedge.New(hedge.Config{Delay: 500 * time.Microsecond, BudgetRatio: -1})
 	require.NoError(t, err)
 	c := newClient(t,
-		grpcmw.WithTier(degrade.Tier{Name: "p", Hedge: hp}, grpcmw.Conn("down", down.dial(t))),
+		grpcmw.WithTier(degrade.Tier{Name: "p", Hedge: hp}, grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))),
 		grpcmw.WithTier(degrade.Tier{Name: "f"}, grpcmw.Conn("fb", fb.dial(t))))
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 10 {
-				body := fmt.Sprintf("%d/%d", g, i)
-				reply := new(testpb.SimpleResponse)
-				if err := c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", req(body), reply); err != nil {
-					t.Errorf("call %s: %v", body, err)
-					return
+	calls := func(from ...string) {
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 10 {
+					body := fmt.Sprintf("%d/%d", g, i)
+					reply := new(testpb.SimpleResponse)
+					if err := c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", req(body), reply); err != nil {
+						t.Errorf("call %s: %v", body, err)
+						return
+					}
+					if got := string(reply.GetPayload().GetBody()); got != body || !slices.Contains(from, reply.GetServerId()) {
+						t.Errorf("call %s got %q from %q, want one of %v", body, got, reply.GetServerId(), from)
+					}
 				}
-				if got := string(reply.GetPayload().GetBody()); got != body || reply.GetServerId() != "fb" {
-					t.Errorf("call %s got %q from %q", body, got, reply.GetServerId())
-				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	calls("a", "b")
+	a.set(behavior{code: codes.Unavailable})
+	b.set(behavior{code: codes.Unavailable})
+	calls("fb")
 }
