@@ -23,7 +23,8 @@
 //   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
 //     nginx's smooth weighted round-robin.
 //   - LeastOutstanding: fewest attempts in flight ("least connections"),
-//     by a full scan; grpc-go's least_request samples instead.
+//     by a scan that stops at the first idle endpoint; grpc-go's
+//     least_request samples instead.
 //
 // # What an outcome teaches
 //
@@ -41,8 +42,10 @@
 //     the latency is only a lower bound: it may raise the estimate, never
 //     lower it.
 //
-// Samples that would not raise the estimate and arrive within 1e-5 of the
-// decay time (100 µs by default) of the last one written are dropped, so
+// Samples no higher than the stored estimate that arrive within 1e-5 of
+// the decay time (100 µs by default) of the last one written are dropped
+// (one between the decayed and the stored value would raise it by less
+// than that share), so
 // that a busy endpoint's estimate is not rewritten by every attempt; the
 // next sample written weighs the whole gap, and the estimate they would
 // have moved changes by less than that share.

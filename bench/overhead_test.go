@@ -56,7 +56,7 @@ func (stub) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // payload is a 1 KiB OpenAI-style chat request.
-var payload = []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 1024-52) + `"}]}`)
+var payload = []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 1024-55) + `"}]}`)
 
 func runHTTP(b *testing.B, rt http.RoundTripper) {
 	req, err := http.NewRequest(http.MethodPost, "http://llm.local/v1/chat/completions", bytes.NewReader(payload))

@@ -54,8 +54,8 @@ type Policy struct {
 	sketch     *quantile.Sketch // nil with a fixed delay
 	budget     *budget.Budget   // nil: unlimited
 
-	// The adaptive delay is recomputed every refreshEvery observations;
-	// reading it is one atomic load.
+	// The adaptive delay is computed once MinSamples observations are in,
+	// then every refreshEvery observations; reading it is one atomic load.
 	delay    atomic.Int64
 	observed atomic.Int64
 	hedges   atomic.Uint64

@@ -105,11 +105,12 @@ func newHedgedCall[T any](pooled bool) *hedgedCall[T] {
 }
 
 // recycle returns a finished call to the pool when nothing can reach it
-// any more: its timer never fired (finish stopped it, so fire will not
-// run) and no hedge started (no goroutine holds it). The timer and its
-// callback, bound to c, are kept for the next call.
+// any more: drain has waited for every fire (and finish stopped the
+// timer), and no hedge or retry started (no goroutine holds c: each would
+// have made c.results). The timer and its callback, bound to c, are kept
+// for the next call.
 func (c *hedgedCall[T]) recycle(pooled bool) {
-	if !pooled || c.armed || c.hedges > 0 || c.results != nil {
+	if !pooled || c.results != nil {
 		return
 	}
 	*c = hedgedCall[T]{timer: c.timer}
