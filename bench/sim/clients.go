@@ -130,7 +130,7 @@ func retryable(resp *http.Response, err error) bool {
 
 // NaiveRetry retries a failed request on the next backend of a
 // round-robin, up to Attempts attempts in all, with no backoff and no
-// budget: what a client with "retries: 3" does.
+// budget: what a client configured with "3 attempts" (2 retries) does.
 type NaiveRetry struct {
 	Next     http.RoundTripper
 	Attempts int
