@@ -196,7 +196,7 @@ func build(cfg *config) (_ *Client, err error) {
 		prober := HealthProber{Conns: conns, Service: cfg.probeSvc}
 		// Validate the probe config now, so that a bad one fails New
 		// rather than a goroutine.
-		if err := tracker.RunProbes(canceledCtx, prober, all, *cfg.probe); err != nil {
+		if err := cfg.probe.Validate(); err != nil {
 			return nil, fmt.Errorf("grpcmw: WithHealthCheck: %w", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -208,13 +208,6 @@ func build(cfg *config) (_ *Client, err error) {
 	}
 	return c, nil
 }
-
-// canceledCtx makes RunProbes validate its arguments and return at once.
-var canceledCtx = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // Close stops the health probes and closes the conns grpcmw dialed (not
 // those the caller passed in), and makes later calls fail with

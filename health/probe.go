@@ -41,6 +41,13 @@ type ProbeConfig struct {
 	Timeout time.Duration
 }
 
+// Validate reports a value of c that cannot work, as RunProbes would: an
+// adapter that runs probes on its own goroutine checks its config first.
+func (c ProbeConfig) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	if err := positiveOr(&c.Interval, DefaultProbeInterval, "ProbeConfig.Interval"); err != nil {
 		return c, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -266,5 +267,16 @@ func TestRunProbesWithHTTPProberEjectsSickServer(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("RunProbes = %v", err)
+	}
+}
+
+func TestProbeConfigValidate(t *testing.T) {
+	if err := (ProbeConfig{}).Validate(); err != nil {
+		t.Fatalf("the zero config (all defaults): %v", err)
+	}
+	for _, c := range []ProbeConfig{{Jitter: 1}, {Jitter: math.NaN()}, {Interval: -1}, {Timeout: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
 	}
 }

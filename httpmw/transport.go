@@ -269,12 +269,8 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			all = append(all, t.byName[name].sep)
 		}
 		p := &prober{t: t, path: cfg.probes.Path}
-		// health validates the config; a canceled context makes RunProbes
-		// check its arguments and return at once, so that a bad config
-		// fails here rather than in the goroutine.
-		done, stop := context.WithCancel(context.Background())
-		stop()
-		if err := tracker.RunProbes(done, p, all, pc); err != nil {
+		// A bad config fails here rather than in the goroutine.
+		if err := pc.Validate(); err != nil {
 			_ = tl.Close()
 			return nil, fmt.Errorf("httpmw: WithProbes: %w", err)
 		}
