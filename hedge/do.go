@@ -19,7 +19,7 @@ import (
 // when every attempt failed: a *sturdy.Error that lists them.
 func Do[T any](ctx context.Context, p *Policy, picker failover.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
 	s := attempt.Spec{Picker: picker, Hedge: p, Op: "hedge"}
-	v, w, err := attempt.RunErr(ctx, &s, fn, sturdy.OutcomeOf, cleanup)
+	v, w, err := attempt.RunErr(ctx, &s, fn, cleanup)
 	w.Release()
 	return v, err
 }

@@ -88,7 +88,7 @@ type Spec struct {
 type Func[T any] func(ctx context.Context, a Info) (T, sturdy.Outcome)
 
 // ErrFunc is the form policies' users write: an attempt on an endpoint
-// that returns an error, classified by the outcome func given with it.
+// that returns an error, classified by sturdy.OutcomeOf.
 type ErrFunc[T any] func(ctx context.Context, ep *sturdy.Endpoint) (T, error)
 
 // Winner holds what the winning attempt still owns: its context, its
@@ -148,7 +148,7 @@ func noopDone(sturdy.Outcome) {}
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if d, ok := s.begin(now); ok {
-		return runHedged(ctx, s, fn, nil, nil, cleanup, d, now)
+		return runHedged(ctx, s, fn, nil, cleanup, d, now)
 	}
 	return runSequential(ctx, s, fn, cleanup, now)
 }
@@ -169,17 +169,17 @@ func (s *Spec) begin(now time.Time) (time.Duration, bool) {
 	return s.Hedge.Delay()
 }
 
-// RunErr is Run for an ErrFunc, whose errors outcome classifies. Unlike a
-// closure adapting it to a Func, it costs no allocation when the call is
-// hedged.
-func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], outcome func(error) sturdy.Outcome, cleanup func(T)) (T, Winner, error) {
+// RunErr is Run for an ErrFunc, whose errors sturdy.OutcomeOf classifies.
+// Unlike a closure adapting it to a Func, it costs no allocation when the
+// call is hedged.
+func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if d, ok := s.begin(now); ok {
-		return runHedged(ctx, s, nil, fn, outcome, cleanup, d, now)
+		return runHedged(ctx, s, nil, fn, cleanup, d, now)
 	}
 	return runSequential(ctx, s, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
-		return v, outcome(err)
+		return v, sturdy.OutcomeOf(err)
 	}, cleanup, now)
 }
 
@@ -268,14 +268,15 @@ func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time,
 			out.Class = sturdy.Timeout
 			out.Err = ErrAttemptTimeout
 		}
-	case out.Class != sturdy.Success && CallerErr(parent) != nil:
-		// The caller gave up (cancelled or past its own deadline, even
-		// one its context has not noticed yet): not the endpoint's
-		// fault, and nothing to retry.
-		out.Class = sturdy.Canceled
-		out.Err = CallerErr(parent)
-	case out.Class != sturdy.Success && out.Err == nil:
-		out.Err = out.Class.Err()
+	case out.Class != sturdy.Success:
+		if err := CallerErr(parent); err != nil {
+			// The caller gave up (cancelled or past its own deadline,
+			// even one its context has not noticed yet): not the
+			// endpoint's fault, and nothing to retry.
+			out.Class, out.Err = sturdy.Canceled, err
+		} else if out.Err == nil {
+			out.Err = out.Class.Err()
+		}
 	}
 	return out
 }

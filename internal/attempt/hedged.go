@@ -52,8 +52,7 @@ type hedgedCall[T any] struct {
 	s       *Spec // points at spec, so that the caller's Spec does not escape
 	spec    Spec
 	fn      Func[T]
-	efn     ErrFunc[T] // used instead of fn when set, with outcome
-	outcome func(error) sturdy.Outcome
+	efn     ErrFunc[T] // used instead of fn when set
 	cleanup func(T)
 	delay   time.Duration
 	maxN    int
@@ -94,10 +93,11 @@ func callPool[T any]() *sync.Pool {
 // time: calls in a bubble neither take from nor give to the pool.
 func bubbled(now time.Time) bool { return now == now.Round(0) }
 
-// newHedgedCall returns a zeroed call, from the pool when it may.
-func newHedgedCall[T any](pooled bool) *hedgedCall[T] {
-	if pooled {
-		if c, ok := callPool[T]().Get().(*hedgedCall[T]); ok {
+// newHedgedCall returns a zeroed call, from pool if there is one (nil:
+// the call may not be pooled).
+func newHedgedCall[T any](pool *sync.Pool) *hedgedCall[T] {
+	if pool != nil {
+		if c, ok := pool.Get().(*hedgedCall[T]); ok {
 			return c
 		}
 	}
@@ -109,20 +109,23 @@ func newHedgedCall[T any](pooled bool) *hedgedCall[T] {
 // timer), and no hedge or retry started (no goroutine holds c: each would
 // have made c.results). The timer and its callback, bound to c, are kept
 // for the next call.
-func (c *hedgedCall[T]) recycle(pooled bool) {
-	if !pooled || c.results != nil {
+func (c *hedgedCall[T]) recycle(pool *sync.Pool) {
+	if pool == nil || c.results != nil {
 		return
 	}
 	*c = hedgedCall[T]{timer: c.timer}
-	callPool[T]().Put(c)
+	pool.Put(c)
 }
 
 // runHedged runs a call with hedging.
-func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], outcome func(error) sturdy.Outcome, cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
+func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
 	var zero T
-	pooled := !bubbled(start)
-	c := newHedgedCall[T](pooled)
-	c.ctx, c.spec, c.fn, c.efn, c.outcome, c.cleanup = ctx, *s, fn, efn, outcome, cleanup
+	var pool *sync.Pool // none in a bubble
+	if !bubbled(start) {
+		pool = callPool[T]()
+	}
+	c := newHedgedCall[T](pool)
+	c.ctx, c.spec, c.fn, c.efn, c.cleanup = ctx, *s, fn, efn, cleanup
 	c.delay, c.maxN, c.sc = delay, s.maxAttempts(), getScratch()
 	c.s = &c.spec
 	s = c.s
@@ -150,7 +153,7 @@ func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], 
 		c.mu.Unlock()
 		c.drain()
 		w := winnerOf(first, s.Hooks)
-		c.recycle(pooled)
+		c.recycle(pool)
 		return first.v, w, nil
 	}
 	c.mu.Unlock()
@@ -185,7 +188,7 @@ func (c *hedgedCall[T]) fire() {
 		c.mu.Unlock()
 		return
 	}
-	if dl, ok := c.ctx.Deadline(); ok && !time.Now().Before(dl) {
+	if CallerErr(c.ctx) != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -278,7 +281,7 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	if c.efn != nil {
 		var err error
 		v, err = c.efn(p.hctx, p.info.Endpoint)
-		out = c.outcome(err)
+		out = sturdy.OutcomeOf(err)
 	} else {
 		v, out = c.fn(p.hctx, p.info)
 	}

@@ -12,13 +12,6 @@ import (
 
 func instant(context.Context, *sturdy.Endpoint) (int, error) { return 1, nil }
 
-func outcomeOf(err error) sturdy.Outcome {
-	if err != nil {
-		return sturdy.Outcome{Class: sturdy.ClassOf(err), Err: err}
-	}
-	return sturdy.Outcome{}
-}
-
 // A hedged call whose first attempt wins before the delay leaves its call
 // state and timer to the next call: what remains is the first attempt's
 // cancellable context.
@@ -29,7 +22,7 @@ func TestHedgedCallIsReused(t *testing.T) {
 	s := &Spec{Hedge: &hedgePol{delay: time.Hour, maxH: 1}}
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(200, func() {
-		v, w, err := RunErr(ctx, s, instant, outcomeOf, nil)
+		v, w, err := RunErr(ctx, s, instant, nil)
 		if err != nil || v != 1 {
 			t.Fatalf("got %v, %v", v, err)
 		}
@@ -46,7 +39,7 @@ func TestReusedCallHedges(t *testing.T) {
 	s := &Spec{Picker: fakepick.New("a", "b"), Hedge: &hedgePol{delay: time.Millisecond, maxH: 1}}
 	ctx := context.Background()
 	for range 20 { // fill the pool
-		_, w, err := RunErr(ctx, s, instant, outcomeOf, nil)
+		_, w, err := RunErr(ctx, s, instant, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +52,7 @@ func TestReusedCallHedges(t *testing.T) {
 				return 0, ctx.Err()
 			}
 			return 2, nil
-		}, outcomeOf, nil)
+		}, nil)
 		if err != nil || v != 2 || w.Info.Endpoint.Name != "b" || w.Info.Kind != sturdy.Hedge {
 			t.Fatalf("got %v from %+v, %v; want 2 from the hedge on b", v, w.Info, err)
 		}
