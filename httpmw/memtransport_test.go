@@ -40,9 +40,11 @@ import (
 //     hijack) or if the request's context ends first.
 //   - The handler's request context derives from the request's. It ends
 //     when the request's context ends, when the response body is closed,
-//     and when the handler returns. Once it has ended, the handler's
-//     writes fail (io.ErrClosedPipe) and so do the client's reads of what
-//     is left (with the context's cause).
+//     and when the handler returns. Soon after it ends (the pipe is cut
+//     from a context.AfterFunc), the handler's writes fail
+//     (io.ErrClosedPipe); the client then reads the context's cause,
+//     io.ErrClosedPipe after its own Close, or io.EOF once the handler
+//     has returned.
 //   - The body is unbuffered: a Write returns once the client has read
 //     it, and a Read gets what the handler wrote as it comes, so a stream
 //     is readable chunk by chunk. Flush only sends the header.

@@ -10,7 +10,8 @@ type bucket struct {
 }
 
 // Ring is a sliding window of Counts. Times are nanoseconds on the
-// owner's clock (any origin, never decreasing by much).
+// owner's clock, from any origin at or before the first time given (never
+// negative), never decreasing by much.
 type Ring struct {
 	width   int64
 	buckets []bucket
