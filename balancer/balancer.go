@@ -56,21 +56,20 @@ func New(cfg Config) (*Balancer, error) {
 // build makes a snapshot of eps, reusing the learned state in old (a
 // name → load map) for endpoints that stay.
 func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot {
-	s := &snapshot{p: b.p, entries: make([]entry, len(eps)), lds: make([]*load, len(eps))}
+	s := &snapshot{p: b.p, entries: make([]sturdy.Endpoint, len(eps)), lds: make([]*load, len(eps))}
 	now := b.p.now()
 	for i := range eps {
-		e := &s.entries[i]
-		e.ep = cloneEndpoint(eps[i])
-		if ld, ok := old[e.ep.Name]; ok {
-			e.ld = ld
-		} else {
+		s.entries[i] = cloneEndpoint(eps[i])
+		name := s.entries[i].Name
+		ld, ok := old[name]
+		if !ok {
 			var m *health.Member
 			if t := b.p.health; t != nil {
-				m = t.Add(e.ep.Name)
+				m = t.Add(name)
 			}
-			e.ld = newLoad(b.p, m, now)
+			ld = newLoad(b.p, m, now)
 		}
-		s.lds[i] = e.ld
+		s.lds[i] = ld
 	}
 	if b.p.policy == WeightedRoundRobin {
 		s.wrrCur = make([]int, len(eps))
@@ -119,7 +118,7 @@ func (b *Balancer) Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpo
 	if b.p.policy == P2CPeakEWMA || b.p.policy == LeastOutstanding {
 		ld.outstanding.Add(1)
 	}
-	return &s.entries[i].ep, ld.done, nil
+	return &s.entries[i], ld.done, nil
 }
 
 // Ready reports whether the pool can serve without panic mode: it has
@@ -152,13 +151,13 @@ func (b *Balancer) Update(eps []sturdy.Endpoint) error {
 	cur := b.snap.Load()
 	old := make(map[string]*load, len(cur.entries))
 	for i := range cur.entries {
-		old[cur.entries[i].ep.Name] = cur.entries[i].ld
+		old[cur.entries[i].Name] = cur.lds[i]
 	}
 	next := b.build(eps, old)
 	b.snap.Store(next)
 	if t := b.p.health; t != nil {
 		for i := range next.entries {
-			delete(old, next.entries[i].ep.Name)
+			delete(old, next.entries[i].Name)
 		}
 		for name := range old {
 			t.Remove(name)
@@ -173,7 +172,7 @@ func (b *Balancer) Endpoints() []sturdy.Endpoint {
 	s := b.snap.Load()
 	eps := make([]sturdy.Endpoint, len(s.entries))
 	for i := range s.entries {
-		eps[i] = cloneEndpoint(s.entries[i].ep)
+		eps[i] = cloneEndpoint(s.entries[i])
 	}
 	return eps
 }

@@ -25,7 +25,7 @@ func (s *snapshot) noEndpoint(exclude []string) error {
 	if n > 0 {
 		untried := 0
 		for i := range s.entries {
-			if !excluded(exclude, s.entries[i].ep.Name) {
+			if !excluded(exclude, s.entries[i].Name) {
 				untried++
 			}
 		}

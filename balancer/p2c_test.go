@@ -142,7 +142,7 @@ func TestP2COutcomeClassesAndEstimate(t *testing.T) {
 		t.Run(tt.class.String()+"/"+tt.latency.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				b := mustNew(t, Config{Endpoints: pool("a"), Seed: 1})
-				ld := b.snap.Load().entries[0].ld
+				ld := b.snap.Load().lds[0]
 				time.Sleep(time.Minute) // the 30ms default has decayed to nothing
 				_, done, _ := b.Pick(context.Background(), nil)
 				done(sturdy.Outcome{Latency: before}) // a peak: estimate = before
@@ -159,7 +159,7 @@ func TestP2COutcomeClassesAndEstimate(t *testing.T) {
 func TestP2CFailurePenaltyIsCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := mustNew(t, Config{Endpoints: pool("a"), Seed: 1})
-		ld := b.snap.Load().entries[0].ld
+		ld := b.snap.Load().lds[0]
 		for range 40 {
 			_, done, _ := b.Pick(context.Background(), nil)
 			done(sturdy.Outcome{Class: sturdy.Unavailable})

@@ -232,7 +232,7 @@ func TestPickWithDoneContext(t *testing.T) {
 		t.Fatalf("Pick on a canceled context: err = %v, want context.Canceled as sturdy.ErrCanceled", err)
 	}
 	// Nothing was counted: the next pick still sees an idle endpoint.
-	if got := b.snap.Load().entries[0].ld.inflight(); got != 0 {
+	if got := b.snap.Load().lds[0].inflight(); got != 0 {
 		t.Errorf("outstanding after a refused pick = %d, want 0", got)
 	}
 }

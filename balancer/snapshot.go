@@ -11,10 +11,10 @@ import (
 // pointer as grpc-go's pickers are: Pick loads it once and never locks for
 // it. Only the caches below change, and each is either atomic or guarded.
 type snapshot struct {
-	entries []entry
-	// lds is entries[i].ld for every i, packed: a pick reads the learned
-	// state of two endpoints out of thousands, and a dense array of
-	// pointers keeps that to the loads' own cache lines.
+	entries []sturdy.Endpoint // as Pick hands them out
+	// lds is what was learned of entries[i], packed apart from them: a
+	// pick reads the learned state of two endpoints out of thousands, and
+	// a dense array of pointers keeps that to the loads' own cache lines.
 	lds []*load
 	p   *params
 
@@ -26,12 +26,6 @@ type snapshot struct {
 	// one per entry; a new snapshot starts a new cycle.
 	wrrMu  sync.Mutex
 	wrrCur []int
-}
-
-// entry pairs an endpoint, as Pick hands it out, with its learned state.
-type entry struct {
-	ep sturdy.Endpoint
-	ld *load
 }
 
 type healthView struct {
@@ -78,7 +72,7 @@ type filter struct {
 
 // ok reports whether the pick may take endpoint i of s.
 func (f *filter) ok(s *snapshot, i int) bool {
-	if len(f.exclude) > 0 && excluded(f.exclude, s.entries[i].ep.Name) {
+	if len(f.exclude) > 0 && excluded(f.exclude, s.entries[i].Name) {
 		return false
 	}
 	return !f.health || s.lds[i].member.Allowed()

@@ -36,7 +36,7 @@ func (s *snapshot) pickWeighted(f *filter) int {
 		if ok[i/64]&(1<<(i%64)) == 0 {
 			continue
 		}
-		w := s.entries[i].ep.EffectiveWeight()
+		w := s.entries[i].EffectiveWeight()
 		s.wrrCur[i] += w
 		total += w
 		if best < 0 || s.wrrCur[i] > s.wrrCur[best] {
