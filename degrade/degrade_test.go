@@ -359,15 +359,33 @@ func TestNoRetryAfterWaitWhenALaterTierCanServe(t *testing.T) {
 	})
 }
 
-// overloadedOnce answers Overloaded with a Retry-After of 500ms on the
-// first attempt on p1, and serves every other attempt; n counts p1's.
-func overloadedOnce(n *atomic.Int32) *Call[string] {
-	return &Call[string]{Fn: func(ctx context.Context, a Attempt) (string, sturdy.Outcome) {
+// runOverloadedOnce runs a call through c whose first attempt on p1 is
+// answered Overloaded with a Retry-After of 500ms and every other attempt
+// is served. It returns the endpoint that served, the tier, the attempts
+// on p1 and how long the call took.
+func runOverloadedOnce(t *testing.T, c *Chain) (string, int, int32, time.Duration) {
+	t.Helper()
+	var n atomic.Int32
+	call := &Call[string]{Fn: func(ctx context.Context, a Attempt) (string, sturdy.Outcome) {
 		if a.Endpoint.Name == "p1" && n.Add(1) == 1 {
 			return "", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 500 * time.Millisecond, Err: sturdy.ErrOverloaded}
 		}
 		return a.Endpoint.Name, sturdy.Outcome{}
 	}}
+	start := time.Now()
+	v, s, err := Run(context.Background(), c, call)
+	require.NoError(t, err)
+	s.Release(-1)
+	return v, s.Tier, n.Load(), time.Since(start)
+}
+
+// spend takes the one request each key's burst allows.
+func spend(t *testing.T, lim *ratelimit.Limiter, keys ...string) {
+	for _, k := range keys {
+		p, err := lim.Allow(context.Background(), k, 0)
+		require.NoError(t, err)
+		p.Done(0)
+	}
 }
 
 // A tier with a later one behind it falls back at once rather than wait
@@ -382,18 +400,12 @@ func TestRetryAfterWaitComesBackWhenNoLaterTierServes(t *testing.T) {
 		var fell []Fallback
 		c := mustChain(t, Config{Tiers: []Tier{{Name: "p", Picker: fakepick.New("p1")}, {Name: "fb", Picker: fakepick.New("f1"), Limiter: lim}},
 			Retry: wait, OnFallback: func(f Fallback) { fell = append(fell, f) }})
-		p, err := lim.Allow(context.Background(), "fb", 0) // spend fb's burst
-		require.NoError(t, err)
-		p.Done(0)
-		var n atomic.Int32
-		start := time.Now()
-		v, s, err := Run(context.Background(), c, overloadedOnce(&n))
-		require.NoError(t, err)
-		s.Release(-1)
+		spend(t, lim, "fb")
+		v, tier, n, took := runOverloadedOnce(t, c)
 		assert.Equal(t, "p1", v)
-		assert.Equal(t, 0, s.Tier)
-		assert.EqualValues(t, 2, n.Load(), "p1 once, then again after its Retry-After")
-		assert.Equal(t, 500*time.Millisecond, time.Since(start))
+		assert.Equal(t, 0, tier)
+		assert.EqualValues(t, 2, n, "p1 once, then again after its Retry-After")
+		assert.Equal(t, 500*time.Millisecond, took)
 		assert.Empty(t, fell, "no tier served but the primary")
 	})
 }
@@ -410,18 +422,11 @@ func TestRetryAfterWaitOnTheTierALimiterWaitChose(t *testing.T) {
 		require.NoError(t, err)
 		c := mustChain(t, Config{MaxWait: 2 * time.Second, Retry: wait, Tiers: []Tier{
 			{Name: "p", Picker: fakepick.New("p1"), Limiter: lim}, {Name: "fb", Picker: fakepick.New("f1"), Limiter: lim}}})
-		for _, k := range []string{"p", "fb"} {
-			p, err := lim.Allow(context.Background(), k, 0)
-			require.NoError(t, err)
-			p.Done(0)
-		}
-		var n atomic.Int32
-		start := time.Now()
-		v, s, err := Run(context.Background(), c, overloadedOnce(&n))
-		require.NoError(t, err)
-		s.Release(-1)
+		spend(t, lim, "p", "fb")
+		v, tier, n, took := runOverloadedOnce(t, c)
 		assert.Equal(t, "p1", v)
-		assert.EqualValues(t, 2, n.Load())
-		assert.Equal(t, 1500*time.Millisecond, time.Since(start), "1s for p's limit, then 500ms for its Retry-After")
+		assert.Equal(t, 0, tier)
+		assert.EqualValues(t, 2, n)
+		assert.Equal(t, 1500*time.Millisecond, took, "1s for p's limit, then 500ms for its Retry-After")
 	})
 }
