@@ -199,12 +199,15 @@ func (s *stream) CloseSend() error {
 		return nil
 	}
 	s.closeSent = true
+	// live is written under s.mu too: either this sees the attempt live
+	// and half-closes it, or the attempt, going live, sees closeSent.
 	w, cur := s.won, s.cur
+	live := cur != nil && cur.live
 	s.mu.Unlock()
 	switch {
 	case w != nil:
 		return w.cs.CloseSend()
-	case cur != nil && cur.live:
+	case live:
 		_ = cur.cs.CloseSend()
 	}
 	return nil
