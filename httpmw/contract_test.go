@@ -18,7 +18,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/hedge"
-	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
@@ -67,8 +67,8 @@ func TestContractConcurrentUse(t *testing.T) {
 	t.Run("fake clock", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			mt := newMemTransport(t)
-			a, aURL := memLLM(t, mt, fakellm.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
-			b, bURL := memLLM(t, mt, fakellm.Config{Name: "b", Seed: 2, Latency: fakellm.Latency{Fixed: 10 * time.Millisecond}})
+			a, aURL := memLLM(t, mt, sturdytest.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
+			b, bURL := memLLM(t, mt, sturdytest.Config{Name: "b", Seed: 2, Latency: sturdytest.Latency{Fixed: 10 * time.Millisecond}})
 			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("a", aURL, ""), ep("b", bURL, "")}}),
 				WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
 			var mu sync.Mutex
@@ -100,8 +100,8 @@ func TestContractConcurrentUse(t *testing.T) {
 	// it runs concurrently under -race here too. Which calls hedge
 	// depends on real timing; nothing asserted here does.
 	t.Run("pooled", func(t *testing.T) {
-		a := startLLM(t, fakellm.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
-		b := startLLM(t, fakellm.Config{Name: "b", Seed: 2})
+		a := startLLM(t, sturdytest.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
+		b := startLLM(t, sturdytest.Config{Name: "b", Seed: 2})
 		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL(), ""), ep("b", b.URL(), "")}}),
 			WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
 		callConcurrently(t, tr, func(*http.Response, time.Duration) {})
@@ -324,7 +324,7 @@ func (c *ctxTap) ctx(i int) context.Context {
 func TestContractWinnerContextLivesUntilBodyClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
-		srv, u := memLLM(t, mt, fakellm.Config{Name: "s", ChunkDelay: 200 * time.Millisecond})
+		srv, u := memLLM(t, mt, sturdytest.Config{Name: "s", ChunkDelay: 200 * time.Millisecond})
 		// With hedging the winner runs on its own context, which the call
 		// must keep alive until the body is closed: past the hedge delay
 		// and the TTFB timeout (1s each), while the stream goes on for 1.6s.
@@ -388,7 +388,7 @@ func TestContractWinnerContextLivesUntilBodyClosed(t *testing.T) {
 func TestContractCallerCancelIsCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
-		srv, u := memLLM(t, mt, fakellm.Config{Name: "s", Latency: fakellm.Latency{Fixed: time.Second}})
+		srv, u := memLLM(t, mt, sturdytest.Config{Name: "s", Latency: sturdytest.Latency{Fixed: time.Second}})
 		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("s", u, "")}}))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()

@@ -15,7 +15,7 @@ import (
 	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
-	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/sturdytest"
 )
 
 // newBase returns a fresh http.Transport whose idle connections are
@@ -46,9 +46,9 @@ func newTr(t *testing.T, opts ...Option) *Transport {
 	return tr
 }
 
-func startLLM(t *testing.T, cfg fakellm.Config) *fakellm.Server {
+func startLLM(t *testing.T, cfg sturdytest.Config) *sturdytest.Server {
 	t.Helper()
-	s, err := fakellm.Start(cfg)
+	s, err := sturdytest.StartLLM(cfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s

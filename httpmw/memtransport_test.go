@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sturdyai/sturdy/hedge"
-	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/sturdytest"
 )
 
 // memTransport is an in-memory http.RoundTripper for tests that run in a
@@ -296,9 +296,9 @@ func (b *memBody) Close() error {
 // memLLM makes a fake LLM server and serves it on m; make it inside the
 // bubble, so that its latencies run on the fake clock. It is closed when
 // the test ends.
-func memLLM(t *testing.T, m *memTransport, cfg fakellm.Config) (*fakellm.Server, string) {
+func memLLM(t *testing.T, m *memTransport, cfg sturdytest.Config) (*sturdytest.Server, string) {
 	t.Helper()
-	s := fakellm.New(cfg)
+	s := sturdytest.NewLLM(cfg)
 	t.Cleanup(s.Close)
 	return s, m.add(s)
 }
@@ -362,11 +362,11 @@ func (rec *memRec) path(i int) string {
 // "slow", which round-robin tries first and which answers after latency,
 // and "fast", which answers at once, with a hedge after 20ms. Call it in
 // a bubble.
-func slowThenHedge(t *testing.T, latency time.Duration) (slow, fast *fakellm.Server, tr *Transport) {
+func slowThenHedge(t *testing.T, latency time.Duration) (slow, fast *sturdytest.Server, tr *Transport) {
 	t.Helper()
 	mt := newMemTransport(t)
-	slow, slowURL := memLLM(t, mt, fakellm.Config{Name: "slow", Latency: fakellm.Latency{Fixed: latency}})
-	fast, fastURL := memLLM(t, mt, fakellm.Config{Name: "fast"})
+	slow, slowURL := memLLM(t, mt, sturdytest.Config{Name: "slow", Latency: sturdytest.Latency{Fixed: latency}})
+	fast, fastURL := memLLM(t, mt, sturdytest.Config{Name: "fast"})
 	tr = newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
 		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
 	return slow, fast, tr

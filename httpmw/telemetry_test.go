@@ -13,7 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
@@ -22,9 +22,9 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	rd := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
-	down := startLLM(t, fakellm.Config{Name: "down", Down: fakellm.Down503, RequiredAPIKey: "secret-a"})
-	up := startLLM(t, fakellm.Config{Name: "up", RequiredAPIKey: "secret-b"})
-	fb := startLLM(t, fakellm.Config{Name: "fb", RequiredAPIKey: "secret-c"})
+	down := startLLM(t, sturdytest.Config{Name: "down", Down: sturdytest.Down503, RequiredAPIKey: "secret-a"})
+	up := startLLM(t, sturdytest.Config{Name: "up", RequiredAPIKey: "secret-b"})
+	fb := startLLM(t, sturdytest.Config{Name: "fb", RequiredAPIKey: "secret-c"})
 	tr := newTr(t, WithTracerProvider(tp), WithMeterProvider(mp),
 		WithTier(Tier{Name: "primary", Endpoints: []Endpoint{ep("down", down.URL(), "secret-a"), ep("up", up.URL(), "secret-b")}}),
 		WithTier(Tier{Name: "fallback", Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL(), "secret-c")}}))

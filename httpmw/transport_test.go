@@ -22,13 +22,13 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
-	"github.com/sturdyai/sturdy/internal/fakellm"
+	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
 func TestFailoverOn503(t *testing.T) {
-	down := startLLM(t, fakellm.Config{Name: "down", Down: fakellm.Down503})
-	up := startLLM(t, fakellm.Config{Name: "up"})
+	down := startLLM(t, sturdytest.Config{Name: "down", Down: sturdytest.Down503})
+	up := startLLM(t, sturdytest.Config{Name: "up"})
 	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL(), ""), ep("up", up.URL(), "")}}))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
@@ -41,7 +41,7 @@ func TestFailoverOn503(t *testing.T) {
 }
 
 func TestFailoverOnConnectionRefused(t *testing.T) {
-	up := startLLM(t, fakellm.Config{Name: "up"})
+	up := startLLM(t, sturdytest.Config{Name: "up"})
 	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("gone", closedURL(t), ""), ep("up", up.URL(), "")}}))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
@@ -52,8 +52,8 @@ func TestFailoverOnConnectionRefused(t *testing.T) {
 }
 
 func TestFailoverOnConnectionReset(t *testing.T) {
-	reset := startLLM(t, fakellm.Config{Name: "reset", Down: fakellm.DownReset})
-	up := startLLM(t, fakellm.Config{Name: "up"})
+	reset := startLLM(t, sturdytest.Config{Name: "reset", Down: sturdytest.DownReset})
+	up := startLLM(t, sturdytest.Config{Name: "up"})
 	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("reset", reset.URL(), ""), ep("up", up.URL(), "")}}))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", true))
@@ -63,8 +63,8 @@ func TestFailoverOnConnectionReset(t *testing.T) {
 }
 
 func TestRateLimitedPrimaryCoolsDownAndFallsBack(t *testing.T) {
-	primary := startLLM(t, fakellm.Config{Name: "primary", RateLimit: fakellm.RateLimit{Always: true, RetryAfter: 30 * time.Second}})
-	fallback := startLLM(t, fakellm.Config{Name: "fallback"})
+	primary := startLLM(t, sturdytest.Config{Name: "primary", RateLimit: sturdytest.RateLimit{Always: true, RetryAfter: 30 * time.Second}})
+	fallback := startLLM(t, sturdytest.Config{Name: "fallback"})
 	tr := newTr(t,
 		WithTier(Tier{Name: "gpt-4o", Model: "gpt-4o", Endpoints: []Endpoint{ep("primary", primary.URL(), "")}}),
 		WithTier(Tier{Name: "mini", Model: "gpt-4o-mini", Endpoints: []Endpoint{ep("fallback", fallback.URL(), "")}}))
@@ -82,8 +82,8 @@ func TestRateLimitedPrimaryCoolsDownAndFallsBack(t *testing.T) {
 }
 
 func TestTooLargeMovesToLargerContextWindow(t *testing.T) {
-	small := startLLM(t, fakellm.Config{Name: "small", ContextWindow: 2})
-	large := startLLM(t, fakellm.Config{Name: "large", ContextWindow: 1000})
+	small := startLLM(t, sturdytest.Config{Name: "small", ContextWindow: 2})
+	large := startLLM(t, sturdytest.Config{Name: "large", ContextWindow: 1000})
 	tr := newTr(t,
 		WithTier(Tier{Name: "8k", Model: "m-8k", ContextWindow: 8000, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
 		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
@@ -96,8 +96,8 @@ func TestTooLargeMovesToLargerContextWindow(t *testing.T) {
 }
 
 func TestPromptClearlyOverTheWindowSkipsTheTier(t *testing.T) {
-	small := startLLM(t, fakellm.Config{Name: "small"})
-	large := startLLM(t, fakellm.Config{Name: "large"})
+	small := startLLM(t, sturdytest.Config{Name: "small"})
+	large := startLLM(t, sturdytest.Config{Name: "large"})
 	tr := newTr(t,
 		WithTier(Tier{Name: "tiny", Model: "m-tiny", ContextWindow: 100, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
 		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
@@ -140,8 +140,8 @@ func TestHedgeWinsOverSlowEndpoint(t *testing.T) {
 func TestTTFBTimeoutFailsOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
-		stalled, stalledURL := memLLM(t, mt, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
-		ok, okURL := memLLM(t, mt, fakellm.Config{Name: "ok"})
+		stalled, stalledURL := memLLM(t, mt, sturdytest.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+		ok, okURL := memLLM(t, mt, sturdytest.Config{Name: "ok"})
 		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, ""), ep("ok", okURL, "")}}),
 			WithTTFBTimeout(100*time.Millisecond))
 		for _, stream := range []bool{true, false} {
@@ -164,7 +164,7 @@ func TestTTFBTimeoutFailsOver(t *testing.T) {
 func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
-		stalled, stalledURL := memLLM(t, mt, fakellm.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
+		stalled, stalledURL := memLLM(t, mt, sturdytest.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
 		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, "")}}), WithTTFBTimeout(50*time.Millisecond))
 		start := time.Now()
 		resp, err := tr.RoundTrip(chatReq(t, "m", true))
@@ -179,7 +179,7 @@ func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
 }
 
 func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
-	srv := startLLM(t, fakellm.Config{Name: "s", TruncateStream: true})
+	srv := startLLM(t, sturdytest.Config{Name: "s", TruncateStream: true})
 	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}))
 	resp, err := tr.RoundTrip(chatReq(t, "m", true))
 	require.NoError(t, err)
@@ -197,8 +197,8 @@ func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
 }
 
 func TestMidStreamCutSurfacesToCallerAndHealthLearns(t *testing.T) {
-	cut := startLLM(t, fakellm.Config{Name: "cut", MidStreamCut: 3})
-	other := startLLM(t, fakellm.Config{Name: "other"})
+	cut := startLLM(t, sturdytest.Config{Name: "cut", MidStreamCut: 3})
+	other := startLLM(t, sturdytest.Config{Name: "other"})
 	tr := newTr(t,
 		WithTier(Tier{Endpoints: []Endpoint{ep("cut", cut.URL(), ""), ep("other", other.URL(), "")}}),
 		WithHealth(health.Config{ConsecutiveFailures: 1, MaxEjectedShare: 1}))
@@ -251,12 +251,12 @@ func TestCredentialsIsolation(t *testing.T) {
 		// a answers after 2ms, so that the 1ms hedge delay passes while an
 		// attempt on a is in flight: first attempts, hedges, retries and
 		// fallbacks all go out.
-		a := fakellm.New(fakellm.Config{Name: "a", RequiredAPIKey: "key-a", ErrorRate: 0.5, Seed: 3, Latency: fakellm.Latency{Fixed: 2 * time.Millisecond}})
-		b := fakellm.New(fakellm.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: fakellm.RateLimit{Share: 0.5}, Seed: 4})
-		c := fakellm.New(fakellm.Config{Name: "c", RequiredAPIKey: "key-c"})
+		a := sturdytest.NewLLM(sturdytest.Config{Name: "a", RequiredAPIKey: "key-a", ErrorRate: 0.5, Seed: 3, Latency: sturdytest.Latency{Fixed: 2 * time.Millisecond}})
+		b := sturdytest.NewLLM(sturdytest.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: sturdytest.RateLimit{Share: 0.5}, Seed: 4})
+		c := sturdytest.NewLLM(sturdytest.Config{Name: "c", RequiredAPIKey: "key-c"})
 		taps := map[string]*credTap{}
 		urls := map[string]string{}
-		for _, s := range []*fakellm.Server{a, b, c} {
+		for _, s := range []*sturdytest.Server{a, b, c} {
 			t.Cleanup(s.Close)
 			taps[s.Name()] = &credTap{h: s}
 			urls[s.Name()] = mt.add(taps[s.Name()])
@@ -289,7 +289,7 @@ func TestCredentialsIsolation(t *testing.T) {
 			time.Sleep(2 * time.Second)
 		}
 		synctest.Wait()
-		for _, s := range []*fakellm.Server{a, b, c} {
+		for _, s := range []*sturdytest.Server{a, b, c} {
 			assert.Equal(t, []string{"key-" + s.Name()}, s.SeenCredentials(), "server %s", s.Name())
 			assert.Zero(t, s.Stats().ForeignCredentials)
 		}
@@ -501,7 +501,7 @@ func TestProbesSendEndpointHeadersAndStopOnClose(t *testing.T) {
 }
 
 func TestAccessors(t *testing.T) {
-	a := startLLM(t, fakellm.Config{Name: "a"})
+	a := startLLM(t, sturdytest.Config{Name: "a"})
 	tr := newTr(t, WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", a.URL(), "")}}),
 		WithTier(Tier{Name: "f", Endpoints: []Endpoint{ep("b", a.URL(), "")}}))
 	assert.Equal(t, []string{"a", "b"}, tr.Endpoints())

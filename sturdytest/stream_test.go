@@ -1,4 +1,4 @@
-package fakellm
+package sturdytest
 
 import (
 	"encoding/json"
@@ -85,7 +85,7 @@ func TestStreamChunks(t *testing.T) {
 }
 
 func TestStreamWithoutUsage(t *testing.T) {
-	s := New(Config{Reply: "a b"})
+	s := NewLLM(Config{Reply: "a b"})
 	rec := serve(s, []byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 	require.Equal(t, http.StatusOK, rec.Code)
 	events, _, err := readEvents(rec.Body)

@@ -1,4 +1,4 @@
-package fakellm
+package sturdytest
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // both are cleaned up with the test.
 func start(t *testing.T, cfg Config) (*Server, *http.Client) {
 	t.Helper()
-	s, err := Start(cfg)
+	s, err := StartLLM(cfg)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(s.URL(), "http://127.0.0.1:"), s.URL())
 	tr := &http.Transport{}

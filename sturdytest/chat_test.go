@@ -1,4 +1,4 @@
-package fakellm
+package sturdytest
 
 import (
 	"encoding/json"
@@ -56,7 +56,7 @@ func TestChatCompletionShape(t *testing.T) {
 }
 
 func TestReplyAndContentParts(t *testing.T) {
-	s := New(Config{Reply: "fixed answer", ContextWindow: 2})
+	s := NewLLM(Config{Reply: "fixed answer", ContextWindow: 2})
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcd"},{"type":"text","text":"efgh"}]}]}`)
 	rec := serve(s, body)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -144,7 +144,7 @@ func TestAPIKeyAndCredentials(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	s := New(Config{MaxBodyBytes: 64})
+	s := NewLLM(Config{MaxBodyBytes: 64})
 	rec := serve(s, []byte(`{"model":"m","messages":[{"role":"user","content":"`+strings.Repeat("x", 100)+`"}]}`))
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
 	assert.Equal(t, http.StatusBadRequest, serve(s, []byte(`{not json`)).Code)

@@ -1,4 +1,4 @@
-package fakellm
+package sturdytest
 
 import (
 	"context"
@@ -59,25 +59,25 @@ func count(codes []int, code int) int {
 
 func TestErrorRateSeeded(t *testing.T) {
 	const n = 1000
-	a := statuses(New(Config{Seed: 7, ErrorRate: 0.1}), n)
-	b := statuses(New(Config{Seed: 7, ErrorRate: 0.1}), n)
+	a := statuses(NewLLM(Config{Seed: 7, ErrorRate: 0.1}), n)
+	b := statuses(NewLLM(Config{Seed: 7, ErrorRate: 0.1}), n)
 	assert.Equal(t, a, b, "same seed, same answers")
 	fails := count(a, http.StatusInternalServerError)
 	assert.Equal(t, n, fails+count(a, http.StatusOK))
 	assert.InDelta(t, 0.1, float64(fails)/n, 0.03)
 
-	d := statuses(New(Config{Seed: 8, ErrorRate: 0.1}), n)
+	d := statuses(NewLLM(Config{Seed: 8, ErrorRate: 0.1}), n)
 	assert.NotEqual(t, a, d, "another seed, other answers")
 }
 
 func TestRateLimitShareSeeded(t *testing.T) {
 	const n = 1000
-	s := New(Config{Seed: 3, RateLimit: RateLimit{Share: 0.25}, ErrorRate: 0.1})
+	s := NewLLM(Config{Seed: 3, RateLimit: RateLimit{Share: 0.25}, ErrorRate: 0.1})
 	a := statuses(s, n)
 	assert.InDelta(t, 0.25, float64(count(a, 429))/n, 0.04)
 	// Limited requests draw no error: about 10% of the 75% others fail.
 	assert.InDelta(t, 0.075, float64(count(a, 500))/n, 0.03)
-	assert.Equal(t, a, statuses(New(Config{Seed: 3, RateLimit: RateLimit{Share: 0.25}, ErrorRate: 0.1}), n))
+	assert.Equal(t, a, statuses(NewLLM(Config{Seed: 3, RateLimit: RateLimit{Share: 0.25}, ErrorRate: 0.1}), n))
 	st := s.Stats()
 	assert.Equal(t, int64(n), st.Requests)
 	assert.Equal(t, int64(count(a, 429)), st.ByStatus[429])
@@ -85,7 +85,7 @@ func TestRateLimitShareSeeded(t *testing.T) {
 }
 
 func TestRateLimitCapacity(t *testing.T) {
-	s := New(Config{RateLimit: RateLimit{Capacity: 10, BucketSize: 2}})
+	s := NewLLM(Config{RateLimit: RateLimit{Capacity: 10, BucketSize: 2}})
 	var codes []int
 	var last *http.Response
 	for range 6 {
@@ -112,7 +112,7 @@ func TestRateLimitCapacity(t *testing.T) {
 }
 
 func TestRateLimitBursts(t *testing.T) {
-	s := New(Config{RateLimit: RateLimit{BurstPeriod: time.Hour, BurstLength: 30 * time.Minute}})
+	s := NewLLM(Config{RateLimit: RateLimit{BurstPeriod: time.Hour, BurstLength: 30 * time.Minute}})
 	rec := serve(s, chatBody("m", false))
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	ra, err := strconv.Atoi(rec.Header().Get("Retry-After"))
@@ -234,7 +234,7 @@ func TestClientGoneEndsWait(t *testing.T) {
 }
 
 func TestCloseEndsWaits(t *testing.T) {
-	s, err := Start(Config{Latency: Latency{Fixed: time.Hour}, Concurrency: 1})
+	s, err := StartLLM(Config{Latency: Latency{Fixed: time.Hour}, Concurrency: 1})
 	require.NoError(t, err)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -323,7 +323,7 @@ func TestUpdateWhileServing(t *testing.T) {
 }
 
 func TestStatsAndReset(t *testing.T) {
-	s := New(Config{Models: []string{"a"}})
+	s := NewLLM(Config{Models: []string{"a"}})
 	serve(s, chatBody("a", false))
 	serve(s, chatBody("a", true))
 	serve(s, chatBody("b", false))
