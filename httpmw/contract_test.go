@@ -18,8 +18,8 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/hedge"
-	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/ratelimit"
+	"github.com/sturdyai/sturdy/sturdytest"
 )
 
 // The net/http.RoundTripper contract, one test per rule.

@@ -13,8 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/sturdytest"
 )
 
 func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {

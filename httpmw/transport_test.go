@@ -22,8 +22,8 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
-	"github.com/sturdyai/sturdy/sturdytest"
 	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/sturdytest"
 )
 
 func TestFailoverOn503(t *testing.T) {
