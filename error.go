@@ -32,10 +32,13 @@ func (k AttemptKind) String() string {
 	return "unknown"
 }
 
-// Attempt records one attempt of a call that did not succeed: where it
-// went, what kind it was, how it ended and why.
+// Attempt records one attempt of a call: where it went, what kind it was,
+// how it ended and why. A failed call's *Error lists its attempts; the
+// adapters' OnAttempt hook receives each one as it ends.
 type Attempt struct {
 	Endpoint   string        // Endpoint.Name
+	Tier       string        // the name of the tier the attempt served; "" outside a chain of tiers
+	N          int           // 1-based attempt number within the tier's attempt loop
 	Kind       AttemptKind   // first, retry or hedge
 	Class      Class         // how it ended
 	Latency    time.Duration // from start to outcome

@@ -24,6 +24,7 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/bench/sim"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/grpcmw"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
@@ -87,9 +88,9 @@ func runHTTP(b *testing.B, rt http.RoundTripper) {
 
 func sturdyHTTP(b *testing.B, opts ...httpmw.Option) *httpmw.Transport {
 	tr, err := httpmw.NewTransport(stub{}, append([]httpmw.Option{
-		httpmw.WithTier(httpmw.Tier{Name: "primary", Endpoints: []httpmw.Endpoint{
-			{Name: "a", URL: "http://10.0.0.1:8000"}, {Name: "b", URL: "http://10.0.0.2:8000"}, {Name: "c", URL: "http://10.0.0.3:8000"},
-		}}),
+		httpmw.WithTier(degrade.Tier{Name: "primary"},
+			httpmw.URL("a", "http://10.0.0.1:8000", nil), httpmw.URL("b", "http://10.0.0.2:8000", nil), httpmw.URL("c", "http://10.0.0.3:8000", nil),
+		),
 		httpmw.WithHealth(health.Config{}),
 		httpmw.WithBalancer(balancer.Config{}),
 	}, opts...)...)

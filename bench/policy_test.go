@@ -111,8 +111,8 @@ func BenchmarkPolicy(b *testing.B) {
 	})
 	b.Run("sturdy/degrade/primary-serves", func(b *testing.B) {
 		c := must(degrade.New(degrade.Config{
-			Tiers: []degrade.Tier{{Name: "primary", Picker: pool(b)}, {Name: "fallback", Picker: pool(b)}},
-			Retry: must(failover.New(failover.Config{})),
+			Tiers:    []degrade.Tier{{Name: "primary", Picker: pool(b)}, {Name: "fallback", Picker: pool(b)}},
+			Failover: failover.Config{},
 		}))
 		fn := func(context.Context, degrade.Tier, *sturdy.Endpoint) (int, error) { return 1, nil }
 		b.ReportAllocs()

@@ -1,183 +1,143 @@
 package degrade
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
+	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
-// Attempt describes one attempt: its endpoint, kind (first, retry,
-// hedge), number within the call and tier index.
-type Attempt = attempt.Info
-
-// Hooks observe attempts (for spans and metrics). Either field may be nil.
-type Hooks = attempt.Hooks
-
-// Tier is one model of the chain.
+// Tier is one model of a fallback chain. The adapters (httpmw, grpcmw)
+// take the same Tier in their WithTier option, with the tier's endpoints
+// beside it.
 type Tier struct {
-	// Name identifies the tier in errors, spans and metrics. Unique and
-	// low-cardinality. Empty means "tier<i>".
+	// Name identifies the tier in errors, spans, metrics and the limiter's
+	// keys. Unique and low-cardinality. Empty means "tier<i>".
 	Name string
-	// Model is the model this tier serves; adapters rewrite requests to
-	// it (the "model" field of an OpenAI-style body).
+	// Model is the model this tier serves. The adapters send a request to
+	// the tier with its model rewritten to Model (for OpenAI-style JSON
+	// bodies, the top-level "model" field), tier 0 included. Empty means
+	// the request goes as the caller wrote it.
 	Model string
 	// Quality is the tier's answer quality in [0, 1], used only for the
 	// expected-quality figure. Zero means 1.
 	Quality float64
 	// ContextWindow is the tier's context window in tokens. A too-large
 	// outcome moves the call to a later tier with a larger window; a call
-	// whose PromptTokens exceed it skips the tier. Zero means unknown.
+	// whose prompt is known to exceed it skips the tier. Zero means
+	// unknown.
 	ContextWindow int
-	// Picker chooses the tier's endpoints; usually a *balancer.Balancer.
-	// Required. If it has a Ready() bool method (balancer does), a tier
-	// whose Ready reports false is skipped unless it is the last.
-	Picker failover.Picker
-	// Limiter admits calls to this tier; nil means no admission control.
-	Limiter *ratelimit.Limiter
-	// LimitKey is the key under which the tier is limited. Empty means Name.
-	LimitKey string
 	// Timeout is the tier's latency objective: a call that this tier has
-	// not answered within it moves to the next tier. Zero means none.
+	// not answered within it (for HTTP, the headers and first body byte)
+	// moves to the next tier. Zero means none. The last tier has none.
 	Timeout time.Duration
-	// Retry is the tier's failover policy; nil means Config.Retry.
-	Retry *failover.Policy
-	// Hedge is the tier's hedging policy; nil means Config.Hedge. Give
-	// each tier its own adaptive policy when the tiers' latencies differ.
-	Hedge *hedge.Policy
+	// Limit is the tier's client-side admission: requests per second and
+	// tokens per minute, keyed by the tier's Name in the chain's limiter.
+	// The zero Limit admits everything (a server's 429 Retry-After still
+	// pauses the tier).
+	Limit ratelimit.Limit
+	// Failover is the tier's own failover policy. Nil means the chain's
+	// (Config.Failover, or the adapter's WithFailover). Each tier gets a
+	// policy, and so a retry budget, of its own.
+	Failover *failover.Config
+	// Hedge is the tier's own hedging policy. Nil means the chain's
+	// (Config.Hedge, or the adapter's WithHedge); a Hedge whose MaxHedges
+	// is negative turns hedging off for this tier. Each tier gets a policy
+	// of its own, since tiers' latencies differ.
+	Hedge *hedge.Config
+	// Picker chooses the tier's endpoints, usually a *balancer.Balancer.
+	// Required by New; the adapters fill it and refuse one given to them.
+	// If it has a Ready() bool method (balancer does), a tier whose Ready
+	// reports false is skipped unless it is the last.
+	Picker sturdy.Picker
 }
+
+// The internal chain takes a Tier as it is.
+var _ = chain.TierConfig(Tier{})
 
 // Config configures a Chain.
 type Config struct {
 	// Tiers are the chain, primary first. At least one.
 	Tiers []Tier
-	// Retry is the failover policy within a tier; nil means one attempt
-	// per tier.
-	Retry *failover.Policy
-	// Hedge is the hedging policy within a tier; nil means no hedging.
-	Hedge *hedge.Policy
+	// Failover is the failover policy of each tier that has none of its
+	// own. The zero Config means failover's defaults (3 attempts, 10%
+	// retry budget); MaxAttempts 1 turns retries off.
+	Failover failover.Config
+	// Hedge is the hedging policy of each tier that has none of its own.
+	// Nil means no hedging.
+	Hedge *hedge.Config
+	// Limiter is the chain's rate limiter's settings (a shared Store for
+	// fleet-wide limits, MaxKeys, a Default for keys no tier names). Each
+	// tier's Limit is added to its Overrides under the tier's Name.
+	Limiter ratelimit.Config
+	// Throttle turns on the SRE book's adaptive throttling, one Throttle
+	// per tier: a tier whose calls its servers keep refusing is skipped
+	// locally for a share of calls. Nil means none.
+	Throttle *ratelimit.ThrottleConfig
 	// MaxWait is how long a call may wait for a limiter when every tier's
 	// limiter refuses it. Zero means no waiting: the call fails at once
 	// with the soonest time to come back.
 	MaxWait time.Duration
-	// Hooks observe every attempt; nil means none.
-	Hooks *Hooks
-	// OnFallback is called when a call leaves a tier for a later one. It
-	// runs on the call's goroutine and must be quick. Nil means none.
-	OnFallback func(Fallback)
-}
-
-// Fallback describes a call leaving one tier for another.
-type Fallback struct {
-	From, To int    // tier indexes
-	Reason   Reason // why it left
-}
-
-// Reason says why a call left a tier.
-type Reason string
-
-// Reasons a call leaves a tier.
-const (
-	ReasonLimited       Reason = "limited"        // the tier's limiter refused
-	ReasonUnhealthy     Reason = "unhealthy"      // no endpoint of the tier is allowed
-	ReasonFailed        Reason = "failed"         // failover within the tier was exhausted
-	ReasonTooLarge      Reason = "too_large"      // the request exceeds the tier's context window
-	ReasonContextWindow Reason = "context_window" // skipped: the prompt is known to exceed the window
-	ReasonSlow          Reason = "slow"           // the tier missed its latency objective
-)
-
-type tier struct {
-	Tier
-	index   int
-	key     string
-	quality float64
-	ready   func() bool
-	spec    attempt.Spec // full policies
-	// fast is spec without waiting for a server's Retry-After, for a call
-	// that has a later tier to try now (Run comes back if none can take it).
-	fast   attempt.Spec
-	single attempt.Spec // one attempt: for requests that cannot be replayed
-	served atomic.Uint64
+	// OnAttempt is called once for every attempt, when it ends (a winner's
+	// when the call releases it), on the goroutine that ended it. It must
+	// be quick and must not block. Nil means none.
+	OnAttempt func(sturdy.Attempt)
+	// OnFallback is called when a call leaves a tier for a later one, on
+	// the call's goroutine. It must be quick. Nil means none.
+	OnFallback func(sturdy.Fallback)
 }
 
 // Chain is a fallback chain of tiers. It is safe for concurrent use.
 type Chain struct {
-	tiers      []*tier
-	maxWait    time.Duration
-	onFallback func(Fallback)
-	failed     atomic.Uint64
-	fallbacks  atomic.Uint64
+	c *chain.Chain
 }
 
-// New returns a Chain, or an error for a configuration that cannot work.
+// New returns a Chain, or an error naming every field of cfg that cannot
+// work.
 func New(cfg Config) (*Chain, error) {
-	if len(cfg.Tiers) == 0 {
-		return nil, errors.New("degrade: Config.Tiers is empty; give at least the primary tier")
+	cc := chain.Config{
+		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, Throttle: cfg.Throttle,
+		MaxWait: cfg.MaxWait, OnAttempt: cfg.OnAttempt,
+		Names: chain.Names{
+			Op:       "degrade",
+			Tiers:    "Config.Tiers",
+			Tier:     func(i int, _ string) string { return fmt.Sprintf("Tiers[%d]", i) },
+			Failover: "Config.Failover", Hedge: "Config.Hedge", Limiter: "Config.Limiter",
+			Throttle: "Config.Throttle", MaxWait: "Config.MaxWait",
+		},
 	}
-	if cfg.MaxWait < 0 {
-		return nil, fmt.Errorf("degrade: MaxWait is %v; it must not be negative", cfg.MaxWait)
+	for _, t := range cfg.Tiers {
+		cc.Tiers = append(cc.Tiers, chain.TierConfig(t))
 	}
-	c := &Chain{maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
-	seen := map[string]bool{}
-	for i, t := range cfg.Tiers {
-		if t.Name == "" {
-			t.Name = fmt.Sprintf("tier%d", i)
+	if on := cfg.OnFallback; on != nil {
+		cc.OnFallback = func(from, to int, r sturdy.FallbackReason) {
+			on(sturdy.Fallback{From: cc.Tiers[from].Name, To: cc.Tiers[to].Name, Reason: r})
 		}
-		switch {
-		case seen[t.Name]:
-			return nil, fmt.Errorf("degrade: Tiers[%d].Name %q is used twice; tier names must be unique", i, t.Name)
-		case t.Picker == nil:
-			return nil, fmt.Errorf("degrade: Tiers[%d] (%s) has no Picker; give it a balancer of its endpoints", i, t.Name)
-		case t.Quality < 0 || t.Quality > 1:
-			return nil, fmt.Errorf("degrade: Tiers[%d].Quality is %v; it must be in [0, 1]", i, t.Quality)
-		case t.ContextWindow < 0:
-			return nil, fmt.Errorf("degrade: Tiers[%d].ContextWindow is %d; it must not be negative", i, t.ContextWindow)
-		case t.Timeout < 0:
-			return nil, fmt.Errorf("degrade: Tiers[%d].Timeout is %v; it must not be negative", i, t.Timeout)
-		}
-		seen[t.Name] = true
-		in := &tier{Tier: t, index: i, key: t.LimitKey, quality: t.Quality}
-		if in.key == "" {
-			in.key = t.Name
-		}
-		if in.quality == 0 {
-			in.quality = 1
-		}
-		if r, ok := t.Picker.(interface{ Ready() bool }); ok {
-			in.ready = r.Ready
-		}
-		retry, hg := t.Retry, t.Hedge
-		if retry == nil {
-			retry = cfg.Retry
-		}
-		if hg == nil {
-			hg = cfg.Hedge
-		}
-		in.spec = attempt.Spec{Picker: t.Picker, Hooks: cfg.Hooks, Op: "degrade", Tier: i}
-		if retry != nil {
-			in.spec.Retry = retry
-		}
-		if hg != nil {
-			in.spec.Hedge = hg
-		}
-		in.single = attempt.Spec{Picker: t.Picker, Hooks: cfg.Hooks, Op: "degrade", Tier: i}
-		in.fast = in.spec
-		in.fast.NoRetryAfterWait = true
-		c.tiers = append(c.tiers, in)
 	}
-	return c, nil
+	// Names are defaulted before New so that OnFallback can report them.
+	for i := range cc.Tiers {
+		if cc.Tiers[i].Name == "" {
+			cc.Tiers[i].Name = chain.DefaultTierName(i)
+		}
+	}
+	c, err := chain.New(&cc)
+	if err != nil {
+		return nil, err
+	}
+	return &Chain{c: c}, nil
 }
 
-// Tier returns the configuration of tier i.
-func (c *Chain) Tier(i int) Tier { return c.tiers[i].Tier }
+// Tier returns the configuration of tier i, its Name defaulted.
+func (c *Chain) Tier(i int) Tier { return Tier(c.c.Tier(i)) }
 
 // Len returns the number of tiers.
-func (c *Chain) Len() int { return len(c.tiers) }
+func (c *Chain) Len() int { return c.c.Len() }
 
 // Stats is the chain's accounting since New.
 type Stats struct {
@@ -188,32 +148,15 @@ type Stats struct {
 	// ExpectedQuality is Σ Shares[i] × Quality[i] over served calls; 1
 	// before any call is served.
 	ExpectedQuality float64
+	// Failover and Hedge are each tier's policy counters (retries and
+	// hedges allowed and refused by their budgets); a tier that does not
+	// hedge has zero Hedge stats.
+	Failover []failover.Stats
+	Hedge    []hedge.Stats
 }
 
 // Stats returns the chain's accounting.
-func (c *Chain) Stats() Stats {
-	s := Stats{
-		Served:    make([]uint64, len(c.tiers)),
-		Shares:    make([]float64, len(c.tiers)),
-		Failed:    c.failed.Load(),
-		Fallbacks: c.fallbacks.Load(),
-	}
-	var total uint64
-	q := make([]float64, len(c.tiers))
-	for i, t := range c.tiers {
-		s.Served[i] = t.served.Load()
-		total += s.Served[i]
-		q[i] = t.quality
-	}
-	s.ExpectedQuality = 1
-	if total > 0 {
-		for i := range s.Served {
-			s.Shares[i] = float64(s.Served[i]) / float64(total)
-		}
-		s.ExpectedQuality = ExpectedQuality(s.Shares, q)
-	}
-	return s
-}
+func (c *Chain) Stats() Stats { return Stats(c.c.Stats()) }
 
 // ExpectedQuality returns Σ shares[i] × quality[i]: the expected quality of
 // service when a share r_i of calls is answered by a tier of quality Q_i.
@@ -224,4 +167,18 @@ func ExpectedQuality(shares, quality []float64) float64 {
 		e += shares[i] * quality[i]
 	}
 	return e
+}
+
+// Do runs fn through the chain: fn gets the tier and endpoint of each
+// attempt, and its error is classified with sturdy.ClassOf (return a
+// *sturdy.Error to say the class and Retry-After yourself). On failure
+// the error is a *sturdy.Error that lists every attempt of every tier.
+func Do[T any](ctx context.Context, c *Chain, fn func(ctx context.Context, tier Tier, ep *sturdy.Endpoint) (T, error)) (T, error) {
+	call := chain.Call[T]{Fn: func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
+		v, err := fn(ctx, Tier(c.c.Tier(a.Tier)), a.Endpoint)
+		return v, sturdy.OutcomeOf(err)
+	}}
+	v, s, err := chain.Run(ctx, c.c, &call)
+	s.Release(-1)
+	return v, err
 }

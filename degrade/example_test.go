@@ -15,10 +15,8 @@ func Example() {
 	fallback, _ := balancer.New(balancer.Config{Endpoints: []sturdy.Endpoint{{Name: "gpt-4o-mini"}}})
 	// The primary admits one call per second; the second call in a burst
 	// is served by the fallback model instead of waiting.
-	limiter, _ := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{RequestsPerSecond: 1, Burst: 1}})
-
 	chain, _ := degrade.New(degrade.Config{Tiers: []degrade.Tier{
-		{Name: "primary", Model: "gpt-4o", Quality: 0.95, Picker: primary, Limiter: limiter},
+		{Name: "primary", Model: "gpt-4o", Quality: 0.95, Picker: primary, Limit: ratelimit.Limit{RequestsPerSecond: 1, Burst: 1}},
 		{Name: "fallback", Model: "gpt-4o-mini", Quality: 0.90, Picker: fallback},
 	}})
 	for range 2 {

@@ -7,10 +7,6 @@ import (
 	"github.com/sturdyai/sturdy/internal/attempt"
 )
 
-// Picker chooses an endpoint the call has not tried; *balancer.Balancer
-// implements it. done must be called once with the attempt's outcome.
-type Picker = attempt.Picker
-
 // Do runs fn under the policy: on a failure whose class the policy
 // retries, it runs fn again on an endpoint from picker that the call has
 // not tried. picker may be nil, in which case fn gets a nil endpoint and a
@@ -20,8 +16,8 @@ type Picker = attempt.Picker
 // say the class and Retry-After yourself). On failure Do returns a
 // *sturdy.Error listing every attempt; the value of the last attempt is
 // returned with it.
-func Do[T any](ctx context.Context, p *Policy, picker Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error)) (T, error) {
-	s := attempt.Spec{Picker: picker, Retry: p, Op: "failover"}
+func Do[T any](ctx context.Context, p *Policy, picker sturdy.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error)) (T, error) {
+	s := attempt.Spec{Picker: picker, Retry: p.p, Op: "failover"}
 	v, w, err := attempt.RunSequential(ctx, &s, func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, sturdy.OutcomeOf(err)

@@ -51,7 +51,7 @@ func TestBackoffIsFullJitterAndCapped(t *testing.T) {
 	for n, ceil := range map[int]time.Duration{1: 25 * time.Millisecond, 2: 50 * time.Millisecond, 3: 100 * time.Millisecond, 7: time.Second, 60: time.Second} {
 		var maxSeen time.Duration
 		for range 2000 {
-			d := p.Backoff(n)
+			d := p.p.Backoff(n)
 			if d < 0 || d >= ceil {
 				t.Fatalf("Backoff(%d) = %v outside [0, %v)", n, d, ceil)
 			}
@@ -62,7 +62,7 @@ func TestBackoffIsFullJitterAndCapped(t *testing.T) {
 		}
 	}
 	none, _ := New(Config{BaseBackoff: -1})
-	if none.Backoff(3) != 0 {
+	if none.p.Backoff(3) != 0 {
 		t.Fatal("negative BaseBackoff must disable backoff")
 	}
 }

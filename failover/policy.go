@@ -1,15 +1,11 @@
 package failover
 
 import (
-	"cmp"
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/internal/budget"
+
+	"github.com/sturdyai/sturdy/internal/policy"
 )
 
 // Config configures a Policy. Every zero field means its documented
@@ -50,111 +46,31 @@ type Config struct {
 }
 
 // Policy is a failover policy: attempt cap, backoff, Retry-After handling,
-// per-attempt timeout and a shared retry budget. It is safe for concurrent
-// use; one Policy is meant to be shared by all calls to one pool.
+// per-attempt timeout and a shared retry budget, for Do. It is safe for
+// concurrent use; one Policy is meant to be shared by all calls to one
+// pool, since they spend its budget. (The adapters and degrade build a
+// policy per tier from a Config.)
 type Policy struct {
-	maxAttempts    int
-	base, maxB     time.Duration
-	attemptTimeout time.Duration
-	raWait         time.Duration
-	retryable      func(sturdy.Class) bool
-	budget         *budget.Budget // nil: unlimited
-
-	refused atomic.Uint64
-	retries atomic.Uint64
+	p *policy.Retry
 }
 
 // New returns a Policy, or an error for a configuration that cannot work.
 func New(cfg Config) (*Policy, error) {
-	var errs []error
-	if cfg.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("failover: MaxAttempts is %d; it must be at least 1 (0 means 3)", cfg.MaxAttempts))
+	p, err := policy.NewRetry(policy.RetryConfig(cfg))
+	if err != nil {
+		return nil, err
 	}
-	if cfg.MaxBackoff < 0 {
-		errs = append(errs, fmt.Errorf("failover: MaxBackoff is %v; it must not be negative", cfg.MaxBackoff))
-	}
-	if cfg.AttemptTimeout < 0 {
-		errs = append(errs, fmt.Errorf("failover: AttemptTimeout is %v; it must not be negative (0 means none)", cfg.AttemptTimeout))
-	}
-	if cfg.BudgetWindow < 0 {
-		errs = append(errs, fmt.Errorf("failover: BudgetWindow is %v; it must not be negative", cfg.BudgetWindow))
-	}
-	if cfg.BudgetRatio > 1000 {
-		errs = append(errs, fmt.Errorf("failover: BudgetRatio is %v; use a share of calls such as 0.1", cfg.BudgetRatio))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	p := &Policy{
-		maxAttempts:    cmp.Or(cfg.MaxAttempts, 3),
-		base:           cmp.Or(cfg.BaseBackoff, 25*time.Millisecond),
-		maxB:           cmp.Or(cfg.MaxBackoff, time.Second),
-		attemptTimeout: cfg.AttemptTimeout,
-		raWait:         cmp.Or(cfg.MaxRetryAfterWait, time.Second),
-		retryable:      cfg.Retryable,
-	}
-	if p.base < 0 {
-		p.base = 0
-	}
-	if p.raWait < 0 {
-		p.raWait = 0
-	}
-	if p.retryable == nil {
-		p.retryable = sturdy.Class.RetryElsewhere
-	}
-	if cfg.BudgetRatio >= 0 {
-		floor := cmp.Or(cfg.BudgetMinPerSecond, 3)
-		p.budget = budget.New(cmp.Or(cfg.BudgetRatio, 0.1), max(floor, 0), cfg.BudgetWindow)
-	}
-	return p, nil
+	return &Policy{p: p}, nil
 }
 
 // MaxAttempts is the cap on attempts per call, the first included.
-func (p *Policy) MaxAttempts() int { return p.maxAttempts }
+func (p *Policy) MaxAttempts() int { return p.p.MaxAttempts() }
 
 // AttemptTimeout bounds one attempt; zero means none.
-func (p *Policy) AttemptTimeout() time.Duration { return p.attemptTimeout }
-
-// Retryable reports whether a failure of class c may be retried elsewhere.
-func (p *Policy) Retryable(c sturdy.Class) bool { return c != sturdy.Success && p.retryable(c) }
+func (p *Policy) AttemptTimeout() time.Duration { return p.p.AttemptTimeout() }
 
 // MaxRetryAfterWait caps the wait for a server's Retry-After.
-func (p *Policy) MaxRetryAfterWait() time.Duration { return p.raWait }
-
-// Backoff returns the random wait before retry n (1-based): uniform in
-// [0, min(MaxBackoff, BaseBackoff × 2^(n−1))), "full jitter".
-func (p *Policy) Backoff(n int) time.Duration {
-	if p.base <= 0 || n < 1 {
-		return 0
-	}
-	ceil := p.maxB
-	if n-1 < 32 {
-		if c := p.base << uint(n-1); c > 0 && c < ceil {
-			ceil = c
-		}
-	}
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil)
-}
-
-// Deposit records one call in the retry budget.
-func (p *Policy) Deposit(now time.Time) {
-	if p.budget != nil {
-		p.budget.Deposit(now)
-	}
-}
-
-// AllowRetry withdraws one retry from the budget, if it has one.
-func (p *Policy) AllowRetry(now time.Time) bool {
-	if p.budget == nil || p.budget.TryWithdraw(now) {
-		p.retries.Add(1)
-		return true
-	}
-	p.refused.Add(1)
-	return false
-}
+func (p *Policy) MaxRetryAfterWait() time.Duration { return p.p.MaxRetryAfterWait() }
 
 // Stats are the policy's counters since New, for metrics.
 type Stats struct {
@@ -163,6 +79,7 @@ type Stats struct {
 }
 
 // Stats returns the policy's counters.
-func (p *Policy) Stats() Stats {
-	return Stats{Retries: p.retries.Load(), BudgetRefusals: p.refused.Load()}
-}
+func (p *Policy) Stats() Stats { return Stats(p.p.Stats()) }
+
+// Retryable reports whether a failure of class c may be retried elsewhere.
+func (p *Policy) Retryable(c sturdy.Class) bool { return p.p.Retryable(c) }

@@ -13,12 +13,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/degrade"
-	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/grpcmw/internal/grpcclass"
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
@@ -28,24 +27,23 @@ import (
 // (pb.NewFooClient(client)), and it yields interceptors for a conn the
 // caller already has. It is safe for concurrent use.
 type Client struct {
-	unary  *degrade.Chain // tiers with their hedging policies
-	stream *degrade.Chain // the same tiers without hedging: streams are never hedged
+	pl     *pipeline.Pipeline
+	chain  *chain.Chain
 	tiers  []*pool
+	tierOf map[string]int // endpoint name → tier index
 	cls    grpcclass.Classifier
 
-	rewrite     Rewrite
+	rewrite     ModelRewrite
 	replayMsgs  int
 	replayBytes int
 	estimate    func(method string, req any) int64
 	usage       func(method string, reply any) int64
 	tel         *telemetry.Telemetry
 
-	owned      []*grpc.ClientConn
-	stopProbes context.CancelFunc
-	probesDone chan struct{}
-	closed     atomic.Bool
-	closeOnce  sync.Once
-	closeErr   error
+	owned     []*grpc.ClientConn
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ grpc.ClientConnInterface = (*Client)(nil)
@@ -53,20 +51,25 @@ var _ grpc.ClientConnInterface = (*Client)(nil)
 // errClosed is the cause of calls made after Close.
 var errClosed = errors.New("grpcmw: Client is closed")
 
-// New builds a Client. It dials the Target endpoints (grpc.NewClient does
-// not connect until the first call) and starts the health probes, if
-// configured. A configuration that cannot work is an error that names
-// what to fix. Close releases what New started.
+// New builds a Client. A configuration that cannot work is an error that
+// names every option or field to fix, returned before anything is dialed
+// or started. New then dials the Target endpoints (grpc.NewClient does not
+// connect until the first call) and starts the health probes, if
+// configured. Close releases what New started.
 func New(opts ...Option) (*Client, error) {
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	return build(cfg)
+	return build(newConfig(opts))
 }
 
 func build(cfg *config) (_ *Client, err error) {
+	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "grpcmw", Scope: Scope})
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		pl:          pl,
+		chain:       pl.Chain,
+		tel:         pl.Tel,
+		tierOf:      map[string]int{},
 		cls:         grpcclass.Default(),
 		rewrite:     cfg.rewrite,
 		replayMsgs:  cfg.replayMsgs,
@@ -76,42 +79,24 @@ func build(cfg *config) (_ *Client, err error) {
 	}
 	defer func() {
 		if err != nil {
-			c.closeConns()
+			_ = c.closeConns()
 		}
 	}()
 	for code, class := range cfg.codes {
 		c.cls.Set(code, class)
 	}
 	c.cls.TooLarge = cfg.tooLarge
-	tracker := cfg.tracker
-	if tracker == nil {
-		// Ejections are counted by the telemetry built below.
-		hcfg := health.Config{OnStateChange: func(sc health.StateChange) {
-			if c.tel != nil {
-				c.tel.OnStateChange(sc)
-			}
-		}}
-		if tracker, err = health.New(hcfg); err != nil {
-			return nil, err
-		}
-	}
-	retry := cfg.retry
-	if !cfg.retrySet {
-		if retry, err = failover.New(failover.Config{}); err != nil {
-			return nil, err
-		}
-	}
 	dialOpts := append([]grpc.DialOption{grpc.WithDisableRetry()}, cfg.dialOpts...)
-
-	var all []sturdy.Endpoint
-	var telTiers []telemetry.Tier
 	conns := map[string]grpc.ClientConnInterface{}
-	uTiers := make([]degrade.Tier, len(cfg.tiers))
-	sTiers := make([]degrade.Tier, len(cfg.tiers))
-	for i, tc := range cfg.tiers {
-		p := &pool{conns: make(map[string]*endpoint, len(tc.eps))}
-		eps := make([]sturdy.Endpoint, len(tc.eps))
-		for j, ep := range tc.eps {
+	strip := []string(nil)
+	if !cfg.CallerCredentials {
+		for _, k := range pipeline.CallerCredentials {
+			strip = append(strip, strings.ToLower(k))
+		}
+	}
+	for i, eps := range cfg.eps {
+		p := &pool{b: pl.Balancers[i], conns: make(map[string]*endpoint, len(eps)), hedged: pl.Chain.Hedged(i)}
+		for _, ep := range eps {
 			cc := ep.Conn
 			if cc == nil {
 				conn, derr := grpc.NewClient(ep.Address, dialOpts...)
@@ -121,10 +106,7 @@ func build(cfg *config) (_ *Client, err error) {
 				c.owned = append(c.owned, conn)
 				cc = conn
 			}
-			e := &endpoint{cc: cc} // the balancer adds the endpoint to the tracker
-			if !cfg.passCreds {
-				e.strip = append(e.strip, callerCredentialKeys...)
-			}
+			e := &endpoint{cc: cc, strip: slices.Clone(strip)}
 			for k, vs := range ep.Metadata {
 				k = strings.ToLower(k)
 				if !slices.Contains(e.strip, k) {
@@ -135,77 +117,12 @@ func build(cfg *config) (_ *Client, err error) {
 				}
 			}
 			p.conns[ep.Name] = e
-			eps[j] = ep.Endpoint
 			conns[ep.Name] = cc
-		}
-		all = append(all, eps...)
-		bcfg := cfg.balancer
-		bcfg.Endpoints, bcfg.Health = eps, tracker
-		if p.b, err = balancer.New(bcfg); err != nil {
-			return nil, fmt.Errorf("grpcmw: tier %d: %w", i, err)
+			c.tierOf[ep.Name] = i
 		}
 		c.tiers = append(c.tiers, p)
-		t := tc.tier
-		if t.Name == "" {
-			t.Name = fmt.Sprintf("tier%d", i)
-		}
-		names := make([]string, len(eps))
-		for j := range eps {
-			names[j] = eps[j].Name
-		}
-		tt := telemetry.Tier{Name: t.Name, Endpoints: names, Retry: t.Retry, Hedge: t.Hedge}
-		if tt.Retry == nil {
-			tt.Retry = retry
-		}
-		if tt.Hedge == nil {
-			tt.Hedge = cfg.hedge
-		}
-		telTiers = append(telTiers, tt)
-		t.Picker = p
-		p.hedged = t.Hedge != nil || cfg.hedge != nil
-		uTiers[i] = t
-		t.Hedge = nil
-		sTiers[i] = t
 	}
-	tel, err := telemetry.New(telemetry.Config{
-		Scope:          Scope,
-		TracerProvider: cfg.telemetry.tp,
-		MeterProvider:  cfg.telemetry.mp,
-		Tiers:          telTiers,
-		Health:         tracker,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("grpcmw: %w", err)
-	}
-	c.tel = tel
-	hooks := tel.Hooks()
-	onFallback := tel.OnFallback
-	if user := cfg.onFallback; user != nil {
-		onFallback = func(f degrade.Fallback) {
-			tel.OnFallback(f)
-			user(f)
-		}
-	}
-	if c.unary, err = degrade.New(degrade.Config{Tiers: uTiers, Retry: retry, Hedge: cfg.hedge, MaxWait: cfg.maxWait, Hooks: hooks, OnFallback: onFallback}); err != nil {
-		return nil, fmt.Errorf("grpcmw: %w", err)
-	}
-	if c.stream, err = degrade.New(degrade.Config{Tiers: sTiers, Retry: retry, MaxWait: cfg.maxWait, Hooks: hooks, OnFallback: onFallback}); err != nil {
-		return nil, fmt.Errorf("grpcmw: %w", err)
-	}
-	if cfg.probe != nil {
-		prober := HealthProber{Conns: conns, Service: cfg.probeSvc}
-		// Validate the probe config now, so that a bad one fails New
-		// rather than a goroutine.
-		if err := cfg.probe.Validate(); err != nil {
-			return nil, fmt.Errorf("grpcmw: WithHealthCheck: %w", err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		c.stopProbes, c.probesDone = cancel, make(chan struct{})
-		go func() {
-			defer close(c.probesDone)
-			_ = tracker.RunProbes(ctx, prober, all, *cfg.probe)
-		}()
-	}
+	pl.StartProbes(HealthProber{Conns: conns, Service: cfg.probeSvc})
 	return c, nil
 }
 
@@ -217,20 +134,13 @@ func build(cfg *config) (_ *Client, err error) {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
-		if c.stopProbes != nil {
-			c.stopProbes()
-			<-c.probesDone
-		}
 		c.closeErr = c.closeConns()
 	})
 	return c.closeErr
 }
 
 func (c *Client) closeConns() error {
-	var errs []error
-	if c.tel != nil {
-		errs = append(errs, c.tel.Close())
-	}
+	errs := []error{c.pl.Close()}
 	for _, cc := range c.owned {
 		if err := cc.Close(); err != nil {
 			errs = append(errs, err)
@@ -271,7 +181,7 @@ func (c *Client) DialOptions() []grpc.DialOption {
 
 // UnaryClientInterceptor builds a Client from opts and returns its unary
 // interceptor. Nothing it builds needs closing, so it refuses what would:
-// Target endpoints (use Conn) and WithHealthCheck; use New and Close for
+// Target endpoints (use Conn) and WithProbes; use New and Close for
 // those.
 func UnaryClientInterceptor(opts ...Option) (grpc.UnaryClientInterceptor, error) {
 	c, err := newUnclosed("UnaryClientInterceptor", opts)
@@ -291,15 +201,12 @@ func StreamClientInterceptor(opts ...Option) (grpc.StreamClientInterceptor, erro
 }
 
 func newUnclosed(fn string, opts []Option) (*Client, error) {
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.probe != nil {
+	cfg := newConfig(opts)
+	if cfg.Probes != nil {
 		return nil, fmt.Errorf("grpcmw: %s cannot stop health probes; use New, and Close when done", fn)
 	}
-	for _, t := range cfg.tiers {
-		for _, ep := range t.eps {
+	for _, eps := range cfg.eps {
+		for _, ep := range eps {
 			if ep.Conn == nil {
 				return nil, fmt.Errorf("grpcmw: %s cannot close a conn it dials (endpoint %q); pass a Conn, or use New and Close", fn, ep.Name)
 			}
@@ -322,4 +229,17 @@ func (c *Client) NewStream(ctx context.Context, desc *grpc.StreamDesc, method st
 		return nil, status.Error(codes.Unavailable, errClosed.Error())
 	}
 	return c.newStream(ctx, desc, method, opts)
+}
+
+// Stats returns the fallback chain's accounting: calls served per tier,
+// their shares, failures, fallbacks and the expected quality.
+func (c *Client) Stats() degrade.Stats { return degrade.Stats(c.chain.Stats()) }
+
+// State returns the health state of the endpoint named name.
+func (c *Client) State(name string) health.State { return c.pl.Tracker.State(name) }
+
+// Availability returns the availability figures of the endpoint named
+// name (uptime, MTBF, MTTR, availability), and false for an unknown name.
+func (c *Client) Availability(name string) (health.Availability, bool) {
+	return c.pl.Tracker.Availability(name)
 }

@@ -17,8 +17,8 @@
 // grpc.ClientConnInterface: a *grpc.ClientConn the caller dialed (Conn), or
 // one grpcmw dials from a target (Target) and closes in Close. Endpoints
 // are grouped in tiers (WithTier; WithEndpoints for one): tier 0 serves the
-// primary model, later tiers are fallbacks. Each call goes through
-// degrade.Run: tiers → the tier's rate limiter → the attempt loop that
+// primary model, later tiers are fallbacks. Each call goes through the
+// pipeline httpmw shares: tiers → the tier's rate limiter → the attempt loop that
 // runs failover and hedging together → sturdy's balancer (P2C Peak-EWMA by
 // default) over the endpoints health allows.
 //
@@ -28,9 +28,9 @@
 //		grpcmw.WithTier(degrade.Tier{Name: "small", Model: "llama-8b"},
 //			grpcmw.Target("c", "10.0.0.3:8001")),
 //		grpcmw.WithDialOptions(grpc.WithTransportCredentials(creds)),
-//		grpcmw.WithHedge(hedgePolicy),
-//		grpcmw.WithRewrite(setModelName),
-//		grpcmw.WithHealthCheck("", health.ProbeConfig{}),
+//		grpcmw.WithHedge(hedge.Config{}),          // p95 delay, 5% budget, per tier
+//		grpcmw.WithModelRewrite(setModelName),     // for the fallback tiers
+//		grpcmw.WithProbes(health.ProbeConfig{}),   // grpc.health.v1 Check
 //	)
 //	defer c.Close()
 //	stub := pb.NewGRPCInferenceServiceClient(c) // Client is a grpc.ClientConnInterface
@@ -120,14 +120,16 @@
 //
 // # Degrade
 //
-// WithRewrite adapts a request to the tier it goes to (for example, sets a
-// model-name field to Tier.Model); it must return a new message rather
-// than change the caller's. For streams it applies to every message sent.
+// WithModelRewrite adapts a request to the fallback tier it goes to (for
+// example, sets a model-name field to Tier.Model); it must return a new
+// message rather than change the caller's. The primary tier gets the
+// caller's request as written, as in httpmw. For streams it applies to
+// every message sent.
 //
 // # Health
 //
-// Outcomes feed a health.Tracker (passive outlier detection); with
-// WithHealthCheck, every endpoint is also probed with the standard
+// Outcomes feed a health.Tracker (passive outlier detection, WithHealth);
+// with WithProbes, every endpoint is also probed with the standard
 // grpc.health.v1 Health/Check (HealthProber). A probe failure ejects the
 // endpoint; a SERVING answer brings it back. UNIMPLEMENTED counts as
 // healthy, as in grpc-go. A tier whose endpoints are all ejected or cooling

@@ -47,7 +47,7 @@ func (e *StatusError) Unwrap() error { return e.err }
 // sent: the stream sent more than the replay buffer holds.
 var errNoReplay = errors.New("grpcmw: the stream sent more than the replay buffer holds before its first response; it cannot fail over")
 
-// statusError turns the error degrade.Run returned into the caller's.
+// statusError turns the error the chain returned into the caller's.
 func statusError(ctx context.Context, err error) error {
 	se, ok := errors.AsType[*sturdy.Error](err)
 	if !ok {

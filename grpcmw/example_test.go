@@ -83,7 +83,7 @@ func Example_fallbackTier() {
 	c, err := grpcmw.New(
 		grpcmw.WithTier(degrade.Tier{Name: "big", Model: "llama-70b"}, grpcmw.Conn("big-1", big)),
 		grpcmw.WithTier(degrade.Tier{Name: "small", Model: "llama-8b"}, grpcmw.Conn("small-1", small)),
-		grpcmw.WithRewrite(func(tier degrade.Tier, method string, req any) (any, error) {
+		grpcmw.WithModelRewrite(func(tier degrade.Tier, method string, req any) (any, error) {
 			// Never modify req: return a copy naming the tier's model.
 			return &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(tier.Model)}}, nil
 		}),

@@ -1,10 +1,12 @@
 package grpcmw
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -16,6 +18,9 @@ import (
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/pipeline"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // Endpoint is one gRPC server of a tier: a conn the caller dialed, or a
@@ -54,70 +59,173 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-type tierConfig struct {
-	tier degrade.Tier
-	eps  []Endpoint
-}
-
 type config struct {
-	tiers       []tierConfig
+	pipeline.Config
+	eps         [][]Endpoint // by tier, as WithTier gave them
 	dialOpts    []grpc.DialOption
-	retry       *failover.Policy
-	retrySet    bool
-	hedge       *hedge.Policy
-	maxWait     time.Duration
-	balancer    balancer.Config
-	tracker     *health.Tracker
-	probe       *health.ProbeConfig
 	probeSvc    string
 	codes       map[codes.Code]sturdy.Class
 	tooLarge    func(*status.Status) bool
-	rewrite     Rewrite
+	rewrite     ModelRewrite
 	replayMsgs  int
 	replayBytes int
 	estimate    func(method string, req any) int64
 	usage       func(method string, reply any) int64
-	onFallback  func(degrade.Fallback)
-	passCreds   bool
-	telemetry   telemetryConfig
-	errs        []error
 }
 
-// Rewrite returns the request to send to tier (for example, a copy of req
-// with its model-name field set to tier.Model). It must not modify req:
-// earlier tiers, hedges and retries may still be using it; return req
-// itself to send it unchanged. For streams it is called for every message
-// the caller sends (a hook error fails that SendMsg, or the attempt
-// replaying it, with INVALID_ARGUMENT). For a unary call it is called once
-// per call and tier (twice at most, when two hedges reach a tier at once);
-// an error ends the call with that error (as Fatal).
-type Rewrite func(tier degrade.Tier, method string, req any) (any, error)
+// ModelRewrite returns the request to send to tier (for example, a copy
+// of req with its model-name field set to tier.Model). It is called for
+// every tier but the primary whose Model is set: the primary gets the
+// caller's request as written. It must not modify req: earlier tiers,
+// hedges and retries may still be using it; return req itself to send it
+// unchanged. For streams it is called for every message the caller sends
+// (a hook error fails that SendMsg, or the attempt replaying it, with
+// INVALID_ARGUMENT). For a unary call it is called once per call and tier
+// (twice at most, when two hedges reach a tier at once); an error ends
+// the call with that error (as Fatal).
+type ModelRewrite func(tier degrade.Tier, method string, req any) (any, error)
 
-// WithTier adds a tier to the fallback chain: tiers are tried in the
-// order they are given, the first being the primary. tier.Picker must be
-// nil (grpcmw balances over eps); every other field of degrade.Tier
-// (Model, Limiter, Timeout, Retry, Hedge, ...) works as in degrade. At
-// least one tier with at least one endpoint is required.
+// The options below exist in httpmw too, with the same names, argument
+// types and meanings; the internal pipeline applies them for both.
+
+// WithTier adds a tier to the fallback chain, with its endpoints: tiers
+// are tried in the order they are given, the first being the primary.
+// tier.Picker must be nil (the Client balances over eps); every other
+// field of degrade.Tier (Model, Quality, ContextWindow, Timeout, Limit,
+// Failover, Hedge) works as degrade documents. At least one tier with at
+// least one endpoint is required.
 func WithTier(tier degrade.Tier, eps ...Endpoint) Option {
 	return optionFunc(func(c *config) {
-		c.tiers = append(c.tiers, tierConfig{tier: tier, eps: append([]Endpoint(nil), eps...)})
+		t := pipeline.Tier{Tier: tier}
+		for _, e := range eps {
+			t.Endpoints = append(t.Endpoints, e.Endpoint)
+		}
+		c.Tiers = append(c.Tiers, t)
+		c.eps = append(c.eps, append([]Endpoint(nil), eps...))
 	})
 }
 
-// WithEndpoints is WithTier for a single, unnamed tier ("primary").
-func WithEndpoints(eps ...Endpoint) Option {
-	return WithTier(degrade.Tier{Name: "primary"}, eps...)
+// WithEndpoints is WithTier for a single tier named "primary".
+func WithEndpoints(eps ...Endpoint) Option { return WithTier(degrade.Tier{Name: "primary"}, eps...) }
+
+// WithFailover sets the failover policy of every tier that has none of its
+// own (degrade.Tier.Failover); each tier gets its own Policy, and so its
+// own retry budget. The default is the zero Config: 3 attempts per tier
+// and a 10% retry budget. MaxAttempts 1 turns retries off.
+func WithFailover(cfg failover.Config) Option {
+	return optionFunc(func(c *config) { c.Failover = cfg })
 }
 
-// WithCallerCredentials keeps the caller's own "authorization",
-// "api-key", "x-api-key" and "x-goog-api-key" metadata on every attempt. By default they are
-// dropped, as httpmw drops the caller's credential headers: with several
-// providers, a key the caller set for one would reach all of them. Give
-// each endpoint its credential in Endpoint.Metadata instead. Per-RPC
+// WithHedge turns hedging on for every tier that has no Hedge of its own;
+// each tier gets its own policy, since tiers' latencies differ. Only
+// unary calls are hedged; streams never are. The default is no hedging.
+func WithHedge(cfg hedge.Config) Option {
+	return optionFunc(func(c *config) { c.Hedge = &cfg })
+}
+
+// WithHealth sets passive health detection (the default is the zero
+// health.Config: Envoy-style outlier detection). cfg.OnStateChange, if
+// set, is called besides WithOnStateChange's hook and the telemetry.
+func WithHealth(cfg health.Config) Option {
+	return optionFunc(func(c *config) { c.Health = cfg })
+}
+
+// WithProbes turns on active health probes of every endpoint, as cfg says
+// (interval, jitter, timeout), until Close. The default is none: passive
+// detection only. A probe is the standard grpc.health.v1 Health/Check RPC
+// (see WithProbeService); a server that does not implement the Health
+// service (UNIMPLEMENTED) counts as healthy, as grpc-go's own client health
+// checking does.
+func WithProbes(cfg health.ProbeConfig) Option {
+	return optionFunc(func(c *config) { c.Probes = &cfg })
+}
+
+// WithLimiter sets the rate limiter's settings other than the tiers'
+// limits (degrade.Tier.Limit, keyed by tier name): a shared Store for
+// fleet-wide limits, MaxKeys. The default is an in-process limiter.
+func WithLimiter(cfg ratelimit.Config) Option {
+	return optionFunc(func(c *config) { c.Limiter = cfg })
+}
+
+// WithThrottle turns on the SRE book's adaptive throttling, one throttle
+// per tier: while a tier's servers refuse calls (overloaded, unavailable,
+// timed out), a share of its calls skips it locally, without a request.
+// The default is none.
+func WithThrottle(cfg ratelimit.ThrottleConfig) Option {
+	return optionFunc(func(c *config) { c.Throttle = &cfg })
+}
+
+// WithBalancer sets the balancer of every tier: cfg.Policy (default P2C
+// Peak-EWMA), PanicThreshold, Decay, DefaultRTT, Seed. cfg.Endpoints and
+// cfg.Health must be unset: the tiers and WithHealth fill them.
+func WithBalancer(cfg balancer.Config) Option {
+	return optionFunc(func(c *config) { c.Balancer = cfg })
+}
+
+// WithMaxWait lets a call wait up to d for a tier's limiter when every
+// tier refuses it (degrade.Config.MaxWait). Zero (the default) fails such
+// a call at once with RESOURCE_EXHAUSTED.
+func WithMaxWait(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.MaxWait = d })
+}
+
+// WithModelRewrite sets the hook that adapts a request to the fallback
+// tier it is sent to (see ModelRewrite). The default sends every tier the
+// caller's request.
+func WithModelRewrite(f ModelRewrite) Option {
+	return optionFunc(func(c *config) { c.rewrite = f })
+}
+
+// WithTracerProvider sets the tracer provider. Default: otel's global.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.TracerProvider = tp })
+}
+
+// WithMeterProvider sets the meter provider. Default: otel's global.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.MeterProvider = mp })
+}
+
+// WithCallerCredentials passes the caller's own credentials
+// ("authorization", "api-key", "x-api-key" and "x-goog-api-key"
+// metadata) through to whichever endpoint serves the call; an endpoint's
+// own Metadata still replaces them. By default they are dropped: with
+// several providers, a key set for one would reach all of them. Per-RPC
 // credentials configured on a conn (grpc.WithPerRPCCredentials) are the
 // conn's own and are not affected.
 func WithCallerCredentials() Option {
-	return optionFunc(func(c *config) { c.passCreds = true })
+	return optionFunc(func(c *config) { c.CallerCredentials = true })
+}
+
+// WithOnAttempt calls f once for every attempt when it ends (a served
+// stream's when it finishes): its endpoint, tier, number, kind (first,
+// retry, hedge), outcome class and latency. f runs synchronously on the
+// goroutine that ended the attempt: it must be quick and must not block
+// (log, count; no I/O that can stall).
+func WithOnAttempt(f func(sturdy.Attempt)) Option {
+	return optionFunc(func(c *config) { c.OnAttempt = f })
+}
+
+// WithOnFallback calls f whenever a call leaves a tier for a later one,
+// synchronously on the call's goroutine; it must be quick.
+func WithOnFallback(f func(sturdy.Fallback)) Option {
+	return optionFunc(func(c *config) { c.OnFallback = f })
+}
+
+// WithOnStateChange calls f for every health state change of an endpoint
+// (ejected, probation, healthy), synchronously on the goroutine that
+// noticed it (often a call's); it must be quick. It is never called
+// while sturdy holds a lock.
+func WithOnStateChange(f func(health.StateChange)) Option {
+	return optionFunc(func(c *config) { c.OnStateChange = f })
+}
+
+// The options below are gRPC's own.
+
+// WithProbeService sets the service a grpc.health.v1 probe asks about.
+// The default, "", asks about the server as a whole.
+func WithProbeService(service string) Option {
+	return optionFunc(func(c *config) { c.probeSvc = service })
 }
 
 // WithDialOptions are the options grpcmw dials Target endpoints with
@@ -125,64 +233,6 @@ func WithCallerCredentials() Option {
 // grpc.WithDisableRetry, since grpcmw does the retrying.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return optionFunc(func(c *config) { c.dialOpts = append(c.dialOpts, opts...) })
-}
-
-// WithRetry sets the failover policy of every tier that has none of its
-// own. The default is failover.New(failover.Config{}) (3 attempts, 10%
-// retry budget); nil turns retries off.
-func WithRetry(p *failover.Policy) Option {
-	return optionFunc(func(c *config) { c.retry, c.retrySet = p, true })
-}
-
-// WithHedge sets the hedging policy of unary calls in every tier that has
-// none of its own. Streams are never hedged. The default is nil: no
-// hedging.
-func WithHedge(p *hedge.Policy) Option {
-	return optionFunc(func(c *config) { c.hedge = p })
-}
-
-// WithMaxWait is degrade.Config.MaxWait: how long a call may wait for a
-// tier's limiter when every tier refuses it. The default is 0 (fail at
-// once with RESOURCE_EXHAUSTED).
-func WithMaxWait(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.maxWait = d })
-}
-
-// WithBalancer configures the balancer of every tier (policy, decay,
-// panic threshold, seed). cfg.Endpoints and cfg.Health must be unset:
-// grpcmw fills them. The default is the zero Config: P2C Peak-EWMA.
-func WithBalancer(cfg balancer.Config) Option {
-	return optionFunc(func(c *config) {
-		if cfg.Endpoints != nil || cfg.Health != nil {
-			c.errs = append(c.errs, errors.New("grpcmw: WithBalancer: leave Config.Endpoints and Config.Health unset; use WithTier and WithHealth"))
-		}
-		c.balancer = cfg
-	})
-}
-
-// WithHealth makes the Client report outcomes to t and take its endpoints
-// out of rotation as t decides. The default is a tracker built with
-// health.New(health.Config{}) (Envoy-style outlier detection), whose
-// ejections grpcmw counts in sturdy.ejections; with a tracker of your own,
-// ejections are not counted unless you wire its OnStateChange yourself.
-// Endpoint names are the member names.
-func WithHealth(t *health.Tracker) Option {
-	return optionFunc(func(c *config) {
-		if t == nil {
-			c.errs = append(c.errs, errors.New("grpcmw: WithHealth(nil); omit the option for the default tracker"))
-		}
-		c.tracker = t
-	})
-}
-
-// WithHealthCheck probes every endpoint with the standard grpc.health.v1
-// Health/Check RPC for service ("" asks about the server as a whole), as
-// cfg says (interval, jitter, timeout), until Client.Close. A server that
-// does not implement the Health service (UNIMPLEMENTED) counts as healthy,
-// as grpc-go's own client health checking does. The default is no
-// probing: passive detection only.
-func WithHealthCheck(service string, cfg health.ProbeConfig) Option {
-	return optionFunc(func(c *config) { c.probe, c.probeSvc = &cfg, service })
 }
 
 // WithCodeClass makes status code classify as class, overriding the
@@ -205,12 +255,6 @@ func WithTooLarge(f func(*status.Status) bool) Option {
 	return optionFunc(func(c *config) { c.tooLarge = f })
 }
 
-// WithRewrite sets the hook that adapts a request to the tier it is sent
-// to (see Rewrite). The default sends every tier the caller's request.
-func WithRewrite(f Rewrite) Option {
-	return optionFunc(func(c *config) { c.rewrite = f })
-}
-
 // WithStreamReplay bounds what a client-streaming or bidirectional stream
 // keeps of the messages it sent before its first response, so that a
 // failover can replay them on another endpoint: at most msgs messages and
@@ -231,68 +275,34 @@ func WithTokens(estimate func(method string, req any) int64, usage func(method s
 	return optionFunc(func(c *config) { c.estimate, c.usage = estimate, usage })
 }
 
-// WithOnFallback is called whenever a call leaves a tier for a later one
-// (degrade.Config.OnFallback); it runs on the call's goroutine and must be
-// quick.
-func WithOnFallback(f func(degrade.Fallback)) Option {
-	return optionFunc(func(c *config) { c.onFallback = f })
-}
-
 const (
 	defaultReplayMsgs  = 16
 	defaultReplayBytes = 4 << 20
 )
 
-func newConfig(opts []Option) (*config, error) {
+func newConfig(opts []Option) *config {
 	c := &config{replayMsgs: defaultReplayMsgs, replayBytes: defaultReplayBytes}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(c)
 		}
 	}
-	errs := c.errs
-	if len(c.tiers) == 0 {
-		errs = append(errs, errors.New("grpcmw: no endpoints; give at least one with WithEndpoints or WithTier"))
-	}
-	seen := map[string]string{}
-	for i, t := range c.tiers {
-		name := t.tier.Name
-		if name == "" {
-			name = fmt.Sprintf("tier%d", i)
-		}
-		if t.tier.Picker != nil {
-			errs = append(errs, fmt.Errorf("grpcmw: tier %q has a Picker; leave it nil, grpcmw balances over the tier's endpoints", name))
-		}
-		if len(t.eps) == 0 {
-			errs = append(errs, fmt.Errorf("grpcmw: tier %q has no endpoints", name))
-		}
-		for j, ep := range t.eps {
-			switch {
-			case ep.Name == "":
-				errs = append(errs, fmt.Errorf("grpcmw: tier %q endpoint %d has no Name; every endpoint needs a unique name", name, j))
-			case seen[ep.Name] != "":
-				errs = append(errs, fmt.Errorf("grpcmw: endpoint name %q is used twice (tiers %q and %q); names must be unique across tiers", ep.Name, seen[ep.Name], name))
-			case ep.Conn == nil && ep.Address == "":
-				errs = append(errs, fmt.Errorf("grpcmw: endpoint %q has neither Conn nor Address; give a conn (Conn) or a target to dial (Target)", ep.Name))
-			}
-			if ep.Name != "" && seen[ep.Name] == "" {
-				seen[ep.Name] = name
+	bad := func(format string, args ...any) { c.Errs = append(c.Errs, fmt.Errorf("grpcmw: "+format, args...)) }
+	for i, eps := range c.eps {
+		for _, ep := range eps {
+			if ep.Name != "" && ep.Conn == nil && ep.Address == "" {
+				bad("%s: endpoint %q has neither Conn nor Address; give a conn (Conn) or a target to dial (Target)",
+					pipeline.TierName(i, cmp.Or(c.Tiers[i].Name, chain.DefaultTierName(i))), ep.Name)
 			}
 		}
-	}
-	if c.maxWait < 0 {
-		errs = append(errs, fmt.Errorf("grpcmw: WithMaxWait(%v): it must not be negative", c.maxWait))
 	}
 	if c.replayMsgs >= 0 && c.replayBytes < 0 {
-		errs = append(errs, fmt.Errorf("grpcmw: WithStreamReplay bytes %d: it must not be negative", c.replayBytes))
+		bad("WithStreamReplay bytes %d: it must not be negative", c.replayBytes)
 	}
 	for code := range c.codes {
 		if code > codes.Unauthenticated {
-			errs = append(errs, fmt.Errorf("grpcmw: WithCodeClass(%v): not a gRPC status code", code))
+			bad("WithCodeClass(%v): not a gRPC status code", code)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return c, nil
+	return c
 }

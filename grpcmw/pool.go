@@ -17,11 +17,6 @@ type endpoint struct {
 	strip []string // metadata keys of the caller's that must not reach this endpoint
 }
 
-// callerCredentialKeys are the caller's metadata keys that carry
-// credentials; like httpmw, grpcmw drops them unless WithCallerCredentials
-// is given, so that a key meant for one provider never reaches another.
-var callerCredentialKeys = []string{"authorization", "api-key", "x-api-key", "x-goog-api-key"}
-
 // outgoing gives ctx the endpoint's own metadata, replacing the caller's
 // values of the same keys and dropping the caller's credentials. The
 // caller's metadata is copied only when it holds such a key.
@@ -45,7 +40,7 @@ func (e *endpoint) outgoing(ctx context.Context) context.Context {
 }
 
 // pool is one tier's endpoints: the balancer that picks among them and
-// the conn behind each name. It is degrade's Picker for the tier.
+// the conn behind each name.
 type pool struct {
 	b     *balancer.Balancer
 	conns map[string]*endpoint // read-only after build
@@ -55,7 +50,7 @@ type pool struct {
 	hedged bool
 }
 
-// Pick implements failover.Picker.
+// Pick implements sturdy.Picker.
 func (p *pool) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
 	return p.b.Pick(ctx, exclude)
 }

@@ -21,7 +21,7 @@ import (
 // client-side health checking makes the same choice. The probe's deadline
 // is the context's (health.ProbeConfig.Timeout under RunProbes).
 //
-// Client uses it for WithHealthCheck; it is exported for use with
+// Client uses it for WithProbes; it is exported for use with
 // health.Tracker.RunProbes on its own.
 type HealthProber struct {
 	// Conns maps Endpoint.Name to the conn that reaches the endpoint.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
@@ -22,7 +24,7 @@ import (
 //
 //   - open: nothing has gone out. SendMsg and CloseSend are recorded (the
 //     sent messages are kept for replay, up to the replay limits).
-//   - deciding: degrade.Run is choosing the endpoint. It starts at the
+//   - deciding: chain.Run is choosing the endpoint. It starts at the
 //     first RecvMsg or Header, or when the replay buffer overflows. Each
 //     attempt opens a stream on its endpoint, replays what the caller sent
 //     and then waits for the first response message (RecvMsg) or the
@@ -59,7 +61,7 @@ type stream struct {
 	cur       *streamAttempt // the attempt in flight while deciding
 	deciding  bool
 	won       *streamAttempt // set once committed
-	served    degrade.Served
+	served    chain.Served
 	failed    error // why the stream ended before committing: RecvMsg returns it
 	trailer   metadata.MD
 	ended     bool // the call's outcome is reported
@@ -296,8 +298,8 @@ func (s *stream) RecvMsg(m any) error {
 // decide runs the call through the stream chain until an attempt reaches
 // the point mode names. s.deciding is set.
 func (s *stream) decide(mode decideMode) error {
-	call := degrade.Call[*streamAttempt]{
-		Fn: func(ctx context.Context, a degrade.Attempt) (*streamAttempt, sturdy.Outcome) {
+	call := chain.Call[*streamAttempt]{NoHedge: true,
+		Fn: func(ctx context.Context, a attempt.Info) (*streamAttempt, sturdy.Outcome) {
 			return s.attempt(ctx, a, mode)
 		},
 		Cleanup: func(at *streamAttempt) {
@@ -314,7 +316,7 @@ func (s *stream) decide(mode decideMode) error {
 		}
 		s.mu.Unlock()
 	}
-	w, served, err := degrade.Run(s.ctx, s.c.stream, &call)
+	w, served, err := chain.Run(s.ctx, s.c.chain, &call)
 	s.mu.Lock()
 	s.deciding, s.cur, s.buf = false, nil, nil
 	if err != nil {
@@ -346,7 +348,7 @@ func (s *stream) decide(mode decideMode) error {
 
 // attempt opens a stream on a.Endpoint, replays what the caller sent and
 // waits for the point mode names.
-func (s *stream) attempt(ctx context.Context, a degrade.Attempt, mode decideMode) (*streamAttempt, sturdy.Outcome) {
+func (s *stream) attempt(ctx context.Context, a attempt.Info, mode decideMode) (*streamAttempt, sturdy.Outcome) {
 	s.mu.Lock()
 	noReplay := s.overflow && mode != modeSend
 	s.mu.Unlock()
@@ -451,12 +453,18 @@ func (s *stream) finish(out sturdy.Outcome, err error) {
 	s.tc.End()
 }
 
-// rewriteMsg applies the Rewrite hook to a stream message for tier.
+// rewrites reports whether requests to tier go through the ModelRewrite
+// hook: every tier but the primary whose Model is set, as in httpmw.
+func (c *Client) rewrites(tier int) bool {
+	return c.rewrite != nil && tier > 0 && c.chain.Tier(tier).Model != ""
+}
+
+// rewriteMsg applies the ModelRewrite hook to a stream message for tier.
 func (c *Client) rewriteMsg(tier int, method string, m any) (any, error) {
-	if c.rewrite == nil {
+	if !c.rewrites(tier) {
 		return m, nil
 	}
-	r, err := c.rewrite(c.stream.Tier(tier), method, m)
+	r, err := c.rewrite(degrade.Tier(c.chain.Tier(tier)), method, m)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "grpcmw: rewrite for tier %d: %v", tier, err)
 	}

@@ -45,7 +45,7 @@ func bodies(ms []*testpb.StreamingOutputCallResponse) []string {
 func TestServerStreamFailsOverBeforeTheFirstMessage(t *testing.T) {
 	a, b := startTCP(t, "a"), startTCP(t, "b")
 	a.set(behavior{code: codes.Unavailable, failAfter: 0})
-	c := newClient(t, insecureDial, roundRobin, grpcmw.WithRetry(noBudget(t, 3)),
+	c := newClient(t, insecureDial, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Target("a", a.addr), grpcmw.Target("b", b.addr)))
 	st, err := testpb.NewTestServiceClient(c).StreamingOutputCall(context.Background(),
 		&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("q")}})
@@ -60,7 +60,7 @@ func TestServerStreamFailsOverBeforeTheFirstMessage(t *testing.T) {
 func TestServerStreamErrorsAfterTheFirstMessageSurface(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable, failAfter: 1})
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
 	require.NoError(t, err)
@@ -74,7 +74,7 @@ func TestStreamFailureBeforeAnyMessageIsAStatusError(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable, failAfter: 0})
 	b.set(behavior{code: codes.Unavailable, failAfter: 0})
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
 	require.NoError(t, err)
@@ -89,7 +89,7 @@ func TestStreamFailureBeforeAnyMessageIsAStatusError(t *testing.T) {
 func TestClientStreamReplaysOnFailover(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable})
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingInputCall(context.Background())
 	require.NoError(t, err)
@@ -106,7 +106,7 @@ func TestClientStreamReplaysOnFailover(t *testing.T) {
 func TestClientStreamPastTheReplayLimitCannotFailOver(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable})
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)), grpcmw.WithStreamReplay(2, 1<<20),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)), grpcmw.WithStreamReplay(2, 1<<20),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingInputCall(context.Background())
 	require.NoError(t, err)
@@ -125,7 +125,7 @@ func TestBidiStreamWithConcurrentSendAndRecv(t *testing.T) {
 	a.set(behavior{code: codes.Unavailable, failAfter: 0})
 	const n = 50
 	// The sender may run ahead of the first response: keep all of it.
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)), grpcmw.WithStreamReplay(n, 1<<20),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)), grpcmw.WithStreamReplay(n, 1<<20),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).FullDuplexCall(context.Background())
 	require.NoError(t, err)
@@ -152,7 +152,7 @@ func TestBidiStreamWithConcurrentSendAndRecv(t *testing.T) {
 func TestStreamHeaderDecidesAndTrailerIsTheWinners(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable, failAfter: 0})
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestStreamRewriteAppliesToEveryMessage(t *testing.T) {
 	c := newClient(t,
 		grpcmw.WithTier(degrade.Tier{Name: "p", Model: "big"}, grpcmw.Conn("p", p.dial(t))),
 		grpcmw.WithTier(degrade.Tier{Name: "f", Model: "small"}, grpcmw.Conn("f", f.dial(t))),
-		grpcmw.WithRewrite(func(tier degrade.Tier, method string, r any) (any, error) {
+		grpcmw.WithModelRewrite(func(tier degrade.Tier, method string, r any) (any, error) {
 			if !strings.HasSuffix(method, "/FullDuplexCall") {
 				return r, nil
 			}

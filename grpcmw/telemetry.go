@@ -5,34 +5,15 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
 // Scope is the OpenTelemetry instrumentation scope of grpcmw's spans and
 // metrics.
 const Scope = "github.com/sturdyai/sturdy/grpcmw"
-
-type telemetryConfig struct {
-	tp trace.TracerProvider
-	mp metric.MeterProvider
-}
-
-// WithTracerProvider sets where the "sturdy.call" and "sturdy.attempt"
-// spans go. The default is otel.GetTracerProvider().
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return optionFunc(func(c *config) { c.telemetry.tp = tp })
-}
-
-// WithMeterProvider sets where the sturdy.* metrics go. The default is
-// otel.GetMeterProvider().
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(c *config) { c.telemetry.mp = mp })
-}
 
 var keyMethod = attribute.Key("rpc.method")
 
@@ -47,7 +28,7 @@ func (c *Client) startCall(ctx context.Context, method string) (context.Context,
 }
 
 // recordServed records a call that a tier answered.
-func (c *Client) recordServed(tc telemetry.Call, s *degrade.Served) {
+func (c *Client) recordServed(tc telemetry.Call, s *chain.Served) {
 	name := ""
 	if s.Attempt.Endpoint != nil {
 		name = s.Attempt.Endpoint.Name
@@ -62,5 +43,9 @@ func (c *Client) recordFailed(tc telemetry.Call, err error) {
 		c.tel.RecordCall(tc, -1, "", sturdy.ClassOf(err), 0)
 		return
 	}
-	c.tel.RecordCall(tc, -1, se.Endpoint, se.Class, len(se.Attempts))
+	tier := -1 // the deciding attempt's tier; none if no attempt went out
+	if t, ok := c.tierOf[se.Endpoint]; ok {
+		tier = t
+	}
+	c.tel.RecordCall(tc, tier, se.Endpoint, se.Class, len(se.Attempts))
 }

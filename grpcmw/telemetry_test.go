@@ -35,7 +35,7 @@ func TestSpansAndMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) }()
 
-	c := newClient(t, roundRobin, grpcmw.WithRetry(noBudget(t, 3)), grpcmw.WithTracerProvider(tp), grpcmw.WithMeterProvider(mp),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)), grpcmw.WithTracerProvider(tp), grpcmw.WithMeterProvider(mp),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	stub := testpb.NewTestServiceClient(c)
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "caller")

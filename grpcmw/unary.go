@@ -12,6 +12,8 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/internal/chain"
 )
 
 // wants are the caller's grpc.Header, grpc.Trailer and grpc.Peer call
@@ -97,11 +99,11 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 	defer tc.End()
 	uc := &unaryCall{c: c, method: method, req: req, reply: reply}
 	uc.base, uc.w = splitOpts(opts)
-	call := degrade.Call[*unaryAttempt]{Fn: uc.attempt}
+	call := chain.Call[*unaryAttempt]{Fn: uc.attempt}
 	if c.estimate != nil {
 		call.Tokens = c.estimate(method, req)
 	}
-	won, served, err := degrade.Run(ctx, c.unary, &call)
+	won, served, err := chain.Run(ctx, c.chain, &call)
 	if err != nil {
 		err = statusError(ctx, err)
 		if won != nil {
@@ -137,8 +139,8 @@ func (uc *unaryCall) deliver(a *unaryAttempt, ok bool) {
 	}
 }
 
-// attempt is the degrade.Call function: one attempt on a.Endpoint.
-func (uc *unaryCall) attempt(ctx context.Context, a degrade.Attempt) (*unaryAttempt, sturdy.Outcome) {
+// attempt is the chain.Call function: one attempt on a.Endpoint.
+func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt, sturdy.Outcome) {
 	c := uc.c
 	tier := c.tiers[a.Tier]
 	ep := tier.endpoint(a.Endpoint)
@@ -162,7 +164,7 @@ func (uc *unaryCall) attempt(ctx context.Context, a degrade.Attempt) (*unaryAtte
 // request returns the request for tier, rewritten once per call and tier.
 func (uc *unaryCall) request(tier int) (any, error) {
 	c := uc.c
-	if c.rewrite == nil {
+	if !c.rewrites(tier) {
 		return uc.req, nil
 	}
 	uc.mu.Lock()
@@ -174,7 +176,7 @@ func (uc *unaryCall) request(tier int) (any, error) {
 	if r != nil {
 		return r, nil
 	}
-	r, err := c.rewrite(c.unary.Tier(tier), uc.method, uc.req)
+	r, err := c.rewrite(degrade.Tier(c.chain.Tier(tier)), uc.method, uc.req)
 	if err != nil {
 		return nil, err
 	}

@@ -45,10 +45,8 @@ func newClient(t testing.TB, opts ...grpcmw.Option) *grpcmw.Client {
 // roundRobin makes picks deterministic: endpoints in the order given.
 var roundRobin = grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1})
 
-func noBudget(t testing.TB, attempts int) *failover.Policy {
-	p, err := failover.New(failover.Config{MaxAttempts: attempts, BudgetRatio: -1, BaseBackoff: -1})
-	require.NoError(t, err)
-	return p
+func noBudget(_ testing.TB, attempts int) failover.Config {
+	return failover.Config{MaxAttempts: attempts, BudgetRatio: -1, BaseBackoff: -1}
 }
 
 func TestConfigErrorsAreClear(t *testing.T) {
@@ -59,20 +57,20 @@ func TestConfigErrorsAreClear(t *testing.T) {
 		opts []grpcmw.Option
 		want string
 	}{
-		{"no tiers", nil, "no endpoints"},
-		{"empty tier", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "t"})}, `tier "t" has no endpoints`},
+		{"no tiers", nil, "no tiers"},
+		{"empty tier", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "t"})}, `tier "t" (WithTier #1) has no endpoints`},
 		{"no name", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("", cc))}, "has no Name"},
 		{"duplicate name", []grpcmw.Option{
 			grpcmw.WithTier(degrade.Tier{Name: "p"}, grpcmw.Conn("a", cc)),
 			grpcmw.WithTier(degrade.Tier{Name: "f"}, grpcmw.Conn("a", cc)),
 		}, `endpoint name "a" is used twice`},
 		{"no conn nor address", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Endpoint{Endpoint: sturdy.Endpoint{Name: "x"}})}, "neither Conn nor Address"},
-		{"picker set", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "p", Picker: bp}, grpcmw.Conn("a", cc))}, "has a Picker"},
+		{"picker set", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "p", Picker: bp}, grpcmw.Conn("a", cc))}, "Picker is set"},
 		{"balancer endpoints", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithBalancer(balancer.Config{Endpoints: []sturdy.Endpoint{{Name: "z"}}})}, "leave Config.Endpoints"},
 		{"negative max wait", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithMaxWait(-1)}, "WithMaxWait"},
 		{"bad code", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithCodeClass(99, sturdy.Fatal)}, "not a gRPC status code"},
 		{"no transport security", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Target("a", "127.0.0.1:1"))}, `dial endpoint "a"`},
-		{"bad probe config", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: -1})}, "WithHealthCheck"},
+		{"bad probe config", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithProbes(health.ProbeConfig{Interval: -1})}, "WithProbes"},
 		{"bad balancer", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithBalancer(balancer.Config{Decay: -1})}, "Decay"},
 	}
 	for _, tt := range tests {
@@ -87,7 +85,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	t.Run("package interceptors refuse what needs Close", func(t *testing.T) {
 		_, err := grpcmw.UnaryClientInterceptor(grpcmw.WithEndpoints(grpcmw.Target("a", "127.0.0.1:1")), insecureDial)
 		assert.ErrorContains(t, err, "use New and Close")
-		_, err = grpcmw.StreamClientInterceptor(grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithHealthCheck("", health.ProbeConfig{}))
+		_, err = grpcmw.StreamClientInterceptor(grpcmw.WithEndpoints(grpcmw.Conn("a", cc)), grpcmw.WithProbes(health.ProbeConfig{}))
 		assert.ErrorContains(t, err, "use New, and Close")
 	})
 }
@@ -98,7 +96,7 @@ func TestServerStoppedMidRunCallsContinueOnOthers(t *testing.T) {
 	for _, s := range servers {
 		eps = append(eps, grpcmw.Target(s.id, s.addr))
 	}
-	c := newClient(t, grpcmw.WithEndpoints(eps...), insecureDial, grpcmw.WithRetry(noBudget(t, 3)))
+	c := newClient(t, grpcmw.WithEndpoints(eps...), insecureDial, grpcmw.WithFailover(noBudget(t, 3)))
 	stub := testpb.NewTestServiceClient(c)
 
 	var failed atomic.Int64
@@ -127,15 +125,13 @@ func TestServerStoppedMidRunCallsContinueOnOthers(t *testing.T) {
 
 func TestNotServingIsEjectedByProbeAndBackWhenServing(t *testing.T) {
 	a, b := startTCP(t, "a"), startTCP(t, "b")
-	tracker, err := health.New(health.Config{})
-	require.NoError(t, err)
 	c := newClient(t, grpcmw.WithEndpoints(grpcmw.Target("a", a.addr), grpcmw.Target("b", b.addr)), insecureDial,
-		grpcmw.WithHealth(tracker), grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, PanicThreshold: -1}),
-		grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: 10 * time.Millisecond, Timeout: time.Second, Jitter: -1}))
+		grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, PanicThreshold: -1}),
+		grpcmw.WithProbes(health.ProbeConfig{Interval: 10 * time.Millisecond, Timeout: time.Second, Jitter: -1}))
 	stub := testpb.NewTestServiceClient(c)
 
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	eventually(t, "a ejected", func() bool { return tracker.State("a") == health.Ejected })
+	eventually(t, "a ejected", func() bool { return grpcmw.TrackerOf(c).State("a") == health.Ejected })
 	before := a.calls.Load()
 	for range 20 {
 		_, err := stub.UnaryCall(context.Background(), req("x"))
@@ -144,7 +140,7 @@ func TestNotServingIsEjectedByProbeAndBackWhenServing(t *testing.T) {
 	assert.Equal(t, before, a.calls.Load(), "an ejected endpoint took calls")
 
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	eventually(t, "a allowed again", func() bool { return tracker.Allowed("a") })
+	eventually(t, "a allowed again", func() bool { return grpcmw.TrackerOf(c).Allowed("a") })
 	eventually(t, "a takes calls again", func() bool {
 		_, err := stub.UnaryCall(context.Background(), req("x"))
 		require.NoError(t, err)
@@ -170,18 +166,16 @@ func TestHealthProberTreatsUnimplementedAsHealthy(t *testing.T) {
 func TestResourceExhaustedWithPushbackCoolsDownAndFallsBack(t *testing.T) {
 	primary, fallback := startTCP(t, "primary"), startTCP(t, "fallback")
 	primary.set(behavior{code: codes.ResourceExhausted, trailer: metadata.Pairs(sturdy.MetadataRetryPushbackMs, "5000")})
-	tracker, err := health.New(health.Config{})
-	require.NoError(t, err)
 	var fallbacks atomic.Int64
-	c := newClient(t, insecureDial, grpcmw.WithHealth(tracker),
+	c := newClient(t, insecureDial,
 		grpcmw.WithTier(degrade.Tier{Name: "big", Model: "llama-70b"}, grpcmw.Target("primary", primary.addr)),
 		grpcmw.WithTier(degrade.Tier{Name: "small", Model: "llama-8b"}, grpcmw.Target("fallback", fallback.addr)),
-		grpcmw.WithRewrite(func(tier degrade.Tier, method string, r any) (any, error) {
+		grpcmw.WithModelRewrite(func(tier degrade.Tier, method string, r any) (any, error) {
 			in := r.(*testpb.SimpleRequest)
 			out := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(tier.Model)}, ResponseSize: in.ResponseSize}
 			return out, nil
 		}),
-		grpcmw.WithOnFallback(func(degrade.Fallback) { fallbacks.Add(1) }),
+		grpcmw.WithOnFallback(func(sturdy.Fallback) { fallbacks.Add(1) }),
 	)
 	stub := testpb.NewTestServiceClient(c)
 
@@ -192,7 +186,7 @@ func TestResourceExhaustedWithPushbackCoolsDownAndFallsBack(t *testing.T) {
 	assert.Equal(t, "llama-8b", string(resp.GetPayload().GetBody()), "the fallback tier got the rewritten request")
 	assert.Equal(t, "caller's", string(in.GetPayload().GetBody()), "the caller's request was modified")
 	assert.Equal(t, int64(1), primary.calls.Load())
-	assert.True(t, tracker.Member("primary").CoolingDown(), "pushback did not cool the endpoint down")
+	assert.True(t, grpcmw.TrackerOf(c).Member("primary").CoolingDown(), "pushback did not cool the endpoint down")
 
 	for range 10 {
 		resp, err := stub.UnaryCall(context.Background(), req("x"))
@@ -207,7 +201,7 @@ func TestInvalidPushbackMeansDoNotRetry(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.ResourceExhausted, trailer: metadata.Pairs(sturdy.MetadataRetryPushbackMs, "-1")})
 	c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin,
-		grpcmw.WithRetry(noBudget(t, 3)))
+		grpcmw.WithFailover(noBudget(t, 3)))
 	var trailer metadata.MD
 	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"), grpc.Trailer(&trailer))
 	require.Error(t, err)
@@ -221,7 +215,7 @@ func TestFailedCallIsAStatusErrorWrappingSturdyError(t *testing.T) {
 	a.set(behavior{code: codes.Unavailable})
 	b.set(behavior{code: codes.Internal})
 	c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin,
-		grpcmw.WithRetry(noBudget(t, 3)))
+		grpcmw.WithFailover(noBudget(t, 3)))
 	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 	require.Error(t, err)
 
@@ -244,10 +238,9 @@ func TestFailedCallIsAStatusErrorWrappingSturdyError(t *testing.T) {
 func TestErrorCodes(t *testing.T) {
 	t.Run("no endpoint pickable is UNAVAILABLE", func(t *testing.T) {
 		a := startBuf(t, "a")
-		tracker, _ := health.New(health.Config{})
-		tracker.Add("a").ProbeResult(errors.New("down"))
-		c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t))), grpcmw.WithHealth(tracker),
+		c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t))),
 			grpcmw.WithBalancer(balancer.Config{PanicThreshold: -1}))
+		grpcmw.TrackerOf(c).Add("a").ProbeResult(errors.New("down"))
 		_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 		assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 		assert.ErrorIs(t, err, balancer.ErrNoEndpoint)
@@ -255,11 +248,9 @@ func TestErrorCodes(t *testing.T) {
 	})
 	t.Run("rate limited is RESOURCE_EXHAUSTED with RetryInfo", func(t *testing.T) {
 		a := startBuf(t, "a")
-		lim, err := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}})
-		require.NoError(t, err)
-		c := newClient(t, grpcmw.WithTier(degrade.Tier{Name: "p", Limiter: lim}, grpcmw.Conn("a", a.dial(t))))
+		c := newClient(t, grpcmw.WithTier(degrade.Tier{Name: "p", Limit: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}}, grpcmw.Conn("a", a.dial(t))))
 		stub := testpb.NewTestServiceClient(c)
-		_, err = stub.UnaryCall(context.Background(), req("x"))
+		_, err := stub.UnaryCall(context.Background(), req("x"))
 		require.NoError(t, err)
 		_, err = stub.UnaryCall(context.Background(), req("x"))
 		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
@@ -295,9 +286,8 @@ func TestErrorCodes(t *testing.T) {
 	t.Run("attempt timeout is a Timeout and fails over", func(t *testing.T) {
 		a, b := startBuf(t, "a"), startBuf(t, "b")
 		a.set(behavior{delay: time.Second})
-		p, err := failover.New(failover.Config{MaxAttempts: 2, AttemptTimeout: 20 * time.Millisecond, BudgetRatio: -1, BaseBackoff: -1})
-		require.NoError(t, err)
-		c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin, grpcmw.WithRetry(p))
+		c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin,
+			grpcmw.WithFailover(failover.Config{MaxAttempts: 2, AttemptTimeout: 20 * time.Millisecond, BudgetRatio: -1, BaseBackoff: -1}))
 		resp, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 		require.NoError(t, err)
 		assert.Equal(t, "b", resp.GetServerId())
@@ -338,12 +328,12 @@ func TestCodeClassOverride(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Internal})
 	eps := grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t)))
-	c := newClient(t, eps, roundRobin, grpcmw.WithRetry(noBudget(t, 3)))
+	c := newClient(t, eps, roundRobin, grpcmw.WithFailover(noBudget(t, 3)))
 	resp, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 	require.NoError(t, err, "INTERNAL is retried by default")
 	assert.Equal(t, "b", resp.GetServerId())
 
-	c = newClient(t, eps, roundRobin, grpcmw.WithRetry(noBudget(t, 3)), grpcmw.WithCodeClass(codes.Internal, sturdy.Fatal))
+	c = newClient(t, eps, roundRobin, grpcmw.WithFailover(noBudget(t, 3)), grpcmw.WithCodeClass(codes.Internal, sturdy.Fatal))
 	_, err = testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 	assert.Equal(t, codes.Internal, status.Code(err))
 }
@@ -351,9 +341,7 @@ func TestCodeClassOverride(t *testing.T) {
 func TestSlowServerHedgeWins(t *testing.T) {
 	slow, fast := startTCP(t, "slow"), startTCP(t, "fast")
 	slow.set(behavior{delay: 2 * time.Second})
-	hp, err := hedge.New(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1})
-	require.NoError(t, err)
-	c := newClient(t, insecureDial, roundRobin, grpcmw.WithHedge(hp),
+	c := newClient(t, insecureDial, roundRobin, grpcmw.WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}),
 		grpcmw.WithEndpoints(grpcmw.Target("slow", slow.addr), grpcmw.Target("fast", fast.addr)))
 
 	var header, trailer metadata.MD
@@ -375,9 +363,7 @@ func TestHedgedCallsNeverShareReplies(t *testing.T) {
 		s.set(behavior{delay: time.Millisecond})
 		eps = append(eps, grpcmw.Conn(id, s.dial(t)))
 	}
-	hp, err := hedge.New(hedge.Config{Delay: 500 * time.Microsecond, MaxHedges: 2, BudgetRatio: -1})
-	require.NoError(t, err)
-	c := newClient(t, grpcmw.WithEndpoints(eps...), grpcmw.WithHedge(hp))
+	c := newClient(t, grpcmw.WithEndpoints(eps...), grpcmw.WithHedge(hedge.Config{Delay: 500 * time.Microsecond, MaxHedges: 2, BudgetRatio: -1}))
 	stub := testpb.NewTestServiceClient(c)
 
 	var wg sync.WaitGroup
@@ -420,7 +406,7 @@ func TestEndpointMetadataGoesOnlyToItsEndpoint(t *testing.T) {
 	epA.Metadata = metadata.Pairs("api-key", "key-a")
 	epB := grpcmw.Conn("b", b.dial(t))
 	epB.Metadata = metadata.Pairs("api-key", "key-b")
-	c := newClient(t, grpcmw.WithEndpoints(epA, epB), roundRobin, grpcmw.WithRetry(noBudget(t, 2)))
+	c := newClient(t, grpcmw.WithEndpoints(epA, epB), roundRobin, grpcmw.WithFailover(noBudget(t, 2)))
 	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 	require.NoError(t, err)
 	mu.Lock()
@@ -450,7 +436,7 @@ func TestCallerCredentialsAreDroppedOrReplaced(t *testing.T) {
 			epA := grpcmw.Conn("a", a.dial(t))
 			epA.Metadata = metadata.Pairs("Authorization", "Bearer key-a")
 			epB := grpcmw.Conn("b", b.dial(t)) // no credential of its own
-			opts := []grpcmw.Option{grpcmw.WithEndpoints(epA, epB), roundRobin, grpcmw.WithRetry(noBudget(t, 2))}
+			opts := []grpcmw.Option{grpcmw.WithEndpoints(epA, epB), roundRobin, grpcmw.WithFailover(noBudget(t, 2))}
 			if pass {
 				opts = append(opts, grpcmw.WithCallerCredentials())
 			}
@@ -508,10 +494,8 @@ func TestInterceptorsIgnoreTheConnTheyAreInstalledOn(t *testing.T) {
 
 func TestTokensAreEstimatedAndCorrected(t *testing.T) {
 	a := startBuf(t, "a")
-	lim, err := ratelimit.New(ratelimit.Config{Default: ratelimit.Limit{TokensPerMinute: 100}})
-	require.NoError(t, err)
 	var estimated, used atomic.Int64
-	c := newClient(t, grpcmw.WithTier(degrade.Tier{Name: "p", Limiter: lim}, grpcmw.Conn("a", a.dial(t))),
+	c := newClient(t, grpcmw.WithTier(degrade.Tier{Name: "p", Limit: ratelimit.Limit{TokensPerMinute: 100}}, grpcmw.Conn("a", a.dial(t))),
 		grpcmw.WithTokens(
 			func(method string, r any) int64 { estimated.Add(1); return 90 },
 			func(method string, reply any) int64 { used.Add(1); return 1 },
@@ -533,10 +517,8 @@ func TestMixedHedgedAndUnhedgedTiers(t *testing.T) {
 	a, b, fb := startBuf(t, "a"), startBuf(t, "b"), startBuf(t, "fb")
 	a.set(behavior{delay: time.Millisecond})
 	b.set(behavior{delay: time.Millisecond})
-	hp, err := hedge.New(hedge.Config{Delay: 500 * time.Microsecond, BudgetRatio: -1})
-	require.NoError(t, err)
 	c := newClient(t,
-		grpcmw.WithTier(degrade.Tier{Name: "p", Hedge: hp}, grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))),
+		grpcmw.WithTier(degrade.Tier{Name: "p", Hedge: &hedge.Config{Delay: 500 * time.Microsecond, BudgetRatio: -1}}, grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))),
 		grpcmw.WithTier(degrade.Tier{Name: "f"}, grpcmw.Conn("fb", fb.dial(t))))
 	calls := func(from ...string) {
 		var wg sync.WaitGroup

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/internal/attempt"
 )
 
@@ -17,8 +16,8 @@ import (
 //
 // fn's error is classified with sturdy.ClassOf. Do returns an error only
 // when every attempt failed: a *sturdy.Error that lists them.
-func Do[T any](ctx context.Context, p *Policy, picker failover.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
-	s := attempt.Spec{Picker: picker, Hedge: p, Op: "hedge"}
+func Do[T any](ctx context.Context, p *Policy, picker sturdy.Picker, fn func(ctx context.Context, ep *sturdy.Endpoint) (T, error), cleanup func(T)) (T, error) {
+	s := attempt.Spec{Picker: picker, Hedge: p.p, Op: "hedge"}
 	v, w, err := attempt.RunErr(ctx, &s, fn, cleanup)
 	w.Release()
 	return v, err

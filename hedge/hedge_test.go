@@ -31,17 +31,17 @@ func TestAdaptiveDelayNeedsSamplesThenFollowsQuantile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 99 {
-		p.Observe(time.Duration(i+1) * time.Millisecond)
+		p.p.Observe(time.Duration(i+1) * time.Millisecond)
 	}
 	if _, ok := p.Delay(); ok {
 		t.Fatal("hedging before MinSamples latencies were seen")
 	}
-	p.Observe(100 * time.Millisecond)
+	p.p.Observe(100 * time.Millisecond)
 	if _, ok := p.Delay(); !ok {
 		t.Fatal("not hedging once MinSamples latencies were seen")
 	}
 	for i := range 1000 {
-		p.Observe(time.Duration(i%100+1) * time.Millisecond)
+		p.p.Observe(time.Duration(i%100+1) * time.Millisecond)
 	}
 	d, ok := p.Delay()
 	if !ok || d < 88*time.Millisecond || d > 96*time.Millisecond {
@@ -52,7 +52,7 @@ func TestAdaptiveDelayNeedsSamplesThenFollowsQuantile(t *testing.T) {
 func TestMinDelayFloorsTheAdaptiveDelay(t *testing.T) {
 	p, _ := New(Config{MinDelay: 5 * time.Millisecond})
 	for range 100 {
-		p.Observe(10 * time.Microsecond)
+		p.p.Observe(10 * time.Microsecond)
 	}
 	if d, _ := p.Delay(); d != 5*time.Millisecond {
 		t.Fatalf("Delay() = %v, want the 5ms floor", d)

@@ -1,14 +1,9 @@
 package hedge
 
 import (
-	"cmp"
-	"errors"
-	"fmt"
-	"sync/atomic"
 	"time"
 
-	"github.com/sturdyai/sturdy/internal/budget"
-	"github.com/sturdyai/sturdy/internal/quantile"
+	"github.com/sturdyai/sturdy/internal/policy"
 )
 
 // Config configures a Policy. Every zero field means its documented
@@ -29,7 +24,8 @@ type Config struct {
 	// answers from the last Window to 2×Window). Zero means 1000.
 	Window int
 	// MaxHedges caps the hedges per call (attempts beyond the first).
-	// Zero means 1.
+	// Zero means 1. Negative is an error for New; as a tier's own Hedge
+	// (degrade.Tier.Hedge) it turns hedging off for that tier.
 	MaxHedges int
 	// BudgetRatio is the share of calls that may be hedged. Zero means
 	// 0.05; negative disables the budget.
@@ -42,111 +38,29 @@ type Config struct {
 	BudgetWindow time.Duration
 }
 
-// Policy is a hedging policy. It is safe for concurrent use; one Policy is
-// meant to be shared by all calls to one pool, since its delay learns from
-// them and its budget is spent by them.
+// Policy is a hedging policy for Do. It is safe for concurrent use; one
+// Policy is meant to be shared by all calls to one pool, since its delay
+// learns from them and its budget is spent by them. (The adapters and
+// degrade build a policy per tier from a Config.)
 type Policy struct {
-	fixed      time.Duration
-	q          float64
-	minSamples int64
-	minDelay   time.Duration
-	maxHedges  int
-	sketch     *quantile.Sketch // nil with a fixed delay
-	budget     *budget.Budget   // nil: unlimited
-
-	// The adaptive delay is computed once MinSamples observations are in,
-	// then every refreshEvery observations; reading it is one atomic load.
-	delay    atomic.Int64
-	observed atomic.Int64
-	hedges   atomic.Uint64
-	refused  atomic.Uint64
+	p *policy.Hedge
 }
-
-const refreshEvery = 16
 
 // New returns a Policy, or an error for a configuration that cannot work.
 func New(cfg Config) (*Policy, error) {
-	var errs []error
-	if cfg.Delay < 0 {
-		errs = append(errs, fmt.Errorf("hedge: Delay is %v; it must not be negative (0 means adaptive)", cfg.Delay))
+	p, err := policy.NewHedge(policy.HedgeConfig(cfg))
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Quantile < 0 || cfg.Quantile >= 1 {
-		errs = append(errs, fmt.Errorf("hedge: Quantile is %v; it must be in (0, 1), e.g. 0.95", cfg.Quantile))
-	}
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{
-		{"MinSamples", int64(cfg.MinSamples)}, {"Window", int64(cfg.Window)}, {"MaxHedges", int64(cfg.MaxHedges)},
-		{"MinDelay", int64(cfg.MinDelay)}, {"BudgetWindow", int64(cfg.BudgetWindow)},
-	} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("hedge: %s is %d; it must not be negative", f.name, f.v))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	p := &Policy{
-		fixed:      cfg.Delay,
-		q:          cmp.Or(cfg.Quantile, 0.95),
-		minSamples: int64(cmp.Or(cfg.MinSamples, 20)),
-		minDelay:   cmp.Or(cfg.MinDelay, time.Millisecond),
-		maxHedges:  cmp.Or(cfg.MaxHedges, 1),
-	}
-	if p.fixed == 0 {
-		p.sketch = quantile.New(cfg.Window)
-	}
-	if cfg.BudgetRatio >= 0 {
-		p.budget = budget.New(cmp.Or(cfg.BudgetRatio, 0.05), max(cmp.Or(cfg.BudgetMinPerSecond, 1), 0), cfg.BudgetWindow)
-	}
-	return p, nil
+	return &Policy{p: p}, nil
 }
 
-// Delay returns how long to wait before hedging a call, and false when the
-// adaptive delay has too few samples yet.
-func (p *Policy) Delay() (time.Duration, bool) {
-	if p.fixed > 0 {
-		return p.fixed, true
-	}
-	d := p.delay.Load()
-	return time.Duration(d), d > 0
-}
+// Delay returns how long a call waits before hedging, and false while the
+// adaptive delay has too few samples to hedge at all.
+func (p *Policy) Delay() (time.Duration, bool) { return p.p.Delay() }
 
 // MaxHedges caps the hedges per call.
-func (p *Policy) MaxHedges() int { return p.maxHedges }
-
-// Deposit records one call in the hedge budget.
-func (p *Policy) Deposit(now time.Time) {
-	if p.budget != nil {
-		p.budget.Deposit(now)
-	}
-}
-
-// AllowHedge withdraws one hedge from the budget, if it has one.
-func (p *Policy) AllowHedge(now time.Time) bool {
-	if p.budget == nil || p.budget.TryWithdraw(now) {
-		p.hedges.Add(1)
-		return true
-	}
-	p.refused.Add(1)
-	return false
-}
-
-// Observe feeds a successful attempt's latency to the adaptive delay.
-func (p *Policy) Observe(latency time.Duration) {
-	if p.sketch == nil {
-		return
-	}
-	p.sketch.Add(latency)
-	if n := p.observed.Add(1); n%refreshEvery != 0 && n != p.minSamples {
-		return // refreshed every refreshEvery samples, and as soon as there are enough
-	}
-	if p.sketch.Count() < p.minSamples {
-		return
-	}
-	p.delay.Store(int64(max(p.sketch.Quantile(p.q), p.minDelay)))
-}
+func (p *Policy) MaxHedges() int { return p.p.MaxHedges() }
 
 // Stats are the policy's counters since New, for metrics.
 type Stats struct {
@@ -156,7 +70,4 @@ type Stats struct {
 }
 
 // Stats returns the policy's counters.
-func (p *Policy) Stats() Stats {
-	d, _ := p.Delay()
-	return Stats{Hedges: p.hedges.Load(), BudgetRefusals: p.refused.Load(), Delay: d}
-}
+func (p *Policy) Stats() Stats { return Stats(p.p.Stats()) }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sturdyai/sturdy/degrade"
 )
 
 // stubTransport answers every request with a canned 200 JSON response,
@@ -65,10 +67,10 @@ func runBench(b *testing.B, rt http.RoundTripper) {
 func BenchmarkRoundTripStub(b *testing.B) { runBench(b, stubTransport{}) }
 
 func BenchmarkRoundTripSturdy(b *testing.B) {
-	tr, err := NewTransport(stubTransport{}, WithTier(Tier{Name: "primary", Model: "m", Endpoints: []Endpoint{
-		{Name: "a", URL: "http://127.0.0.1:1", Header: http.Header{"Authorization": {"Bearer a-key"}}},
-		{Name: "b", URL: "http://127.0.0.1:2/openai", Header: http.Header{"Api-Key": {"b-key"}}},
-	}}), WithTier(Tier{Name: "fallback", Model: "small", Endpoints: []Endpoint{{Name: "c", URL: "http://127.0.0.1:3"}}}))
+	tr, err := NewTransport(stubTransport{}, WithTier(degrade.Tier{Name: "primary", Model: "m"},
+		URL("a", "http://127.0.0.1:1", http.Header{"Authorization": {"Bearer a-key"}}),
+		URL("b", "http://127.0.0.1:2/openai", http.Header{"Api-Key": {"b-key"}}),
+	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

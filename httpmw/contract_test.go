@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/ratelimit"
 	"github.com/sturdyai/sturdy/sturdytest"
@@ -69,7 +70,7 @@ func TestContractConcurrentUse(t *testing.T) {
 			mt := newMemTransport(t)
 			a, aURL := memLLM(t, mt, sturdytest.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
 			b, bURL := memLLM(t, mt, sturdytest.Config{Name: "b", Seed: 2, Latency: sturdytest.Latency{Fixed: 10 * time.Millisecond}})
-			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("a", aURL, ""), ep("b", bURL, "")}}),
+			tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("a", aURL, ""), ep("b", bURL, "")),
 				WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
 			var mu sync.Mutex
 			served := map[string]int{} // "endpoint after duration"
@@ -102,7 +103,7 @@ func TestContractConcurrentUse(t *testing.T) {
 	t.Run("pooled", func(t *testing.T) {
 		a := startLLM(t, sturdytest.Config{Name: "a", ErrorRate: 0.3, Seed: 1})
 		b := startLLM(t, sturdytest.Config{Name: "b", Seed: 2})
-		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL(), ""), ep("b", b.URL(), "")}}),
+		tr := newTr(t, WithTier(degrade.Tier{}, ep("a", a.URL(), ""), ep("b", b.URL(), "")),
 			WithHedge(hedge.Config{Delay: 5 * time.Millisecond, BudgetRatio: -1}))
 		callConcurrently(t, tr, func(*http.Response, time.Duration) {})
 	})
@@ -126,7 +127,7 @@ func TestContractNeverBothResponseAndError(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTr(t, WithTier(Tier{Endpoints: tc.eps, Limit: tc.lim}))
+			tr := newTr(t, WithTier(degrade.Tier{Limit: tc.lim}, tc.eps...))
 			for range 2 {
 				resp, err := tr.RoundTrip(chatReq(t, "m", false))
 				assert.True(t, (resp == nil) != (err == nil), "resp %v, err %v", resp, err)
@@ -142,8 +143,8 @@ func TestContractRequestNotModified(t *testing.T) {
 	down := newRecorder(t, status(503))
 	fb := newRecorder(t, okJSON)
 	tr := newTr(t,
-		WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("down", down.URL+"/prefix", "k1")}}),
-		WithTier(Tier{Name: "f", Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL, "k2")}}))
+		WithTier(degrade.Tier{Name: "p"}, ep("down", down.URL+"/prefix", "k1")),
+		WithTier(degrade.Tier{Name: "f", Model: "small"}, ep("fb", fb.URL, "k2")))
 	req := chatReq(t, "big", false)
 	req.Header.Set("X-Custom", "1")
 	wantURL, wantHdr, wantHost, wantLen := req.URL.String(), req.Header.Clone(), req.Host, req.ContentLength
@@ -175,23 +176,23 @@ func TestContractRequestBodyAlwaysClosed(t *testing.T) {
 		body string
 	}{
 		{"success", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
-			return newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}}))
+			return newMemTr(t, mt, WithTier(degrade.Tier{}, ep("ok", ok, "")))
 		}, `{"model":"m"}`},
 		{"limiter refusal", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
-			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}, Limit: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}}))
+			tr := newMemTr(t, mt, WithTier(degrade.Tier{Limit: ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 1}}, ep("ok", ok, "")))
 			resp, err := tr.RoundTrip(chatReq(t, "m", false)) // spends the burst
 			require.NoError(t, err)
 			readAll(t, resp)
 			return tr
 		}, `{"model":"m"}`},
 		{"closed transport", func(t *testing.T, mt *memTransport, ok, _ string) *Transport {
-			tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("ok", ok, "")}}))
+			tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("ok", ok, "")))
 			require.NoError(t, tr.Close())
 			return tr
 		}, `{"model":"m"}`},
 		{"rewrite refused: malformed JSON", func(t *testing.T, mt *memTransport, ok, down string) *Transport {
-			return newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("down", down, "")}}),
-				WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("ok", ok, "")}}))
+			return newMemTr(t, mt, WithTier(degrade.Tier{}, ep("down", down, "")),
+				WithTier(degrade.Tier{Model: "small"}, ep("ok", ok, "")))
 		}, `{"model":`},
 	}
 	for _, tc := range cases {
@@ -217,7 +218,7 @@ func TestContractEachAttemptGetsItsOwnBody(t *testing.T) {
 	for _, getBody := range []bool{true, false} {
 		down := newRecorder(t, status(503))
 		ok := newRecorder(t, okJSON)
-		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, ""), ep("ok", ok.URL, "")}}))
+		tr := newTr(t, WithTier(degrade.Tier{}, ep("down", down.URL, ""), ep("ok", ok.URL, "")))
 		payload := chatBody("m", false)
 		req, err := http.NewRequest(http.MethodPost, chatPath, io.NopCloser(bytes.NewReader(payload)))
 		require.NoError(t, err)
@@ -245,7 +246,7 @@ func TestContractUnreplayableBodySentOnce(t *testing.T) {
 		}}
 		ok := &memRec{h: okJSON}
 		tr := newMemTr(t, mt, WithMaxBodyBuffer(16),
-			WithTier(Tier{Endpoints: []Endpoint{ep("down", mt.add(down), ""), ep("ok", mt.add(ok), "")}}),
+			WithTier(degrade.Tier{}, ep("down", mt.add(down), ""), ep("ok", mt.add(ok), "")),
 			WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
 		payload := chatBody("m", false)
 		req, err := http.NewRequest(http.MethodPost, chatPath, io.NopCloser(bytes.NewReader(payload)))
@@ -268,7 +269,7 @@ func TestContractUnreplayableBodySentOnce(t *testing.T) {
 func TestContractDiscardedResponsesDrainedAndConnectionReused(t *testing.T) {
 	down := newRecorder(t, status(503))
 	ok := newRecorder(t, okJSON)
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, ""), ep("ok", ok.URL, "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("down", down.URL, ""), ep("ok", ok.URL, "")))
 	for range 6 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
 		require.NoError(t, err)
@@ -329,7 +330,7 @@ func TestContractWinnerContextLivesUntilBodyClosed(t *testing.T) {
 		// must keep alive until the body is closed: past the hedge delay
 		// and the TTFB timeout (1s each), while the stream goes on for 1.6s.
 		tap := &ctxTap{rt: mt}
-		tr := newMemTr(t, tap, WithTier(Tier{Endpoints: []Endpoint{ep("s", u, "")}}),
+		tr := newMemTr(t, tap, WithTier(degrade.Tier{}, ep("s", u, "")),
 			WithHedge(hedge.Config{Delay: time.Second, BudgetRatio: -1}), WithTTFBTimeout(time.Second))
 
 		start := time.Now()
@@ -389,7 +390,7 @@ func TestContractCallerCancelIsCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
 		srv, u := memLLM(t, mt, sturdytest.Config{Name: "s", Latency: sturdytest.Latency{Fixed: time.Second}})
-		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("s", u, "")}}))
+		tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("s", u, "")))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -419,7 +420,8 @@ func (nilBase) RoundTrip(req *http.Request) (*http.Response, error) {
 // A base that answers (nil, nil) gives an error, never a panic or a
 // (nil, nil) of the Transport's own: on attempts, on redirects, on probes.
 func TestContractBrokenBaseIsAnError(t *testing.T) {
-	tr, err := NewTransport(nilBase{}, append(testOpts(), WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "key-a")}}))...)
+	a := ep("a", "http://127.0.0.1:1", "key-a")
+	tr, err := NewTransport(nilBase{}, append(testOpts(), WithTier(degrade.Tier{}, a))...)
 	require.NoError(t, err)
 	defer tr.Close()
 
@@ -434,5 +436,5 @@ func TestContractBrokenBaseIsAnError(t *testing.T) {
 	assert.ErrorIs(t, err, errNoResponse)
 
 	p := &prober{t: tr}
-	assert.ErrorIs(t, p.Probe(context.Background(), tr.byName["a"].sep), errNoResponse)
+	assert.ErrorIs(t, p.Probe(context.Background(), a.Endpoint), errNoResponse)
 }

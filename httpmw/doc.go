@@ -16,11 +16,10 @@
 // # Wiring it
 //
 //	tr, err := httpmw.NewTransport(nil,
-//		httpmw.WithTier(httpmw.Tier{Name: "gpt-4o", Model: "gpt-4o", Endpoints: []httpmw.Endpoint{
-//			{Name: "openai", URL: "https://api.openai.com", Header: http.Header{"Authorization": {"Bearer " + key}}},
-//			{Name: "azure", URL: "https://x.openai.azure.com/openai", Header: http.Header{"Api-Key": {azureKey}}},
-//		}}),
-//		httpmw.WithTier(httpmw.Tier{Name: "mini", Model: "gpt-4o-mini", Endpoints: ...}),
+//		httpmw.WithTier(degrade.Tier{Name: "gpt-4o", Model: "gpt-4o"},
+//			httpmw.URL("openai", "https://api.openai.com", http.Header{"Authorization": {"Bearer " + key}}),
+//			httpmw.URL("azure", "https://x.openai.azure.com/openai", http.Header{"Api-Key": {azureKey}})),
+//		httpmw.WithTier(degrade.Tier{Name: "mini", Model: "gpt-4o-mini"}, ...),
 //		httpmw.WithTTFBTimeout(5*time.Second),
 //	)
 //	defer tr.Close()
@@ -44,7 +43,7 @@
 // # The request's path
 //
 // For each RoundTrip: a "sturdy.call" span starts; the body is made
-// replayable; degrade.Run walks the tiers from the primary, skipping one
+// replayable; the fallback chain walks the tiers from the primary, skipping one
 // whose limiter or health says no; within a tier the shared attempt loop
 // picks endpoints (balancer, health), retries elsewhere on a retryable
 // class and hedges a slow attempt. Each attempt works on its own copy of
@@ -74,7 +73,7 @@
 // as the caller wrote it. A body that is not a well-formed JSON object
 // fails the call as Fatal rather than go out with the wrong model; a body
 // with no "model" key (Azure names the model in the URL) is sent as is.
-// WithModelRewriter covers other formats. The response names who served
+// WithModelRewrite covers other formats. The response names who served
 // it in the Sturdy-Endpoint and Sturdy-Tier headers (and the spans).
 //
 // # Contracts

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
 )
 
@@ -25,10 +26,10 @@ func ExampleNewTransport() {
 
 	tr, err := httpmw.NewTransport(nil,
 		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}),
-		httpmw.WithTier(httpmw.Tier{Name: "primary", Endpoints: []httpmw.Endpoint{
-			{Name: "down", URL: down.URL},
-			{Name: "up", URL: up.URL + "/base", Header: http.Header{"Authorization": {"Bearer up-key"}}},
-		}}))
+		httpmw.WithTier(degrade.Tier{Name: "primary"},
+			httpmw.URL("down", down.URL, nil),
+			httpmw.URL("up", up.URL+"/base", http.Header{"Authorization": {"Bearer up-key"}}),
+		))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -65,8 +66,8 @@ func ExampleWithTier_fallback() {
 	defer small.Close()
 
 	tr, err := httpmw.NewTransport(nil,
-		httpmw.WithTier(httpmw.Tier{Name: "big", Model: "big-model", Endpoints: []httpmw.Endpoint{{Name: "limited", URL: limited.URL}}}),
-		httpmw.WithTier(httpmw.Tier{Name: "small", Model: "small-model", Endpoints: []httpmw.Endpoint{{Name: "small", URL: small.URL}}}))
+		httpmw.WithTier(degrade.Tier{Name: "big", Model: "big-model"}, httpmw.URL("limited", limited.URL, nil)),
+		httpmw.WithTier(degrade.Tier{Name: "small", Model: "small-model"}, httpmw.URL("small", small.URL, nil)))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -100,7 +101,7 @@ func ExampleTransport_RoundTrip_failedEverywhere() {
 	defer srv.Close()
 	tr, err := httpmw.NewTransport(nil,
 		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}),
-		httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{{Name: "a", URL: srv.URL}, {Name: "b", URL: srv.URL}}}))
+		httpmw.WithTier(degrade.Tier{}, httpmw.URL("a", srv.URL, nil), httpmw.URL("b", srv.URL, nil)))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -55,7 +55,7 @@ func startLLM(t *testing.T, cfg sturdytest.Config) *sturdytest.Server {
 }
 
 func ep(name, url string, key string) Endpoint {
-	e := Endpoint{Name: name, URL: url}
+	e := URL(name, url, nil)
 	if key != "" {
 		e.Header = http.Header{"Authorization": {"Bearer " + key}}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -367,7 +368,7 @@ func slowThenHedge(t *testing.T, latency time.Duration) (slow, fast *sturdytest.
 	mt := newMemTransport(t)
 	slow, slowURL := memLLM(t, mt, sturdytest.Config{Name: "slow", Latency: sturdytest.Latency{Fixed: latency}})
 	fast, fastURL := memLLM(t, mt, sturdytest.Config{Name: "fast"})
-	tr = newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("slow", slowURL, ""), ep("fast", fastURL, "")}}),
+	tr = newMemTr(t, mt, WithTier(degrade.Tier{}, ep("slow", slowURL, ""), ep("fast", fastURL, "")),
 		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
 	return slow, fast, tr
 }

@@ -7,10 +7,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
@@ -18,71 +21,28 @@ import (
 // Transport buffers to replay it, when WithMaxBodyBuffer is not given.
 const DefaultMaxBodyBuffer = 8 << 20
 
-// Endpoint is one server of a tier.
+// Endpoint is one HTTP server of a tier: a sturdy.Endpoint whose Address
+// is the server's base URL, and the headers sent to it alone.
 type Endpoint struct {
-	// Name identifies the endpoint in errors, spans, metrics, health and
-	// the Sturdy-Endpoint response header. Required, unique across the
-	// Transport, low-cardinality.
-	Name string
-	// URL is the endpoint's base URL: scheme (http or https), host and an
+	// Endpoint names the server (unique across every tier of a Transport,
+	// low-cardinality: it appears in errors, spans, metrics, health and
+	// the Sturdy-Endpoint response header) and carries its weight and
+	// labels. Address is its base URL: scheme (http or https), host and an
 	// optional base-path prefix, e.g. "https://api.openai.com" or
 	// "https://x.openai.azure.com/openai". A request's path is appended to
 	// the prefix (see the package doc). No query, fragment or user info:
 	// put credentials in Header.
-	URL string
-	// Weight is the endpoint's share for weighted balancing. Zero means 1;
-	// negative is an error.
-	Weight int
+	sturdy.Endpoint
 	// Header is sent on every request to this endpoint and only to it,
 	// replacing the caller's credentials: put the endpoint's
 	// "Authorization: Bearer ..." or "api-key" here. Nil means none.
 	Header http.Header
 }
 
-// Tier is one model of the fallback chain: tier 0 is the primary, later
-// tiers are fallbacks (see degrade).
-type Tier struct {
-	// Name identifies the tier in errors, spans, metrics and the
-	// Sturdy-Tier response header. Empty means "tier<i>". Unique.
-	Name string
-	// Model is the model the tier serves. When a fallback tier (index > 0)
-	// serves a call, the top-level "model" of the request's JSON body is
-	// rewritten to it. Empty means no rewrite. Tier 0 never rewrites: the
-	// caller's model is sent as the caller wrote it.
-	Model string
-	// Quality is the tier's answer quality in [0, 1] for
-	// degrade.Stats.ExpectedQuality. Zero means 1.
-	Quality float64
-	// ContextWindow is the tier's context window in tokens: a too-large
-	// answer moves a call to a later tier with a larger one, and a request
-	// whose body is clearly larger (over 5 bytes a token) skips the tier
-	// without spending an attempt on it. Zero means unknown.
-	ContextWindow int
-	// Limit is the tier's client-side admission: requests per second and
-	// tokens per minute. The zero Limit admits everything (server
-	// cooldowns from 429 Retry-After still apply).
-	Limit ratelimit.Limit
-	// Timeout is the tier's latency objective: a call this tier has not
-	// answered (headers and first body byte) within it moves to the next
-	// tier. Zero means none.
-	Timeout time.Duration
-	// Endpoints serve the tier. At least one.
-	Endpoints []Endpoint
-}
-
-// Probes configures active health probes (WithProbes).
-type Probes struct {
-	// Interval between two probes of one endpoint. Zero means 10s.
-	Interval time.Duration
-	// Timeout bounds one probe. Zero means 2s.
-	Timeout time.Duration
-	// Jitter spreads probes: each wait is Interval × [1−Jitter, 1+Jitter].
-	// Zero means 0.1; negative means none.
-	Jitter float64
-	// Path is appended to the endpoint's URL (with exactly one slash
-	// between them) for a GET that must answer 2xx. Empty means
-	// "/health", as vLLM and TGI serve it.
-	Path string
+// URL returns an Endpoint named name at the base URL baseURL, with header
+// sent to it alone (nil for none).
+func URL(name, baseURL string, header http.Header) Endpoint {
+	return Endpoint{Endpoint: sturdy.Endpoint{Name: name, Address: baseURL}, Header: header}
 }
 
 // Classifier turns an attempt's response or transport error into its
@@ -90,11 +50,13 @@ type Probes struct {
 // response body only if it puts back an equivalent one.
 type Classifier func(resp *http.Response, err error) (o Outcome)
 
-// ModelRewriter rewrites a request body for a fallback tier's model, for
-// bodies that are not OpenAI-style JSON. r is the caller's request (read
-// it, never change it); body is the whole body. An error fails the
-// attempt as Fatal, and the call with it.
-type ModelRewriter func(r *http.Request, body []byte, model string) ([]byte, error)
+// ModelRewrite rewrites a request body for tier's Model, for bodies that
+// are not OpenAI-style JSON (the default rewrites the top-level "model"
+// field). r is the caller's request (read it, never change it); body is
+// the whole body. It is called for every tier but the primary whose Model
+// is set, once per call and tier. An error fails the attempt as Fatal, and
+// the call with it.
+type ModelRewrite func(tier degrade.Tier, r *http.Request, body []byte) ([]byte, error)
 
 // Option configures a Transport.
 type Option interface{ apply(*config) }
@@ -104,96 +66,159 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	tiers       []Tier
-	balancer    balancer.Config
-	failover    failover.Config
-	hedge       *hedge.Config
-	health      health.Config
-	probes      *Probes
-	maxWait     time.Duration
-	classifier  Classifier
-	rewriter    ModelRewriter
-	tp          trace.TracerProvider
-	mp          metric.MeterProvider
-	maxBody     int64
-	ttfb        time.Duration
-	noTerm      bool
-	passCreds   bool
-	limiterBase ratelimit.Config
+	pipeline.Config
+	classifier Classifier
+	rewrite    ModelRewrite
+	maxBody    int64
+	ttfb       time.Duration
+	noTerm     bool
+	probePath  string
+	eps        [][]Endpoint // by tier, as WithTier gave them
 }
 
-// WithTier adds a tier to the chain. Call it once per tier, primary first.
-func WithTier(t Tier) Option {
-	return optionFunc(func(c *config) { c.tiers = append(c.tiers, t) })
+// The options below exist in grpcmw too, with the same names, argument
+// types and meanings; the internal pipeline applies them for both.
+
+// WithTier adds a tier to the fallback chain, with its endpoints: tiers
+// are tried in the order they are given, the first being the primary.
+// tier.Picker must be nil (the Transport balances over eps); every other
+// field of degrade.Tier (Model, Quality, ContextWindow, Timeout, Limit,
+// Failover, Hedge) works as degrade documents. At least one tier with at
+// least one endpoint is required.
+func WithTier(tier degrade.Tier, eps ...Endpoint) Option {
+	return optionFunc(func(c *config) {
+		t := pipeline.Tier{Tier: tier}
+		for _, e := range eps {
+			t.Endpoints = append(t.Endpoints, e.Endpoint)
+		}
+		c.Tiers = append(c.Tiers, t)
+		c.eps = append(c.eps, append([]Endpoint(nil), eps...))
+	})
 }
 
-// WithBalancer sets the balancer of every tier: cfg.Policy (default
-// P2C Peak-EWMA), PanicThreshold, Decay, DefaultRTT, Seed. Its Endpoints
-// and Health are ignored: the Transport fills them per tier.
-func WithBalancer(cfg balancer.Config) Option {
-	return optionFunc(func(c *config) { c.balancer = cfg })
-}
+// WithEndpoints is WithTier for a single tier named "primary".
+func WithEndpoints(eps ...Endpoint) Option { return WithTier(degrade.Tier{Name: "primary"}, eps...) }
 
-// WithFailover sets the failover policy; each tier gets its own Policy
-// (and retry budget) built from cfg. Without it the failover defaults
-// apply (3 attempts per tier, 10% retry budget).
+// WithFailover sets the failover policy of every tier that has none of its
+// own (degrade.Tier.Failover); each tier gets its own Policy, and so its
+// own retry budget. The default is the zero Config: 3 attempts per tier
+// and a 10% retry budget. MaxAttempts 1 turns retries off.
 func WithFailover(cfg failover.Config) Option {
-	return optionFunc(func(c *config) { c.failover = cfg })
+	return optionFunc(func(c *config) { c.Failover = cfg })
 }
 
-// WithHedge turns hedging on; each tier gets its own hedge.Policy built
-// from cfg, since tiers' latencies differ. Without it there is no hedging.
+// WithHedge turns hedging on for every tier that has no Hedge of its own;
+// each tier gets its own policy, since tiers' latencies differ. The
+// default is no hedging.
 func WithHedge(cfg hedge.Config) Option {
-	return optionFunc(func(c *config) { h := cfg; c.hedge = &h })
+	return optionFunc(func(c *config) { c.Hedge = &cfg })
 }
 
-// WithHealth sets passive health detection. cfg.OnStateChange, if set, is
-// called besides the Transport's own telemetry.
+// WithHealth sets passive health detection (the default is the zero
+// health.Config: Envoy-style outlier detection). cfg.OnStateChange, if
+// set, is called besides WithOnStateChange's hook and the telemetry.
 func WithHealth(cfg health.Config) Option {
-	return optionFunc(func(c *config) { c.health = cfg })
+	return optionFunc(func(c *config) { c.Health = cfg })
 }
 
-// WithProbes turns on active health probes of every endpoint: a GET of the
-// endpoint's URL + p.Path with the endpoint's own headers. Close stops
-// them.
-func WithProbes(p Probes) Option {
-	return optionFunc(func(c *config) { pp := p; c.probes = &pp })
+// WithProbes turns on active health probes of every endpoint, as cfg says
+// (interval, jitter, timeout), until Close. The default is none: passive
+// detection only. What a probe asks is the adapter's: see WithProbePath.
+func WithProbes(cfg health.ProbeConfig) Option {
+	return optionFunc(func(c *config) { c.Probes = &cfg })
 }
 
 // WithLimiter sets the rate limiter's settings other than the tiers'
-// limits (which come from Tier.Limit, keyed by tier name): e.g. a shared
-// Store for fleet-wide limits, or MaxKeys.
+// limits (degrade.Tier.Limit, keyed by tier name): a shared Store for
+// fleet-wide limits, MaxKeys. The default is an in-process limiter.
 func WithLimiter(cfg ratelimit.Config) Option {
-	return optionFunc(func(c *config) { c.limiterBase = cfg })
+	return optionFunc(func(c *config) { c.Limiter = cfg })
+}
+
+// WithThrottle turns on the SRE book's adaptive throttling, one throttle
+// per tier: while a tier's servers refuse calls (overloaded, unavailable,
+// timed out), a share of its calls skips it locally, without a request.
+// The default is none.
+func WithThrottle(cfg ratelimit.ThrottleConfig) Option {
+	return optionFunc(func(c *config) { c.Throttle = &cfg })
+}
+
+// WithBalancer sets the balancer of every tier: cfg.Policy (default P2C
+// Peak-EWMA), PanicThreshold, Decay, DefaultRTT, Seed. cfg.Endpoints and
+// cfg.Health must be unset: the tiers and WithHealth fill them.
+func WithBalancer(cfg balancer.Config) Option {
+	return optionFunc(func(c *config) { c.Balancer = cfg })
 }
 
 // WithMaxWait lets a call wait up to d for a tier's limiter when every
 // tier refuses it (degrade.Config.MaxWait). Zero (the default) fails such
 // a call at once.
 func WithMaxWait(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.maxWait = d })
+	return optionFunc(func(c *config) { c.MaxWait = d })
+}
+
+// WithModelRewrite replaces the default rewrite of the request for a
+// fallback tier's Model (see ModelRewrite).
+func WithModelRewrite(f ModelRewrite) Option {
+	return optionFunc(func(c *config) { c.rewrite = f })
+}
+
+// WithTracerProvider sets the tracer provider. Default: otel's global.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.TracerProvider = tp })
+}
+
+// WithMeterProvider sets the meter provider. Default: otel's global.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.MeterProvider = mp })
+}
+
+// WithCallerCredentials passes the caller's own credentials
+// (Authorization, Api-Key, X-Api-Key and X-Goog-Api-Key) through to
+// whichever endpoint serves the call; an endpoint's own Header still
+// replaces them. By default they are dropped: with several providers, a
+// key set for one would reach all of them. Use it only when every
+// endpoint is meant to receive the caller's key.
+func WithCallerCredentials() Option {
+	return optionFunc(func(c *config) { c.CallerCredentials = true })
+}
+
+// WithOnAttempt calls f once for every attempt when it ends (a served
+// attempt's when its response body is closed): its endpoint, tier,
+// number, kind (first, retry, hedge), outcome class and latency. f runs
+// synchronously on the goroutine that ended the attempt: it must be quick
+// and must not block (log, count; no I/O that can stall).
+func WithOnAttempt(f func(sturdy.Attempt)) Option {
+	return optionFunc(func(c *config) { c.OnAttempt = f })
+}
+
+// WithOnFallback calls f whenever a call leaves a tier for a later one,
+// synchronously on the call's goroutine; it must be quick.
+func WithOnFallback(f func(sturdy.Fallback)) Option {
+	return optionFunc(func(c *config) { c.OnFallback = f })
+}
+
+// WithOnStateChange calls f for every health state change of an endpoint
+// (ejected, probation, healthy), synchronously on the goroutine that
+// noticed it (often a call's); it must be quick. It is never called
+// while sturdy holds a lock.
+func WithOnStateChange(f func(health.StateChange)) Option {
+	return optionFunc(func(c *config) { c.OnStateChange = f })
+}
+
+// The options below are HTTP's own.
+
+// WithProbePath sets the path a probe GETs, appended to each endpoint's
+// URL with the endpoint's own headers; the answer must be 2xx. The
+// default is "/health", as vLLM and TGI serve it.
+func WithProbePath(path string) Option {
+	return optionFunc(func(c *config) { c.probePath = path })
 }
 
 // WithClassifier replaces Classify, the default classification of
 // responses and errors.
 func WithClassifier(f Classifier) Option {
 	return optionFunc(func(c *config) { c.classifier = f })
-}
-
-// WithModelRewriter replaces the default rewrite of the JSON "model" field
-// for fallback tiers.
-func WithModelRewriter(f ModelRewriter) Option {
-	return optionFunc(func(c *config) { c.rewriter = f })
-}
-
-// WithTracerProvider sets the tracer provider. Default: otel's global.
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return optionFunc(func(c *config) { c.tp = tp })
-}
-
-// WithMeterProvider sets the meter provider. Default: otel's global.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(c *config) { c.mp = mp })
 }
 
 // WithMaxBodyBuffer sets how many bytes of a request body without GetBody
@@ -216,12 +241,4 @@ func WithTTFBTimeout(d time.Duration) Option {
 // OpenAI's.
 func WithoutStreamTerminator() Option {
 	return optionFunc(func(c *config) { c.noTerm = true })
-}
-
-// WithCallerCredentials passes the caller's Authorization, Api-Key,
-// X-Api-Key and X-Goog-Api-Key headers through to whichever endpoint
-// serves the call (an endpoint's own Header still replaces them). Use it
-// only when every endpoint is meant to receive the caller's key.
-func WithCallerCredentials() Option {
-	return optionFunc(func(c *config) { c.passCreds = true })
 }

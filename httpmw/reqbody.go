@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/internal/body"
 )
 
@@ -158,8 +159,8 @@ func (b *reqBody) rewrite(t *Transport, ti *tierState) ([]byte, error) {
 		}
 		raw = b.raw
 	}
-	if t.rewriter != nil {
-		out, err := t.rewriter(b.req, raw, ti.model)
+	if t.rewrite != nil {
+		out, err := t.rewrite(degrade.Tier(t.chain.Tier(ti.index)), b.req, raw)
 		if err != nil {
 			return nil, fmt.Errorf("httpmw: rewriting the model for tier %s: %w", ti.name, err)
 		}

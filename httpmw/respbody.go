@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/internal/body"
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
@@ -41,7 +41,7 @@ type respBody struct {
 	stuck   error                   // sticky error once the body ended
 
 	// Set once the call is served, before the caller sees the body.
-	served   degrade.Served
+	served   chain.Served
 	call     telemetry.Call
 	callerCx context.Context
 

@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"unsafe"
-
-	"github.com/sturdyai/sturdy"
 )
 
 // Response headers the Transport sets.
@@ -54,34 +52,27 @@ type endpoint struct {
 	base      string // scheme://host + prefix, for probes
 	header    []headerKV
 	nameHdr   []string
-	sep       sturdy.Endpoint
 	strip     []string // the callerCredentials that header does not set
 }
 
-func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
-	if e.Name == "" {
-		return nil, fmt.Errorf("an endpoint has no Name; give every endpoint a unique name")
-	}
-	if e.Weight < 0 {
-		return nil, fmt.Errorf("endpoint %q: Weight is %d; it must not be negative", e.Name, e.Weight)
-	}
+func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 	// The errors below never quote the URL: a URL that is refused may
 	// carry a key in its user info or query.
-	u, err := url.Parse(e.URL)
+	u, err := url.Parse(e.Address)
 	switch {
 	case err != nil:
 		if ue, ok := err.(*url.Error); ok {
 			err = ue.Err // without the URL it quotes
 		}
-		return nil, fmt.Errorf("endpoint %q: URL does not parse (%v); give a base URL such as \"http://127.0.0.1:8000\"", e.Name, err)
+		return nil, fmt.Errorf("endpoint %q: Address does not parse (%v); give a base URL such as \"http://127.0.0.1:8000\"", e.Name, err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("endpoint %q: URL has scheme %q; it must start with http:// or https://", e.Name, u.Scheme)
+		return nil, fmt.Errorf("endpoint %q: Address has scheme %q; it must start with http:// or https://", e.Name, u.Scheme)
 	case u.Host == "":
-		return nil, fmt.Errorf("endpoint %q: URL has no host", e.Name)
+		return nil, fmt.Errorf("endpoint %q: Address has no host", e.Name)
 	case u.User != nil:
-		return nil, fmt.Errorf("endpoint %q: URL has user info; put credentials in Endpoint.Header instead", e.Name)
+		return nil, fmt.Errorf("endpoint %q: Address has user info; put credentials in Endpoint.Header instead", e.Name)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, fmt.Errorf("endpoint %q: URL has a query or fragment; give only scheme, host and an optional base path", e.Name)
+		return nil, fmt.Errorf("endpoint %q: Address has a query or fragment; give only scheme, host and an optional base path", e.Name)
 	}
 	ep := &endpoint{
 		name:      e.Name,
@@ -110,7 +101,6 @@ func newEndpoint(e Endpoint, tier int, model string) (*endpoint, error) {
 			ep.strip = append(ep.strip, k)
 		}
 	}
-	ep.sep = sturdy.Endpoint{Name: e.Name, Address: e.URL, Weight: e.Weight, Model: model}
 	return ep, nil
 }
 
@@ -142,7 +132,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [96]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [64]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and

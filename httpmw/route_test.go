@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -64,7 +65,7 @@ func mapID(h http.Header) uintptr { return reflect.ValueOf(h).Pointer() }
 
 func TestContractCallerHeaderAndItsValuesUntouchedWhenCredentialsAreReplaced(t *testing.T) {
 	base := &captureBase{}
-	tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1/prefix", "key-a")}}))
+	tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, ep("a", "http://127.0.0.1:1/prefix", "key-a")))
 	req := chatReq(t, "m", false)
 	req.Header.Set("Api-Key", "caller-api-key")
 	req.Header["X-Multi"] = make([]string, 1, 4) // room to append into
@@ -120,7 +121,7 @@ func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			base := &captureBase{}
-			tr := newCaptureTr(t, base, append(tc.opts, WithTier(Tier{Endpoints: []Endpoint{tc.endpoint}}))...)
+			tr := newCaptureTr(t, base, append(tc.opts, WithTier(degrade.Tier{}, tc.endpoint))...)
 			ctx := context.WithValue(context.Background(), key{}, "v")
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/v1/models", nil)
 			require.NoError(t, err)
@@ -141,7 +142,7 @@ func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T)
 }
 
 func TestRouteURLBuildsThePathInTheAttemptOrBeyondIt(t *testing.T) {
-	e, err := newEndpoint(Endpoint{Name: "a", URL: "http://127.0.0.1:1/openai/deployments/x"}, 0, "")
+	e, err := newEndpoint(URL("a", "http://127.0.0.1:1/openai/deployments/x", nil), 0)
 	require.NoError(t, err)
 	long := "/v1/" + strings.Repeat("y", 200)
 	fits := "/v1/" + strings.Repeat("z", len(outRequest{}.pathBuf)-len(e.prefix)-4)
@@ -194,7 +195,7 @@ func TestBodyCloseTwiceAndReadAfterCloseAreSafe(t *testing.T) {
 	// not count as one.
 	tr := newCaptureTr(t, base, WithTracerProvider(tp),
 		WithHealth(health.Config{ConsecutiveFailures: 1, FailureRate: -1}),
-		WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "")}}))
+		WithTier(degrade.Tier{}, ep("a", "http://127.0.0.1:1", "")))
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)
 	buf := make([]byte, 16)
@@ -223,9 +224,9 @@ func TestBodyCloseTwiceAndReadAfterCloseAreSafe(t *testing.T) {
 }
 
 func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
-	plain, err := newEndpoint(Endpoint{Name: "a", URL: "http://127.0.0.1:1/openai"}, 0, "")
+	plain, err := newEndpoint(URL("a", "http://127.0.0.1:1/openai", nil), 0)
 	require.NoError(t, err)
-	keyed, err := newEndpoint(Endpoint{Name: "b", URL: "http://127.0.0.1:1/openai", Header: http.Header{"Api-Key": {"k"}}}, 0, "")
+	keyed, err := newEndpoint(URL("b", "http://127.0.0.1:1/openai", http.Header{"Api-Key": {"k"}}), 0)
 	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodPost, "http://x/v1/chat/completions", nil)
 	require.NoError(t, err)
@@ -252,7 +253,7 @@ func TestCallerCredentialUnderNonCanonicalKeyIsDropped(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			base := &captureBase{}
-			tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{tt.ep}}))
+			tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, tt.ep))
 			req := chatReq(t, "m", false)
 			req.Header.Del("Authorization")
 			req.Header["authorization"] = []string{"Bearer caller-key"}
@@ -310,10 +311,7 @@ func TestContractCloseDuringReadIsSafe(t *testing.T) {
 			}
 		}()
 		base := &captureBase{body: func() io.ReadCloser { return pr }}
-		tr := newCaptureTr(t, base, WithTier(Tier{
-			Limit:     ratelimit.Limit{TokensPerMinute: 1e9},
-			Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "key-a")},
-		}))
+		tr := newCaptureTr(t, base, WithTier(degrade.Tier{Limit: ratelimit.Limit{TokensPerMinute: 1e9}}, ep("a", "http://127.0.0.1:1", "key-a")))
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
 		require.NoError(t, err)
 		firstRead := make(chan struct{})
@@ -370,7 +368,7 @@ func (b *abortingBody) Close() error {
 func TestCloseDuringReadIsNotTheEndpointsFailure(t *testing.T) {
 	b := &abortingBody{closed: make(chan struct{}), readDone: make(chan struct{}), reading: make(chan struct{})}
 	base := &captureBase{body: func() io.ReadCloser { return b }}
-	tr := newCaptureTr(t, base, WithTier(Tier{Endpoints: []Endpoint{ep("a", "http://127.0.0.1:1", "")}}),
+	tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, ep("a", "http://127.0.0.1:1", "")),
 		WithHealth(health.Config{ConsecutiveFailures: 1}))
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)

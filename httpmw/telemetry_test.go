@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -26,8 +27,8 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 	up := startLLM(t, sturdytest.Config{Name: "up", RequiredAPIKey: "secret-b"})
 	fb := startLLM(t, sturdytest.Config{Name: "fb", RequiredAPIKey: "secret-c"})
 	tr := newTr(t, WithTracerProvider(tp), WithMeterProvider(mp),
-		WithTier(Tier{Name: "primary", Endpoints: []Endpoint{ep("down", down.URL(), "secret-a"), ep("up", up.URL(), "secret-b")}}),
-		WithTier(Tier{Name: "fallback", Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL(), "secret-c")}}))
+		WithTier(degrade.Tier{Name: "primary"}, ep("down", down.URL(), "secret-a"), ep("up", up.URL(), "secret-b")),
+		WithTier(degrade.Tier{Name: "fallback", Model: "small"}, ep("fb", fb.URL(), "secret-c")))
 
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "caller")
 	resp, err := tr.RoundTrip(chatReq(t, "m", true).WithContext(ctx))

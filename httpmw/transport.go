@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,14 +13,13 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/degrade"
-	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
-	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/body"
+	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
-	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // ScopeName is the OpenTelemetry instrumentation scope of the Transport.
@@ -55,22 +55,20 @@ type tierState struct {
 // is safe for concurrent use. Close it to stop its health probes.
 type Transport struct {
 	base       http.RoundTripper
-	chain      *degrade.Chain
-	tracker    *health.Tracker
+	pl         *pipeline.Pipeline
+	chain      *chain.Chain
 	tel        *telemetry.Telemetry
 	tiers      []*tierState
 	byName     map[string]*endpoint
 	names      []string
 	classify   Classifier
-	rewriter   ModelRewriter
+	rewrite    ModelRewrite
 	maxBody    int64
 	ttfb       time.Duration
 	checkTerm  bool
 	passCreds  bool
 	hasTokens  bool
 	hasWindows bool // some tier has a ContextWindow: estimate prompt sizes
-	stopProbes context.CancelFunc
-	probesDone chan struct{}
 	closeOnce  sync.Once
 	closed     atomic.Bool
 }
@@ -80,7 +78,8 @@ var _ http.RoundTripper = (*Transport)(nil)
 // NewTransport returns a Transport over base (nil means
 // http.DefaultTransport) configured by opts. It needs at least one tier
 // (WithTier) with at least one endpoint; a configuration that cannot work
-// is an error that names what to fix.
+// is an error that names every option or field to fix, returned before
+// anything is started.
 func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	cfg := config{maxBody: DefaultMaxBodyBuffer}
 	for _, o := range opts {
@@ -91,196 +90,56 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpmw: "+format, args...)) }
-	if len(cfg.tiers) == 0 {
-		bad("no tiers; add at least the primary with WithTier(Tier{Endpoints: ...})")
-	}
+	bad := func(format string, args ...any) { cfg.Errs = append(cfg.Errs, fmt.Errorf("httpmw: "+format, args...)) }
 	if cfg.maxBody < 0 {
 		bad("WithMaxBodyBuffer(%d): it must not be negative", cfg.maxBody)
 	}
 	if cfg.ttfb < 0 {
 		bad("WithTTFBTimeout(%v): it must not be negative", cfg.ttfb)
 	}
-	if cfg.maxWait < 0 {
-		bad("WithMaxWait(%v): it must not be negative", cfg.maxWait)
-	}
-
 	t := &Transport{
 		base:      base,
 		byName:    map[string]*endpoint{},
 		classify:  cfg.classifier,
-		rewriter:  cfg.rewriter,
+		rewrite:   cfg.rewrite,
 		maxBody:   cfg.maxBody,
 		ttfb:      cfg.ttfb,
 		checkTerm: !cfg.noTerm,
-		passCreds: cfg.passCreds,
+		passCreds: cfg.CallerCredentials,
 	}
 	if t.classify == nil {
 		t.classify = Classify
 	}
-	tierNames := map[string]bool{}
-	overrides := map[string]ratelimit.Limit{}
-	eps := make([][]*endpoint, len(cfg.tiers))
-	for i, tc := range cfg.tiers {
-		name := tc.Name
-		if name == "" {
-			name = fmt.Sprintf("tier%d", i)
-		}
-		if tierNames[name] {
-			bad("tier name %q is used twice; tier names must be unique", name)
-		}
-		tierNames[name] = true
-		if len(tc.Endpoints) == 0 {
-			bad("tier %q has no endpoints; give it at least one", name)
-		}
-		if tc.Quality < 0 || tc.Quality > 1 {
-			bad("tier %q: Quality is %v; it must be in [0, 1]", name, tc.Quality)
-		}
-		if tc.ContextWindow < 0 {
-			bad("tier %q: ContextWindow is %d; it must not be negative", name, tc.ContextWindow)
-		}
-		if tc.ContextWindow > 0 {
-			t.hasWindows = true
-		}
-		if tc.Timeout < 0 {
-			bad("tier %q: Timeout is %v; it must not be negative", name, tc.Timeout)
-		}
-		l := tc.Limit
-		if l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0 {
-			bad("tier %q: Limit has a negative field (%+v); rates and bursts must be zero (unlimited) or positive", name, l)
-		}
-		overrides[name] = l
-		if l.TokensPerMinute > 0 {
-			t.hasTokens = true
-		}
+	for i, tc := range cfg.Tiers {
+		name := cmp.Or(tc.Name, chain.DefaultTierName(i))
 		ts := &tierState{index: i, name: name, model: tc.Model, nameHdr: []string{name}}
 		if i > 0 && tc.Model != "" {
 			ts.quoted = body.QuoteModel(tc.Model)
 		}
 		t.tiers = append(t.tiers, ts)
-		for _, e := range tc.Endpoints {
-			ep, err := newEndpoint(e, i, tc.Model)
+		t.hasWindows = t.hasWindows || tc.ContextWindow > 0
+		t.hasTokens = t.hasTokens || tc.Limit.TokensPerMinute > 0
+		for _, e := range cfg.eps[i] {
+			ep, err := newEndpoint(e, i)
 			if err != nil {
-				bad("tier %q: %v", name, err)
+				bad("%s: %v", pipeline.TierName(i, name), err)
 				continue
 			}
-			if _, dup := t.byName[ep.name]; dup {
-				bad("endpoint name %q is used twice; endpoint names must be unique across all tiers", ep.name)
-				continue
-			}
-			t.byName[ep.name] = ep
-			t.names = append(t.names, ep.name)
-			eps[i] = append(eps[i], ep)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-
-	// Health: one tracker for the whole Transport (endpoint names are
-	// unique), reporting ejections to telemetry and to the user's hook.
-	hcfg := cfg.health
-	userHook := hcfg.OnStateChange
-	var tel atomic.Pointer[telemetry.Telemetry]
-	hcfg.OnStateChange = func(c health.StateChange) {
-		if tl := tel.Load(); tl != nil {
-			tl.OnStateChange(c)
-		}
-		if userHook != nil {
-			userHook(c)
-		}
-	}
-	tracker, err := health.New(hcfg)
-	if err != nil {
-		return nil, fmt.Errorf("httpmw: WithHealth: %w", err)
-	}
-	t.tracker = tracker
-
-	lcfg := cfg.limiterBase
-	lcfg.Overrides = overrides
-	for k, v := range cfg.limiterBase.Overrides {
-		if _, ok := overrides[k]; !ok {
-			lcfg.Overrides[k] = v
-		}
-	}
-	limiter, err := ratelimit.New(lcfg)
-	if err != nil {
-		return nil, fmt.Errorf("httpmw: %w", err)
-	}
-
-	dtiers := make([]degrade.Tier, len(cfg.tiers))
-	ttiers := make([]telemetry.Tier, len(cfg.tiers))
-	for i, tc := range cfg.tiers {
-		ts := t.tiers[i]
-		retry, err := failover.New(cfg.failover)
-		if err != nil {
-			return nil, fmt.Errorf("httpmw: WithFailover: %w", err)
-		}
-		var hp *hedge.Policy
-		if cfg.hedge != nil {
-			if hp, err = hedge.New(*cfg.hedge); err != nil {
-				return nil, fmt.Errorf("httpmw: WithHedge: %w", err)
+			if _, dup := t.byName[ep.name]; !dup && ep.name != "" {
+				t.byName[ep.name] = ep
+				t.names = append(t.names, ep.name)
 			}
 		}
-		bcfg := cfg.balancer
-		bcfg.Health = tracker
-		bcfg.Endpoints = nil
-		names := make([]string, 0, len(eps[i]))
-		for _, ep := range eps[i] {
-			bcfg.Endpoints = append(bcfg.Endpoints, ep.sep)
-			names = append(names, ep.name)
-		}
-		bal, err := balancer.New(bcfg)
-		if err != nil {
-			return nil, fmt.Errorf("httpmw: WithBalancer: %w", err)
-		}
-		dtiers[i] = degrade.Tier{
-			Name: ts.name, Model: tc.Model, Quality: tc.Quality, ContextWindow: tc.ContextWindow,
-			Picker: bal, Limiter: limiter, LimitKey: ts.name, Timeout: tc.Timeout,
-			Retry: retry,
-		}
-		if hp != nil {
-			dtiers[i].Hedge = hp
-			ts.hedged = true
-		}
-		ttiers[i] = telemetry.Tier{Name: ts.name, Endpoints: names, Retry: retry, Hedge: hp}
 	}
-	tl, err := telemetry.New(telemetry.Config{
-		Scope: ScopeName, TracerProvider: cfg.tp, MeterProvider: cfg.mp, Tiers: ttiers, Health: tracker,
-	})
+	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "httpmw", Scope: ScopeName})
 	if err != nil {
-		return nil, fmt.Errorf("httpmw: %w", err)
+		return nil, err
 	}
-	tel.Store(tl)
-	t.tel = tl
-	t.chain, err = degrade.New(degrade.Config{
-		Tiers: dtiers, MaxWait: cfg.maxWait, Hooks: tl.Hooks(), OnFallback: tl.OnFallback,
-	})
-	if err != nil {
-		_ = tl.Close()
-		return nil, fmt.Errorf("httpmw: %w", err)
+	t.pl, t.chain, t.tel = pl, pl.Chain, pl.Tel
+	for i, ts := range t.tiers {
+		ts.hedged = pl.Chain.Hedged(i)
 	}
-
-	if cfg.probes != nil {
-		pc := health.ProbeConfig{Interval: cfg.probes.Interval, Timeout: cfg.probes.Timeout, Jitter: cfg.probes.Jitter}
-		var all []sturdy.Endpoint
-		for _, name := range t.names {
-			all = append(all, t.byName[name].sep)
-		}
-		p := &prober{t: t, path: cfg.probes.Path}
-		// A bad config fails here rather than in the goroutine.
-		if err := pc.Validate(); err != nil {
-			_ = tl.Close()
-			return nil, fmt.Errorf("httpmw: WithProbes: %w", err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.stopProbes, t.probesDone = cancel, make(chan struct{})
-		go func() {
-			defer close(t.probesDone)
-			_ = tracker.RunProbes(ctx, p, all, pc)
-		}()
-	}
+	pl.StartProbes(&prober{t: t, path: cfg.probePath})
 	return t, nil
 }
 
@@ -290,11 +149,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
-		if t.stopProbes != nil {
-			t.stopProbes()
-			<-t.probesDone
-		}
-		_ = t.tel.Close()
+		_ = t.pl.Close()
 	})
 	return nil
 }
@@ -309,7 +164,7 @@ func (t *Transport) CloseIdleConnections() {
 
 // Stats returns the fallback chain's accounting: calls served per tier,
 // their shares, failures, fallbacks and the expected quality.
-func (t *Transport) Stats() degrade.Stats { return t.chain.Stats() }
+func (t *Transport) Stats() degrade.Stats { return degrade.Stats(t.chain.Stats()) }
 
 // Endpoints returns the endpoint names, tier by tier in configuration
 // order.
@@ -334,12 +189,12 @@ func (t *Transport) EndpointTier(name string) (string, bool) {
 }
 
 // State returns the health state of the endpoint named name.
-func (t *Transport) State(name string) health.State { return t.tracker.State(name) }
+func (t *Transport) State(name string) health.State { return t.pl.Tracker.State(name) }
 
 // Availability returns the availability figures of the endpoint named
 // name (uptime, MTBF, MTTR, availability), and false for an unknown name.
 func (t *Transport) Availability(name string) (health.Availability, bool) {
-	return t.tracker.Availability(name)
+	return t.pl.Tracker.Availability(name)
 }
 
 // call is one RoundTrip's state, shared by its attempts.
@@ -347,12 +202,12 @@ type call struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
-	dc   degrade.Call[*http.Response]
+	dc   chain.Call[*http.Response]
 }
 
 // calls recycles call states with their attempt func already bound, so
 // that a call costs neither the struct nor the method value. A call is
-// free once degrade.Run has returned: every attempt has returned by then,
+// free once chain.Run has returned: every attempt has returned by then,
 // and nothing handed to the caller points back to it.
 var calls = sync.Pool{New: func() any {
 	c := new(call)
@@ -407,7 +262,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// window; a borderline prompt still gets the server's answer.
 		c.dc.PromptTokens = int(req.ContentLength / 5)
 	}
-	resp, served, err := degrade.Run(ctx, t.chain, &c.dc)
+	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
 	c.body.finish()
 	if err != nil {
 		return c.failed(tc, resp, err)
@@ -489,7 +344,7 @@ type attemptState struct {
 // attempt runs one attempt on a.Endpoint: route a copy of the request,
 // send it, classify the answer and, for a success with a body, wait for
 // the first body byte.
-func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, sturdy.Outcome) {
+func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, sturdy.Outcome) {
 	t := c.t
 	ep := t.byName[a.Endpoint.Name]
 	ts := t.tiers[a.Tier]
@@ -502,7 +357,7 @@ func (c *call) attempt(ctx context.Context, a degrade.Attempt) (*http.Response, 
 		n       int64
 		err     error
 	)
-	if ts.quoted != nil || (a.Tier > 0 && t.rewriter != nil && ts.model != "") {
+	if ts.quoted != nil || (a.Tier > 0 && t.rewrite != nil && ts.model != "") {
 		rc, getBody, n, err = c.body.rewrittenFor(t, ts)
 	} else {
 		rc, getBody, n, err = c.body.plain()
@@ -661,7 +516,7 @@ func (c cancelOnClose) Close() error {
 	return err
 }
 
-// discard is the Cleanup of degrade.Call: it drains (bounded) and closes a
+// discard is the Cleanup of chain.Call: it drains (bounded) and closes a
 // response the call does not keep, so that its connection can be reused.
 func discard(resp *http.Response) {
 	if resp == nil {

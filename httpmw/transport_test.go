@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -29,7 +30,7 @@ import (
 func TestFailoverOn503(t *testing.T) {
 	down := startLLM(t, sturdytest.Config{Name: "down", Down: sturdytest.Down503})
 	up := startLLM(t, sturdytest.Config{Name: "up"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL(), ""), ep("up", up.URL(), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("down", down.URL(), ""), ep("up", up.URL(), "")))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
 		require.NoError(t, err)
@@ -42,7 +43,7 @@ func TestFailoverOn503(t *testing.T) {
 
 func TestFailoverOnConnectionRefused(t *testing.T) {
 	up := startLLM(t, sturdytest.Config{Name: "up"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("gone", closedURL(t), ""), ep("up", up.URL(), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("gone", closedURL(t), ""), ep("up", up.URL(), "")))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", false))
 		require.NoError(t, err)
@@ -54,7 +55,7 @@ func TestFailoverOnConnectionRefused(t *testing.T) {
 func TestFailoverOnConnectionReset(t *testing.T) {
 	reset := startLLM(t, sturdytest.Config{Name: "reset", Down: sturdytest.DownReset})
 	up := startLLM(t, sturdytest.Config{Name: "up"})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("reset", reset.URL(), ""), ep("up", up.URL(), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("reset", reset.URL(), ""), ep("up", up.URL(), "")))
 	for range 4 {
 		resp, err := tr.RoundTrip(chatReq(t, "m", true))
 		require.NoError(t, err)
@@ -66,8 +67,8 @@ func TestRateLimitedPrimaryCoolsDownAndFallsBack(t *testing.T) {
 	primary := startLLM(t, sturdytest.Config{Name: "primary", RateLimit: sturdytest.RateLimit{Always: true, RetryAfter: 30 * time.Second}})
 	fallback := startLLM(t, sturdytest.Config{Name: "fallback"})
 	tr := newTr(t,
-		WithTier(Tier{Name: "gpt-4o", Model: "gpt-4o", Endpoints: []Endpoint{ep("primary", primary.URL(), "")}}),
-		WithTier(Tier{Name: "mini", Model: "gpt-4o-mini", Endpoints: []Endpoint{ep("fallback", fallback.URL(), "")}}))
+		WithTier(degrade.Tier{Name: "gpt-4o", Model: "gpt-4o"}, ep("primary", primary.URL(), "")),
+		WithTier(degrade.Tier{Name: "mini", Model: "gpt-4o-mini"}, ep("fallback", fallback.URL(), "")))
 	for range 3 {
 		resp, err := tr.RoundTrip(chatReq(t, "gpt-4o", false))
 		require.NoError(t, err)
@@ -85,8 +86,8 @@ func TestTooLargeMovesToLargerContextWindow(t *testing.T) {
 	small := startLLM(t, sturdytest.Config{Name: "small", ContextWindow: 2})
 	large := startLLM(t, sturdytest.Config{Name: "large", ContextWindow: 1000})
 	tr := newTr(t,
-		WithTier(Tier{Name: "8k", Model: "m-8k", ContextWindow: 8000, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
-		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
+		WithTier(degrade.Tier{Name: "8k", Model: "m-8k", ContextWindow: 8000}, ep("small", small.URL(), "")),
+		WithTier(degrade.Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000}, ep("large", large.URL(), "")))
 	resp, err := tr.RoundTrip(chatReq(t, "m-8k", false))
 	require.NoError(t, err)
 	readAll(t, resp)
@@ -99,8 +100,8 @@ func TestPromptClearlyOverTheWindowSkipsTheTier(t *testing.T) {
 	small := startLLM(t, sturdytest.Config{Name: "small"})
 	large := startLLM(t, sturdytest.Config{Name: "large"})
 	tr := newTr(t,
-		WithTier(Tier{Name: "tiny", Model: "m-tiny", ContextWindow: 100, Endpoints: []Endpoint{ep("small", small.URL(), "")}}),
-		WithTier(Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000, Endpoints: []Endpoint{ep("large", large.URL(), "")}}))
+		WithTier(degrade.Tier{Name: "tiny", Model: "m-tiny", ContextWindow: 100}, ep("small", small.URL(), "")),
+		WithTier(degrade.Tier{Name: "128k", Model: "m-128k", ContextWindow: 128000}, ep("large", large.URL(), "")))
 	long := strings.Repeat("lorem ipsum ", 200) // ~2.4 KB: far over 100 tokens
 	b, _ := json.Marshal(map[string]any{"model": "m-tiny", "messages": []map[string]string{{"role": "user", "content": long}}})
 	req, err := http.NewRequest(http.MethodPost, chatPath, bytes.NewReader(b))
@@ -142,7 +143,7 @@ func TestTTFBTimeoutFailsOver(t *testing.T) {
 		mt := newMemTransport(t)
 		stalled, stalledURL := memLLM(t, mt, sturdytest.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
 		ok, okURL := memLLM(t, mt, sturdytest.Config{Name: "ok"})
-		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, ""), ep("ok", okURL, "")}}),
+		tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("stalled", stalledURL, ""), ep("ok", okURL, "")),
 			WithTTFBTimeout(100*time.Millisecond))
 		for _, stream := range []bool{true, false} {
 			start := time.Now()
@@ -165,7 +166,7 @@ func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mt := newMemTransport(t)
 		stalled, stalledURL := memLLM(t, mt, sturdytest.Config{Name: "stalled", SlowFirstByte: 3 * time.Second})
-		tr := newMemTr(t, mt, WithTier(Tier{Endpoints: []Endpoint{ep("stalled", stalledURL, "")}}), WithTTFBTimeout(50*time.Millisecond))
+		tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("stalled", stalledURL, "")), WithTTFBTimeout(50*time.Millisecond))
 		start := time.Now()
 		resp, err := tr.RoundTrip(chatReq(t, "m", true))
 		require.Nil(t, resp)
@@ -180,7 +181,7 @@ func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
 
 func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
 	srv := startLLM(t, sturdytest.Config{Name: "s", TruncateStream: true})
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("s", srv.URL(), "")))
 	resp, err := tr.RoundTrip(chatReq(t, "m", true))
 	require.NoError(t, err)
 	b, err := io.ReadAll(resp.Body)
@@ -188,7 +189,7 @@ func TestTruncatedStreamIsUnexpectedEOF(t *testing.T) {
 	assert.Contains(t, string(b), "data: {")
 	require.NoError(t, resp.Body.Close())
 
-	off := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("s", srv.URL(), "")}}), WithoutStreamTerminator())
+	off := newTr(t, WithTier(degrade.Tier{}, ep("s", srv.URL(), "")), WithoutStreamTerminator())
 	resp, err = off.RoundTrip(chatReq(t, "m", true))
 	require.NoError(t, err)
 	_, err = io.ReadAll(resp.Body)
@@ -200,7 +201,7 @@ func TestMidStreamCutSurfacesToCallerAndHealthLearns(t *testing.T) {
 	cut := startLLM(t, sturdytest.Config{Name: "cut", MidStreamCut: 3})
 	other := startLLM(t, sturdytest.Config{Name: "other"})
 	tr := newTr(t,
-		WithTier(Tier{Endpoints: []Endpoint{ep("cut", cut.URL(), ""), ep("other", other.URL(), "")}}),
+		WithTier(degrade.Tier{}, ep("cut", cut.URL(), ""), ep("other", other.URL(), "")),
 		WithHealth(health.Config{ConsecutiveFailures: 1, MaxEjectedShare: 1}))
 	resp, err := tr.RoundTrip(chatReq(t, "m", true))
 	require.NoError(t, err)
@@ -263,9 +264,9 @@ func TestCredentialsIsolation(t *testing.T) {
 		}
 		sr := tracetest.NewSpanRecorder()
 		tr := newMemTr(t, mt, WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))),
-			WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", urls["a"], "key-a"),
-				{Name: "b", URL: urls["b"], Header: http.Header{"api-key": {"key-b"}}}}}),
-			WithTier(Tier{Name: "f", Model: "small", Endpoints: []Endpoint{ep("c", urls["c"], "key-c")}}),
+			WithTier(degrade.Tier{Name: "p"}, ep("a", urls["a"], "key-a"),
+				URL("b", urls["b"], http.Header{"api-key": {"key-b"}})),
+			WithTier(degrade.Tier{Name: "f", Model: "small"}, ep("c", urls["c"], "key-c")),
 			WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: -1}))
 		// How a call is served tells its path, to the fake millisecond: b
 		// at once (first attempt) or at the hedge delay (hedge); a after
@@ -324,7 +325,7 @@ func TestCredentialsIsolation(t *testing.T) {
 
 func TestCallerCredentialsPassThroughWhenAllowed(t *testing.T) {
 	rec := newRecorder(t, okJSON)
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("r", rec.URL, "")}}), WithCallerCredentials())
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("r", rec.URL, "")), WithCallerCredentials())
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)
 	readAll(t, resp)
@@ -345,7 +346,7 @@ func TestRedirectNeverCarriesACredentialToAnotherHost(t *testing.T) {
 		}
 	})
 	target = foreign.URL + "/elsewhere"
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("origin", origin.URL, "origin-key")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("origin", origin.URL, "origin-key")))
 	client := &http.Client{Transport: tr}
 
 	req, err := http.NewRequest(http.MethodGet, "http://llm.invalid/v1/abs", nil)
@@ -372,8 +373,8 @@ func TestModelRewriteIsByteExact(t *testing.T) {
 	down := newRecorder(t, status(503))
 	fb := newRecorder(t, okJSON)
 	tr := newTr(t,
-		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
-		WithTier(Tier{Model: "tiny-\"model\"", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}))
+		WithTier(degrade.Tier{}, ep("down", down.URL, "")),
+		WithTier(degrade.Tier{Model: "tiny-\"model\""}, ep("fb", fb.URL, "")))
 	in := "{ \"stream\":false,\n\t\"model\" : \"big\", \"x\":1.0e3, \"meta\":{\"model\":\"keep\"} }"
 	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader(in))
 	require.NoError(t, err)
@@ -389,8 +390,8 @@ func TestMalformedJSONOnFallbackFailsFatal(t *testing.T) {
 	down := newRecorder(t, status(503))
 	fb := newRecorder(t, okJSON)
 	tr := newTr(t,
-		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
-		WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}))
+		WithTier(degrade.Tier{}, ep("down", down.URL, "")),
+		WithTier(degrade.Tier{Model: "small"}, ep("fb", fb.URL, "")))
 	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader(`{"model":"big",`))
 	require.NoError(t, err)
 	resp, err := tr.RoundTrip(req)
@@ -400,14 +401,14 @@ func TestMalformedJSONOnFallbackFailsFatal(t *testing.T) {
 	assert.Equal(t, 0, fb.count(), "never sent with the wrong model")
 }
 
-func TestModelRewriterHook(t *testing.T) {
+func TestModelRewriteHook(t *testing.T) {
 	down := newRecorder(t, status(503))
 	fb := newRecorder(t, okJSON)
 	tr := newTr(t,
-		WithTier(Tier{Endpoints: []Endpoint{ep("down", down.URL, "")}}),
-		WithTier(Tier{Model: "small", Endpoints: []Endpoint{ep("fb", fb.URL, "")}}),
-		WithModelRewriter(func(_ *http.Request, body []byte, model string) ([]byte, error) {
-			return []byte(strings.ReplaceAll(string(body), "model=big", "model="+model)), nil
+		WithTier(degrade.Tier{}, ep("down", down.URL, "")),
+		WithTier(degrade.Tier{Model: "small"}, ep("fb", fb.URL, "")),
+		WithModelRewrite(func(tier degrade.Tier, _ *http.Request, body []byte) ([]byte, error) {
+			return []byte(strings.ReplaceAll(string(body), "model=big", "model="+tier.Model)), nil
 		}))
 	req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader("a=1&model=big"))
 	require.NoError(t, err)
@@ -420,7 +421,7 @@ func TestModelRewriterHook(t *testing.T) {
 func TestFinalErrorResponseIsMarkedAndSummarised(t *testing.T) {
 	a := newRecorder(t, status(503))
 	b := newRecorder(t, status(502))
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", a.URL, ""), ep("b", b.URL, "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("a", a.URL, ""), ep("b", b.URL, "")))
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)
 	body := readAll(t, resp)
@@ -432,7 +433,7 @@ func TestFinalErrorResponseIsMarkedAndSummarised(t *testing.T) {
 }
 
 func TestFailedEverywhereWithoutResponseIsSturdyError(t *testing.T) {
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("a", closedURL(t), ""), ep("b", closedURL(t), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("a", closedURL(t), ""), ep("b", closedURL(t), "")))
 	client := &http.Client{Transport: tr}
 	resp, err := client.Post(chatPath, "application/json", strings.NewReader(`{"model":"m"}`))
 	require.Nil(t, resp)
@@ -446,7 +447,7 @@ func TestFailedEverywhereWithoutResponseIsSturdyError(t *testing.T) {
 func TestFatalIsReturnedAsIs(t *testing.T) {
 	bad := newRecorder(t, status(422))
 	other := newRecorder(t, okJSON)
-	tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("bad", bad.URL, ""), ep("other", other.URL, "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("bad", bad.URL, ""), ep("other", other.URL, "")))
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)
 	readAll(t, resp)
@@ -464,7 +465,7 @@ func TestPathsJoinTheEndpointPrefix(t *testing.T) {
 		{rec.URL + "/p", "http://x", "/p/"},
 	}
 	for i, tc := range cases {
-		tr := newTr(t, WithTier(Tier{Endpoints: []Endpoint{ep("r", tc.base, "")}}))
+		tr := newTr(t, WithTier(degrade.Tier{}, ep("r", tc.base, "")))
 		req, err := http.NewRequest(http.MethodGet, tc.reqURL, nil)
 		require.NoError(t, err)
 		resp, err := tr.RoundTrip(req)
@@ -480,8 +481,8 @@ func TestProbesSendEndpointHeadersAndStopOnClose(t *testing.T) {
 		probed := &memRec{h: okJSON}
 		u := mt.add(probed)
 		tr, err := NewTransport(mt, append(testOpts(),
-			WithTier(Tier{Endpoints: []Endpoint{ep("p", u+"/base", "probe-key")}}),
-			WithProbes(Probes{Interval: 10 * time.Millisecond, Jitter: -1, Path: "healthz"}))...)
+			WithTier(degrade.Tier{}, ep("p", u+"/base", "probe-key")),
+			WithProbes(health.ProbeConfig{Interval: 10 * time.Millisecond, Jitter: -1}), WithProbePath("healthz"))...)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tr.Close() })
 		synctest.Wait()
@@ -502,8 +503,8 @@ func TestProbesSendEndpointHeadersAndStopOnClose(t *testing.T) {
 
 func TestAccessors(t *testing.T) {
 	a := startLLM(t, sturdytest.Config{Name: "a"})
-	tr := newTr(t, WithTier(Tier{Name: "p", Endpoints: []Endpoint{ep("a", a.URL(), "")}}),
-		WithTier(Tier{Name: "f", Endpoints: []Endpoint{ep("b", a.URL(), "")}}))
+	tr := newTr(t, WithTier(degrade.Tier{Name: "p"}, ep("a", a.URL(), "")),
+		WithTier(degrade.Tier{Name: "f"}, ep("b", a.URL(), "")))
 	assert.Equal(t, []string{"a", "b"}, tr.Endpoints())
 	assert.Equal(t, []string{"p", "f"}, tr.Tiers())
 	tier, ok := tr.EndpointTier("b")

@@ -33,42 +33,39 @@ import (
 // a message that names the field (or option) to fix.
 func TestInvalidConfigurationIsRejectedNamingTheField(t *testing.T) {
 	leaks := leakCheck(t)
-	ok := httpmw.Endpoint{Name: "a", URL: "http://127.0.0.1:1"}
-	tier := func(mod func(*httpmw.Tier)) httpmw.Option {
-		tr := httpmw.Tier{Name: "t", Endpoints: []httpmw.Endpoint{ok}}
+	ok := httpmw.URL("a", "http://127.0.0.1:1", nil)
+	tier := func(mod func(*degrade.Tier)) httpmw.Option {
+		tr := degrade.Tier{Name: "t"}
 		mod(&tr)
-		return httpmw.WithTier(tr)
+		return httpmw.WithTier(tr, ok)
 	}
-	okTier := tier(func(*httpmw.Tier) {})
+	endpoints := func(eps ...httpmw.Endpoint) httpmw.Option { return httpmw.WithTier(degrade.Tier{Name: "t"}, eps...) }
+	okTier := tier(func(*degrade.Tier) {})
 	httpCases := []struct {
 		name  string
 		opts  []httpmw.Option
 		field string
 	}{
 		{"no tier", nil, "WithTier"},
-		{"tier without endpoints", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = nil })}, "no endpoints"},
-		{"duplicate tier name", []httpmw.Option{okTier, httpmw.WithTier(httpmw.Tier{Name: "t", Endpoints: []httpmw.Endpoint{{Name: "b", URL: "http://127.0.0.1:2"}}})}, "tier name"},
-		{"quality above 1", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Quality = 2 })}, "Quality"},
-		{"negative context window", []httpmw.Option{tier(func(t *httpmw.Tier) { t.ContextWindow = -1 })}, "ContextWindow"},
-		{"negative tier timeout", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Timeout = -time.Second })}, "Timeout"},
-		{"negative rate", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Limit = ratelimit.Limit{RequestsPerSecond: -1} })}, "Limit"},
-		{"endpoint without name", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{{URL: "http://127.0.0.1:1"}} })}, "Name"},
-		{"duplicate endpoint name", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{ok, ok} })}, "endpoint name"},
-		{"negative weight", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: ok.URL, Weight: -1}} })}, "Weight"},
-		{"URL scheme", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: "ftp://127.0.0.1"}} })}, "URL"},
-		{"URL without host", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: "http://"}} })}, "URL"},
-		{"URL with query", []httpmw.Option{tier(func(t *httpmw.Tier) { t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: "http://h/?x=1"}} })}, "URL"},
-		{"invalid header name", []httpmw.Option{tier(func(t *httpmw.Tier) {
-			t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: ok.URL, Header: http.Header{"Bad Name": {"x"}}}}
-		})}, "header"},
-		{"header value with a line break", []httpmw.Option{tier(func(t *httpmw.Tier) {
-			t.Endpoints = []httpmw.Endpoint{{Name: "a", URL: ok.URL, Header: http.Header{"Api-Key": {"x\r\nInjected: 1"}}}}
-		})}, "header"},
+		{"tier without endpoints", []httpmw.Option{endpoints()}, "no endpoints"},
+		{"duplicate tier name", []httpmw.Option{okTier, httpmw.WithTier(degrade.Tier{Name: "t"}, httpmw.URL("b", "http://127.0.0.1:2", nil))}, "tier name"},
+		{"quality above 1", []httpmw.Option{tier(func(t *degrade.Tier) { t.Quality = 2 })}, "Quality"},
+		{"negative context window", []httpmw.Option{tier(func(t *degrade.Tier) { t.ContextWindow = -1 })}, "ContextWindow"},
+		{"negative tier timeout", []httpmw.Option{tier(func(t *degrade.Tier) { t.Timeout = -time.Second })}, "Timeout"},
+		{"negative rate", []httpmw.Option{tier(func(t *degrade.Tier) { t.Limit = ratelimit.Limit{RequestsPerSecond: -1} })}, "Limit"},
+		{"endpoint without name", []httpmw.Option{endpoints(httpmw.URL("", "http://127.0.0.1:1", nil))}, "Name"},
+		{"duplicate endpoint name", []httpmw.Option{endpoints(ok, ok)}, "endpoint name"},
+		{"negative weight", []httpmw.Option{endpoints(httpmw.Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: ok.Address, Weight: -1}})}, "Weight"},
+		{"URL scheme", []httpmw.Option{endpoints(httpmw.URL("a", "ftp://127.0.0.1", nil))}, "Address"},
+		{"URL without host", []httpmw.Option{endpoints(httpmw.URL("a", "http://", nil))}, "Address"},
+		{"URL with query", []httpmw.Option{endpoints(httpmw.URL("a", "http://h/?x=1", nil))}, "Address"},
+		{"invalid header name", []httpmw.Option{endpoints(httpmw.URL("a", ok.Address, http.Header{"Bad Name": {"x"}}))}, "header"},
+		{"header value with a line break", []httpmw.Option{endpoints(httpmw.URL("a", ok.Address, http.Header{"Api-Key": {"x\r\nInjected: 1"}}))}, "header"},
 		{"negative body buffer", []httpmw.Option{okTier, httpmw.WithMaxBodyBuffer(-1)}, "WithMaxBodyBuffer"},
 		{"negative TTFB", []httpmw.Option{okTier, httpmw.WithTTFBTimeout(-1)}, "WithTTFBTimeout"},
 		{"negative max wait", []httpmw.Option{okTier, httpmw.WithMaxWait(-1)}, "WithMaxWait"},
-		{"probe jitter 1", []httpmw.Option{okTier, httpmw.WithProbes(httpmw.Probes{Jitter: 1})}, "Jitter"},
-		{"negative probe interval", []httpmw.Option{okTier, httpmw.WithProbes(httpmw.Probes{Interval: -1})}, "Interval"},
+		{"probe jitter 1", []httpmw.Option{okTier, httpmw.WithProbes(health.ProbeConfig{Jitter: 1})}, "Jitter"},
+		{"negative probe interval", []httpmw.Option{okTier, httpmw.WithProbes(health.ProbeConfig{Interval: -1})}, "Interval"},
 		{"failover MaxAttempts", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{MaxAttempts: -1})}, "MaxAttempts"},
 		{"failover AttemptTimeout", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{AttemptTimeout: -1})}, "AttemptTimeout"},
 		{"failover BudgetWindow", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{BudgetWindow: -1})}, "BudgetWindow"},
@@ -105,7 +102,7 @@ func TestInvalidConfigurationIsRejectedNamingTheField(t *testing.T) {
 		opts  []grpcmw.Option
 		field string
 	}{
-		{"no endpoints", nil, "no endpoints"},
+		{"no endpoints", nil, "no tiers; give at least the primary (WithTier)"},
 		{"tier without endpoints", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "t"})}, `tier "t"`},
 		{"endpoint without name", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Conn("", cc))}, "Name"},
 		{"duplicate endpoint name", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "p"}, okEp), grpcmw.WithTier(degrade.Tier{Name: "f"}, okEp)}, "endpoint name"},
@@ -115,7 +112,7 @@ func TestInvalidConfigurationIsRejectedNamingTheField(t *testing.T) {
 		{"negative max wait", []grpcmw.Option{grpcmw.WithEndpoints(okEp), grpcmw.WithMaxWait(-1)}, "WithMaxWait"},
 		{"unknown code", []grpcmw.Option{grpcmw.WithEndpoints(okEp), grpcmw.WithCodeClass(99, sturdy.Fatal)}, "code"},
 		{"target without transport security", []grpcmw.Option{grpcmw.WithEndpoints(grpcmw.Target("a", "127.0.0.1:1"))}, `endpoint "a"`},
-		{"negative probe interval", []grpcmw.Option{grpcmw.WithEndpoints(okEp), grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: -1})}, "Interval"},
+		{"negative probe interval", []grpcmw.Option{grpcmw.WithEndpoints(okEp), grpcmw.WithProbes(health.ProbeConfig{Interval: -1})}, "Interval"},
 		{"balancer Decay", []grpcmw.Option{grpcmw.WithEndpoints(okEp), grpcmw.WithBalancer(balancer.Config{Decay: -1})}, "Decay"},
 		{"negative quality", []grpcmw.Option{grpcmw.WithTier(degrade.Tier{Name: "p", Quality: -1}, okEp)}, "Quality"},
 	}
@@ -150,7 +147,7 @@ func TestConfigErrorsNeverQuoteCredentials(t *testing.T) {
 		"https://generativelanguage.googleapis.com/?key=" + secret,
 		"https://example.com/#" + secret,
 	} {
-		_, err := httpmw.NewTransport(nil, httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{{Name: "a", URL: u}}}))
+		_, err := httpmw.NewTransport(nil, httpmw.WithTier(degrade.Tier{}, httpmw.URL("a", u, nil)))
 		if err == nil {
 			t.Errorf("URL %q accepted", u)
 			continue
@@ -231,7 +228,7 @@ func twoEndpoints(t *testing.T, a, b *recordingServer, opts ...httpmw.Option) *h
 	t.Helper()
 	base := &http.Transport{}
 	tr, err := httpmw.NewTransport(base, append([]httpmw.Option{
-		httpmw.WithTier(httpmw.Tier{Name: "tier0", Endpoints: []httpmw.Endpoint{{Name: "a", URL: a.URL}, {Name: "b", URL: b.URL}}}),
+		httpmw.WithTier(degrade.Tier{Name: "tier0"}, httpmw.URL("a", a.URL, nil), httpmw.URL("b", b.URL, nil)),
 		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}), // a first
 		httpmw.WithFailover(failover.Config{BaseBackoff: -1, BudgetRatio: -1}),
 	}, opts...)...)
@@ -324,8 +321,8 @@ func TestOversizedBodyNeverGoesToAFallbackWithTheWrongModel(t *testing.T) {
 	a := startRecording(t, answer(http.StatusServiceUnavailable, "application/json", `{"error":{}}`))
 	fb := startRecording(t, answer(http.StatusOK, "application/json", okBody))
 	tr, err := httpmw.NewTransport(&http.Transport{},
-		httpmw.WithTier(httpmw.Tier{Name: "tier0", Model: "big", Endpoints: []httpmw.Endpoint{{Name: "a", URL: a.URL}}}),
-		httpmw.WithTier(httpmw.Tier{Name: "tier1", Model: "small", Endpoints: []httpmw.Endpoint{{Name: "fb", URL: fb.URL}}}),
+		httpmw.WithTier(degrade.Tier{Name: "tier0", Model: "big"}, httpmw.URL("a", a.URL, nil)),
+		httpmw.WithTier(degrade.Tier{Name: "tier1", Model: "small"}, httpmw.URL("fb", fb.URL, nil)),
 		httpmw.WithMaxBodyBuffer(64))
 	if err != nil {
 		t.Fatal(err)
@@ -417,8 +414,8 @@ func TestMalformedJSONNeedingARewriteFailsTheCall(t *testing.T) {
 	a := startRecording(t, answer(http.StatusServiceUnavailable, "application/json", `{"error":{}}`))
 	fb := startRecording(t, answer(http.StatusOK, "application/json", okBody))
 	tr, err := httpmw.NewTransport(&http.Transport{},
-		httpmw.WithTier(httpmw.Tier{Name: "tier0", Model: "big", Endpoints: []httpmw.Endpoint{{Name: "a", URL: a.URL}}}),
-		httpmw.WithTier(httpmw.Tier{Name: "tier1", Model: "small", Endpoints: []httpmw.Endpoint{{Name: "fb", URL: fb.URL}}}))
+		httpmw.WithTier(degrade.Tier{Name: "tier0", Model: "big"}, httpmw.URL("a", a.URL, nil)),
+		httpmw.WithTier(degrade.Tier{Name: "tier1", Model: "small"}, httpmw.URL("fb", fb.URL, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
@@ -45,7 +46,8 @@ func TestHTTPCredentialsStayWithTheirEndpoint(t *testing.T) {
 		{"d", "tier1", "Api-Key", sturdytest.Config{}},
 	}
 	llms := map[string]*rig.LLM{}
-	tiers := map[string]*httpmw.Tier{"tier0": {Name: "tier0", Model: "big"}, "tier1": {Name: "tier1", Model: "small"}}
+	tiers := map[string]degrade.Tier{"tier0": {Name: "tier0", Model: "big"}, "tier1": {Name: "tier1", Model: "small"}}
+	eps := map[string][]httpmw.Endpoint{}
 	for _, s := range specs {
 		cfg := s.cfg
 		cfg.Name, cfg.Seed, cfg.RequiredAPIKey = s.name, 3, key(s.name)
@@ -59,9 +61,9 @@ func TestHTTPCredentialsStayWithTheirEndpoint(t *testing.T) {
 		if s.header == "Authorization" {
 			v = "Bearer " + v
 		}
-		tiers[s.tier].Endpoints = append(tiers[s.tier].Endpoints, httpmw.Endpoint{Name: s.name, URL: l.URL(), Header: http.Header{s.header: {v}}})
+		eps[s.tier] = append(eps[s.tier], httpmw.URL(s.name, l.URL(), http.Header{s.header: {v}}))
 	}
-	tr, err := httpmw.NewTransport(&http.Transport{}, httpmw.WithTier(*tiers["tier0"]), httpmw.WithTier(*tiers["tier1"]),
+	tr, err := httpmw.NewTransport(&http.Transport{}, httpmw.WithTier(tiers["tier0"], eps["tier0"]...), httpmw.WithTier(tiers["tier1"], eps["tier1"]...),
 		httpmw.WithFailover(failover.Config{MaxAttempts: 2, BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: -1}),
 		httpmw.WithHedge(hedge.Config{Delay: 2 * time.Millisecond, BudgetRatio: 0.5}),
 		httpmw.WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}))
@@ -180,10 +182,10 @@ func TestHTTPRedirectsCarryCredentialsOnlyBackToTheirEndpoint(t *testing.T) {
 		ok(w, r)
 	})
 	tr, err := httpmw.NewTransport(&http.Transport{},
-		httpmw.WithTier(httpmw.Tier{Name: "tier0", Endpoints: []httpmw.Endpoint{
-			{Name: "a", URL: a.URL, Header: http.Header{"Authorization": {"Bearer " + key("a")}, "Api-Key": {key("a")}}}}}),
-		httpmw.WithTier(httpmw.Tier{Name: "tier1", Endpoints: []httpmw.Endpoint{
-			{Name: "b", URL: b.URL, Header: http.Header{"Authorization": {"Bearer " + key("b")}}}}}),
+		httpmw.WithTier(degrade.Tier{Name: "tier0"},
+			httpmw.URL("a", a.URL, http.Header{"Authorization": {"Bearer " + key("a")}, "Api-Key": {key("a")}})),
+		httpmw.WithTier(degrade.Tier{Name: "tier1"},
+			httpmw.URL("b", b.URL, http.Header{"Authorization": {"Bearer " + key("b")}})),
 		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}))
 	if err != nil {
 		t.Fatal(err)

@@ -94,18 +94,11 @@ func (r *grpcRig) close() int64 {
 }
 
 func grpcOpts(t *testing.T) []grpcmw.Option {
-	retry, err := failover.New(failover.Config{MaxAttempts: 3, AttemptTimeout: 250 * time.Millisecond,
-		BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hp, err := hedge.New(hedge.Config{Delay: 60 * time.Millisecond, BudgetRatio: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return []grpcmw.Option{
 		grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
-		grpcmw.WithRetry(retry), grpcmw.WithHedge(hp),
+		grpcmw.WithFailover(failover.Config{MaxAttempts: 3, AttemptTimeout: 250 * time.Millisecond,
+			BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
+		grpcmw.WithHedge(hedge.Config{Delay: 60 * time.Millisecond, BudgetRatio: 0.5}),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
 	"github.com/sturdyai/sturdy/reliability/internal/rig"
 	"github.com/sturdyai/sturdy/sturdytest"
@@ -100,7 +101,8 @@ func newHTTPRig(t *testing.T, tiers [][]string, models []string, cfg sturdytest.
 	r.count = &rig.CountingTransport{Base: r.base}
 	var all []httpmw.Option
 	for i, names := range tiers {
-		tier := httpmw.Tier{Name: "tier" + string(rune('0'+i)), Model: models[i]}
+		tier := degrade.Tier{Name: "tier" + string(rune('0'+i)), Model: models[i]}
+		var eps []httpmw.Endpoint
 		for _, n := range names {
 			c := cfg
 			c.Name = n
@@ -114,10 +116,9 @@ func newHTTPRig(t *testing.T, tiers [][]string, models []string, cfg sturdytest.
 			}
 			r.llms[n], r.proxies[n] = llm, p
 			r.names = append(r.names, n)
-			tier.Endpoints = append(tier.Endpoints, httpmw.Endpoint{Name: n, URL: p.URL(),
-				Header: http.Header{"Authorization": {"Bearer " + key(n)}}})
+			eps = append(eps, httpmw.URL(n, p.URL(), http.Header{"Authorization": {"Bearer " + key(n)}}))
 		}
-		all = append(all, httpmw.WithTier(tier))
+		all = append(all, httpmw.WithTier(tier, eps...))
 	}
 	tr, err := httpmw.NewTransport(r.count, append(all, opts...)...)
 	if err != nil {

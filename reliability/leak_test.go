@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/grpcmw"
 	"github.com/sturdyai/sturdy/health"
@@ -54,7 +55,8 @@ func TestHTTPThousandsOfCallsLeaveNothingBehind(t *testing.T) {
 		{"c", sturdytest.Config{Latency: sturdytest.Latency{Median: time.Millisecond, Sigma: 1.5, Max: 50 * time.Millisecond}}, nil},
 	}
 	var llms []*rig.LLM
-	tier := httpmw.Tier{Name: "tier0", Model: "big"}
+	tier := degrade.Tier{Name: "tier0", Model: "big"}
+	var eps []httpmw.Endpoint
 	for _, s := range specs {
 		cfg := s.cfg
 		cfg.Name, cfg.Seed = s.name, 7
@@ -67,12 +69,12 @@ func TestHTTPThousandsOfCallsLeaveNothingBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 		llms = append(llms, l)
-		tier.Endpoints = append(tier.Endpoints, httpmw.Endpoint{Name: s.name, URL: l.URL()})
+		eps = append(eps, httpmw.URL(s.name, l.URL(), nil))
 	}
 	base := &http.Transport{MaxIdleConnsPerHost: 8}
 	count := &rig.CountingTransport{Base: base}
 	baseline := runtime.NumGoroutine()
-	tr, err := httpmw.NewTransport(count, httpmw.WithTier(tier),
+	tr, err := httpmw.NewTransport(count, httpmw.WithTier(tier, eps...),
 		httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
 		httpmw.WithFailover(failover.Config{MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxRetryAfterWait: -1, BudgetRatio: 0.5}),
 		httpmw.WithHedge(hedge.Config{Delay: 4 * time.Millisecond, BudgetRatio: 0.3}),
@@ -148,8 +150,8 @@ func TestRetriedErrorResponsesKeepTheirConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			base := &http.Transport{}
-			tr, err := httpmw.NewTransport(base, httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{
-				{Name: "bad", URL: bad.URL()}, {Name: "good", URL: good.URL()}}}),
+			tr, err := httpmw.NewTransport(base, httpmw.WithTier(degrade.Tier{},
+				httpmw.URL("bad", bad.URL(), nil), httpmw.URL("good", good.URL(), nil)),
 				httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
 				httpmw.WithFailover(failover.Config{BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: -1}),
 				httpmw.WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}))
@@ -196,11 +198,10 @@ func TestRetriedErrorResponsesKeepTheirConnection(t *testing.T) {
 func TestGRPCThousandsOfCallsLeaveNothingBehind(t *testing.T) {
 	leaks := leakCheck(t)
 	baseline := runtime.NumGoroutine()
-	retry, _ := failover.New(failover.Config{MaxAttempts: 3, BaseBackoff: time.Millisecond, BudgetRatio: 0.5})
-	hp, _ := hedge.New(hedge.Config{Delay: 2 * time.Millisecond, BudgetRatio: 0.3})
-	hc, _ := health.New(health.Config{ConsecutiveFailures: -1, FailureRate: -1})
 	r := newGRPCRig(t, [][]string{{"a", "b", "c"}}, []string{"big"},
-		grpcmw.WithRetry(retry), grpcmw.WithHedge(hp), grpcmw.WithHealth(hc),
+		grpcmw.WithFailover(failover.Config{MaxAttempts: 3, BaseBackoff: time.Millisecond, BudgetRatio: 0.5}),
+		grpcmw.WithHedge(hedge.Config{Delay: 2 * time.Millisecond, BudgetRatio: 0.3}),
+		grpcmw.WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}),
 		grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin}))
 	r.servers["a"].Set(0, codes.Unavailable)
 	r.servers["b"].Set(3*time.Millisecond, codes.OK)

@@ -148,7 +148,7 @@ func judgeOutageAmp(t *testing.T, fig *figure, recs []callRec, outageAttempts in
 func TestHTTPTotalOutage(t *testing.T) {
 	leaks := leakCheck(t)
 	r := newHTTPRig(t, [][]string{{"a", "b"}, {"c"}}, []string{"big", "small"}, sturdytest.Config{},
-		httpmw.WithProbes(httpmw.Probes{Interval: probeInterval, Timeout: 100 * time.Millisecond, Jitter: -1}))
+		httpmw.WithProbes(health.ProbeConfig{Interval: probeInterval, Timeout: 100 * time.Millisecond, Jitter: -1}))
 	do := func(ctx context.Context) (string, error) {
 		resp, err := r.client.Do(chatReq(ctx, "big", false))
 		if err != nil {
@@ -179,7 +179,7 @@ func (r *httpRig) setEnabled(t *testing.T, on bool) { setEnabled(t, r.names, r.p
 func TestGRPCTotalOutage(t *testing.T) {
 	leaks := leakCheck(t)
 	r := newGRPCRig(t, [][]string{{"a", "b"}, {"c"}}, []string{"big", "small"},
-		grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: probeInterval, Timeout: 100 * time.Millisecond, Jitter: -1}))
+		grpcmw.WithProbes(health.ProbeConfig{Interval: probeInterval, Timeout: 100 * time.Millisecond, Jitter: -1}))
 	tierOf := map[string]string{"a": "tier0", "b": "tier0", "c": "tier1"}
 	do := func(ctx context.Context) (string, error) {
 		resp, err := r.stub.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(prompt)}})

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/grpcmw"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/httpmw"
@@ -172,9 +173,9 @@ func TestNoSecretInTelemetryErrorsOrLogs(t *testing.T) {
 		return http.Header{"Authorization": {"Bearer " + key(n)}, "Api-Key": {key(n)}}
 	}
 	tr, err := httpmw.NewTransport(&http.Transport{},
-		httpmw.WithTier(httpmw.Tier{Name: "tier0", Model: "big", Endpoints: []httpmw.Endpoint{
-			{Name: "a", URL: a.URL(), Header: hdr("a")}, {Name: "b", URL: b.URL(), Header: hdr("b")}, {Name: "r", URL: refused, Header: hdr("r")}}}),
-		httpmw.WithTier(httpmw.Tier{Name: "tier1", Model: "small", Endpoints: []httpmw.Endpoint{{Name: "c", URL: c.URL(), Header: hdr("c")}}}),
+		httpmw.WithTier(degrade.Tier{Name: "tier0", Model: "big"},
+			httpmw.URL("a", a.URL(), hdr("a")), httpmw.URL("b", b.URL(), hdr("b")), httpmw.URL("r", refused, hdr("r"))),
+		httpmw.WithTier(degrade.Tier{Name: "tier1", Model: "small"}, httpmw.URL("c", c.URL(), hdr("c"))),
 		httpmw.WithHedge(hedge.Config{Delay: time.Millisecond, BudgetRatio: 1}),
 		httpmw.WithTracerProvider(tp), httpmw.WithMeterProvider(mp))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
 )
 
@@ -189,10 +190,10 @@ func httpClient(rt func(base *http.Transport, e *env) http.RoundTripper) func(e 
 func sturdyTransport(e *env, base http.RoundTripper, opts ...httpmw.Option) (*httpmw.Transport, error) {
 	eps := make([]httpmw.Endpoint, len(e.Names))
 	for i := range e.Names {
-		eps[i] = httpmw.Endpoint{Name: e.Names[i], URL: e.URLs[i]}
+		eps[i] = httpmw.URL(e.Names[i], e.URLs[i], nil)
 	}
 	all := append([]httpmw.Option{
-		httpmw.WithTier(httpmw.Tier{Name: "primary", Endpoints: eps}),
+		httpmw.WithTier(degrade.Tier{Name: "primary"}, eps...),
 		httpmw.WithBalancer(balancer.Config{Seed: e.Seed + 1}),
 	}, opts...)
 	return httpmw.NewTransport(base, all...)

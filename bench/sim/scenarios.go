@@ -14,6 +14,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/hedgepolicy"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
@@ -418,8 +419,8 @@ func Storm429(ctx context.Context, o Options) (*Result, error) {
 		return func(e *env) (*client, error) {
 			base := NewBase()
 			tr, err := httpmw.NewTransport(base, append([]httpmw.Option{
-				httpmw.WithTier(httpmw.Tier{Name: "primary", Model: "m", Limit: limit, Endpoints: []httpmw.Endpoint{{Name: "primary", URL: primary(e)}}}),
-				httpmw.WithTier(httpmw.Tier{Name: "fallback", Model: "small", Endpoints: []httpmw.Endpoint{{Name: "fallback", URL: fallback(e)}}}),
+				httpmw.WithTier(degrade.Tier{Name: "primary", Model: "m", Limit: limit}, httpmw.URL("primary", primary(e), nil)),
+				httpmw.WithTier(degrade.Tier{Name: "fallback", Model: "small"}, httpmw.URL("fallback", fallback(e), nil)),
 				httpmw.WithBalancer(balancer.Config{Seed: e.Seed + 1})}, opts...)...)
 			if err != nil {
 				return nil, err

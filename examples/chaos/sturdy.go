@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
@@ -24,23 +25,25 @@ type sturdyClient struct {
 // scaled to the run, since the library's production defaults (30 s
 // ejections, 10 s probes) are as long as the whole demo.
 func newSturdyClient(base http.RoundTripper, f *fleet, d time.Duration) (*sturdyClient, error) {
-	var tiers [2]httpmw.Tier
-	tiers[0] = httpmw.Tier{Name: "primary", Model: primaryModel, Quality: primaryQuality, ContextWindow: primaryContext}
-	tiers[1] = httpmw.Tier{Name: "fallback", Model: fallbackModel, Quality: fallbackQuality, ContextWindow: fallbackContext}
+	tiers := [2]degrade.Tier{
+		{Name: "primary", Model: primaryModel, Quality: primaryQuality, ContextWindow: primaryContext},
+		{Name: "fallback", Model: fallbackModel, Quality: fallbackQuality, ContextWindow: fallbackContext},
+	}
+	var eps [2][]httpmw.Endpoint
 	for i, sp := range f.specs {
-		tiers[sp.Tier].Endpoints = append(tiers[sp.Tier].Endpoints, httpmw.Endpoint{Name: sp.Name, URL: f.servers[i].URL()})
+		eps[sp.Tier] = append(eps[sp.Tier], httpmw.URL(sp.Name, f.servers[i].URL(), nil))
 	}
 	ejection := min(max(d/10, 500*time.Millisecond), 30*time.Second)
 	probe := min(max(d/25, 200*time.Millisecond), 10*time.Second)
 	t, err := httpmw.NewTransport(base,
-		httpmw.WithTier(tiers[0]),
-		httpmw.WithTier(tiers[1]),
+		httpmw.WithTier(tiers[0], eps[0]...),
+		httpmw.WithTier(tiers[1], eps[1]...),
 		httpmw.WithHealth(health.Config{
 			BaseEjection: ejection,
 			MaxEjection:  10 * ejection,
 			Window:       min(max(d/5, time.Second), 10*time.Second),
 		}),
-		httpmw.WithProbes(httpmw.Probes{Interval: probe, Timeout: probe}),
+		httpmw.WithProbes(health.ProbeConfig{Interval: probe, Timeout: probe}),
 		httpmw.WithFailover(failover.Config{AttemptTimeout: time.Second}),
 		httpmw.WithHedge(hedge.Config{}),
 	)

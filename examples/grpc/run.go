@@ -112,16 +112,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// Peak-EWMA (the default balancer), failover (the default policy: 3
 	// attempts, 10% retry budget), a hedge after -hedge-delay, passive
 	// outlier detection and grpc.health.v1 probes.
-	tracker, err := health.New(health.Config{OnStateChange: func(sc health.StateChange) {
-		fmt.Fprintf(out, "%s health: %s %v → %v (%s)\n", stamp(), sc.Endpoint, sc.From, sc.To, sc.Reason)
-	}})
-	if err != nil {
-		return err
-	}
-	hp, err := hedge.New(hedge.Config{Delay: cfg.hedgeDelay, BudgetRatio: 0.1})
-	if err != nil {
-		return err
-	}
 	wins := &winCounter{}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(wins))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -134,9 +124,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	client, err := grpcmw.New(
 		grpcmw.WithEndpoints(eps...),
 		grpcmw.WithDialOptions(insecureCreds),
-		grpcmw.WithHedge(hp),
-		grpcmw.WithHealth(tracker),
-		grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: cfg.probe, Timeout: cfg.probe}),
+		grpcmw.WithHedge(hedge.Config{Delay: cfg.hedgeDelay, BudgetRatio: 0.1}),
+		grpcmw.WithOnStateChange(func(sc health.StateChange) {
+			fmt.Fprintf(out, "%s health: %s %v → %v (%s)\n", stamp(), sc.Endpoint, sc.From, sc.To, sc.Reason)
+		}),
+		grpcmw.WithProbes(health.ProbeConfig{Interval: cfg.probe, Timeout: cfg.probe}),
 		grpcmw.WithTracerProvider(tp),
 	)
 	if err != nil {
@@ -207,7 +199,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		for {
 			select {
 			case <-tick.C:
-				last = st.report(out, stamp(), last, wins, tracker)
+				last = st.report(out, stamp(), last, wins, client)
 			case <-loadCtx.Done():
 				return
 			}
@@ -231,7 +223,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	fmt.Fprintln(out, "\nsummary:")
-	st.summary(out, wins, hp, tracker)
+	st.summary(out, wins, client)
 	return nil
 }
 
@@ -332,7 +324,7 @@ func (st *stats) snap(wins *winCounter) snapshot {
 }
 
 // report prints what happened since last.
-func (st *stats) report(out io.Writer, stamp string, last snapshot, wins *winCounter, t *health.Tracker) snapshot {
+func (st *stats) report(out io.Writer, stamp string, last snapshot, wins *winCounter, t *grpcmw.Client) snapshot {
 	now := st.snap(wins)
 	var served, states []string
 	for _, n := range st.names {
@@ -345,14 +337,14 @@ func (st *stats) report(out io.Writer, stamp string, last snapshot, wins *winCou
 	return now
 }
 
-func (st *stats) summary(out io.Writer, wins *winCounter, hp *hedge.Policy, t *health.Tracker) {
+func (st *stats) summary(out io.Writer, wins *winCounter, t *grpcmw.Client) {
 	s := st.snap(wins)
 	fmt.Fprintf(out, "  calls: %d ok, %d failed\n", s.ok, s.failed)
 	for _, n := range st.names {
 		a, _ := t.Availability(n)
 		fmt.Fprintf(out, "  %-8s served %5d  ejections %d  availability %.3f\n", n, s.served[n], a.Failures, a.Availability)
 	}
-	hs := hp.Stats()
+	hs := t.Stats().Hedge[0]
 	fmt.Fprintf(out, "  hedges: %d sent, %d won, %d refused by the budget\n", hs.Hedges, s.hedgeWins, hs.BudgetRefusals)
 	fmt.Fprintf(out, "  retries that won: %d\n", s.retryWins)
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/httpmw"
@@ -41,7 +42,7 @@ func startLLM(t *testing.T, cfg sturdytest.Config) *sturdytest.Server {
 }
 
 func endpoint(s *sturdytest.Server, key string) httpmw.Endpoint {
-	return httpmw.Endpoint{Name: s.Name(), URL: s.URL(), Header: http.Header{"Authorization": {"Bearer " + key}}}
+	return httpmw.URL(s.Name(), s.URL(), http.Header{"Authorization": {"Bearer " + key}})
 }
 
 func newTransport(t *testing.T, opts ...httpmw.Option) *httpmw.Transport {
@@ -161,8 +162,8 @@ func TestClientsSucceedWithOneEndpointDown(t *testing.T) {
 			down := startLLM(t, sturdytest.Config{Name: "down", Down: sturdytest.Down503})
 			reset := startLLM(t, sturdytest.Config{Name: "reset", Down: sturdytest.DownReset})
 			up := startLLM(t, sturdytest.Config{Name: "up"})
-			tr := newTransport(t, httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{
-				endpoint(down, "k"), endpoint(reset, "k"), endpoint(up, "k")}}))
+			tr := newTransport(t, httpmw.WithTier(degrade.Tier{},
+				endpoint(down, "k"), endpoint(reset, "k"), endpoint(up, "k")))
 			c := cl.new(tr)
 			ctx := context.Background()
 			for range 6 {
@@ -185,8 +186,8 @@ func TestClientsRateLimitedPrimaryServedByFallbackModel(t *testing.T) {
 			primary := startLLM(t, sturdytest.Config{Name: "primary", RateLimit: sturdytest.RateLimit{Always: true, RetryAfter: time.Minute}})
 			fallback := startLLM(t, sturdytest.Config{Name: "fallback", Models: []string{"gpt-4o-mini"}})
 			tr := newTransport(t,
-				httpmw.WithTier(httpmw.Tier{Name: "primary", Model: "gpt-4o", Endpoints: []httpmw.Endpoint{endpoint(primary, "k")}}),
-				httpmw.WithTier(httpmw.Tier{Name: "fallback", Model: "gpt-4o-mini", Endpoints: []httpmw.Endpoint{endpoint(fallback, "k")}}))
+				httpmw.WithTier(degrade.Tier{Name: "primary", Model: "gpt-4o"}, endpoint(primary, "k")),
+				httpmw.WithTier(degrade.Tier{Name: "fallback", Model: "gpt-4o-mini"}, endpoint(fallback, "k")))
 			c := cl.new(tr)
 			ctx := context.Background()
 			for range 3 {
@@ -207,7 +208,7 @@ func TestClientsSeeTruncatedStreamAsError(t *testing.T) {
 	for _, cl := range clients {
 		t.Run(cl.name, func(t *testing.T) {
 			srv := startLLM(t, sturdytest.Config{Name: "trunc", TruncateStream: true})
-			tr := newTransport(t, httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{endpoint(srv, "k")}}))
+			tr := newTransport(t, httpmw.WithTier(degrade.Tier{}, endpoint(srv, "k")))
 			_, err := cl.new(tr).stream(context.Background(), "gpt-4o")
 			assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
 		})
@@ -219,8 +220,8 @@ func TestClientsFailOverSlowFirstByteWithinTTFB(t *testing.T) {
 		t.Run(cl.name, func(t *testing.T) {
 			slow := startLLM(t, sturdytest.Config{Name: "slow", SlowFirstByte: 5 * time.Second})
 			ok := startLLM(t, sturdytest.Config{Name: "ok"})
-			tr := newTransport(t, httpmw.WithTTFBTimeout(150*time.Millisecond),
-				httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{endpoint(slow, "k"), endpoint(ok, "k")}}))
+			tr := newTransport(t, httpmw.WithTTFBTimeout(500*time.Millisecond),
+				httpmw.WithTier(degrade.Tier{}, endpoint(slow, "k"), endpoint(ok, "k")))
 			c := cl.new(tr)
 			for range 2 {
 				start := time.Now()
@@ -245,9 +246,9 @@ func TestClientsCredentialsStayWithTheirServer(t *testing.T) {
 			b := startLLM(t, sturdytest.Config{Name: "b", RequiredAPIKey: "key-b", RateLimit: sturdytest.RateLimit{Share: 0.5}, Seed: 2})
 			c := startLLM(t, sturdytest.Config{Name: "c", RequiredAPIKey: "key-c"})
 			tr := newTransport(t,
-				httpmw.WithTier(httpmw.Tier{Name: "p", Endpoints: []httpmw.Endpoint{endpoint(a, "key-a"),
-					{Name: "b", URL: b.URL(), Header: http.Header{"Api-Key": {"key-b"}}}}}),
-				httpmw.WithTier(httpmw.Tier{Name: "f", Model: "small", Endpoints: []httpmw.Endpoint{endpoint(c, "key-c")}}))
+				httpmw.WithTier(degrade.Tier{Name: "p"}, endpoint(a, "key-a"),
+					httpmw.URL("b", b.URL(), http.Header{"Api-Key": {"key-b"}})),
+				httpmw.WithTier(degrade.Tier{Name: "f", Model: "small"}, endpoint(c, "key-c")))
 			cli := cl.new(tr)
 			for range 12 {
 				_, err := cli.chat(context.Background(), "gpt-4o")

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -30,7 +31,7 @@ func TestWorksBesideOtelhttp(t *testing.T) {
 	t.Cleanup(base.CloseIdleConnections)
 	tr, err := httpmw.NewTransport(otelhttp.NewTransport(base, otelhttp.WithTracerProvider(tp)),
 		httpmw.WithTracerProvider(tp),
-		httpmw.WithTier(httpmw.Tier{Endpoints: []httpmw.Endpoint{endpoint(down, "k"), endpoint(up, "k")}}))
+		httpmw.WithTier(degrade.Tier{}, endpoint(down, "k"), endpoint(up, "k")))
 	require.NoError(t, err)
 	defer tr.Close()
 	outer := otelhttp.NewTransport(tr, otelhttp.WithTracerProvider(tp))

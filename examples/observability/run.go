@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/httpmw"
 	"github.com/sturdyai/sturdy/sturdytest"
@@ -104,10 +106,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer fl.close()
 
 	tr, err := httpmw.NewTransport(nil,
-		httpmw.WithTier(httpmw.Tier{Name: "primary", Model: "gpt-4o", Endpoints: fl.primary}),
-		httpmw.WithTier(httpmw.Tier{Name: "fallback", Model: "gpt-4o-mini", Endpoints: fl.fallback}),
+		httpmw.WithTier(degrade.Tier{Name: "primary", Model: "gpt-4o"}, fl.primary...),
+		httpmw.WithTier(degrade.Tier{Name: "fallback", Model: "gpt-4o-mini"}, fl.fallback...),
 		httpmw.WithHedge(hedge.Config{Delay: cfg.hedgeDelay, BudgetRatio: 0.1}),
-		httpmw.WithProbes(httpmw.Probes{Interval: cfg.probe, Timeout: cfg.probe}),
+		httpmw.WithProbes(health.ProbeConfig{Interval: cfg.probe, Timeout: cfg.probe}),
 		httpmw.WithTracerProvider(tel.tp),
 		httpmw.WithMeterProvider(tel.mp),
 	)
@@ -253,7 +255,7 @@ func startFleet() (*fleet, error) {
 			return nil, err
 		}
 		fl.servers = append(fl.servers, srv)
-		ep := httpmw.Endpoint{Name: c.Name, URL: srv.URL()}
+		ep := httpmw.URL(c.Name, srv.URL(), nil)
 		if i < 3 {
 			fl.primary = append(fl.primary, ep)
 		} else {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-
-	"github.com/sturdyai/sturdy/httpmw"
 )
 
 // attemptLogger is the base RoundTripper under sturdy's Transport: it sees
@@ -20,11 +18,11 @@ type attemptLogger struct {
 	out   io.Writer
 }
 
-func newAttemptLogger(out io.Writer, tiers ...httpmw.Tier) *attemptLogger {
+func newAttemptLogger(out io.Writer, tiers ...tier) *attemptLogger {
 	l := &attemptLogger{base: http.DefaultTransport, names: make(map[string]string), out: out}
 	for _, t := range tiers {
-		for _, ep := range t.Endpoints {
-			if u, err := url.Parse(ep.URL); err == nil {
+		for _, ep := range t.endpoints {
+			if u, err := url.Parse(ep.Address); err == nil {
 				l.names[u.Host] = ep.Name
 			}
 		}

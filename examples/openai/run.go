@@ -55,8 +55,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer setup.close()
 
 	opts := []httpmw.Option{
-		httpmw.WithTier(setup.primary),
-		httpmw.WithTier(setup.fallback),
+		httpmw.WithTier(setup.primary.Tier, setup.primary.endpoints...),
+		httpmw.WithTier(setup.fallback.Tier, setup.fallback.endpoints...),
 		httpmw.WithTTFBTimeout(*ttfb),
 	}
 	if setup.balancer != nil {

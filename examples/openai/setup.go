@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -79,13 +80,20 @@ func (e env) real() bool { return e.key != "" && len(e.primaryURLs) > 0 }
 // setup is what the program talks to: the tiers, the steps to show, and
 // what to release at the end.
 type setup struct {
-	primary, fallback httpmw.Tier
+	primary, fallback tier
 	steps             []step
 	// balancer, if not nil, replaces the default (P2C Peak-EWMA).
 	balancer *balancer.Config
 	// report, if not nil, says what the servers saw.
 	report func() []string
 	close  func()
+}
+
+// tier is one tier of the chain and the endpoints that serve it, as
+// httpmw.WithTier takes them.
+type tier struct {
+	degrade.Tier
+	endpoints []httpmw.Endpoint
 }
 
 type step struct {
@@ -109,21 +117,21 @@ func baseURL(raw string) (string, error) {
 
 func realSetup(e env) (*setup, error) {
 	s := &setup{close: func() {}}
-	s.primary = httpmw.Tier{Name: "primary", Model: e.primaryModel}
+	s.primary = tier{Tier: degrade.Tier{Name: "primary", Model: e.primaryModel}}
 	for i, raw := range e.primaryURLs {
 		u, err := baseURL(raw)
 		if err != nil {
 			return nil, err
 		}
-		s.primary.Endpoints = append(s.primary.Endpoints,
-			httpmw.Endpoint{Name: fmt.Sprintf("provider-%d", i+1), URL: u, Header: bearer(e.key)})
+		s.primary.endpoints = append(s.primary.endpoints,
+			httpmw.URL(fmt.Sprintf("provider-%d", i+1), u, bearer(e.key)))
 	}
 	u, err := baseURL(e.fallbackURL)
 	if err != nil {
 		return nil, err
 	}
-	s.fallback = httpmw.Tier{Name: "fallback", Model: e.fallbackModel,
-		Endpoints: []httpmw.Endpoint{{Name: "fallback", URL: u, Header: bearer(e.fallbackKey)}}}
+	s.fallback = tier{Tier: degrade.Tier{Name: "fallback", Model: e.fallbackModel},
+		endpoints: []httpmw.Endpoint{httpmw.URL("fallback", u, bearer(e.fallbackKey))}}
 	s.steps = []step{
 		{title: "a chat completion"},
 		{title: "a streaming chat completion, printed token by token", stream: true},
@@ -153,7 +161,7 @@ func fakeSetup() (*setup, error) {
 			return nil, httpmw.Endpoint{}, err
 		}
 		servers = append(servers, srv)
-		return srv, httpmw.Endpoint{Name: name, URL: srv.URL(), Header: bearer(key)}, nil
+		return srv, httpmw.URL(name, srv.URL(), bearer(key)), nil
 	}
 	a, epA, err := start("provider-a", defaultPrimaryModel)
 	if err != nil {
@@ -170,8 +178,8 @@ func fakeSetup() (*setup, error) {
 		s.close()
 		return nil, err
 	}
-	s.primary = httpmw.Tier{Name: "primary", Model: defaultPrimaryModel, Endpoints: []httpmw.Endpoint{epA, epB}}
-	s.fallback = httpmw.Tier{Name: "fallback", Model: defaultFallbackModel, Endpoints: []httpmw.Endpoint{epF}}
+	s.primary = tier{Tier: degrade.Tier{Name: "primary", Model: defaultPrimaryModel}, endpoints: []httpmw.Endpoint{epA, epB}}
+	s.fallback = tier{Tier: degrade.Tier{Name: "fallback", Model: defaultFallbackModel}, endpoints: []httpmw.Endpoint{epF}}
 
 	// Round-robin from the first endpoint, so that the first call goes to
 	// provider-a and every run prints the same story. Leave the default
@@ -199,10 +207,10 @@ func fakeSetup() (*setup, error) {
 }
 
 // describe lists a tier's endpoints.
-func describe(t httpmw.Tier) string {
+func describe(t tier) string {
 	var parts []string
-	for _, ep := range t.Endpoints {
-		parts = append(parts, ep.Name+" "+ep.URL)
+	for _, ep := range t.endpoints {
+		parts = append(parts, ep.Name+" "+ep.Address)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -8,18 +8,13 @@ import (
 	"github.com/sturdyai/sturdy"
 )
 
-// Picker chooses an endpoint the call has not tried. *balancer.Balancer
-// implements it. done must be called once with the attempt's outcome.
-type Picker interface {
-	Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpoint, done func(sturdy.Outcome), err error)
-}
-
 // Info describes one attempt.
 type Info struct {
 	Endpoint *sturdy.Endpoint // nil when the Spec has no Picker
 	Kind     sturdy.AttemptKind
-	N        int // 1-based attempt number within the call
-	Tier     int // Spec.Tier: which tier of a degrade chain the attempt serves
+	N        int    // 1-based attempt number within the call
+	Tier     int    // Spec.Tier: which tier of a chain the attempt serves
+	TierName string // Spec.TierName
 }
 
 // Retry is what the loop needs of a failover policy (failover.Policy).
@@ -71,12 +66,14 @@ type Hooks struct {
 // Spec is what a call runs with. A Spec is read-only during Run and may be
 // shared by concurrent calls; adapters build one per policy set and tier.
 type Spec struct {
-	Picker Picker // nil: every attempt runs with a nil endpoint
-	Retry  Retry  // nil: no retries
-	Hedge  Hedge  // nil: no hedging
-	Hooks  *Hooks // nil: no hooks
-	Op     string // names the operation in errors ("failover", "hedge", "httpmw")
-	Tier   int    // copied into every Info
+	Picker sturdy.Picker // nil: every attempt runs with a nil endpoint
+	Retry  Retry         // nil: no retries
+	Hedge  Hedge         // nil: no hedging
+	Hooks  *Hooks        // nil: no hooks
+	Op     string        // names the operation in errors ("failover", "hedge", "httpmw")
+	Tier   int           // copied into every Info
+	// TierName is copied into every Info and every attempt record.
+	TierName string
 	// NoRetryAfterWait says never to wait for a server's Retry-After once
 	// every endpoint has been tried: something else (a later tier) can
 	// take the call at once.
@@ -338,9 +335,12 @@ func finalError(ctx context.Context, op string, attempts []sturdy.Attempt) error
 	return failure(op, attempts, &final)
 }
 
-func record(a Info, o sturdy.Outcome) sturdy.Attempt {
+// Record is the attempt record of a that ended with o.
+func Record(a Info, o sturdy.Outcome) sturdy.Attempt {
 	return sturdy.Attempt{
 		Endpoint:   endpointName(a.Endpoint),
+		Tier:       a.TierName,
+		N:          a.N,
 		Kind:       a.Kind,
 		Class:      o.Class,
 		Latency:    o.Latency,

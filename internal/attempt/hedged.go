@@ -260,7 +260,7 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 		c.results = make(chan result[T], c.maxN)
 	}
 	c.started++
-	a := Info{Endpoint: ep, Kind: kind, N: c.started, Tier: c.s.Tier}
+	a := Info{Endpoint: ep, Kind: kind, N: c.started, Tier: c.s.Tier, TierName: c.s.TierName}
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
@@ -346,7 +346,7 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 	// failed handles a failed attempt; it reports whether the call is over.
 	failed := func(r result[T]) bool {
 		c.settle(r, false)
-		attempts = append(attempts, record(r.info, r.out))
+		attempts = append(attempts, Record(r.info, r.out))
 		if haveLast {
 			release(c.cleanup, last)
 		}

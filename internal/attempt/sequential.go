@@ -71,7 +71,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 			release(cleanup, last)
 			last, haveLast = zero, false
 		}
-		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier}
+		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier, TierName: s.TierName}
 
 		actx, cancel, timer := attemptCtx(ctx, false, timeout)
 		hctx := s.start(actx, a)
@@ -99,7 +99,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		if ep != nil {
 			tried = append(tried, ep.Name)
 		}
-		attempts = append(attempts, record(a, out))
+		attempts = append(attempts, Record(a, out))
 		last, haveLast = v, true
 
 		if out.Class == sturdy.Canceled || s.Retry == nil || !s.Retry.Retryable(out.Class) || n >= maxN || CallerErr(ctx) != nil {

@@ -16,6 +16,6 @@
 // Use: New(Config) once per adapter instance; put Hooks() in
 // degrade.Config.Hooks, OnFallback in degrade.Config.OnFallback and
 // OnStateChange in health.Config.OnStateChange; per call, StartCall, pass
-// its context to degrade.Run, RecordCall when the call is answered or
+// its context to chain.Run, RecordCall when the call is answered or
 // fails, and Call.End when its result is released.
 package telemetry

@@ -17,10 +17,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/degrade"
-	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
-	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/internal/policy"
 )
 
 // Span names.
@@ -72,10 +71,10 @@ type Tier struct {
 	Endpoints []string
 	// Retry, if not nil, is the tier's failover policy; its budget
 	// refusals are reported.
-	Retry *failover.Policy
+	Retry *policy.Retry
 	// Hedge, if not nil, is the tier's hedge policy; its budget refusals
 	// are reported.
-	Hedge *hedge.Policy
+	Hedge *policy.Hedge
 }
 
 // Config configures a Telemetry.
@@ -115,8 +114,8 @@ type tierInst struct {
 	epList   []*endpointInst
 	add      [numClasses][]metric.AddOption
 	rec      [numClasses][]metric.RecordOption
-	retry    *failover.Policy
-	hedge    *hedge.Policy
+	retry    *policy.Retry
+	hedge    *policy.Hedge
 	budgetR  metric.ObserveOption
 	budgetH  metric.ObserveOption
 }
@@ -142,7 +141,7 @@ type Telemetry struct {
 	refusals                                      metric.Int64ObservableCounter
 	reg                                           metric.Registration
 
-	hooks degrade.Hooks
+	hooks attempt.Hooks
 }
 
 // durationBuckets suit inference calls: from a few milliseconds to minutes.
@@ -219,7 +218,7 @@ func New(cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	t.hooks = degrade.Hooks{Start: t.attemptStart, End: t.attemptEnd}
+	t.hooks = attempt.Hooks{Start: t.attemptStart, End: t.attemptEnd}
 	return t, nil
 }
 
@@ -380,7 +379,7 @@ var (
 const probeEvery = 1024
 
 // StartCall starts the "sturdy.call" span under ctx's span. The returned
-// context carries it; pass that context to degrade.Run so that attempt
+// context carries it; pass that context to chain.Run so that attempt
 // spans become its children.
 //
 // When ctx carries no valid span context and the tracer can only make
@@ -470,8 +469,8 @@ func (t *Telemetry) RecordCallAt(c Call, end time.Time, tier int, endpoint strin
 // Hooks returns the degrade hooks that start and end "sturdy.attempt"
 // spans and record the attempt metrics. Put it in degrade.Config.Hooks.
 // Start hooks must receive the context that StartCall returned (through
-// degrade.Run) for the spans to nest.
-func (t *Telemetry) Hooks() *degrade.Hooks { return &t.hooks }
+// chain.Run) for the spans to nest.
+func (t *Telemetry) Hooks() *attempt.Hooks { return &t.hooks }
 
 func kindIndex(k sturdy.AttemptKind) int {
 	if int(k) < numKinds {
@@ -480,7 +479,7 @@ func kindIndex(k sturdy.AttemptKind) int {
 	return 0
 }
 
-func (t *Telemetry) attemptStart(ctx context.Context, a degrade.Attempt) context.Context {
+func (t *Telemetry) attemptStart(ctx context.Context, a attempt.Info) context.Context {
 	if a.Kind == sturdy.Hedge && a.Endpoint != nil {
 		t.hedges.Add(ctx, 1, t.endpoint(a.Tier, a.Endpoint.Name).hedge...)
 	}
@@ -507,7 +506,7 @@ func (t *Telemetry) attemptStart(ctx context.Context, a degrade.Attempt) context
 	return ctx
 }
 
-func (t *Telemetry) attemptEnd(ctx context.Context, a degrade.Attempt, o sturdy.Outcome, won bool) {
+func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Outcome, won bool) {
 	ci := int(o.Class)
 	if ci >= numClasses {
 		ci = int(sturdy.Fatal)
@@ -531,13 +530,12 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a degrade.Attempt, o sturdy.
 	span.End()
 }
 
-// OnFallback records a call leaving one tier for another. Put it in
-// degrade.Config.OnFallback (or call it from yours).
-func (t *Telemetry) OnFallback(f degrade.Fallback) {
+// OnFallback records a call leaving tier from for tier to.
+func (t *Telemetry) OnFallback(from, to int, reason sturdy.FallbackReason) {
 	t.fallbacks.Add(context.Background(), 1, metric.WithAttributes(
-		KeyFallbackFrom.String(t.tier(f.From).name),
-		KeyFallbackTo.String(t.tier(f.To).name),
-		KeyFallbackReason.String(string(f.Reason)),
+		KeyFallbackFrom.String(t.tier(from).name),
+		KeyFallbackTo.String(t.tier(to).name),
+		KeyFallbackReason.String(string(reason)),
 	))
 }
 

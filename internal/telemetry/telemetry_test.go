@@ -20,8 +20,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sturdyai/sturdy"
-	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/internal/attempt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -79,13 +79,13 @@ func TestCallAndAttemptSpansNestAndCarryAttributes(t *testing.T) {
 	ep := &sturdy.Endpoint{Name: "a"}
 	ctx, call := tel.StartCall(context.Background())
 	h := tel.Hooks()
-	a1 := degrade.Attempt{Endpoint: ep, Kind: sturdy.First, N: 1, Tier: 0}
+	a1 := attempt.Info{Endpoint: ep, Kind: sturdy.First, N: 1, Tier: 0}
 	actx := h.Start(ctx, a1)
 	h.End(actx, a1, sturdy.Outcome{Class: sturdy.Unavailable, Latency: time.Millisecond}, false)
-	a2 := degrade.Attempt{Endpoint: &sturdy.Endpoint{Name: "b"}, Kind: sturdy.Hedge, N: 1, Tier: 1}
+	a2 := attempt.Info{Endpoint: &sturdy.Endpoint{Name: "b"}, Kind: sturdy.Hedge, N: 1, Tier: 1}
 	actx = h.Start(ctx, a2)
 	h.End(actx, a2, sturdy.Outcome{Class: sturdy.Success, Latency: time.Millisecond}, true)
-	tel.OnFallback(degrade.Fallback{From: 0, To: 1, Reason: degrade.ReasonFailed})
+	tel.OnFallback(0, 1, sturdy.FallbackFailed)
 	tel.RecordCall(call, 1, "b", sturdy.Success, 2)
 	call.End()
 
@@ -137,7 +137,7 @@ func TestNoopProvidersAllocateNothing(t *testing.T) {
 	setProbe(t, false)
 	allocs := testing.AllocsPerRun(100, func() {
 		ctx, call := tel.StartCall(context.Background())
-		a := degrade.Attempt{Endpoint: ep, N: 1}
+		a := attempt.Info{Endpoint: ep, N: 1}
 		actx := h.Start(ctx, a)
 		h.End(actx, a, sturdy.Outcome{}, true)
 		tel.RecordCall(call, 0, "a", sturdy.Success, 1)

@@ -99,7 +99,8 @@ func run(duration time.Duration, rate int, every time.Duration, maxInflight int,
 	// httpmw: tier0 a, b, c; tier1 d.
 	var llms []*rig.LLM
 	proxies := map[string]*rig.Proxy{}
-	tiers := []httpmw.Tier{{Name: "tier0", Model: "big"}, {Name: "tier1", Model: "small"}}
+	tiers := []degrade.Tier{{Name: "tier0", Model: "big"}, {Name: "tier1", Model: "small"}}
+	eps := make([][]httpmw.Endpoint, len(tiers))
 	for i, n := range []string{"a", "b", "c", "d"} {
 		l, err := rig.StartLLM(sturdytest.Config{Name: n, Seed: uint64(i + 1), Latency: sturdytest.Latency{Median: 2 * time.Millisecond, Sigma: 0.5}, ChunkDelay: time.Millisecond})
 		if err != nil {
@@ -116,14 +117,14 @@ func run(duration time.Duration, rate int, every time.Duration, maxInflight int,
 		if n == "d" {
 			t = 1
 		}
-		tiers[t].Endpoints = append(tiers[t].Endpoints, httpmw.Endpoint{Name: n, URL: p.URL(), Header: http.Header{"Authorization": {"Bearer sk-" + n}}})
+		eps[t] = append(eps[t], httpmw.URL(n, p.URL(), http.Header{"Authorization": {"Bearer sk-" + n}}))
 	}
 	count := &rig.CountingTransport{Base: &http.Transport{MaxIdleConnsPerHost: 32}}
-	tr, err := httpmw.NewTransport(count, httpmw.WithTier(tiers[0]), httpmw.WithTier(tiers[1]),
+	tr, err := httpmw.NewTransport(count, httpmw.WithTier(tiers[0], eps[0]...), httpmw.WithTier(tiers[1], eps[1]...),
 		httpmw.WithTTFBTimeout(300*time.Millisecond),
 		httpmw.WithFailover(failover.Config{}),
 		httpmw.WithHedge(hedge.Config{}),
-		httpmw.WithProbes(httpmw.Probes{Interval: time.Second, Timeout: 300 * time.Millisecond}))
+		httpmw.WithProbes(health.ProbeConfig{Interval: time.Second, Timeout: 300 * time.Millisecond}))
 	if err != nil {
 		return err
 	}
@@ -147,19 +148,11 @@ func run(duration time.Duration, rate int, every time.Duration, maxInflight int,
 		geps = append(geps, grpcmw.Target(n, p.Addr()))
 	}
 	gcount := &rig.CountingInterceptor{}
-	retry, err := failover.New(failover.Config{AttemptTimeout: 300 * time.Millisecond})
-	if err != nil {
-		return err
-	}
-	hp, err := hedge.New(hedge.Config{})
-	if err != nil {
-		return err
-	}
 	gc, err := grpcmw.New(grpcmw.WithTier(degrade.Tier{Name: "tier0"}, geps...),
 		grpcmw.WithDialOptions(append(gcount.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}, MinConnectTimeout: time.Second}))...),
-		grpcmw.WithRetry(retry), grpcmw.WithHedge(hp),
-		grpcmw.WithHealthCheck("", health.ProbeConfig{Interval: time.Second, Timeout: 300 * time.Millisecond}))
+		grpcmw.WithFailover(failover.Config{AttemptTimeout: 300 * time.Millisecond}), grpcmw.WithHedge(hedge.Config{}),
+		grpcmw.WithProbes(health.ProbeConfig{Interval: time.Second, Timeout: 300 * time.Millisecond}))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,387 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/ratelimit"
+)
+
+// Call is one call through a Chain, as an adapter describes it.
+type Call[T any] struct {
+	// Fn runs one attempt on a.Endpoint of tier a.Tier and says how it
+	// ended. It must return promptly once ctx is done.
+	Fn func(ctx context.Context, a attempt.Info) (T, sturdy.Outcome)
+	// Cleanup releases a value the call discards (a losing hedge, a
+	// failure that was retried or that a later tier replaced). Nil means
+	// nothing to release.
+	Cleanup func(T)
+	// Tokens is the call's estimated token count, charged to each tier's
+	// token limit before the call and corrected by Served.Release.
+	Tokens int64
+	// PromptTokens is the prompt's estimated size; tiers whose
+	// ContextWindow is smaller are skipped. Zero means unknown.
+	PromptTokens int
+	// Once says the request cannot be replayed: the call makes one attempt
+	// in all, with no retry, hedge or fallback after it went out.
+	Once bool
+	// NoHedge says the call may not hedge (a stream), whatever its tiers'
+	// policies.
+	NoHedge bool
+}
+
+// Served is what a served call still holds. Call Release exactly once,
+// when the result is no longer in use (for an HTTP response, when its
+// body is closed).
+type Served struct {
+	Tier    int          // the index of the tier that served the call
+	Attempt attempt.Info // the winning attempt
+
+	w      attempt.Winner
+	permit ratelimit.Permit
+	cancel context.CancelCauseFunc
+}
+
+// SetOutcome amends the winner's outcome before Release, for a result
+// that failed after it was handed over (a stream cut mid-way).
+func (s *Served) SetOutcome(o sturdy.Outcome) { s.w.Outcome = o }
+
+// Outcome returns the winner's outcome as it stands.
+func (s *Served) Outcome() sturdy.Outcome { return s.w.Outcome }
+
+// Release reports the winner's outcome, corrects the tier's token charge
+// to tokens (negative: unknown, the estimate stands) and releases the
+// winner's context. A second call does nothing.
+func (s *Served) Release(tokens int64) {
+	s.w.Release()
+	s.permit.Done(tokens)
+	s.permit = ratelimit.Permit{}
+	if s.cancel != nil {
+		s.cancel(errReleased)
+		s.cancel = nil
+	}
+}
+
+var (
+	errReleased = errors.New("sturdy: call released")
+	errSlow     = errors.New("sturdy: tier missed its latency objective")
+)
+
+// run is one call's walk down the chain. Each tier is first admitted
+// (admit), then served (serve); a failure decides where the call goes next
+// (next), and a call that no later tier served may come back once to a
+// tier that asked it to wait (comeBack).
+type run[T any] struct {
+	c    *Chain
+	ctx  context.Context
+	call *Call[T]
+	end  int // one past the last tier the call may use
+
+	last     T // the deciding attempt's value, owned until superseded
+	haveLast bool
+	lastErr  error
+	attempts []sturdy.Attempt
+	skipped  []error
+
+	from   int // the tier the call is leaving, for OnFallback; -1: none
+	reason sturdy.FallbackReason
+
+	soonest  time.Duration // the shortest limiter wait seen; -1: none
+	soonTier int
+
+	// back is the first tier that gave up on a server's Retry-After because
+	// a later tier could take the call at once, and backWait that wait.
+	back     int
+	backWait time.Duration
+	cameBack bool
+}
+
+// Run runs call through the chain: tier by tier from the primary,
+// skipping tiers that cannot serve, running the attempt loop on the first
+// that can, and falling back as the outcome says. On success it returns
+// the result and what the call still holds (release it with
+// Served.Release). On failure it returns the deciding attempt's value (the
+// caller owns it; it may be the zero value; its attempt's context may
+// already be cancelled, so Fn must return failed values that stand on
+// their own) and a *sturdy.Error that lists every attempt of every tier.
+func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
+	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1}
+	for i := 0; ; {
+		for i < r.end {
+			t, permit, ok := r.admit(i)
+			if !ok {
+				i++
+				continue
+			}
+			v, s, err := r.serve(t, permit)
+			if err == nil {
+				return v, s, nil
+			}
+			if i = r.next(t, err); i < 0 {
+				return r.fail(err)
+			}
+		}
+		if i = r.comeBack(); i < 0 {
+			return r.fail(r.lastErr)
+		}
+	}
+}
+
+// final reports whether tier i is the last the call may use.
+func (r *run[T]) final(i int) bool { return i == r.end-1 }
+
+// skip records that the call passed tier i by without an attempt.
+func (r *run[T]) skip(i int, reason sturdy.FallbackReason, err error) {
+	r.skipped = append(r.skipped, fmt.Errorf("%s: %w", r.c.tiers[i].Name, err))
+	if r.from < 0 {
+		r.from = i
+	}
+	r.reason = reason
+}
+
+// admit decides whether tier i takes the call now, and with which permit.
+// The last tier is never skipped for its window or its health (its answer
+// is better than none), and when every tier's limiter refused, the call
+// may wait for the soonest (Config.MaxWait) and then ends on that tier.
+func (r *run[T]) admit(i int) (*tier, ratelimit.Permit, bool) {
+	t := r.c.tiers[i]
+	final := r.final(i)
+	if p := r.call.PromptTokens; p > 0 && t.ContextWindow > 0 && p > t.ContextWindow && !final {
+		r.skip(i, sturdy.FallbackContextWindow, fmt.Errorf("prompt of ~%d tokens exceeds the context window of %d", p, t.ContextWindow))
+		return nil, ratelimit.Permit{}, false
+	}
+	if t.ready != nil && !final && !t.ready() {
+		r.skip(i, sturdy.FallbackUnhealthy, errors.New("no endpoint allowed by health"))
+		return nil, ratelimit.Permit{}, false
+	}
+	if t.throttle != nil {
+		if err := t.throttle.Allow(); err != nil {
+			r.skip(i, sturdy.FallbackLimited, err)
+			return nil, ratelimit.Permit{}, false
+		}
+	}
+	p, err := t.allow(r.ctx, r.c.limiter, r.call.Tokens)
+	if err == nil {
+		return t, p, true
+	}
+	if le, ok := errors.AsType[*ratelimit.LimitedError](err); ok && (r.soonest < 0 || le.RetryAfter < r.soonest) {
+		r.soonest, r.soonTier = le.RetryAfter, i
+	}
+	if !final || r.haveLast || len(r.attempts) > 0 || r.c.maxWait <= 0 || r.soonTier < 0 {
+		r.skip(i, sturdy.FallbackLimited, err)
+		return nil, ratelimit.Permit{}, false
+	}
+	// Every tier refused admission: wait for the soonest, and end there.
+	st := r.c.tiers[r.soonTier]
+	if p, err = st.wait(r.ctx, r.c.limiter, r.call.Tokens, r.c.maxWait); err != nil {
+		r.skip(i, sturdy.FallbackLimited, err)
+		return nil, ratelimit.Permit{}, false
+	}
+	r.end = r.soonTier + 1
+	return st, p, true
+}
+
+// serve runs the call's attempt loop on t. On success the call is served;
+// on failure serve keeps the attempt records and the deciding value for
+// the chain's error.
+func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
+	i := t.index
+	if r.from >= 0 {
+		r.c.fallbacks.Add(1)
+		if r.c.onFallback != nil {
+			r.c.onFallback(r.from, i, r.reason)
+		}
+	}
+	ctx, cancel, timer := r.ctx, context.CancelCauseFunc(nil), (*time.Timer)(nil)
+	if t.Timeout > 0 && !r.final(i) {
+		ctx, cancel = context.WithCancelCause(r.ctx)
+		timer = time.AfterFunc(t.Timeout, func() { cancel(errSlow) })
+	}
+	flags := callFlags{once: r.call.Once}
+	if r.call.NoHedge {
+		flags.flags |= noHedge
+	}
+	if !r.final(i) {
+		flags.flags |= noWait
+	}
+	v, w, err := attempt.Run(ctx, t.spec(&flags), r.call.Fn, r.call.Cleanup)
+	if err == nil {
+		if timer != nil {
+			// The objective is for the answer to start; the body may take
+			// longer. The context lives until Release.
+			timer.Stop()
+		}
+		if t.throttle != nil {
+			t.throttle.Record(true)
+		}
+		t.served.Add(1)
+		if r.haveLast {
+			release(r.call.Cleanup, r.last)
+		}
+		return v, Served{Tier: i, Attempt: w.Info, w: w, permit: permit, cancel: cancel}, nil
+	}
+	slow := cancel != nil && context.Cause(ctx) == errSlow && r.ctx.Err() == nil
+	if timer != nil {
+		timer.Stop()
+		cancel(errReleased)
+	}
+	permit.Done(0) // the call produced no tokens here
+	if r.haveLast {
+		release(r.call.Cleanup, r.last)
+	}
+	r.last, r.haveLast, r.lastErr = v, true, err
+	if slow {
+		err = &slowError{err}
+	}
+	if t.throttle != nil {
+		t.throttle.Observe(sturdy.Outcome{Class: sturdy.ClassOf(err)})
+	}
+	return v, Served{}, err
+}
+
+// slowError marks a tier's failure as its missed latency objective.
+type slowError struct{ err error }
+
+func (e *slowError) Error() string { return e.err.Error() }
+func (e *slowError) Unwrap() error { return e.err }
+
+// next is where a call goes after tier t failed with err: the index of the
+// next tier to try, or -1 when the call ends with err.
+func (r *run[T]) next(t *tier, err error) int {
+	se, _ := errors.AsType[*sturdy.Error](err)
+	if se != nil {
+		r.attempts = append(r.attempts, se.Attempts...)
+	}
+	class := sturdy.ClassOf(err)
+	_, slow := err.(*slowError)
+	if slow {
+		class = sturdy.Timeout
+	}
+	if class == sturdy.Overloaded && se != nil && se.RetryAfter > 0 {
+		r.retryAfter(t, se.RetryAfter)
+	}
+	wentOut := se == nil || len(se.Attempts) > 0
+	switch {
+	case attempt.CallerErr(r.ctx) != nil, class == sturdy.Canceled, class == sturdy.Fatal:
+		return -1
+	case r.call.Once && wentOut:
+		return -1
+	case class == sturdy.TooLarge:
+		next := r.c.largerWindow(t.index)
+		r.from, r.reason = t.index, sturdy.FallbackTooLarge
+		return next
+	case slow:
+		r.from, r.reason = t.index, sturdy.FallbackSlow
+	default:
+		r.from, r.reason = t.index, sturdy.FallbackFailed
+	}
+	return t.index + 1
+}
+
+// retryAfter handles a tier whose every attempt was turned away with a
+// server's Retry-After of d: the tier is paused for later calls, and when
+// the call is falling back rather than waiting for it, the tier is noted
+// for comeBack.
+func (r *run[T]) retryAfter(t *tier, d time.Duration) {
+	t.cool(r.c.limiter, d)
+	if r.back < 0 && !r.final(t.index) && !r.call.Once && d <= t.retry.MaxRetryAfterWait() {
+		r.back, r.backWait = t.index, d
+	}
+}
+
+// comeBack is the one place that decides to wait for a server's
+// Retry-After: when no later tier served the call, it comes back once to
+// the first tier that fell back instead of waiting, after the wait, and
+// ends there. It returns that tier's index, or -1 when the call is over.
+func (r *run[T]) comeBack() int {
+	if r.back < 0 || r.cameBack {
+		return -1
+	}
+	r.cameBack = true
+	if attempt.Sleep(r.ctx, r.backWait) != nil {
+		return -1
+	}
+	r.end, r.from = r.back+1, -1 // going back to a better tier is no fallback
+	return r.back
+}
+
+// fail ends a call that no tier served.
+func (r *run[T]) fail(err error) (T, Served, error) {
+	r.c.failed.Add(1)
+	if !r.haveLast {
+		var zero T
+		r.last = zero
+	}
+	if err == nil {
+		// No tier made an attempt.
+		e := &sturdy.Error{Op: opOf(r.c), Class: sturdy.Overloaded, Err: errors.Join(r.skipped...)}
+		if r.soonest > 0 {
+			e.RetryAfter = r.soonest
+		}
+		if allUnhealthy(r.skipped) {
+			e.Class = sturdy.Unavailable
+		}
+		return r.last, Served{}, e
+	}
+	if se, ok := err.(*slowError); ok {
+		err = se.err
+	}
+	return r.last, Served{}, r.c.failure(r.ctx, err, r.attempts, r.skipped)
+}
+
+func opOf(c *Chain) string {
+	if len(c.tiers) == 0 {
+		return "sturdy"
+	}
+	return c.tiers[0].single.Op
+}
+
+// largerWindow returns the first tier after i with a larger context
+// window than tier i's, or -1.
+func (c *Chain) largerWindow(i int) int {
+	w := c.tiers[i].ContextWindow
+	for j := i + 1; j < len(c.tiers); j++ {
+		if cw := c.tiers[j].ContextWindow; w > 0 && cw > w || w == 0 && cw > 0 {
+			return j
+		}
+	}
+	return -1
+}
+
+func allUnhealthy(skipped []error) bool {
+	for _, e := range skipped {
+		if errors.Is(e, ratelimit.ErrLimited) {
+			return false
+		}
+	}
+	return len(skipped) > 0
+}
+
+// failure folds the attempts of every tier into one error whose class is
+// the deciding tier's.
+func (c *Chain) failure(ctx context.Context, err error, attempts []sturdy.Attempt, skipped []error) error {
+	e := &sturdy.Error{Op: opOf(c), Class: sturdy.ClassOf(err), Err: err, Attempts: attempts}
+	if se, ok := errors.AsType[*sturdy.Error](err); ok {
+		e.Endpoint, e.Err = se.Endpoint, se.Err
+		for _, a := range attempts {
+			e.RetryAfter = max(e.RetryAfter, a.RetryAfter)
+		}
+	}
+	if err := attempt.CallerErr(ctx); err != nil {
+		e.Class, e.Err = sturdy.Canceled, err
+	}
+	if len(skipped) > 0 {
+		e.Err = errors.Join(append([]error{e.Err}, skipped...)...)
+	}
+	return e
+}
+
+func release[T any](cleanup func(T), v T) {
+	if cleanup != nil {
+		cleanup(v)
+	}
+}
