@@ -82,6 +82,17 @@ func TestConfigErrorsAreClear(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "grpcmw: "), err.Error())
 		})
 	}
+	t.Run("every error at once, before any dial", func(t *testing.T) {
+		// A Target without transport credentials fails only when dialed:
+		// the configuration errors are all reported, and nothing is dialed.
+		_, err := grpcmw.New(grpcmw.WithEndpoints(grpcmw.Target("a", "127.0.0.1:1")), grpcmw.WithMaxWait(-1),
+			grpcmw.WithTier(degrade.Tier{Name: "f", Quality: 2}, grpcmw.Conn("b", cc)),
+			grpcmw.WithProbes(health.ProbeConfig{Interval: time.Second}))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "WithMaxWait")
+		assert.Contains(t, err.Error(), `tier "f" (WithTier #2): Quality is 2`)
+		assert.NotContains(t, err.Error(), "dial", "a dial was attempted before the configuration was checked")
+	})
 	t.Run("package interceptors refuse what needs Close", func(t *testing.T) {
 		_, err := grpcmw.UnaryClientInterceptor(grpcmw.WithEndpoints(grpcmw.Target("a", "127.0.0.1:1")), insecureDial)
 		assert.ErrorContains(t, err, "use New and Close")

@@ -10,9 +10,6 @@ import (
 	"github.com/sturdyai/sturdy"
 )
 
-// Outcome is how one attempt ended (sturdy.Outcome).
-type Outcome = sturdy.Outcome
-
 // PeekLimit is how much of a 400 or 413 body Classify reads to tell a
 // context-window error from other client errors.
 const PeekLimit = 4 << 10
@@ -54,35 +51,35 @@ var tooLargePhrases = [][]byte{
 //     others): TooLarge. Classify reads at most PeekLimit bytes of such a
 //     body and replaces resp.Body with one that gives the whole body;
 //   - any other 4xx: Fatal.
-func Classify(resp *http.Response, err error) Outcome {
+func Classify(resp *http.Response, err error) sturdy.Outcome {
 	if err != nil {
-		return Outcome{Class: sturdy.ClassOf(err), Err: err}
+		return sturdy.Outcome{Class: sturdy.ClassOf(err), Err: err}
 	}
 	if resp == nil {
-		return Outcome{Class: sturdy.Unavailable, Err: errNoResponse}
+		return sturdy.Outcome{Class: sturdy.Unavailable, Err: errNoResponse}
 	}
 	code := resp.StatusCode
 	switch {
 	case code < 400:
-		return Outcome{Class: sturdy.Success}
+		return sturdy.Outcome{Class: sturdy.Success}
 	case code == http.StatusTooManyRequests || code == 529:
 		ra, _ := sturdy.RetryAfterFromHeader(resp.Header, time.Now())
-		return Outcome{Class: sturdy.Overloaded, RetryAfter: ra, Err: &StatusError{code}}
+		return sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: ra, Err: &StatusError{code}}
 	case code == http.StatusServiceUnavailable:
 		if ra, ok := sturdy.RetryAfterFromHeader(resp.Header, time.Now()); ok {
-			return Outcome{Class: sturdy.Overloaded, RetryAfter: ra, Err: &StatusError{code}}
+			return sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: ra, Err: &StatusError{code}}
 		}
-		return Outcome{Class: sturdy.Unavailable, Err: &StatusError{code}}
+		return sturdy.Outcome{Class: sturdy.Unavailable, Err: &StatusError{code}}
 	case code >= 500:
-		return Outcome{Class: sturdy.Unavailable, Err: &StatusError{code}}
+		return sturdy.Outcome{Class: sturdy.Unavailable, Err: &StatusError{code}}
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return Outcome{Class: sturdy.Auth, Err: &StatusError{code}}
+		return sturdy.Outcome{Class: sturdy.Auth, Err: &StatusError{code}}
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
 		if saysTooLarge(resp) {
-			return Outcome{Class: sturdy.TooLarge, Err: &StatusError{code}}
+			return sturdy.Outcome{Class: sturdy.TooLarge, Err: &StatusError{code}}
 		}
 	}
-	return Outcome{Class: sturdy.Fatal, Err: &StatusError{code}}
+	return sturdy.Outcome{Class: sturdy.Fatal, Err: &StatusError{code}}
 }
 
 // saysTooLarge peeks at the body and puts it back whole.

@@ -48,7 +48,7 @@ func URL(name, baseURL string, header http.Header) Endpoint {
 // Classifier turns an attempt's response or transport error into its
 // outcome. Call Classify inside it for the default rules. It may read the
 // response body only if it puts back an equivalent one.
-type Classifier func(resp *http.Response, err error) (o Outcome)
+type Classifier func(resp *http.Response, err error) (o sturdy.Outcome)
 
 // ModelRewrite rewrites a request body for tier's Model, for bodies that
 // are not OpenAI-style JSON (the default rewrites the top-level "model"

@@ -14,23 +14,23 @@ import (
 // policies treat a locally refused call like a server's 429.
 var ErrLimited = errors.New("ratelimit: limited")
 
-// Reason says which limit refused a call.
-type Reason string
+// Cause says which limit refused a call.
+type Cause string
 
 // The reasons a call can be refused.
 const (
-	ReasonRequests Reason = "requests" // the requests-per-second bucket is empty
-	ReasonTokens   Reason = "tokens"   // the tokens-per-minute bucket is empty or in debt
-	ReasonCooldown Reason = "cooldown" // the server asked for a pause (Retry-After)
-	ReasonThrottle Reason = "throttle" // adaptive throttling rejected the call locally
+	CauseRequests Cause = "requests" // the requests-per-second bucket is empty
+	CauseTokens   Cause = "tokens"   // the tokens-per-minute bucket is empty or in debt
+	CauseCooldown Cause = "cooldown" // the server asked for a pause (Retry-After)
+	CauseThrottle Cause = "throttle" // adaptive throttling rejected the call locally
 )
 
 // LimitedError is the error of a refused admission. It says which key was
 // refused, why, and when to come back. It matches ErrLimited and
 // sturdy.ErrOverloaded with errors.Is.
 type LimitedError struct {
-	Key    string // the refused key; empty for a Throttle
-	Reason Reason // which limit refused
+	Key   string // the refused key; empty for a Throttle
+	Cause Cause  // which limit refused
 	// RetryAfter is how long from the refusal until the call would have
 	// been admitted, had nothing else been admitted meanwhile. Zero when
 	// unknown (throttle refusals are probabilistic).
@@ -49,7 +49,7 @@ func (e *LimitedError) Error() string {
 		b = append(b, ' ')
 	}
 	b = append(b, "limited by "...)
-	b = append(b, e.Reason...)
+	b = append(b, e.Cause...)
 	if e.RetryAfter > 0 {
 		b = append(b, " (retry after "...)
 		b = append(b, e.RetryAfter.String()...)
@@ -63,6 +63,6 @@ func (e *LimitedError) Is(target error) bool {
 	return target == ErrLimited || target == sturdy.ErrOverloaded
 }
 
-func limited(key string, r Reason, wait time.Duration, now time.Time) *LimitedError {
-	return &LimitedError{Key: key, Reason: r, RetryAfter: wait, At: now.Add(wait)}
+func limited(key string, r Cause, wait time.Duration, now time.Time) *LimitedError {
+	return &LimitedError{Key: key, Cause: r, RetryAfter: wait, At: now.Add(wait)}
 }

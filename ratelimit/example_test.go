@@ -37,7 +37,7 @@ func Example() {
 	_, err = l.Allow(ctx, "gpt-4o", 8_000)
 	var le *ratelimit.LimitedError
 	if errors.As(err, &le) {
-		fmt.Println("third call:", le.Reason, errors.Is(err, ratelimit.ErrLimited), sturdy.ClassOf(err))
+		fmt.Println("third call:", le.Cause, errors.Is(err, ratelimit.ErrLimited), sturdy.ClassOf(err))
 	}
 	// Output:
 	// second call: <nil>
@@ -55,7 +55,7 @@ func ExampleLimiter_Observe() {
 	_, err := l.Wait(ctx, "azure-eastus", 0, time.Second)
 	var le *ratelimit.LimitedError
 	if errors.As(err, &le) {
-		fmt.Println(le.Key, le.Reason, le.RetryAfter.Round(time.Second))
+		fmt.Println(le.Key, le.Cause, le.RetryAfter.Round(time.Second))
 	}
 	_, err = l.Allow(ctx, "openai", 0)
 	fmt.Println("openai:", err)
@@ -80,7 +80,7 @@ func ExampleDo() {
 	_, err = ratelimit.Do(ctx, l, "tenant-42", 0, 10*time.Millisecond, call)
 	var le *ratelimit.LimitedError
 	if errors.As(err, &le) {
-		fmt.Println(le.Reason, le.RetryAfter.Round(100*time.Millisecond))
+		fmt.Println(le.Cause, le.RetryAfter.Round(100*time.Millisecond))
 	}
 
 	// Other tenants use the Default limit, here unlimited.

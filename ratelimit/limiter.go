@@ -160,7 +160,7 @@ func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.
 		return Permit{}, fmt.Errorf("ratelimit: store: %w", err)
 	}
 	if !d.OK {
-		return Permit{}, limited(key, d.Reason, d.Wait, now)
+		return Permit{}, limited(key, d.Cause, d.Wait, now)
 	}
 	p := Permit{l: l, e: e, key: key, tokens: est}
 	if d.Wait <= 0 {

@@ -26,12 +26,12 @@ func newLimiter(t *testing.T, cfg Config) *Limiter {
 }
 
 // refusal asserts err is a *LimitedError for key with reason and returns it.
-func refusal(t *testing.T, err error, key string, reason Reason) *LimitedError {
+func refusal(t *testing.T, err error, key string, reason Cause) *LimitedError {
 	t.Helper()
 	le, ok := errors.AsType[*LimitedError](err)
 	require.True(t, ok, "want *LimitedError, got %v", err)
 	assert.Equal(t, key, le.Key)
-	assert.Equal(t, reason, le.Reason)
+	assert.Equal(t, reason, le.Cause)
 	return le
 }
 
@@ -81,7 +81,7 @@ func TestRequestsAdmittedAtBurstPlusRate(t *testing.T) {
 					if _, err := l.Allow(t.Context(), "k", 0); err == nil {
 						admitted++
 					} else {
-						refusal(t, err, "k", ReasonRequests)
+						refusal(t, err, "k", CauseRequests)
 					}
 					time.Sleep(time.Millisecond)
 				}
@@ -99,7 +99,7 @@ func TestRefusalSaysWhenToComeBack(t *testing.T) {
 			require.NoError(t, err)
 		}
 		_, err := l.Allow(t.Context(), "k", 0)
-		le := refusal(t, err, "k", ReasonRequests)
+		le := refusal(t, err, "k", CauseRequests)
 		assert.Equal(t, 250*time.Millisecond, le.RetryAfter)
 		assert.Equal(t, time.Now().Add(250*time.Millisecond), le.At)
 
@@ -146,7 +146,7 @@ func TestTokenEstimateCorrected(t *testing.T) {
 					require.NoError(t, err)
 					return
 				}
-				le := refusal(t, err, "m", ReasonTokens)
+				le := refusal(t, err, "m", CauseTokens)
 				assert.Equal(t, tc.nextAfter, le.RetryAfter)
 
 				start := time.Now()
@@ -158,18 +158,18 @@ func TestTokenEstimateCorrected(t *testing.T) {
 	}
 }
 
-func TestLargestWaitNamesTheReason(t *testing.T) {
+func TestLargestWaitNamesTheCause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLimiter(t, Config{Default: Limit{RequestsPerSecond: 1, TokensPerMinute: 60}})
 		_, err := l.Allow(t.Context(), "k", 60)
 		require.NoError(t, err)
 		_, err = l.Allow(t.Context(), "k", 30)
-		le := refusal(t, err, "k", ReasonTokens)
+		le := refusal(t, err, "k", CauseTokens)
 		assert.Equal(t, 30*time.Second, le.RetryAfter, "tokens need 30s, requests only 1s")
 
 		l.Cooldown("k", time.Now().Add(time.Minute))
 		_, err = l.Allow(t.Context(), "k", 30)
-		le = refusal(t, err, "k", ReasonCooldown)
+		le = refusal(t, err, "k", CauseCooldown)
 		assert.Equal(t, time.Minute, le.RetryAfter)
 	})
 }
@@ -180,7 +180,7 @@ func TestCooldownFromOverloadedOutcome(t *testing.T) {
 		l.Observe("a", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 2 * time.Second})
 
 		_, err := l.Allow(t.Context(), "a", 0)
-		le := refusal(t, err, "a", ReasonCooldown)
+		le := refusal(t, err, "a", CauseCooldown)
 		assert.Equal(t, 2*time.Second, le.RetryAfter)
 		assert.Equal(t, time.Now().Add(2*time.Second), le.At)
 
@@ -189,7 +189,7 @@ func TestCooldownFromOverloadedOutcome(t *testing.T) {
 
 		start := time.Now()
 		_, err = l.Wait(t.Context(), "a", 0, time.Second)
-		le = refusal(t, err, "a", ReasonCooldown)
+		le = refusal(t, err, "a", CauseCooldown)
 		assert.Equal(t, 2*time.Second, le.RetryAfter)
 		assert.Zero(t, time.Since(start), "a wait longer than maxWait is refused at once")
 
@@ -211,7 +211,7 @@ func TestObserveIgnoresWhatIsNotAServerPause(t *testing.T) {
 		{"unavailable", sturdy.Outcome{Class: sturdy.Unavailable, RetryAfter: time.Second}},
 		{"overloaded without a hint", sturdy.Outcome{Class: sturdy.Overloaded}},
 		{"our own refusal", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second,
-			Err: &LimitedError{Key: "a", Reason: ReasonRequests, RetryAfter: time.Second}}},
+			Err: &LimitedError{Key: "a", Cause: CauseRequests, RetryAfter: time.Second}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -231,7 +231,7 @@ func TestCooldownNeverShortens(t *testing.T) {
 		l.Observe("a", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second})
 		l.Cooldown("a", time.Now().Add(-time.Second))
 		_, err := l.Allow(t.Context(), "a", 0)
-		assert.Equal(t, 10*time.Second, refusal(t, err, "a", ReasonCooldown).RetryAfter)
+		assert.Equal(t, 10*time.Second, refusal(t, err, "a", CauseCooldown).RetryAfter)
 	})
 }
 
@@ -247,7 +247,7 @@ func TestWaitRespectsContext(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			_, err = l.Wait(ctx, "k", 20, 0)
-			le := refusal(t, err, "k", ReasonTokens)
+			le := refusal(t, err, "k", CauseTokens)
 			assert.Equal(t, 2*time.Second, le.RetryAfter, "20 tokens at 10/s")
 			assert.Zero(t, time.Since(start))
 
@@ -359,7 +359,7 @@ func TestKeysBounded(t *testing.T) {
 				time.Sleep(100 * time.Millisecond) // keys become idle after 1s
 			}
 			_, err := l.Allow(t.Context(), "vip", 0)
-			refusal(t, err, "vip", ReasonCooldown)
+			refusal(t, err, "vip", CauseCooldown)
 		})
 	})
 
@@ -436,7 +436,7 @@ func TestDo(t *testing.T) {
 		_, err = l.Allow(t.Context(), "m", 101)
 		// 600 − 500 leaves 100: one token short, 100ms at 10/s. Had only the
 		// estimate been charged, 500 would be left.
-		assert.Equal(t, 100*time.Millisecond, refusal(t, err, "m", ReasonTokens).RetryAfter)
+		assert.Equal(t, 100*time.Millisecond, refusal(t, err, "m", CauseTokens).RetryAfter)
 
 		busy := &sturdy.Error{Class: sturdy.Overloaded, RetryAfter: 30 * time.Second, Op: "test"}
 		_, err = Do(t.Context(), l, "n", 0, 0, func(context.Context) (int, int64, error) { return 0, -1, busy })
@@ -446,7 +446,7 @@ func TestDo(t *testing.T) {
 			ran = true
 			return 1, 0, nil
 		})
-		assert.Equal(t, 30*time.Second, refusal(t, err, "n", ReasonCooldown).RetryAfter)
+		assert.Equal(t, 30*time.Second, refusal(t, err, "n", CauseCooldown).RetryAfter)
 		assert.False(t, ran, "a refused call does not run")
 	})
 }
@@ -487,10 +487,10 @@ func TestCustomStore(t *testing.T) {
 		require.NoError(t, err)
 		p.Done(50)
 		_, err = l.Allow(t.Context(), "k", 100)
-		refusal(t, err, "k", ReasonRequests)
+		refusal(t, err, "k", CauseRequests)
 		l.Observe("k", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Minute})
 		_, err = l.Allow(t.Context(), "k", 0)
-		refusal(t, err, "k", ReasonCooldown)
+		refusal(t, err, "k", CauseCooldown)
 		assert.Equal(t, []int{3, 1, 1}, []int{s.takes, s.adjusts, s.cooldowns})
 
 		s.fail = errors.New("redis: connection refused")

@@ -241,13 +241,13 @@ func (s *memStore) take(key string, lim Limit, tokens int64, t time.Time, maxWai
 func (e *entry) take(req, tok rule, tokens, now int64, maxWait time.Duration) (d Decision) {
 	e.lastUsed = now
 	if e.cooldown > now {
-		d.Wait, d.Reason = time.Duration(e.cooldown-now), ReasonCooldown
+		d.Wait, d.Cause = time.Duration(e.cooldown-now), CauseCooldown
 	}
 	if w := time.Duration(req.wait(e.reqTAT, now, 1)); w > d.Wait {
-		d.Wait, d.Reason = w, ReasonRequests
+		d.Wait, d.Cause = w, CauseRequests
 	}
 	if w := time.Duration(tok.wait(e.tokTAT, now, tokens)); w > d.Wait {
-		d.Wait, d.Reason = w, ReasonTokens
+		d.Wait, d.Cause = w, CauseTokens
 	}
 	if d.Wait > max(maxWait, 0) {
 		return d

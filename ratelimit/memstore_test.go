@@ -58,22 +58,22 @@ func TestMemStoreContract(t *testing.T) {
 	assert.Equal(t, Decision{OK: true}, d)
 
 	d, _ = s.Take(ctx, "k", lim, 30, at(0), 10*time.Second)
-	assert.Equal(t, Decision{Wait: 30 * time.Second, Reason: ReasonTokens}, d, "refused: over maxWait")
+	assert.Equal(t, Decision{Wait: 30 * time.Second, Cause: CauseTokens}, d, "refused: over maxWait")
 	d, _ = s.Take(ctx, "k", lim, 30, at(0), 30*time.Second)
-	assert.Equal(t, Decision{OK: true, Wait: 30 * time.Second, Reason: ReasonTokens}, d, "reserved for later")
+	assert.Equal(t, Decision{OK: true, Wait: 30 * time.Second, Cause: CauseTokens}, d, "reserved for later")
 
 	require.NoError(t, s.Adjust(ctx, "k", lim, -1, -30, at(0)))
 	d, _ = s.Take(ctx, "k", lim, 30, at(0), 0)
-	assert.Equal(t, Decision{Wait: 30 * time.Second, Reason: ReasonTokens}, d, "the reservation was given back")
+	assert.Equal(t, Decision{Wait: 30 * time.Second, Cause: CauseTokens}, d, "the reservation was given back")
 
 	require.NoError(t, s.Adjust(ctx, "k", lim, 0, 60, at(0)))
 	d, _ = s.Take(ctx, "k", lim, 1, at(0), 0)
-	assert.Equal(t, Decision{Wait: 61 * time.Second, Reason: ReasonTokens}, d, "taking more puts the bucket in debt")
+	assert.Equal(t, Decision{Wait: 61 * time.Second, Cause: CauseTokens}, d, "taking more puts the bucket in debt")
 
 	s.setCooldown("k", at(2*time.Minute), at(0))
 	s.setCooldown("k", at(time.Minute), at(0))
 	d, _ = s.Take(ctx, "k", lim, 0, at(90*time.Second), 0)
-	assert.Equal(t, Decision{Wait: 30 * time.Second, Reason: ReasonCooldown}, d, "the longer cooldown stands")
+	assert.Equal(t, Decision{Wait: 30 * time.Second, Cause: CauseCooldown}, d, "the longer cooldown stands")
 	d, _ = s.Take(ctx, "k", lim, 0, at(2*time.Minute), 0)
 	assert.True(t, d.OK)
 }

@@ -29,7 +29,7 @@ type Store interface {
 	// that would need a wait longer than maxWait (because a bucket is
 	// short or the key is cooling down). It then returns OK with the wait
 	// the caller must observe before acting (zero: act now), or not OK with
-	// the wait that would have been needed, charging nothing. Reason names
+	// the wait that would have been needed, charging nothing. Cause names
 	// the limit that sets the wait.
 	Take(ctx context.Context, key string, lim Limit, tokens int64, now time.Time, maxWait time.Duration) (Decision, error)
 	// Adjust changes what key has been charged by requests and tokens:
@@ -49,6 +49,6 @@ type Decision struct {
 	// Wait is how long from now the caller must wait before acting (OK),
 	// or would have had to wait (not OK). Zero means now.
 	Wait time.Duration
-	// Reason names the limit that sets Wait; empty when Wait is zero.
-	Reason Reason
+	// Cause names the limit that sets Wait; empty when Wait is zero.
+	Cause Cause
 }

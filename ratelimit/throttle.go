@@ -54,7 +54,7 @@ type Throttle struct {
 
 // errThrottled is the error of every throttle rejection; it carries
 // nothing that varies, so rejecting does not allocate.
-var errThrottled = &LimitedError{Reason: ReasonThrottle}
+var errThrottled = &LimitedError{Cause: CauseThrottle}
 
 // NewThrottle returns a Throttle configured by cfg. It fails only for
 // values that cannot work.
@@ -88,7 +88,7 @@ func (t *Throttle) probability(now int64) float64 {
 
 // Allow reports whether a request may be sent. It rejects with
 // probability max(0, (requests − K·accepts)/(requests + 1)), returning a
-// *LimitedError with Reason "throttle" that matches ErrLimited and
+// *LimitedError with Cause "throttle" that matches ErrLimited and
 // sturdy.ErrOverloaded (shared by every rejection: do not modify it); a
 // rejected request counts as a request. After a nil error, call Record or
 // Observe once.

@@ -185,6 +185,6 @@ func TestThrottleRefusal(t *testing.T) {
 	assert.Equal(t, sturdy.Overloaded, sturdy.ClassOf(refusal))
 	le, ok := errors.AsType[*LimitedError](refusal)
 	require.True(t, ok)
-	assert.Equal(t, ReasonThrottle, le.Reason)
+	assert.Equal(t, CauseThrottle, le.Cause)
 	assert.Equal(t, "ratelimit: limited by throttle", refusal.Error())
 }

@@ -151,34 +151,45 @@ func Validate(cfg *Config) []error {
 	}
 	seen := map[string]bool{}
 	for i, t := range cfg.Tiers {
-		name := t.Name
-		if name == "" {
-			name = DefaultTierName(i)
+		errs = append(errs, validateTier(n, i, &t, seen)...)
+	}
+	return errs
+}
+
+// validateTier returns the problems of tier i; seen holds the names of the
+// tiers before it.
+func validateTier(n Names, i int, t *TierConfig, seen map[string]bool) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(n.Op+": "+format, args...))
+	}
+	name := t.Name
+	if name == "" {
+		name = DefaultTierName(i)
+	}
+	at := n.Tier(i, name)
+	switch {
+	case seen[name]:
+		bad("%s: Name %q is used twice; tier names must be unique", at, name)
+	case t.Quality < 0 || t.Quality > 1:
+		bad("%s: Quality is %v; it must be in [0, 1]", at, t.Quality)
+	case t.ContextWindow < 0:
+		bad("%s: ContextWindow is %d; it must not be negative", at, t.ContextWindow)
+	case t.Timeout < 0:
+		bad("%s: Timeout is %v; it must not be negative", at, t.Timeout)
+	}
+	seen[name] = true
+	if l := t.Limit; l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0 {
+		bad("%s: Limit has a negative field (%+v); rates and bursts must be zero (unlimited) or positive", at, l)
+	}
+	if t.Failover != nil {
+		if _, err := policy.NewRetry(policy.RetryConfig(*t.Failover)); err != nil {
+			bad("%s: Failover: %w", at, err)
 		}
-		at := n.Tier(i, name)
-		switch {
-		case seen[name]:
-			bad("%s: Name %q is used twice; tier names must be unique", at, name)
-		case t.Quality < 0 || t.Quality > 1:
-			bad("%s: Quality is %v; it must be in [0, 1]", at, t.Quality)
-		case t.ContextWindow < 0:
-			bad("%s: ContextWindow is %d; it must not be negative", at, t.ContextWindow)
-		case t.Timeout < 0:
-			bad("%s: Timeout is %v; it must not be negative", at, t.Timeout)
-		}
-		seen[name] = true
-		if l := t.Limit; l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0 {
-			bad("%s: Limit has a negative field (%+v); rates and bursts must be zero (unlimited) or positive", at, l)
-		}
-		if t.Failover != nil {
-			if _, err := policy.NewRetry(policy.RetryConfig(*t.Failover)); err != nil {
-				bad("%s: Failover: %w", at, err)
-			}
-		}
-		if t.Hedge != nil && t.Hedge.MaxHedges >= 0 {
-			if _, err := policy.NewHedge(policy.HedgeConfig(*t.Hedge)); err != nil {
-				bad("%s: Hedge: %w", at, err)
-			}
+	}
+	if t.Hedge != nil && t.Hedge.MaxHedges >= 0 {
+		if _, err := policy.NewHedge(policy.HedgeConfig(*t.Hedge)); err != nil {
+			bad("%s: Hedge: %w", at, err)
 		}
 	}
 	return errs

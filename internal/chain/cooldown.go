@@ -67,6 +67,6 @@ func (t *tier) cool(l *ratelimit.Limiter, d time.Duration) {
 }
 
 func (t *tier) cooling(now, until int64) error {
-	return &ratelimit.LimitedError{Key: t.Name, Reason: ratelimit.ReasonCooldown,
+	return &ratelimit.LimitedError{Key: t.Name, Cause: ratelimit.CauseCooldown,
 		RetryAfter: time.Duration(until - now), At: time.Unix(0, until)}
 }

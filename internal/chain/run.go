@@ -168,16 +168,24 @@ func (r *run[T]) admit(i int) (*tier, ratelimit.Permit, bool) {
 	if err == nil {
 		return t, p, true
 	}
+	return r.limited(i, err)
+}
+
+// limited handles tier i's limiter refusing the call with err: the tier is
+// skipped, unless every tier refused and the call may wait (MaxWait), in
+// which case it waits for the soonest and ends on that tier.
+func (r *run[T]) limited(i int, err error) (*tier, ratelimit.Permit, bool) {
 	if le, ok := errors.AsType[*ratelimit.LimitedError](err); ok && (r.soonest < 0 || le.RetryAfter < r.soonest) {
 		r.soonest, r.soonTier = le.RetryAfter, i
 	}
-	if !final || r.haveLast || len(r.attempts) > 0 || r.c.maxWait <= 0 || r.soonTier < 0 {
+	if !r.final(i) || r.haveLast || len(r.attempts) > 0 || r.c.maxWait <= 0 || r.soonTier < 0 {
 		r.skip(i, sturdy.FallbackLimited, err)
 		return nil, ratelimit.Permit{}, false
 	}
 	// Every tier refused admission: wait for the soonest, and end there.
 	st := r.c.tiers[r.soonTier]
-	if p, err = st.wait(r.ctx, r.c.limiter, r.call.Tokens, r.c.maxWait); err != nil {
+	p, err := st.wait(r.ctx, r.c.limiter, r.call.Tokens, r.c.maxWait)
+	if err != nil {
 		r.skip(i, sturdy.FallbackLimited, err)
 		return nil, ratelimit.Permit{}, false
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/grpcmw"
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/httpmw"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
@@ -384,3 +385,38 @@ func runGRPC(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	}
 	return served
 }
+
+// A configuration that cannot work fails both adapters with the same
+// errors, all at once, each naming the option or field to fix.
+func TestAdaptersRejectAlike(t *testing.T) {
+	tier := degrade.Tier{Name: "fb", Quality: 2, Failover: &failover.Config{MaxAttempts: -1}}
+	h, err := httpmw.NewTransport(&httpBase{},
+		httpmw.WithTier(degrade.Tier{Name: "p"}, httpmw.URL("a", "http://a", nil)),
+		httpmw.WithTier(tier, httpmw.URL("b", "http://b", nil)),
+		httpmw.WithFailover(failover.Config{MaxBackoff: -1}), httpmw.WithHedge(hedgeBad),
+		httpmw.WithHealth(health.Config{FailureRate: 2}), httpmw.WithProbes(health.ProbeConfig{Interval: -1}),
+		httpmw.WithBalancer(balancer.Config{Decay: -1}), httpmw.WithMaxWait(-1),
+		httpmw.WithThrottle(ratelimit.ThrottleConfig{K: 0.5}))
+	require.Error(t, err)
+	assert.Nil(t, h)
+	g, gerr := grpcmw.New(
+		grpcmw.WithTier(degrade.Tier{Name: "p"}, grpcmw.Conn("a", grpcConn{})),
+		grpcmw.WithTier(tier, grpcmw.Conn("b", grpcConn{})),
+		grpcmw.WithFailover(failover.Config{MaxBackoff: -1}), grpcmw.WithHedge(hedgeBad),
+		grpcmw.WithHealth(health.Config{FailureRate: 2}), grpcmw.WithProbes(health.ProbeConfig{Interval: -1}),
+		grpcmw.WithBalancer(balancer.Config{Decay: -1}), grpcmw.WithMaxWait(-1),
+		grpcmw.WithThrottle(ratelimit.ThrottleConfig{K: 0.5}))
+	require.Error(t, gerr)
+	assert.Nil(t, g)
+	for _, want := range []string{
+		"WithFailover: failover: MaxBackoff", "WithHedge: hedge: Quantile", "WithHealth: health:",
+		"WithProbes: health:", "WithBalancer: balancer: Config.Decay", "WithMaxWait is -1ns",
+		"WithThrottle: ratelimit: ThrottleConfig.K",
+		`tier "fb" (WithTier #2): Quality is 2`, `tier "fb" (WithTier #2): Failover: failover: MaxAttempts is -1`,
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.Equal(t, strings.ReplaceAll(err.Error(), "httpmw: ", "grpcmw: "), gerr.Error())
+}
+
+var hedgeBad = hedge.Config{Quantile: 2}

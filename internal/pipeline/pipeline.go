@@ -110,38 +110,12 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, Throttle: cfg.Throttle,
 		MaxWait: cfg.MaxWait, Names: names(p.Op), Hooks: new(attempt.Hooks),
 	}
-	seen := map[string]string{}
-	for i, t := range cfg.Tiers {
-		if t.Name == "" {
-			t.Name = chain.DefaultTierName(i)
-		}
-		at := TierName(i, t.Name)
-		if t.Picker != nil {
-			bad("%s: Picker is set; leave it nil, the adapter balances over the tier's endpoints (WithBalancer)", at)
-		}
-		if len(t.Endpoints) == 0 {
-			bad("%s has no endpoints; give it at least one", at)
-		}
-		for j, ep := range t.Endpoints {
-			switch {
-			case ep.Name == "":
-				bad("%s: endpoint #%d has no Name; every endpoint needs a unique name", at, j+1)
-			case seen[ep.Name] != "":
-				bad("endpoint name %q is used twice (%s and %s); endpoint names must be unique across tiers", ep.Name, seen[ep.Name], at)
-			case ep.Weight < 0:
-				bad("endpoint %q: Weight is %d; it must not be negative", ep.Name, ep.Weight)
-			}
-			if ep.Name != "" && seen[ep.Name] == "" {
-				seen[ep.Name] = at
-			}
-		}
-		cc.Tiers = append(cc.Tiers, chain.TierConfig(t.Tier))
-	}
-	for _, e := range chain.Validate(cc) {
-		errs = append(errs, e)
-	}
+	cc.Tiers, errs = tiers(cfg, p.Op, errs)
+	errs = append(errs, chain.Validate(cc)...)
 	if cfg.Balancer.Endpoints != nil || cfg.Balancer.Health != nil {
 		bad("WithBalancer: leave Config.Endpoints and Config.Health unset; the tiers' endpoints and WithHealth fill them")
+	} else if _, err := balancer.New(cfg.Balancer); err != nil {
+		bad("WithBalancer: %w", err) // checked alone, so that it is reported with the rest
 	}
 	if cfg.Probes != nil {
 		if err := cfg.Probes.Validate(); err != nil {
@@ -150,19 +124,8 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 
 	pl := &Pipeline{probes: cfg.Probes}
-	hcfg := cfg.Health
-	own, user := hcfg.OnStateChange, cfg.OnStateChange
 	var tel *telemetry.Telemetry // set below, before any call can run
-	hcfg.OnStateChange = func(c health.StateChange) {
-		tel.OnStateChange(c)
-		if own != nil {
-			own(c)
-		}
-		if user != nil {
-			user(c)
-		}
-	}
-	if pl.Tracker, err = health.New(hcfg); err != nil {
+	if pl.Tracker, err = health.New(withStateHooks(cfg, &tel)); err != nil {
 		bad("WithHealth: %w", err)
 	}
 	if len(errs) == 0 {
@@ -241,4 +204,58 @@ func (p *Pipeline) Close() error {
 		p.stopProbes = nil
 	}
 	return p.Tel.Close()
+}
+
+// tiers checks what chain.Validate does not (endpoints, Pickers) and
+// returns the tiers as the chain takes them, with errs grown by the
+// problems found.
+func tiers(cfg *Config, op string, errs []error) ([]chain.TierConfig, []error) {
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(op+": "+format, args...)) }
+	var out []chain.TierConfig
+	seen := map[string]string{}
+	for i, t := range cfg.Tiers {
+		if t.Name == "" {
+			t.Name = chain.DefaultTierName(i)
+		}
+		at := TierName(i, t.Name)
+		if t.Picker != nil {
+			bad("%s: Picker is set; leave it nil, the adapter balances over the tier's endpoints (WithBalancer)", at)
+		}
+		if len(t.Endpoints) == 0 {
+			bad("%s has no endpoints; give it at least one", at)
+		}
+		for j, ep := range t.Endpoints {
+			switch {
+			case ep.Name == "":
+				bad("%s: endpoint #%d has no Name; every endpoint needs a unique name", at, j+1)
+			case seen[ep.Name] != "":
+				bad("endpoint name %q is used twice (%s and %s); endpoint names must be unique across tiers", ep.Name, seen[ep.Name], at)
+			case ep.Weight < 0:
+				bad("endpoint %q: Weight is %d; it must not be negative", ep.Name, ep.Weight)
+			}
+			if ep.Name != "" && seen[ep.Name] == "" {
+				seen[ep.Name] = at
+			}
+		}
+		out = append(out, chain.TierConfig(t.Tier))
+	}
+	return out, errs
+}
+
+// withStateHooks is WithHealth's config with its OnStateChange calling,
+// in order, the telemetry (*tel, set before any call), the config's own
+// hook and WithOnStateChange's.
+func withStateHooks(cfg *Config, tel **telemetry.Telemetry) health.Config {
+	hcfg := cfg.Health
+	own, user := hcfg.OnStateChange, cfg.OnStateChange
+	hcfg.OnStateChange = func(c health.StateChange) {
+		(*tel).OnStateChange(c)
+		if own != nil {
+			own(c)
+		}
+		if user != nil {
+			user(c)
+		}
+	}
+	return hcfg
 }

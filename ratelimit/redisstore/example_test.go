@@ -45,7 +45,7 @@ func Example() {
 		p, err := lim.Allow(context.Background(), "openai/gpt-4o", 0)
 		if err != nil {
 			le, _ := errors.AsType[*ratelimit.LimitedError](err)
-			fmt.Println("refused by", le.Reason)
+			fmt.Println("refused by", le.Cause)
 			break
 		}
 		admitted++

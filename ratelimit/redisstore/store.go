@@ -201,11 +201,11 @@ func (s *Store) take(ctx context.Context, key string, lim ratelimit.Limit, token
 	d := ratelimit.Decision{OK: ok == 1, Wait: time.Duration(wait) * time.Microsecond}
 	switch why {
 	case 1:
-		d.Reason = ratelimit.ReasonRequests
+		d.Cause = ratelimit.CauseRequests
 	case 2:
-		d.Reason = ratelimit.ReasonTokens
+		d.Cause = ratelimit.CauseTokens
 	case 3:
-		d.Reason = ratelimit.ReasonCooldown
+		d.Cause = ratelimit.CauseCooldown
 	}
 	return d, nil
 }

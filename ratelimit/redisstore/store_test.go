@@ -59,11 +59,11 @@ func newFleet(t testing.TB, addr string, n int, lim ratelimit.Limit, cfg Config)
 }
 
 // refusal asserts err is a *ratelimit.LimitedError with reason.
-func refusal(t *testing.T, err error, reason ratelimit.Reason) *ratelimit.LimitedError {
+func refusal(t *testing.T, err error, reason ratelimit.Cause) *ratelimit.LimitedError {
 	t.Helper()
 	le, ok := errors.AsType[*ratelimit.LimitedError](err)
 	require.True(t, ok, "want *ratelimit.LimitedError, got %v", err)
-	assert.Equal(t, reason, le.Reason)
+	assert.Equal(t, reason, le.Cause)
 	return le
 }
 
@@ -218,7 +218,7 @@ func TestWaitWaitsOnTheSharedBucket(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = fleet[1].lim.Allow(t.Context(), "k", 0)
-	le := refusal(t, err, ratelimit.ReasonRequests)
+	le := refusal(t, err, ratelimit.CauseRequests)
 	assert.InDelta(t, 100*time.Millisecond, le.RetryAfter, float64(20*time.Millisecond))
 
 	start := time.Now()
@@ -227,7 +227,7 @@ func TestWaitWaitsOnTheSharedBucket(t *testing.T) {
 	assert.InDelta(t, 100*time.Millisecond, time.Since(start), float64(40*time.Millisecond))
 
 	_, err = fleet[0].lim.Wait(t.Context(), "k", 0, 10*time.Millisecond)
-	refusal(t, err, ratelimit.ReasonRequests) // needs ~100ms, more than maxWait: refused at once
+	refusal(t, err, ratelimit.CauseRequests) // needs ~100ms, more than maxWait: refused at once
 }
 
 // The reserve-then-correct flow across replicas: an estimate holds tokens
@@ -240,14 +240,14 @@ func TestTokenEstimateIsReservedThenCorrectedForTheFleet(t *testing.T) {
 	pa, err := a.lim.Allow(t.Context(), "gpt", 1000)
 	require.NoError(t, err)
 	_, err = b.lim.Allow(t.Context(), "gpt", 500)
-	le := refusal(t, err, ratelimit.ReasonTokens)
+	le := refusal(t, err, ratelimit.CauseTokens)
 	assert.InDelta(t, 50*time.Second, le.RetryAfter, float64(time.Second), "500 tokens at 10/s")
 
 	pa.Done(200) // the call used 200: 800 come back
 	pb, err := b.lim.Allow(t.Context(), "gpt", 500)
 	require.NoError(t, err)
 	_, err = a.lim.Allow(t.Context(), "gpt", 500)
-	refusal(t, err, ratelimit.ReasonTokens)
+	refusal(t, err, ratelimit.CauseTokens)
 
 	pb.Cancel() // never sent: all 500 come back
 	_, err = a.lim.Allow(t.Context(), "gpt", 500)
@@ -257,7 +257,7 @@ func TestTokenEstimateIsReservedThenCorrectedForTheFleet(t *testing.T) {
 	require.NoError(t, err)
 	pc.Done(5000) // more than estimated: the bucket goes into debt for everyone
 	_, err = a.lim.Allow(t.Context(), "gpt", 1)
-	le = refusal(t, err, ratelimit.ReasonTokens)
+	le = refusal(t, err, ratelimit.CauseTokens)
 	assert.Greater(t, le.RetryAfter, 7*time.Minute, "4500 tokens of debt at 10/s")
 }
 
@@ -267,7 +267,7 @@ func TestCooldownSetByOneReplicaIsSeenByAll(t *testing.T) {
 	fleet[0].lim.Observe("gpt", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 300 * time.Millisecond})
 	for _, r := range fleet {
 		_, err := r.lim.Allow(t.Context(), "gpt", 0)
-		le := refusal(t, err, ratelimit.ReasonCooldown)
+		le := refusal(t, err, ratelimit.CauseCooldown)
 		assert.InDelta(t, 300*time.Millisecond, le.RetryAfter, float64(50*time.Millisecond))
 	}
 	_, err := fleet[1].lim.Allow(t.Context(), "other", 0)
@@ -275,7 +275,7 @@ func TestCooldownSetByOneReplicaIsSeenByAll(t *testing.T) {
 
 	fleet[2].lim.Cooldown("gpt", time.Now().Add(50*time.Millisecond)) // shorter: ignored
 	_, err = fleet[0].lim.Allow(t.Context(), "gpt", 0)
-	le := refusal(t, err, ratelimit.ReasonCooldown)
+	le := refusal(t, err, ratelimit.CauseCooldown)
 	assert.Greater(t, le.RetryAfter, 200*time.Millisecond, "a cooldown is never shortened")
 
 	time.Sleep(le.RetryAfter + 20*time.Millisecond)
@@ -408,7 +408,7 @@ func TestCooldownDuringOutageReachesTheFleetWhenRedisReturns(t *testing.T) {
 
 	a.lim.Observe("gpt", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 5 * time.Second})
 	_, err := a.lim.Allow(t.Context(), "gpt", 0)
-	refusal(t, err, ratelimit.ReasonCooldown)
+	refusal(t, err, ratelimit.CauseCooldown)
 	assert.Equal(t, StateLocal, a.store.State())
 
 	srv.Restart()
@@ -417,11 +417,11 @@ func TestCooldownDuringOutageReachesTheFleetWhenRedisReturns(t *testing.T) {
 		return err == nil && a.store.State() == StateShared
 	}, 3*time.Second, 10*time.Millisecond)
 	_, err = a.lim.Allow(t.Context(), "gpt", 0)
-	refusal(t, err, ratelimit.ReasonCooldown) // still in force on a, now from Redis or locally
+	refusal(t, err, ratelimit.CauseCooldown) // still in force on a, now from Redis or locally
 	require.Eventually(t, func() bool {
 		_, err := b.lim.Allow(t.Context(), "gpt", 0)
 		le, ok := errors.AsType[*ratelimit.LimitedError](err)
-		return ok && le.Reason == ratelimit.ReasonCooldown && le.RetryAfter > 4*time.Second
+		return ok && le.Cause == ratelimit.CauseCooldown && le.RetryAfter > 4*time.Second
 	}, time.Second, 10*time.Millisecond, "the other replica learns of the cooldown")
 }
 
