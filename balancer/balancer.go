@@ -10,9 +10,10 @@ import (
 )
 
 // Balancer picks an endpoint for each attempt of a call. It is safe for
-// concurrent use: Pick never blocks on Update and, for P2CPeakEWMA and
-// RoundRobin, does constant work whatever the pool's size and allocates
-// nothing.
+// concurrent use: Pick never blocks on Update and, for P2CPeakEWMA,
+// RoundRobin and WeightedRoundRobin, does constant work whatever the
+// pool's size (WeightedRoundRobin: logarithmic in it for weights too large
+// for its table) and allocates nothing.
 //
 // Each Pick returns a done func that must be called exactly once, with the
 // attempt's outcome, when the attempt ends. It settles the endpoint's
@@ -72,7 +73,7 @@ func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot 
 		s.lds[i] = ld
 	}
 	if b.p.policy == WeightedRoundRobin {
-		s.wrrCur = make([]int, len(eps))
+		s.wrr = newSchedule(s.entries)
 	}
 	return s
 }

@@ -21,7 +21,8 @@
 //     from herding onto the same endpoint.
 //   - RoundRobin: in turn, as grpc-go's round_robin.
 //   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
-//     nginx's smooth weighted round-robin.
+//     nginx's smooth weighted round-robin, whose order is computed once per
+//     endpoint set.
 //   - LeastOutstanding: fewest attempts in flight ("least connections"),
 //     by a scan that stops at the first idle endpoint; grpc-go's
 //     least_request samples instead.
@@ -51,11 +52,13 @@
 // have moved changes by less than that share.
 //
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
-// size and allocate nothing; the other two scan the pool. Peak-EWMA's
-// update in a done func reads the clock only if Outcome.End is zero
-// (sturdy's own policies and grpcmw/p2c set it from the attempt's start
-// and latency); with Config.Health, reporting the outcome to the health
-// member still reads the tracker's clock and takes the member's lock.
+// size, as does WeightedRoundRobin (logarithmic in it for weights too large
+// for its table), and they allocate nothing; LeastOutstanding scans the
+// pool. Peak-EWMA's update in a done func reads the clock only if
+// Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
+// the attempt's start and latency); with Config.Health, reporting the
+// outcome to the health member still reads the tracker's clock and takes
+// the member's lock.
 //
 // # Health and panic mode
 //

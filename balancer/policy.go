@@ -13,7 +13,12 @@ const (
 	RoundRobin
 	// WeightedRoundRobin takes the endpoints in proportion to their
 	// Endpoint.Weight, interleaved as nginx's smooth weighted round-robin
-	// does (weights 5,1,1 give a a b a c a a).
+	// does (weights 5,1,1 give a a b a c a a): every Σweights picks take
+	// each endpoint exactly its weight's times. The order is computed once
+	// per endpoint set, so a pick costs the same whatever the pool's size.
+	// Weights that, over their greatest common divisor, sum to more than
+	// 65536 keep the exact shares in an order spread by Fibonacci hashing
+	// instead of nginx's.
 	WeightedRoundRobin
 	// LeastOutstanding takes the endpoint with the fewest attempts in
 	// flight, ties broken at random ("least connections").

@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/sturdyai/sturdy"
@@ -22,10 +21,9 @@ type snapshot struct {
 	// tracker's epoch moves.
 	view atomic.Pointer[healthView]
 
-	// WeightedRoundRobin's running weights (nginx's current_weight),
-	// one per entry; a new snapshot starts a new cycle.
-	wrrMu  sync.Mutex
-	wrrCur []int
+	// wrr is WeightedRoundRobin's order of turns (nil for other
+	// policies and empty pools); a new snapshot starts a new cycle.
+	wrr *schedule
 }
 
 type healthView struct {
