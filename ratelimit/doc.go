@@ -35,6 +35,17 @@
 // a Store. The default Store is in-process and bounded (Config.MaxKeys); a
 // shared Store, such as a Redis script, can make the limits fleet-wide.
 //
+// ParseHeaders reads what a server says about the caller's limits on every
+// response, before any 429: the rate-limit headers of OpenAI and Azure
+// OpenAI (x-ratelimit-*), of Anthropic (anthropic-ratelimit-*), of the IETF
+// httpapi draft "RateLimit header fields for HTTP" (RateLimit and
+// RateLimit-Policy, revision -11, and tolerantly the older RateLimit-Limit
+// triple), and Retry-After. It turns them into one Signal: for requests and
+// for tokens, the limit, what remains of it and how long until it resets,
+// each known or not. Malformed values are ignored one by one, and a
+// response without such headers costs no allocation. A Limiter does not
+// consume Signals yet.
+//
 // Throttle is separate: client-side adaptive throttling from Google's SRE
 // book ("Handling Overload", K = 2 over two minutes). It needs no
 // configured limit; it learns from how many requests the backend accepts

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -107,4 +108,39 @@ func ExampleThrottle() {
 	fmt.Printf("sent %d of 1000, rejection probability now %.3f\n", sent, th.Probability())
 	// Output:
 	// sent 7 of 1000, rejection probability now 0.999
+}
+
+// Read what a response says about the caller's limits: here OpenAI's
+// headers (the sample of its rate-limits guide) and, on another response,
+// Anthropic's, whose resets are timestamps read against now.
+func ExampleParseHeaders() {
+	openai := http.Header{}
+	openai.Set("x-ratelimit-limit-requests", "60")
+	openai.Set("x-ratelimit-remaining-requests", "59")
+	openai.Set("x-ratelimit-reset-requests", "1s")
+	openai.Set("x-ratelimit-limit-tokens", "150000")
+	openai.Set("x-ratelimit-remaining-tokens", "149984")
+	openai.Set("x-ratelimit-reset-tokens", "6m0s")
+
+	sig, ok := ratelimit.ParseHeaders(openai, time.Now())
+	fmt.Println(ok)
+	fmt.Printf("requests: %d of %d left, full in %v\n", sig.Requests.Remaining, sig.Requests.Limit, sig.Requests.Reset)
+	fmt.Printf("tokens: %d of %d left, full in %v\n", sig.Tokens.Remaining, sig.Tokens.Limit, sig.Tokens.Reset)
+
+	now := time.Date(2025, 8, 21, 12, 40, 58, 0, time.UTC)
+	anthropic := http.Header{}
+	anthropic.Set("anthropic-ratelimit-requests-remaining", "0")
+	anthropic.Set("anthropic-ratelimit-requests-reset", "2025-08-21T12:41:28Z")
+	anthropic.Set("anthropic-ratelimit-output-tokens-remaining", "16000")
+	anthropic.Set("retry-after", "30")
+
+	sig, _ = ratelimit.ParseHeaders(anthropic, now)
+	fmt.Println("requests left:", sig.Requests.Remaining, "full in", sig.Requests.Reset, "retry after", sig.RetryAfter)
+	fmt.Println("output tokens left:", sig.OutputTokens.Remaining, "limit known:", sig.OutputTokens.HasLimit)
+	// Output:
+	// true
+	// requests: 59 of 60 left, full in 1s
+	// tokens: 149984 of 150000 left, full in 6m0s
+	// requests left: 0 full in 30s retry after 30s
+	// output tokens left: 16000 limit known: false
 }
