@@ -22,6 +22,9 @@ type snapshot struct {
 	// tracker's epoch moves.
 	view atomic.Pointer[healthView]
 
+	// PrefixAffinity's name hashes and table of candidates.
+	rv *rendezvous
+
 	// WeightedRoundRobin's running weights (nginx's current_weight),
 	// one per entry; a new snapshot starts a new cycle.
 	wrrMu  sync.Mutex
