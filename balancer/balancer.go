@@ -13,7 +13,8 @@ import (
 // concurrent use: Pick never blocks on Update and, for P2CPeakEWMA,
 // RoundRobin and WeightedRoundRobin, does constant work whatever the
 // pool's size (WeightedRoundRobin: logarithmic in it for weights too large
-// for its table) and allocates nothing.
+// for its table) and allocates nothing (PrefixAffinity: see the package
+// doc).
 //
 // Each Pick returns a done func that must be called exactly once, with the
 // attempt's outcome, when the attempt ends. It settles the endpoint's
@@ -21,10 +22,11 @@ import (
 // Config.Health is set, reports the outcome to the endpoint's health
 // member.
 type Balancer struct {
-	p    *params
-	rand *source
-	snap atomic.Pointer[snapshot]
-	mu   sync.Mutex // serialises Update
+	p      *params
+	rand   *source
+	recent *recentIndex // PrefixAffinity's index; nil without one
+	snap   atomic.Pointer[snapshot]
+	mu     sync.Mutex // serialises Update
 
 	// RoundRobin's position, which every pick writes, on a cache line of
 	// its own: beside the fields above it would take them from every other
@@ -45,6 +47,9 @@ func New(cfg Config) (*Balancer, error) {
 		return nil, err
 	}
 	b := &Balancer{p: p, rand: newSource(cfg.Seed)}
+	if p.indexSize > 0 {
+		b.recent = newRecentIndex(p.indexSize)
+	}
 	if cfg.Seed == 0 {
 		// Start each process's round-robin somewhere else, so that many
 		// clients started together do not all hit the first endpoint.
@@ -75,12 +80,16 @@ func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot 
 	if b.p.policy == WeightedRoundRobin {
 		s.wrr = newSchedule(s.entries)
 	}
+	if b.p.policy == PrefixAffinity {
+		s.rv = newRendezvous(s.entries, b.recent != nil)
+	}
 	return s
 }
 
 // Pick chooses an endpoint for one attempt: one whose name is not in
 // exclude (the endpoints the call has already tried) and, unless the pool
-// is in panic mode, that health allows.
+// is in panic mode, that health allows. PrefixAffinity routes on the Key
+// ctx carries (WithKey).
 //
 // Pick never blocks. If ctx is already done it returns ctx's error, as a
 // *sturdy.Error, without picking. When nothing can be picked the error is
@@ -109,6 +118,8 @@ func (b *Balancer) Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpo
 		i = s.pickWeighted(&f)
 	case LeastOutstanding:
 		i = b.pickLeastOutstanding(s, &f)
+	case PrefixAffinity:
+		i = b.pickAffinity(ctx, s, &f)
 	default:
 		i = b.pickP2C(s, &f)
 	}

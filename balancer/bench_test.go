@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,4 +155,60 @@ func BenchmarkNewSchedule(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPickDoneKey is BenchmarkPickDone for PrefixAffinity with keys:
+// 4096 prompts of 8 blocks (the index remembers them), the same without
+// the index (rendezvous hashing alone, and a lookup of every block before
+// it), and 4096 sessions. The cost should not grow with the pool.
+func BenchmarkPickDoneKey(b *testing.B) {
+	prompts := keys(1, 4096, 8)
+	var sessions []Key
+	for i := range 4096 {
+		sessions = append(sessions, SessionKey(fmt.Sprint("session-", i)))
+	}
+	for _, bc := range []struct {
+		name string
+		keys []Key
+		cfg  Config
+	}{
+		{"prefix", prompts, Config{}},
+		{"prefix/no-index", prompts, Config{AffinityIndex: -1}},
+		{"session", sessions, Config{}},
+	} {
+		for _, n := range []int{3, 10, 100, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", bc.name, n), func(b *testing.B) {
+				cfg := bc.cfg
+				cfg.Endpoints = benchPool(n)
+				cfg.Policy = PrefixAffinity
+				benchPickDoneKeys(b, cfg, bc.keys)
+			})
+		}
+	}
+}
+
+func benchPickDoneKeys(b *testing.B, cfg Config, keys []Key) {
+	bal := mustNew(b, cfg)
+	ctxs := make([]context.Context, len(keys))
+	for i, k := range keys {
+		ctxs[i] = WithKey(context.Background(), k)
+	}
+	start := time.Now()
+	var worker atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		o := sturdy.Outcome{Class: sturdy.Success, Latency: 20 * time.Millisecond, End: start}
+		i := int(worker.Add(1)) * 7919
+		for pb.Next() {
+			i++
+			o.End = o.End.Add(time.Microsecond)
+			_, done, err := bal.Pick(ctxs[i%len(ctxs)], nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			done(o)
+		}
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/bits"
+	"sync/atomic"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -20,6 +22,16 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
+	// DefaultAffinityMinBlocks is 4 blocks: with 256-byte blocks, a prompt
+	// needs 1 KiB (some 250 tokens) before caching it is worth a replica
+	// that is not the least loaded.
+	DefaultAffinityMinBlocks = 4
+	// DefaultAffinityLoadBound is the ε of consistent hashing with bounded
+	// loads that KubeAI uses (a mean load factor of 125%).
+	DefaultAffinityLoadBound = 0.25
+	// DefaultAffinityIndex is the number of entries of PrefixAffinity's
+	// index of recent prompts (64 KiB).
+	DefaultAffinityIndex = 4096
 )
 
 // maxPenalty caps how far a failed attempt can push an endpoint's
@@ -69,6 +81,30 @@ type Config struct {
 	// uses it.
 	DefaultRTT time.Duration
 
+	// AffinityMinBlocks is how many leading blocks a prefix Key must have
+	// for PrefixAffinity to route by it; shorter ones, and requests with no
+	// Key, go to P2C Peak-EWMA. It is also the depth of the block whose
+	// hash chooses a new prompt's replicas, so that all prompts sharing
+	// that much prefix agree. Zero means 4. Only PrefixAffinity uses it.
+	AffinityMinBlocks int
+
+	// AffinityLoadBound is the ε of consistent hashing with bounded loads:
+	// a replica takes a keyed request only if its attempts in flight stay
+	// within ⌈(1+ε)·m/n⌉, m the pool's attempts in flight counting this
+	// one and n the endpoints health allows; otherwise the request goes to
+	// the key's next replica. Zero means 0.25; negative means no bound (a
+	// key sticks to its replica however busy). Only PrefixAffinity uses
+	// it.
+	AffinityLoadBound float64
+
+	// AffinityIndex is the number of entries of PrefixAffinity's index of
+	// recent prompts: for the last block of each prompt it routed, the
+	// endpoint it went to, so that a longer prompt extending it (the next
+	// turn of a conversation) follows it there. It is rounded up to a
+	// power of two. Zero means 4096; negative means no index (keys go by
+	// hashing alone). Only PrefixAffinity uses it.
+	AffinityIndex int
+
 	// Seed, if non-zero, makes every random choice (P2C sampling, tie
 	// breaks, start offsets) follow a deterministic sequence, for tests
 	// and simulations; the generator is then shared under a mutex, which
@@ -88,6 +124,20 @@ type params struct {
 	defaultRTT float64 // ns
 	maxPenalty float64 // ns
 	start      time.Time
+
+	// PrefixAffinity only.
+	minBlocks  int
+	loadFactor float64 // 1+ε; ≤ 0: no bound
+	indexSize  int     // 0: no index
+	total      *count  // attempts in flight on the whole pool
+}
+
+// count is a counter on a cache line of its own: every pick and done of a
+// PrefixAffinity Balancer writes it, and beside anything else it would take
+// that from every other core's cache.
+type count struct {
+	atomic.Int64
+	_ [cacheLine - 8]byte
 }
 
 func newParams(cfg *Config) (*params, error) {
@@ -103,6 +153,15 @@ func newParams(cfg *Config) (*params, error) {
 	if cfg.DefaultRTT < 0 {
 		return nil, fmt.Errorf("balancer: Config.DefaultRTT %v is negative (0 means %v)", cfg.DefaultRTT, DefaultRTT)
 	}
+	if cfg.AffinityMinBlocks < 0 || cfg.AffinityMinBlocks > maxKeyBlocks {
+		return nil, fmt.Errorf("balancer: Config.AffinityMinBlocks %d is not a number of blocks from 1 to %d (0 means %d)", cfg.AffinityMinBlocks, maxKeyBlocks, DefaultAffinityMinBlocks)
+	}
+	if math.IsNaN(cfg.AffinityLoadBound) {
+		return nil, fmt.Errorf("balancer: Config.AffinityLoadBound is NaN (0 means %v, negative means no bound)", DefaultAffinityLoadBound)
+	}
+	if cfg.AffinityIndex > maxAffinityIndex {
+		return nil, fmt.Errorf("balancer: Config.AffinityIndex %d is more than %d entries (0 means %d, negative means no index)", cfg.AffinityIndex, maxAffinityIndex, DefaultAffinityIndex)
+	}
 	p := &params{
 		policy:     cfg.Policy,
 		health:     cfg.Health,
@@ -115,6 +174,17 @@ func newParams(cfg *Config) (*params, error) {
 		p.panicShare = DefaultPanicThreshold
 	}
 	p.maxPenalty = max(float64(maxPenalty), 2*p.defaultRTT)
+	if p.policy == PrefixAffinity {
+		p.minBlocks = cmp.Or(cfg.AffinityMinBlocks, DefaultAffinityMinBlocks)
+		p.loadFactor = 1 + cmp.Or(cfg.AffinityLoadBound, DefaultAffinityLoadBound)
+		if cfg.AffinityLoadBound < 0 {
+			p.loadFactor = 0
+		}
+		if cfg.AffinityIndex >= 0 {
+			p.indexSize = 1 << bits.Len(uint(cmp.Or(cfg.AffinityIndex, DefaultAffinityIndex)-1))
+		}
+		p.total = new(count)
+	}
 	return p, nil
 }
 

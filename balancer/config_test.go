@@ -29,6 +29,12 @@ func TestConfigValidation(t *testing.T) {
 		{"threshold NaN", Config{PanicThreshold: math.NaN()}, "Config.PanicThreshold NaN"},
 		{"negative decay", Config{Decay: -time.Second}, "Config.Decay -1s is negative"},
 		{"negative default RTT", Config{DefaultRTT: -time.Millisecond}, "Config.DefaultRTT -1ms is negative"},
+		{"affinity knobs", Config{Policy: PrefixAffinity, AffinityMinBlocks: 64, AffinityLoadBound: -1, AffinityIndex: -1}, ""},
+		{"affinity index not a power of two", Config{Policy: PrefixAffinity, AffinityIndex: 1000}, ""},
+		{"negative min blocks", Config{AffinityMinBlocks: -1}, "Config.AffinityMinBlocks -1 is not a number of blocks from 1 to 64"},
+		{"min blocks beyond a key", Config{AffinityMinBlocks: 65}, "Config.AffinityMinBlocks 65"},
+		{"load bound NaN", Config{AffinityLoadBound: math.NaN()}, "Config.AffinityLoadBound is NaN"},
+		{"index too large", Config{AffinityIndex: 1 << 30}, "Config.AffinityIndex 1073741824 is more than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,8 @@
 //   - LeastOutstanding: fewest attempts in flight ("least connections"),
 //     by a scan that stops at the first idle endpoint; grpc-go's
 //     least_request samples instead.
+//   - PrefixAffinity: requests with the same Key to the same replica,
+//     within a load bound, for servers with a prompt cache (below).
 //
 // # What an outcome teaches
 //
@@ -54,11 +56,60 @@
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
 // size, as does WeightedRoundRobin (logarithmic in it for weights too large
 // for its table), and they allocate nothing; LeastOutstanding scans the
-// pool. Peak-EWMA's update in a done func reads the clock only if
-// Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
+// pool. PrefixAffinity allocates nothing and does constant work too (for
+// pools of 8 or more it keeps a 512 KiB table of each key slot's first
+// replicas, filled as slots are used), except when a key's first four
+// replicas are all tried, ejected or over the load bound: then it ranks
+// the whole pool. Peak-EWMA's update in a done func reads the clock only
+// if Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
 // the attempt's start and latency); with Config.Health, reporting the
 // outcome to the health member still reads the tracker's clock and takes
 // the member's lock.
+//
+// # Cache affinity
+//
+// Self-hosted model servers keep the attention state of the prompts they
+// have processed (vLLM's automatic prefix caching, SGLang's RadixAttention)
+// and skip the prefill of any prompt that starts the same way; but only
+// the replica that saw the prefix has it. PrefixAffinity sends requests
+// that share a prefix, or a session, to the same replica as long as its
+// load allows. The request's Key reaches Pick through its context
+// (WithKey): PrefixKey holds the chained hashes of the prompt's leading
+// blocks, SessionKey a conversation or user.
+//
+// A Key goes, in order:
+//
+//   - to the replica this Balancer sent the longest prompt it extends (a
+//     conversation's previous turn), from a small index of recent prompts
+//     (Config.AffinityIndex). llm-d's approximate prefix-cache scorer and
+//     SGLang's cache-aware router likewise learn from what they routed,
+//     SGLang with a radix tree per worker; llm-d's precise scorer instead
+//     indexes the KV-cache events each vLLM replica publishes, exact but
+//     needing an event stream from every server, which a client library
+//     does not have.
+//   - else to the replicas that rendezvous (highest-random-weight) hashing
+//     ranks first for the Key's anchor: its Config.AffinityMinBlocks-th
+//     block, or the session. The ranking hashes the anchor with each
+//     endpoint's name, so every client with the same endpoint names
+//     proposes the same replicas in the same order without sharing state,
+//     and a replica that joins or leaves moves only the keys it ranks
+//     first, about 1/n of them. Anchoring on a fixed depth makes every
+//     prompt sharing that much prefix (a system prompt, a document) agree;
+//     a deeper anchor would split them, a shallower one merges prompts
+//     that share little. Longer matches are the index's job.
+//
+// Either way the load bound of consistent hashing with bounded loads
+// (Mirrokni, Thorup and Zadimoghaddam, arXiv:1608.01350) decides: a
+// replica takes the request only while its attempts in flight stay within
+// ⌈(1+ε)·m/n⌉ (m the pool's attempts in flight with this one, n the
+// endpoints health allows, ε Config.AffinityLoadBound, 0.25 as in KubeAI's
+// PrefixHash strategy); otherwise the next in the key's order does. A hot
+// prefix thus spreads over its first few replicas instead of burying one.
+// Failover and hedging exclude the replicas a call tried, so its next
+// attempt goes to the next replica in the key's order; health and panic
+// mode filter as for any policy. Requests without a Key, or whose prompt
+// has fewer blocks than Config.AffinityMinBlocks (too short for its cache
+// to matter), go by P2C Peak-EWMA. Endpoint weights are ignored.
 //
 // # Health and panic mode
 //

@@ -93,3 +93,23 @@ func ExampleBalancer_Pick_exclude() {
 	// sturdy: balancer: unavailable: balancer: no endpoint available: all 2 endpoints already tried
 	// [primary secondary]
 }
+
+// Two clients of one pool, built apart, send a conversation to the same
+// replica, and fail over to the same next one: rendezvous hashing needs
+// only the endpoint names to agree.
+func Example_prefixAffinity() {
+	eps := []sturdy.Endpoint{{Name: "vllm-0"}, {Name: "vllm-1"}, {Name: "vllm-2"}, {Name: "vllm-3"}}
+	clientA, _ := balancer.New(balancer.Config{Endpoints: eps, Policy: balancer.PrefixAffinity})
+	clientB, _ := balancer.New(balancer.Config{Endpoints: eps, Policy: balancer.PrefixAffinity})
+	ctx := balancer.WithKey(context.Background(), balancer.SessionKey("conversation-42"))
+	for _, b := range []*balancer.Balancer{clientA, clientB} {
+		first, done, _ := b.Pick(ctx, nil)
+		done(sturdy.Outcome{Class: sturdy.Unavailable})
+		next, done, _ := b.Pick(ctx, []string{first.Name})
+		done(sturdy.Outcome{Class: sturdy.Success})
+		fmt.Println(first.Name, "then", next.Name)
+	}
+	// Output:
+	// vllm-3 then vllm-2
+	// vllm-3 then vllm-2
+}

@@ -22,7 +22,7 @@ import (
 // than once to read and again to write; and one core's counting does not
 // take the estimate away from another core's cache.
 type load struct {
-	outstanding atomic.Int64 // attempts picked and not yet done (P2C and LeastOutstanding only)
+	outstanding atomic.Int64 // attempts picked and not yet done (all but the round-robins)
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
@@ -30,7 +30,7 @@ type load struct {
 
 	p      *params
 	member *health.Member
-	ewma   peakEWMA // P2CPeakEWMA only; with the two pointers, fills the line
+	ewma   peakEWMA // P2CPeakEWMA and PrefixAffinity only; with the two pointers, fills the line
 }
 
 const cacheLine = 64
@@ -49,6 +49,12 @@ func newLoad(p *params, member *health.Member, now int64) *load {
 // idle because of it.
 func (l *load) inflight() int64 {
 	return max(l.outstanding.Load(), 0)
+}
+
+// take counts an attempt picked for the endpoint, for PrefixAffinity.
+func (l *load) take() {
+	l.outstanding.Add(1)
+	l.p.total.Add(1)
 }
 
 // cost is P2C's price of sending one more attempt to the endpoint.
@@ -75,8 +81,11 @@ func (l *load) cost(now int64) float64 {
 func (l *load) finish(o sturdy.Outcome) {
 	p := l.p
 	switch p.policy {
-	case P2CPeakEWMA:
+	case P2CPeakEWMA, PrefixAffinity:
 		l.outstanding.Add(-1)
+		if p.total != nil {
+			p.total.Add(-1)
+		}
 		now := p.nowAt(o.End)
 		x := float64(o.Latency)
 		switch c := o.Class; {

@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var allPolicies = []Policy{P2CPeakEWMA, RoundRobin, WeightedRoundRobin, LeastOutstanding}
+var allPolicies = []Policy{P2CPeakEWMA, RoundRobin, WeightedRoundRobin, LeastOutstanding, PrefixAffinity}
 
 // pool returns endpoints with the given names (weight 0, i.e. 1).
 func pool(names ...string) []sturdy.Endpoint {

@@ -23,8 +23,16 @@ const (
 	// LeastOutstanding takes the endpoint with the fewest attempts in
 	// flight, ties broken at random ("least connections").
 	LeastOutstanding
+	// PrefixAffinity sends requests that carry the same Key (WithKey) to
+	// the same replica while its load allows, so that the replica's prompt
+	// cache hits: rendezvous hashing over endpoint names proposes replicas
+	// in an order fixed by the key, the same in every client, and the load
+	// bound of consistent hashing with bounded loads decides among them.
+	// Requests without a Key, or with too short a one, go by P2CPeakEWMA.
+	// The package doc has the details.
+	PrefixAffinity
 
-	numPolicies = int(LeastOutstanding) + 1
+	numPolicies = int(PrefixAffinity) + 1
 )
 
 var policyNames = [numPolicies]string{
@@ -32,10 +40,12 @@ var policyNames = [numPolicies]string{
 	RoundRobin:         "round_robin",
 	WeightedRoundRobin: "weighted_round_robin",
 	LeastOutstanding:   "least_outstanding",
+	PrefixAffinity:     "prefix_affinity",
 }
 
 // String returns the policy's low-cardinality name ("p2c_peak_ewma",
-// "round_robin", "weighted_round_robin", "least_outstanding").
+// "round_robin", "weighted_round_robin", "least_outstanding",
+// "prefix_affinity").
 func (p Policy) String() string {
 	if int(p) < numPolicies {
 		return policyNames[p]

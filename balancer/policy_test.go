@@ -19,6 +19,7 @@ func TestPolicyString(t *testing.T) {
 		RoundRobin:         "round_robin",
 		WeightedRoundRobin: "weighted_round_robin",
 		LeastOutstanding:   "least_outstanding",
+		PrefixAffinity:     "prefix_affinity",
 		Policy(99):         "unknown",
 	} {
 		if got := p.String(); got != want {

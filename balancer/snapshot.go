@@ -24,6 +24,9 @@ type snapshot struct {
 	// wrr is WeightedRoundRobin's order of turns (nil for other
 	// policies and empty pools); a new snapshot starts a new cycle.
 	wrr *schedule
+
+	// PrefixAffinity's name hashes and table of candidates.
+	rv *rendezvous
 }
 
 type healthView struct {

@@ -1,0 +1,536 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/prefix"
+)
+
+// keys returns n prefix keys of the given number of blocks, all distinct
+// from their first block on.
+func keys(seed uint64, n, blocks int) []Key {
+	r := rand.New(rand.NewPCG(seed, seed))
+	out := make([]Key, n)
+	for i := range out {
+		b := make([]uint64, blocks)
+		for j := range b {
+			b[j] = r.Uint64()
+		}
+		out[i] = PrefixKey(b)
+	}
+	return out
+}
+
+// extend returns k's blocks followed by more distinct ones: the key of a
+// longer prompt that starts with k's.
+func extend(k Key, more int, seed uint64) Key {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := slices.Clone(k.blocks)
+	for range more {
+		b = append(b, r.Uint64())
+	}
+	return PrefixKey(b)
+}
+
+func endpointNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("vllm-%d", i)
+	}
+	return out
+}
+
+func affinity(t testing.TB, names []string, cfg Config) *Balancer {
+	t.Helper()
+	cfg.Endpoints = pool(names...)
+	cfg.Policy = PrefixAffinity
+	return mustNew(t, cfg)
+}
+
+// pickKey picks for k, reports success at once and returns the name.
+func pickKey(t testing.TB, b *Balancer, k Key, exclude ...string) string {
+	t.Helper()
+	ep, done, err := b.Pick(WithKey(context.Background(), k), exclude)
+	if err != nil {
+		t.Fatalf("Pick(exclude %v): %v", exclude, err)
+	}
+	done(sturdy.Outcome{Class: sturdy.Success})
+	return ep.Name
+}
+
+func TestAffinityClientsAgree(t *testing.T) {
+	names := endpointNames(7)
+	shuffled := slices.Clone(names)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	// Two processes: built apart, endpoints listed in another order,
+	// different seeds for their random choices.
+	a := affinity(t, names, Config{Seed: 1})
+	b := affinity(t, shuffled, Config{Seed: 2})
+	for i, k := range keys(3, 500, 6) {
+		if x, y := pickKey(t, a, k), pickKey(t, b, k); x != y {
+			t.Fatalf("key %d: client a picked %s, client b %s", i, x, y)
+		}
+	}
+	for i := range 500 {
+		k := SessionKey(fmt.Sprint("conversation-", i))
+		if x, y := pickKey(t, a, k), pickKey(t, b, k); x != y {
+			t.Fatalf("session %d: client a picked %s, client b %s", i, x, y)
+		}
+	}
+}
+
+func TestAffinitySameKeySameReplica(t *testing.T) {
+	b := affinity(t, endpointNames(5), Config{})
+	for _, k := range keys(4, 50, 5) {
+		first := pickKey(t, b, k)
+		for range 20 {
+			if got := pickKey(t, b, k); got != first {
+				t.Fatalf("key went to %s, then %s", first, got)
+			}
+		}
+	}
+}
+
+func TestAffinitySharedPrefixSharesReplica(t *testing.T) {
+	// Prompts that share their first AffinityMinBlocks blocks (a system
+	// prompt) agree whatever follows; ones that differ earlier need not.
+	b := affinity(t, endpointNames(8), Config{AffinityMinBlocks: 3, AffinityIndex: -1})
+	for i, base := range keys(5, 100, 3) {
+		want := pickKey(t, b, base)
+		for j := range 5 {
+			if got := pickKey(t, b, extend(base, 1+j, uint64(i*10+j))); got != want {
+				t.Fatalf("prompt %d extended by %d blocks went to %s, its prefix to %s", i, 1+j, got, want)
+			}
+		}
+	}
+}
+
+func TestAffinitySpreadsKeys(t *testing.T) {
+	for _, n := range []int{3, 10, 40} { // 3: ranked on each pick; 10, 40: from the table
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			names := endpointNames(n)
+			b := affinity(t, names, Config{})
+			counts := map[string]int{}
+			const keyCount = 20000
+			for _, k := range keys(6, keyCount, 4) {
+				counts[pickKey(t, b, k)]++
+			}
+			want := keyCount / n
+			for _, name := range names {
+				if c := counts[name]; math.Abs(float64(c-want)) > 6*math.Sqrt(float64(want)) {
+					t.Errorf("%s got %d of %d keys, want about %d", name, c, keyCount, want)
+				}
+			}
+		})
+	}
+}
+
+func TestAffinityStableWhenPoolChanges(t *testing.T) {
+	const n, keyCount = 10, 10000
+	names := endpointNames(n)
+	ks := keys(7, keyCount, 4)
+	route := func(names []string) []string {
+		b := affinity(t, names, Config{AffinityIndex: -1}) // hashing alone
+		out := make([]string, len(ks))
+		for i, k := range ks {
+			out[i] = pickKey(t, b, k)
+		}
+		return out
+	}
+	before := route(names)
+
+	t.Run("removed", func(t *testing.T) {
+		gone := names[3]
+		after := route(slices.Delete(slices.Clone(names), 3, 4))
+		moved := 0
+		for i := range ks {
+			switch {
+			case before[i] == gone:
+				moved++
+			case after[i] != before[i]:
+				t.Fatalf("key %d moved from %s to %s though %s was removed", i, before[i], after[i], gone)
+			}
+		}
+		if share := float64(moved) / keyCount; math.Abs(share-1.0/n) > 0.02 {
+			t.Errorf("%.3f of keys moved, want about 1/%d", share, n)
+		}
+	})
+	t.Run("added", func(t *testing.T) {
+		after := route(append(slices.Clone(names), "vllm-new"))
+		moved := 0
+		for i := range ks {
+			if after[i] == before[i] {
+				continue
+			}
+			if after[i] != "vllm-new" {
+				t.Fatalf("key %d moved from %s to %s, not to the new endpoint", i, before[i], after[i])
+			}
+			moved++
+		}
+		if share := float64(moved) / keyCount; math.Abs(share-1.0/(n+1)) > 0.02 {
+			t.Errorf("%.3f of keys moved, want about 1/%d", share, n+1)
+		}
+	})
+	t.Run("updated", func(t *testing.T) {
+		// Update gives the same routes as a Balancer built anew.
+		b := affinity(t, names, Config{AffinityIndex: -1})
+		next := slices.Delete(slices.Clone(names), 3, 4)
+		if err := b.Update(pool(next...)); err != nil {
+			t.Fatal(err)
+		}
+		want := route(next)
+		for i, k := range ks[:1000] {
+			if got := pickKey(t, b, k); got != want[i] {
+				t.Fatalf("key %d: %s after Update, %s from a new Balancer", i, got, want[i])
+			}
+		}
+	})
+}
+
+// boundOK reports whether every endpoint's attempts in flight are within
+// (1+ε)·mean + 1.
+func boundOK(b *Balancer, eps float64) (ok bool, loads []int64, total int64) {
+	s := b.snap.Load()
+	for _, l := range s.lds {
+		loads = append(loads, l.inflight())
+		total += l.inflight()
+	}
+	mean := float64(total) / float64(len(loads))
+	for _, l := range loads {
+		if float64(l) > (1+eps)*mean+1 {
+			return false, loads, total
+		}
+	}
+	return true, loads, total
+}
+
+func TestAffinityBoundsAHotKey(t *testing.T) {
+	for _, eps := range []float64{0, 0.1, 1} {
+		t.Run(fmt.Sprint(eps), func(t *testing.T) {
+			cfg := Config{AffinityLoadBound: eps}
+			if eps == 0 {
+				eps = DefaultAffinityLoadBound
+			}
+			b := affinity(t, endpointNames(5), cfg)
+			hot := keys(8, 1, 6)[0]
+			var held []func(sturdy.Outcome)
+			for i := range 300 {
+				_, done, err := b.Pick(WithKey(context.Background(), hot), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, done)
+				if ok, loads, _ := boundOK(b, eps); !ok {
+					t.Fatalf("after %d picks in flight: loads %v exceed (1+%v)·mean+1", i+1, loads, eps)
+				}
+			}
+			for _, done := range held {
+				done(sturdy.Outcome{Class: sturdy.Success})
+			}
+			if got := b.p.total.Load(); got != 0 {
+				t.Errorf("pool total after every attempt ended = %d, want 0", got)
+			}
+		})
+	}
+}
+
+func TestAffinityBoundsConcurrentPicks(t *testing.T) {
+	b := affinity(t, endpointNames(6), Config{})
+	hot := SessionKey("everyone")
+	ctx := WithKey(context.Background(), hot)
+	var mu sync.Mutex
+	var held []func(sturdy.Outcome)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, done, err := b.Pick(ctx, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				held = append(held, done)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ok, loads, total := boundOK(b, DefaultAffinityLoadBound); !ok || total != 800 {
+		t.Errorf("800 concurrent picks of one key left loads %v (total %d); want each within 1.25·mean+1", loads, total)
+	}
+	for _, done := range held {
+		done(sturdy.Outcome{})
+	}
+}
+
+func TestAffinityLoadBoundNegativeMeansNone(t *testing.T) {
+	b := affinity(t, endpointNames(4), Config{AffinityLoadBound: -1})
+	hot := SessionKey("everyone")
+	seen := map[string]int{}
+	var held []func(sturdy.Outcome)
+	for range 50 {
+		ep, done, err := b.Pick(WithKey(context.Background(), hot), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[ep.Name]++
+		held = append(held, done)
+	}
+	if len(seen) != 1 {
+		t.Errorf("with no bound one key went to %v, want one replica", seen)
+	}
+	for _, done := range held {
+		done(sturdy.Outcome{})
+	}
+}
+
+func TestAffinityFallsBackToP2C(t *testing.T) {
+	short := keys(9, 1, DefaultAffinityMinBlocks-1)[0]
+	for name, k := range map[string]Key{"no key": {}, "short key": short, "empty session": SessionKey("")} {
+		t.Run(name, func(t *testing.T) {
+			// In a bubble with one seed, PrefixAffinity without a usable
+			// key picks exactly as P2CPeakEWMA does, latencies and all.
+			run := func(p Policy) (got []string) {
+				synctest.Test(t, func(t *testing.T) {
+					eps := pool("a", "b", "c", "d", "e")
+					b := mustNew(t, Config{Endpoints: eps, Policy: p, Seed: 42})
+					for i := range 200 {
+						ep, done, err := b.Pick(WithKey(context.Background(), k), nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got = append(got, ep.Name)
+						done(sturdy.Outcome{Class: sturdy.Success, Latency: time.Millisecond * time.Duration(1+int(ep.Name[0]-'a')*(i%3))})
+					}
+				})
+				return got
+			}
+			if a, p2c := run(PrefixAffinity), run(P2CPeakEWMA); !slices.Equal(a, p2c) {
+				t.Errorf("picks differ from P2C Peak-EWMA's:\n%v\n%v", a, p2c)
+			}
+		})
+	}
+}
+
+// hrwOrder is the full rendezvous order of names for k, computed here from
+// the definition.
+func hrwOrder(k Key, minBlocks int, names []string) []string {
+	anchor := k.session
+	if k.kind == prefixKey {
+		anchor = k.blocks[minBlocks-1]
+	}
+	slot := anchor >> (64 - slotBits)
+	sk := prefix.Mix(slot, slotSeed)
+	out := slices.Clone(names)
+	slices.SortFunc(out, func(x, y string) int {
+		sx, sy := score(sk, prefix.Sum64(nameSeed, x)), score(sk, prefix.Sum64(nameSeed, y))
+		switch {
+		case sx > sy:
+			return -1
+		case sx < sy:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func TestAffinityFailoverFollowsTheOrder(t *testing.T) {
+	names := endpointNames(40) // beyond the 4 cached candidates too
+	b := affinity(t, names, Config{AffinityIndex: -1})
+	for _, k := range append(keys(10, 20, 4), SessionKey("s1"), SessionKey("s2")) {
+		want := hrwOrder(k, DefaultAffinityMinBlocks, names)
+		var tried []string
+		for range 8 {
+			tried = append(tried, pickKey(t, b, k, tried...))
+		}
+		if !slices.Equal(tried, want[:8]) {
+			t.Fatalf("attempts went to %v, want the key's order %v", tried, want[:8])
+		}
+	}
+}
+
+func TestAffinityHealth(t *testing.T) {
+	names := endpointNames(6)
+	tr := newTracker(t)
+	b := affinity(t, names, Config{Health: tr, AffinityIndex: -1})
+	k := keys(11, 1, 4)[0]
+	want := hrwOrder(k, DefaultAffinityMinBlocks, names)
+	eject(t, tr, want[0])
+	if got := pickKey(t, b, k); got != want[1] {
+		t.Errorf("with %s ejected the key went to %s, want the next in its order, %s", want[0], got, want[1])
+	}
+	if got := pickKey(t, b, k, want[1]); got != want[2] {
+		t.Errorf("with %s ejected and %s tried: %s, want %s", want[0], want[1], got, want[2])
+	}
+	eject(t, tr, want[1:4]...) // 4 of 6 ejected: panic mode, health ignored
+	if got := pickKey(t, b, k); got != want[0] {
+		t.Errorf("in panic mode the key went to %s, want its first replica %s", got, want[0])
+	}
+}
+
+func TestAffinityIndexFollowsTheConversation(t *testing.T) {
+	names := endpointNames(6)
+	turn1 := keys(12, 1, 6)[0]
+	turn2 := extend(turn1, 4, 1) // the next turn: turn 1's prompt and more
+	order := hrwOrder(turn1, DefaultAffinityMinBlocks, names)
+
+	b := affinity(t, names, Config{})
+	// Turn 1 fails over from its first replica to the second, whose cache
+	// now holds the conversation.
+	if got := pickKey(t, b, turn1, order[0]); got != order[1] {
+		t.Fatalf("turn 1 went to %s, want %s", got, order[1])
+	}
+	if got := pickKey(t, b, turn2); got != order[1] {
+		t.Errorf("turn 2 went to %s; want %s, where turn 1 went", got, order[1])
+	}
+	// Without the index, hashing sends it to the first replica.
+	noIndex := affinity(t, names, Config{AffinityIndex: -1})
+	pickKey(t, noIndex, turn1, order[0])
+	if got := pickKey(t, noIndex, turn2); got != order[0] {
+		t.Errorf("without the index turn 2 went to %s, want %s", got, order[0])
+	}
+
+	t.Run("replica removed", func(t *testing.T) {
+		next := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == order[1] })
+		if err := b.Update(pool(next...)); err != nil {
+			t.Fatal(err)
+		}
+		if got := pickKey(t, b, turn2); got != order[0] {
+			t.Errorf("after %s was removed turn 2 went to %s, want the key's first replica %s", order[1], got, order[0])
+		}
+	})
+	t.Run("replica too busy", func(t *testing.T) {
+		b := affinity(t, names, Config{})
+		pickKey(t, b, turn1, order[0]) // remembered on order[1]
+		// Load order[1] past the bound with attempts of other requests.
+		var held []func(sturdy.Outcome)
+		for range 3 {
+			ep, done, err := b.Pick(context.Background(), except(names, order[1]))
+			if err != nil || ep.Name != order[1] {
+				t.Fatalf("setup: picked %v, %v", ep, err)
+			}
+			held = append(held, done)
+		}
+		if got := pickKey(t, b, turn2); got != order[0] {
+			t.Errorf("with %s holding 3 of 3 attempts turn 2 went to %s, want %s", order[1], got, order[0])
+		}
+		for _, done := range held {
+			done(sturdy.Outcome{})
+		}
+	})
+}
+
+// except returns names without keep: an exclusion list that leaves only
+// keep.
+func except(names []string, keep string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == keep })
+}
+
+func TestAffinityUpdateWithAttemptsInFlight(t *testing.T) {
+	b := affinity(t, endpointNames(4), Config{})
+	var held []func(sturdy.Outcome)
+	for _, k := range keys(13, 20, 4) {
+		_, done, err := b.Pick(WithKey(context.Background(), k), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	if err := b.Update(pool("vllm-0", "other")); err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range held {
+		done(sturdy.Outcome{Class: sturdy.Success})
+	}
+	if got := b.p.total.Load(); got != 0 {
+		t.Errorf("pool total after all attempts ended = %d, want 0", got)
+	}
+}
+
+func TestAffinityConcurrentWithUpdate(t *testing.T) {
+	sets := [][]string{endpointNames(3), endpointNames(40), {"vllm-2"}}
+	b := affinity(t, sets[0], Config{})
+	ks := append(keys(14, 64, 6), SessionKey("a"), SessionKey("b"))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, done, err := b.Pick(WithKey(context.Background(), ks[(i+w)%len(ks)]), []string{"vllm-1"})
+				if err == nil {
+					done(sturdy.Outcome{Class: sturdy.Success})
+				}
+			}
+		})
+	}
+	for i := range 300 {
+		if err := b.Update(pool(sets[i%len(sets)]...)); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if got := b.p.total.Load(); got != 0 {
+		t.Errorf("pool total after all attempts ended = %d, want 0", got)
+	}
+}
+
+func TestKeyConstructors(t *testing.T) {
+	if k := PrefixKey(nil); k.kind != noKey {
+		t.Error("PrefixKey(nil) is a key")
+	}
+	if k := SessionKey(""); k.kind != noKey {
+		t.Error(`SessionKey("") is a key`)
+	}
+	long := make([]uint64, 100)
+	if k := PrefixKey(long); len(k.blocks) != maxKeyBlocks {
+		t.Errorf("PrefixKey of 100 blocks keeps %d, want %d", len(k.blocks), maxKeyBlocks)
+	}
+	if SessionKey("a").session == SessionKey("b").session {
+		t.Error("two sessions hash alike")
+	}
+	if got := keyOf(WithKey(context.Background(), SessionKey("a"))); got.kind != sessionKey || got.session != SessionKey("a").session {
+		t.Errorf("keyOf(WithKey(k)) = %v, want k", got)
+	}
+}
+
+func TestAffinityPickDoesNotAllocate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	for _, n := range []int{5, 40} {
+		for name, k := range map[string]Key{"prefix": keys(15, 1, 12)[0], "session": SessionKey("s"), "none": {}} {
+			t.Run(fmt.Sprint(name, "/", n), func(t *testing.T) {
+				b := affinity(t, endpointNames(n), Config{})
+				ctx := WithKey(context.Background(), k)
+				exclude := []string{"vllm-1"}
+				allocs := testing.AllocsPerRun(1000, func() {
+					_, done, err := b.Pick(ctx, exclude)
+					if err != nil {
+						t.Fatal(err)
+					}
+					done(sturdy.Outcome{Latency: 1000})
+				})
+				if allocs != 0 {
+					t.Errorf("Pick+done allocates %v times, want 0", allocs)
+				}
+			})
+		}
+	}
+}
