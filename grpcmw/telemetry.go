@@ -30,10 +30,11 @@ func (c *Client) startCall(ctx context.Context, method string) (context.Context,
 // recordServed records a call that a tier answered.
 func (c *Client) recordServed(tc telemetry.Call, s *chain.Served) {
 	name := ""
-	if s.Attempt.Endpoint != nil {
-		name = s.Attempt.Endpoint.Name
+	a := s.Attempt()
+	if a.Endpoint != nil {
+		name = a.Endpoint.Name
 	}
-	c.tel.RecordCall(tc, s.Tier, name, sturdy.Success, s.Attempt.N)
+	c.tel.RecordCall(tc, s.Tier, name, sturdy.Success, a.N)
 }
 
 // recordFailed records a call that failed with err (a *StatusError).

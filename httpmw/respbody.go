@@ -46,7 +46,7 @@ type respBody struct {
 	callerCx context.Context
 
 	released atomic.Bool
-	headBuf  [128]byte
+	headBuf  [64]byte // the first read: what decides that the attempt won
 }
 
 func (b *respBody) Read(p []byte) (int, error) {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"unsafe"
+
+	"github.com/sturdyai/sturdy/internal/pipeline"
 )
 
 // Response headers the Transport sets.
@@ -30,11 +32,6 @@ const (
 	HeaderShouldRetry = "X-Should-Retry"
 )
 
-// callerCredentials are removed from every request unless
-// WithCallerCredentials: a key set on the client must never reach an
-// endpoint it was not meant for.
-var callerCredentials = [...]string{"Authorization", "Api-Key", "X-Api-Key", "X-Goog-Api-Key"}
-
 type headerKV struct {
 	key    string
 	values []string
@@ -52,7 +49,6 @@ type endpoint struct {
 	base      string // scheme://host + prefix, for probes
 	header    []headerKV
 	nameHdr   []string
-	strip     []string // the callerCredentials that header does not set
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -96,22 +92,7 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		ep.header = append(ep.header, headerKV{key: ck, values: append([]string(nil), vs...)})
 	}
-	for _, k := range callerCredentials {
-		if !ep.sets(k) {
-			ep.strip = append(ep.strip, k)
-		}
-	}
 	return ep, nil
-}
-
-// sets reports whether the endpoint's headers set the canonical key k.
-func (ep *endpoint) sets(k string) bool {
-	for _, kv := range ep.header {
-		if kv.key == k {
-			return true
-		}
-	}
-	return false
 }
 
 func validHeaderName(k string) bool {
@@ -132,7 +113,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [64]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [48]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and
@@ -209,23 +190,19 @@ func (ep *endpoint) outHeader(h http.Header, passCreds, share bool) http.Header 
 	}
 	// A key set straight into the map ("authorization") escapes
 	// canonical lookups, yet a server reads it as the credential.
-	stray := !passCreds && hasStrayCredential(h)
-	if share && len(ep.header) == 0 && (passCreds || (!stray && !hasAnyKey(h, callerCredentials[:]))) {
+	if share && len(ep.header) == 0 && (passCreds || !hasCallerCredential(h)) {
 		return h
 	}
 	// Cloning copies the map's groups as they are, without rehashing: less
-	// than building a map key by key.
+	// than building a map key by key. One pass over the copy then drops the
+	// caller's credentials under any spelling; it costs less than deleting
+	// every credential name (most absent) and scanning for stray ones
+	// (BenchmarkRoundTripSturdy).
 	out := maps.Clone(h)
 	if !passCreds {
-		// The endpoint's own credentials replace the caller's below.
-		for _, k := range ep.strip {
-			delete(out, k)
-		}
-		if stray {
-			for k := range out {
-				if isStrayCredential(k) {
-					delete(out, k)
-				}
+		for k := range out {
+			if isCallerCredential(k) {
+				delete(out, k) // the endpoint's own credentials replace them below
 			}
 		}
 	}
@@ -233,36 +210,27 @@ func (ep *endpoint) outHeader(h http.Header, passCreds, share bool) http.Header 
 	return out
 }
 
-// hasStrayCredential reports whether h holds a caller credential under a
-// key that is not in canonical form.
-func hasStrayCredential(h http.Header) bool {
+// hasCallerCredential reports whether h holds a caller credential, under
+// its canonical key or any other spelling.
+func hasCallerCredential(h http.Header) bool {
 	for k := range h {
-		if isStrayCredential(k) {
+		if isCallerCredential(k) {
 			return true
 		}
 	}
 	return false
 }
 
-// isStrayCredential reports whether k names a caller credential in any
-// case but the canonical one (which callers of Header.Set get and exact
-// lookups find).
-func isStrayCredential(k string) bool {
-	switch len(k) { // the lengths of callerCredentials
+// isCallerCredential reports whether k names a caller credential, in any
+// case: a key set straight into the map ("authorization") escapes
+// canonical lookups, yet a server reads it as the credential.
+func isCallerCredential(k string) bool {
+	switch len(k) { // the lengths of the credential names
 	case len("Api-Key"), len("X-Api-Key"), len("Authorization"), len("X-Goog-Api-Key"):
-		for _, c := range callerCredentials {
-			if k != c && strings.EqualFold(k, c) {
+		for _, c := range pipeline.CallerCredentials {
+			if strings.EqualFold(k, c) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func hasAnyKey(h http.Header, keys []string) bool {
-	for _, k := range keys {
-		if _, ok := h[k]; ok {
-			return true
 		}
 	}
 	return false
@@ -276,12 +244,11 @@ func (ep *endpoint) setHeaders(h http.Header) {
 	}
 }
 
+// stripCallerCredentials drops the caller's credentials from h, under
+// any spelling.
 func stripCallerCredentials(h http.Header) {
-	for _, k := range callerCredentials {
-		delete(h, k)
-	}
 	for k := range h {
-		if isStrayCredential(k) {
+		if isCallerCredential(k) {
 			delete(h, k)
 		}
 	}

@@ -278,7 +278,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	w.served, w.call, w.callerCx = served, tc, req.Context()
 	resp.Request = req
 	// The call was answered when its winning attempt ended.
-	t.tel.RecordCallAt(tc, served.Outcome().End, served.Tier, served.Attempt.Endpoint.Name, sturdy.Success, served.Attempt.N)
+	t.tel.RecordCallAt(tc, served.Outcome().End, served.Tier, served.Attempt().Endpoint.Name, sturdy.Success, served.Attempt().N)
 	return resp, nil
 }
 

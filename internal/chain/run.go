@@ -38,13 +38,15 @@ type Call[T any] struct {
 // when the result is no longer in use (for an HTTP response, when its
 // body is closed).
 type Served struct {
-	Tier    int          // the index of the tier that served the call
-	Attempt attempt.Info // the winning attempt
+	Tier int // the index of the tier that served the call
 
 	w      attempt.Winner
 	permit ratelimit.Permit
 	cancel context.CancelCauseFunc
 }
+
+// Attempt returns the winning attempt.
+func (s *Served) Attempt() attempt.Info { return s.w.Info }
 
 // SetOutcome amends the winner's outcome before Release, for a result
 // that failed after it was handed over (a stream cut mid-way).
@@ -230,7 +232,7 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 		if r.haveLast {
 			release(r.call.Cleanup, r.last)
 		}
-		return v, Served{Tier: i, Attempt: w.Info, w: w, permit: permit, cancel: cancel}, nil
+		return v, Served{Tier: i, w: w, permit: permit, cancel: cancel}, nil
 	}
 	slow := cancel != nil && context.Cause(ctx) == errSlow && r.ctx.Err() == nil
 	if timer != nil {
