@@ -206,6 +206,7 @@ type tier struct {
 type shared struct {
 	failover *failover.Config
 	health   *health.Config
+	throttle *ratelimit.ThrottleConfig
 }
 
 var noBackoff = failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1}
@@ -319,6 +320,9 @@ func runHTTP(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	if o.health != nil {
 		opts = append(opts, httpmw.WithHealth(*o.health))
 	}
+	if o.throttle != nil {
+		opts = append(opts, httpmw.WithThrottle(*o.throttle))
+	}
 	for _, ti := range tiers {
 		var eps []httpmw.Endpoint
 		for _, name := range ti.eps {
@@ -357,6 +361,9 @@ func runGRPC(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	}
 	if o.health != nil {
 		opts = append(opts, grpcmw.WithHealth(*o.health))
+	}
+	if o.throttle != nil {
+		opts = append(opts, grpcmw.WithThrottle(*o.throttle))
 	}
 	for _, ti := range tiers {
 		var eps []grpcmw.Endpoint
@@ -420,3 +427,86 @@ func TestAdaptersRejectAlike(t *testing.T) {
 }
 
 var hedgeBad = hedge.Config{Quantile: 2}
+
+// Both adapters send the primary tier the caller's request as written and
+// rewrite it for a later tier with a Model: the hook is called for the
+// same tiers, and the servers see the same models.
+func TestAdaptersRewriteTheSameTiers(t *testing.T) {
+	tiers := []tier{{degrade.Tier{Name: "big", Model: "m1"}, []string{"a"}}, {degrade.Tier{Name: "small", Model: "m2"}, []string{"c"}}}
+	s := script{"a": {"down"}}
+
+	var httpTiers, grpcTiers []string
+	var mu sync.Mutex
+	base := &httpBase{s: s}
+	var eps [][]httpmw.Endpoint
+	opts := []httpmw.Option{httpmw.WithBalancer(roundRobin),
+		httpmw.WithModelRewrite(func(tier degrade.Tier, _ *http.Request, body []byte) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			httpTiers = append(httpTiers, tier.Name)
+			return []byte(strings.Replace(string(body), `"m"`, `"`+tier.Model+`"`, 1)), nil
+		})}
+	for _, ti := range tiers {
+		var e []httpmw.Endpoint
+		for _, name := range ti.eps {
+			e = append(e, httpmw.URL(name, "http://"+name, nil))
+		}
+		eps = append(eps, e)
+		opts = append(opts, httpmw.WithTier(ti.t, e...))
+	}
+	tr, err := httpmw.NewTransport(base, opts...)
+	require.NoError(t, err)
+	defer tr.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+
+	cnt := &counter{}
+	c, err := grpcmw.New(grpcmw.WithBalancer(roundRobin),
+		grpcmw.WithTier(tiers[0].t, grpcmw.Conn("a", grpcConn{ep: "a", s: s, c: cnt})),
+		grpcmw.WithTier(tiers[1].t, grpcmw.Conn("c", grpcConn{ep: "c", s: s, c: cnt})),
+		grpcmw.WithModelRewrite(func(tier degrade.Tier, _ string, req any) (any, error) {
+			grpcTiers = append(grpcTiers, tier.Name)
+			return req, nil
+		}))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, &testpb.SimpleResponse{}))
+
+	assert.Equal(t, []string{"small"}, httpTiers, "httpmw rewrote a tier other than the fallback")
+	assert.Equal(t, httpTiers, grpcTiers, "the adapters rewrite different tiers")
+}
+
+// With the same seeded throttle, both adapters throttle the same calls.
+func TestAdaptersThrottleAlike(t *testing.T) {
+	tiers := []tier{{degrade.Tier{Name: "big"}, []string{"a"}}, {degrade.Tier{Name: "small"}, []string{"c"}}}
+	s := script{"a": {"down"}}
+	logs := map[string][]event{}
+	for _, adapter := range []string{"httpmw", "grpcmw"} {
+		rec := &recorder{}
+		run := runHTTP
+		if adapter == "grpcmw" {
+			run = runGRPC
+		}
+		served := run(t, tiers, shared{failover: &failover.Config{MaxAttempts: 1}, throttle: &ratelimit.ThrottleConfig{K: 1, Seed: 7},
+			health: &health.Config{ConsecutiveFailures: -1, FailureRate: -1}}, s, 40, rec) // health never skips the tier
+
+		for _, tier := range served {
+			require.Equal(t, "small", tier)
+		}
+		logs[adapter] = rec.events
+	}
+	assert.Equal(t, logs["httpmw"], logs["grpcmw"])
+	attempts, throttled := 0, 0
+	for _, e := range logs["httpmw"] {
+		if e.Kind == "attempt" && e.Endpoint == "a" {
+			attempts++
+		}
+		if e.Kind == "fallback" && e.What == string(sturdy.FallbackLimited) {
+			throttled++
+		}
+	}
+	assert.Positive(t, throttled, "the refusing tier was never throttled")
+	assert.Equal(t, 40, attempts+throttled)
+}
