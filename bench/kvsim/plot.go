@@ -1,12 +1,12 @@
 package kvsim
 
 import (
+	"image/color"
 	"math"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -34,7 +34,8 @@ func (s *Suite) barChart(file, title, ylabel string, f func(Summary) float64, ti
 	if ticks != nil {
 		p.Y.Tick.Marker = ticks
 	}
-	w := vg.Points(7)
+	w := vg.Points(9)
+	top := 0.0
 	n := len(s.Clients)
 	var names []string
 	for _, sp := range s.Specs {
@@ -45,6 +46,7 @@ func (s *Suite) barChart(file, title, ylabel string, f func(Summary) float64, ti
 		for j, sp := range s.Specs {
 			if m, ok := s.Summary(sp.Name, c); ok {
 				vals[j] = f(m)
+				top = max(top, vals[j])
 			}
 		}
 		bars, err := plotter.NewBarChart(vals, w)
@@ -52,14 +54,23 @@ func (s *Suite) barChart(file, title, ylabel string, f func(Summary) float64, ti
 			return err
 		}
 		bars.LineStyle.Width = 0
-		bars.Color = plotutil.Color(i)
+		bars.Color = palette[i%len(palette)]
 		bars.Offset = vg.Length(float64(i)-float64(n-1)/2) * w
 		p.Add(bars)
 		p.Legend.Add(c, bars)
 	}
 	p.NominalX(names...)
 	p.Y.Min = 0
+	p.Y.Max = top * 1.45 // room for the legend above the bars
 	return p.Save(12*vg.Inch, 5*vg.Inch, file)
+}
+
+// palette tells eight clients apart (plotutil's has seven).
+var palette = []color.Color{
+	color.RGBA{0xe4, 0x1a, 0x1c, 0xff}, color.RGBA{0x37, 0x7e, 0xb8, 0xff},
+	color.RGBA{0x4d, 0xaf, 0x4a, 0xff}, color.RGBA{0xff, 0x7f, 0x00, 0xff},
+	color.RGBA{0x98, 0x4e, 0xa3, 0xff}, color.RGBA{0x40, 0x40, 0x40, 0xff},
+	color.RGBA{0xf7, 0x81, 0xbf, 0xff}, color.RGBA{0xa6, 0x56, 0x28, 0xff},
 }
 
 // msTicks labels an axis of log10(milliseconds).

@@ -2,6 +2,7 @@ package kvsim
 
 import (
 	"fmt"
+	"github.com/sturdyai/sturdy/balancer"
 	"slices"
 	"time"
 )
@@ -14,6 +15,23 @@ type Options struct {
 	Specs   []Spec
 	Clients []Client
 	Log     func(format string, args ...any)
+	// Sweep, if set, also runs PrefixAffinity's knobs over SweepSpecs
+	// for the first seed.
+	Sweep bool
+}
+
+// SweepSpecs are the workloads of the knob sweep: the ones where the
+// knobs change the outcome.
+var SweepSpecs = []string{"shared-context", "chat", "hot-prefixes"}
+
+// SweepRow is one PrefixAffinity setting on one workload, with one client
+// and with NumClients.
+type SweepRow struct {
+	Workload  string
+	Bound     float64 // AffinityLoadBound
+	MinBlocks int
+	Index     bool
+	One, Many Result
 }
 
 // Suite is every run of a comparison.
@@ -22,6 +40,7 @@ type Suite struct {
 	Clients []string
 	Seeds   []uint64
 	Runs    []Result
+	Sweep   []SweepRow
 	Elapsed time.Duration
 }
 
@@ -52,6 +71,11 @@ func RunSuite(o Options) (*Suite, error) {
 			if o.Log != nil {
 				o.Log("kvsim: %s seed %d: %d requests, %v so far", sp.Name, seed, len(w.Requests), time.Since(start).Round(time.Millisecond))
 			}
+		}
+	}
+	if o.Sweep && len(o.Seeds) > 0 {
+		if err := s.sweep(o.Seeds[0], o.Scale); err != nil {
+			return nil, err
 		}
 	}
 	s.Elapsed = time.Since(start)
@@ -124,11 +148,11 @@ type Check struct {
 }
 
 // Checks measures the targets for each PrefixAffinity client
-// (single and ×4, defaults and ε=1).
+// (single and ×4, defaults and tuned).
 func (s *Suite) Checks() []Check {
 	var out []Check
 	get := func(w, c string) (Summary, bool) { return s.Summary(w, c) }
-	for _, aff := range []string{"prefix-affinity", "prefix-affinity ε=1"} {
+	for _, aff := range []string{"prefix-affinity", "prefix-affinity tuned"} {
 		multi := aff + " ×4"
 		for _, w := range []string{"shared-context", "events"} {
 			a, ok1 := get(w, aff)
@@ -176,9 +200,6 @@ func (s *Suite) Checks() []Check {
 	return out
 }
 
-// clientIndex orders names as the suite's clients.
-func (s *Suite) clientIndex(name string) int { return slices.Index(s.Clients, name) }
-
 func fmtDur(d time.Duration) string {
 	switch {
 	case d >= 10*time.Second:
@@ -187,4 +208,33 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2f s", d.Seconds())
 	}
 	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
+
+func (s *Suite) sweep(seed uint64, scale float64) error {
+	for _, sp := range Specs {
+		if !slices.Contains(SweepSpecs, sp.Name) {
+			continue
+		}
+		w := sp.Gen(seed, scale)
+		for _, eps := range []float64{0.25, 0.5, 1} {
+			for _, mb := range []int{4, 32} {
+				for _, idx := range []bool{true, false} {
+					cfg := balancer.Config{Policy: balancer.PrefixAffinity, AffinityLoadBound: eps, AffinityMinBlocks: mb}
+					if !idx {
+						cfg.AffinityIndex = -1
+					}
+					row := SweepRow{Workload: sp.Name, Bound: eps, MinBlocks: mb, Index: idx}
+					var err error
+					if row.One, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, 1), seed); err != nil {
+						return err
+					}
+					if row.Many, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, NumClients), seed); err != nil {
+						return err
+					}
+					s.Sweep = append(s.Sweep, row)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -2,7 +2,7 @@
 // bench/kvsim) and writes its report, KVSIM.md, and PNG plots into a
 // directory.
 //
-//	go run ./bench/cmd/kvsim -out /tmp/kvsim            # the published configuration
+//	go run ./bench/cmd/kvsim -out bench/kvsim/report   # the published report
 //	go run ./bench/cmd/kvsim -out /tmp/kvsim -seeds 1 -scale 0.25   # a quick look
 package main
 
@@ -19,16 +19,17 @@ import (
 
 func main() {
 	var (
-		out   = flag.String("out", "kvsim-report", "directory for KVSIM.md and the PNG plots")
-		seeds = flag.Int("seeds", 3, "number of seeds (1, 2, …)")
-		scale = flag.Float64("scale", 1, "multiplies every workload's duration")
-		only  = flag.String("only", "", "comma-separated workload names (default all)")
+		out     = flag.String("out", "kvsim-report", "directory for KVSIM.md and the PNG plots")
+		seeds   = flag.Int("seeds", 3, "number of seeds (1, 2, …)")
+		scale   = flag.Float64("scale", 1, "multiplies every workload's duration")
+		only    = flag.String("only", "", "comma-separated workload names (default all)")
+		nosweep = flag.Bool("nosweep", false, "skip the sweep of PrefixAffinity's knobs")
 	)
 	flag.Parse()
 	if *seeds < 1 {
 		log.Fatal("kvsim: -seeds must be at least 1")
 	}
-	o := kvsim.Options{Scale: *scale, Log: log.Printf}
+	o := kvsim.Options{Scale: *scale, Log: log.Printf, Sweep: !*nosweep}
 	for i := range *seeds {
 		o.Seeds = append(o.Seeds, uint64(i+1))
 	}
