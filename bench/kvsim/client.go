@@ -39,7 +39,7 @@ type Client struct {
 // Clients compared in the report, in order.
 func Clients() []Client {
 	return []Client{
-		Balancer("round-robin", balancer.Config{Policy: balancer.RoundRobin}, 1),
+		Balancer("round-robin", RoundRobinConfig, 1),
 		Balancer("p2c-peak-ewma", balancer.Config{Policy: balancer.P2CPeakEWMA}, 1),
 		Balancer("least-outstanding", balancer.Config{Policy: balancer.LeastOutstanding}, 1),
 		Balancer("prefix-affinity", AffinityConfig, 1),
@@ -49,6 +49,9 @@ func Clients() []Client {
 		Balancer("prefix-affinity tuned ×4", TunedConfig, NumClients),
 	}
 }
+
+// RoundRobinConfig is the round-robin client's configuration.
+var RoundRobinConfig = balancer.Config{Policy: balancer.RoundRobin}
 
 // AffinityConfig is the PrefixAffinity client's configuration: the
 // library's defaults (AffinityMinBlocks 4, AffinityLoadBound 0.25,

@@ -91,12 +91,13 @@ func base(name string, scale float64) Workload {
 
 // gen is a seeded generator of arrivals and block contents.
 type gen struct {
-	rng *rand.Rand
-	w   *Workload
+	rng  *rand.Rand
+	w    *Workload
+	seed uint64
 }
 
 func newGen(w *Workload, seed, salt uint64) *gen {
-	return &gen{rng: rand.New(rand.NewPCG(seed, salt)), w: w}
+	return &gen{rng: rand.New(rand.NewPCG(seed, salt)), w: w, seed: seed}
 }
 
 // poisson calls f at each arrival of a Poisson process of rate per second
@@ -154,7 +155,7 @@ func mix(a, b uint64) uint64 {
 func (g *gen) finish() Workload {
 	// Client assignment draws from its own stream, so that it never
 	// changes the arrivals.
-	r := rand.New(rand.NewPCG(uint64(len(g.w.Requests)), 0xc11e))
+	r := rand.New(rand.NewPCG(g.seed, 0xc11e))
 	for i := range g.w.Requests {
 		g.w.Requests[i].Client = r.IntN(NumClients)
 	}
