@@ -42,7 +42,7 @@ type sim struct {
 }
 
 // Run simulates w served by a fleet of hw replicas, routed by the router
-// that newRouter builds, in virtual time: the same inputs give the same
+// that c builds (seeded with seed), in virtual time: the same inputs give the same
 // Result. Its cost is a few operations per request and per scheduler
 // iteration.
 func Run(w *Workload, hw Hardware, c Client, seed uint64) (Result, error) {
@@ -100,7 +100,6 @@ func (s *sim) arrive(now time.Duration, req *Request) error {
 		measured: now >= s.w.Warmup}
 	rp.queue = append(rp.queue, j)
 	rp.inflight++
-	s.stats.arrive(j)
 	s.kick(rp, now)
 	return nil
 }
@@ -190,8 +189,6 @@ func newStats(w *Workload) stats {
 	}
 	return st
 }
-
-func (st *stats) arrive(*job) {}
 
 func (st *stats) first(j *job, at time.Duration) {
 	if j.measured {

@@ -304,4 +304,4 @@ func Zipf(seed uint64, scale float64) Workload {
 }
 
 // sharedRate is SharedContext's arrivals a second.
-var sharedRate = 20.0
+const sharedRate = 20.0
