@@ -8,7 +8,11 @@
 // balancer beside a plain atomic round-robin. Package sim holds the load
 // simulations over fake model servers on loopback, with a smoke test for
 // CI; cmd/sim runs them, and cmd/all runs everything and writes
-// BENCHMARKS.md and bench/plots/*.png from what it measured:
+// BENCHMARKS.md and bench/plots/*.png from what it measured. Package kvsim
+// simulates cache-aware routing (PrefixAffinity beside cache-blind
+// policies and an oracle) over modelled vLLM replicas in virtual time;
+// cmd/kvsim writes its report, bench/kvsim/report/KVSIM.md:
 //
 //	go run ./bench/cmd/all
+//	go run ./bench/cmd/kvsim -out bench/kvsim/report
 package bench
