@@ -27,7 +27,7 @@
 //
 // Each attempt that another may follow is bounded by an attempt timeout
 // learned from the policy's recent successful latencies (3 × p99, at
-// least 100ms, once 100 are in), so that a stuck endpoint costs a
+// least 250ms, once 100 are in), so that a stuck endpoint costs a
 // failover rather than the call; the last attempt runs to the caller's
 // deadline. Config.AttemptTimeout fixes it or turns it off.
 //

@@ -41,8 +41,9 @@ type Config struct {
 	// adaptive timeout waits for before it bounds anything. Zero means 100.
 	AttemptTimeoutMinSamples int
 	// MinAttemptTimeout is the adaptive timeout's floor, so that a pause
-	// of the client's own (GC, scheduling) on a very fast endpoint does
-	// not look like a stuck server. Zero means 100ms.
+	// of the client's own (GC, a busy host's scheduler) on a very fast
+	// endpoint does not look like a stuck server: the adaptive timeout
+	// detects stuck endpoints, hedging cuts tails. Zero means 250ms.
 	MinAttemptTimeout time.Duration
 	// MaxRetryAfterWait caps how long a call waits for a server's
 	// Retry-After once every endpoint has been tried. Zero means 1s;

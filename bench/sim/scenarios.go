@@ -179,7 +179,7 @@ func SlowReplica(ctx context.Context, o Options) (*Result, error) {
 		"b0's growing outstanding count and first slow answers made it look expensive to Peak-EWMA, cannot finish within 1s: "+
 		"no balancer can save them, so the success rate depends on how many calls the run has in all. Linkerd measured over a longer run. "+
 		"A per-attempt timeout lets failover move those calls to another replica in time; by default it is learned "+
-		"(3 × p99 of the tier's recent successful attempts, at least 100 ms), so no configuration is needed.")
+		"(3 × p99 of the tier's recent successful attempts, at least 250 ms), so no configuration is needed.")
 	res.Plot = "scenario2.png"
 	if o.PlotDir != "" {
 		if err := QuantilePlot(o.PlotDir+"/"+res.Plot, "One of 11 replicas at 2s (1s timeout)", rows); err != nil {

@@ -146,8 +146,8 @@ func TestLoopWithLearningPolicies(t *testing.T) {
 			t.Fatalf("outage: %.3f attempts per call, want ≤ 1.05 (the floor: 3/s at 100 calls/s)", per)
 		}
 		run(20, random) // recover
-		if d := p.AttemptTimeout(1); d < 100*time.Millisecond || d > 200*time.Millisecond {
-			t.Fatalf("learned attempt timeout %v, want the 100ms floor over 3 × p99 of 20ms", d)
+		if d := p.AttemptTimeout(1); d != 250*time.Millisecond {
+			t.Fatalf("learned attempt timeout %v, want the 250ms floor over 3 × p99 of 20ms", d)
 		}
 		// Endpoint a gets stuck: its attempts are cut at the learned
 		// timeout and the call fails over.

@@ -38,7 +38,7 @@ const (
 	defaultTimeoutQuantile   = 0.99
 	defaultTimeoutMultiplier = 3
 	defaultTimeoutMinSamples = 100
-	defaultMinAttemptTimeout = 100 * time.Millisecond
+	defaultMinAttemptTimeout = 250 * time.Millisecond
 	defaultBudgetMaxRatio    = 1.0
 	timeoutWindow            = 1000 // observations per sketch window
 )
@@ -88,7 +88,7 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		errs = append(errs, fmt.Errorf("failover: AttemptTimeoutMinSamples is %d; it must not be negative (0 means 100)", cfg.AttemptTimeoutMinSamples))
 	}
 	if cfg.MinAttemptTimeout < 0 {
-		errs = append(errs, fmt.Errorf("failover: MinAttemptTimeout is %v; it must not be negative (0 means 100ms)", cfg.MinAttemptTimeout))
+		errs = append(errs, fmt.Errorf("failover: MinAttemptTimeout is %v; it must not be negative (0 means 250ms)", cfg.MinAttemptTimeout))
 	}
 	if cfg.BudgetMaxRatio < 0 || cfg.BudgetMaxRatio > 1000 {
 		errs = append(errs, fmt.Errorf("failover: BudgetMaxRatio is %v; use retries per call such as 1 (0 means 1)", cfg.BudgetMaxRatio))

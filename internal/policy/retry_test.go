@@ -40,13 +40,14 @@ func TestAdaptiveTimeout(t *testing.T) {
 		n        int // attempt number asked about
 		min, max time.Duration
 	}{
-		{"none while warming up", RetryConfig{}, 99, 1, 0, 0},
-		{"3 × p99 once warm", RetryConfig{}, 100, 1, 150 * time.Millisecond, 160 * time.Millisecond},
-		{"second attempt bounded too", RetryConfig{}, 100, 2, 150 * time.Millisecond, 160 * time.Millisecond},
+		{"none while warming up", RetryConfig{MinAttemptTimeout: time.Millisecond}, 99, 1, 0, 0},
+		{"3 × p99 once warm", RetryConfig{MinAttemptTimeout: time.Millisecond}, 100, 1, 150 * time.Millisecond, 160 * time.Millisecond},
+		{"second attempt bounded too", RetryConfig{MinAttemptTimeout: time.Millisecond}, 100, 2, 150 * time.Millisecond, 160 * time.Millisecond},
 		{"last attempt runs to the deadline", RetryConfig{}, 1000, 3, 0, 0},
-		{"floor", RetryConfig{MinAttemptTimeout: time.Second}, 100, 1, time.Second, time.Second},
+		{"floor (default 250ms)", RetryConfig{}, 100, 1, 250 * time.Millisecond, 250 * time.Millisecond},
+		{"own floor", RetryConfig{MinAttemptTimeout: time.Second}, 100, 1, time.Second, time.Second},
 		{"own quantile and margin", RetryConfig{AttemptTimeoutQuantile: 0.5, AttemptTimeoutMultiplier: 2, MinAttemptTimeout: time.Millisecond}, 100, 1, 100 * time.Millisecond, 105 * time.Millisecond},
-		{"own sample count", RetryConfig{AttemptTimeoutMinSamples: 10}, 10, 1, 150 * time.Millisecond, 160 * time.Millisecond},
+		{"own sample count", RetryConfig{AttemptTimeoutMinSamples: 10, MinAttemptTimeout: time.Millisecond}, 10, 1, 150 * time.Millisecond, 160 * time.Millisecond},
 		{"fixed overrides", RetryConfig{AttemptTimeout: 7 * time.Second}, 1000, 1, 7 * time.Second, 7 * time.Second},
 		{"fixed bounds the last attempt too", RetryConfig{AttemptTimeout: 7 * time.Second}, 1000, 3, 7 * time.Second, 7 * time.Second},
 		{"negative disables", RetryConfig{AttemptTimeout: -1}, 1000, 1, 0, 0},
@@ -63,7 +64,7 @@ func TestAdaptiveTimeout(t *testing.T) {
 }
 
 func TestAdaptiveTimeoutFollowsLatencies(t *testing.T) {
-	p := mustRetry(t, RetryConfig{})
+	p := mustRetry(t, RetryConfig{MinAttemptTimeout: time.Millisecond})
 	for range 2000 {
 		p.Observe(sturdy.First, success(50*time.Millisecond))
 	}
