@@ -96,7 +96,7 @@ func TotalOutage(ctx context.Context, o Options) (*Result, error) {
 		clients = []clientSpec{clients[0], clients[2]}
 	}
 	rows, err := suite(ctx, o, 7, []runSpec{spec}, clients, nil)
-	res := &Result{ID: 7, Title: "Total outage, no probes", Rows: rows,
+	res := &Result{ID: 7, Title: "Total outage, no probes", Rows: rows, Outage: true,
 		Setup: setup + " Every backend answers 503 to every request for the whole run."}
 	res.Elapsed = time.Since(t0)
 	if err != nil {
