@@ -37,3 +37,24 @@ func ExampleDo_givingUp() {
 	fmt.Println(errors.Is(err, sturdy.ErrUnavailable), len(se.Attempts))
 	// Output: true 3
 }
+
+// In an outage retries cannot help. The default budget learns that from
+// the retries that fail and keeps to its floor (3 retries per second);
+// the flat budget of the SRE book (BudgetRatio 0.1) still retries 10% of
+// the calls on top of it.
+func ExampleConfig_budgetInAnOutage() {
+	down := func(context.Context, *sturdy.Endpoint) (int, error) { return 0, sturdy.ErrUnavailable }
+	for _, cfg := range []failover.Config{
+		{BaseBackoff: -1},                   // learning budget (default)
+		{BaseBackoff: -1, BudgetRatio: 0.1}, // the flat budget
+	} {
+		policy, _ := failover.New(cfg)
+		for range 1000 {
+			_, _ = failover.Do(context.Background(), policy, nil, down)
+		}
+		fmt.Printf("BudgetRatio %v: %d retries for 1000 calls\n", cfg.BudgetRatio, policy.Stats().Retries)
+	}
+	// Output:
+	// BudgetRatio 0: 30 retries for 1000 calls
+	// BudgetRatio 0.1: 130 retries for 1000 calls
+}

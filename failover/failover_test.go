@@ -26,7 +26,11 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"negative attempts", Config{MaxAttempts: -1}, "MaxAttempts"},
 		{"negative max backoff", Config{MaxBackoff: -time.Second}, "MaxBackoff"},
-		{"negative attempt timeout", Config{AttemptTimeout: -1}, "AttemptTimeout"},
+		{"attempt timeout quantile of 1", Config{AttemptTimeoutQuantile: 1}, "AttemptTimeoutQuantile"},
+		{"attempt timeout multiplier under 1", Config{AttemptTimeoutMultiplier: 0.5}, "AttemptTimeoutMultiplier"},
+		{"negative attempt timeout samples", Config{AttemptTimeoutMinSamples: -1}, "AttemptTimeoutMinSamples"},
+		{"negative attempt timeout floor", Config{MinAttemptTimeout: -1}, "MinAttemptTimeout"},
+		{"negative budget ceiling", Config{BudgetMaxRatio: -1}, "BudgetMaxRatio"},
 		{"negative window", Config{BudgetWindow: -1}, "BudgetWindow"},
 	}
 	for _, tc := range tests {
@@ -80,13 +84,14 @@ func TestRetryableClasses(t *testing.T) {
 	}
 }
 
-// TestBudgetBoundsAmplification pins the SRE book's claim: with every
-// endpoint failing, three attempts per call become about 1.1.
+// TestBudgetBoundsAmplification pins the SRE book's claim for the fixed
+// budget (BudgetRatio 0.1, the default before the learning budget): with
+// every endpoint failing, three attempts per call become about 1.1.
 func TestBudgetBoundsAmplification(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const floor = 3.0
 		const ratePerSecond = 100
-		p, err := New(Config{MaxAttempts: 3, BaseBackoff: -1, BudgetMinPerSecond: floor})
+		p, err := New(Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: 0.1, BudgetMinPerSecond: floor})
 		if err != nil {
 			t.Fatal(err)
 		}

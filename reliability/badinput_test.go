@@ -67,7 +67,7 @@ func TestInvalidConfigurationIsRejectedNamingTheField(t *testing.T) {
 		{"probe jitter 1", []httpmw.Option{okTier, httpmw.WithProbes(health.ProbeConfig{Jitter: 1})}, "Jitter"},
 		{"negative probe interval", []httpmw.Option{okTier, httpmw.WithProbes(health.ProbeConfig{Interval: -1})}, "Interval"},
 		{"failover MaxAttempts", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{MaxAttempts: -1})}, "MaxAttempts"},
-		{"failover AttemptTimeout", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{AttemptTimeout: -1})}, "AttemptTimeout"},
+		{"failover AttemptTimeoutQuantile", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{AttemptTimeoutQuantile: 1})}, "AttemptTimeoutQuantile"},
 		{"failover BudgetWindow", []httpmw.Option{okTier, httpmw.WithFailover(failover.Config{BudgetWindow: -1})}, "BudgetWindow"},
 		{"hedge Quantile", []httpmw.Option{okTier, httpmw.WithHedge(hedge.Config{Quantile: 1})}, "Quantile"},
 		{"hedge Delay", []httpmw.Option{okTier, httpmw.WithHedge(hedge.Config{Delay: -1})}, "Delay"},

@@ -13,6 +13,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -42,7 +43,10 @@ type BackendConfig struct {
 	// service time.
 	StallProb   float64
 	StallFactor float64
-	Seed        uint64
+	// FailStatus is the status of a failed request (SetFailProb); zero
+	// means 500.
+	FailStatus int
+	Seed       uint64
 }
 
 // MeanToMedian returns the median of a lognormal with the given mean.
@@ -200,7 +204,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = io.WriteString(w, `{"error":{"type":"rate_limit_exceeded"}}`)
 	case replyFailed:
-		w.WriteHeader(http.StatusInternalServerError)
+		w.WriteHeader(cmp.Or(b.cfg.FailStatus, http.StatusInternalServerError))
 		_, _ = io.WriteString(w, `{"error":{"type":"server_error"}}`)
 	case replyOK:
 		w.Header().Set("Content-Type", "application/json")

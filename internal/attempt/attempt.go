@@ -21,9 +21,9 @@ type Info struct {
 type Retry interface {
 	// MaxAttempts is the cap on attempts per call, the first included.
 	MaxAttempts() int
-	// AttemptTimeout bounds one attempt, until its function returns; zero
-	// means none.
-	AttemptTimeout() time.Duration
+	// AttemptTimeout bounds attempt n (1-based), until its function
+	// returns; zero means none.
+	AttemptTimeout(n int) time.Duration
 	// Retryable reports whether a failure of class c may be retried.
 	Retryable(c sturdy.Class) bool
 	// Backoff is the wait before retry n (1-based), already jittered.
@@ -35,6 +35,10 @@ type Retry interface {
 	Deposit(now time.Time)
 	// AllowRetry withdraws one retry from the budget, if it has one.
 	AllowRetry(now time.Time) bool
+	// Observe learns from an attempt of kind kind that ended with o. It
+	// is called for every attempt except those that lost to another or
+	// that the caller cancelled, from any of the call's goroutines.
+	Observe(kind sturdy.AttemptKind, o sturdy.Outcome)
 }
 
 // Hedge is what the loop needs of a hedging policy (hedge.Policy).
@@ -210,11 +214,18 @@ func (s *Spec) retryAfterWait() time.Duration {
 	return s.Retry.MaxRetryAfterWait()
 }
 
-func (s *Spec) attemptTimeout() time.Duration {
+func (s *Spec) attemptTimeout(n int) time.Duration {
 	if s.Retry == nil {
 		return 0
 	}
-	return s.Retry.AttemptTimeout()
+	return s.Retry.AttemptTimeout(n)
+}
+
+// observe tells the retry policy how an attempt ended.
+func (s *Spec) observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
+	if s.Retry != nil && o.Class != sturdy.Canceled {
+		s.Retry.Observe(kind, o)
+	}
 }
 
 func release[T any](cleanup func(T), v T) {

@@ -22,10 +22,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type retryPol struct {
 	max     int
 	timeout time.Duration
+	perN    []time.Duration // timeout of attempt n at [n-1]; overrides timeout
 	backoff time.Duration
 	raWait  time.Duration
 	budget  atomic.Int64 // retries left; negative: unlimited
 	deposit atomic.Int64
+
+	mu       sync.Mutex
+	observed []observation
+}
+
+type observation struct {
+	kind  sturdy.AttemptKind
+	class sturdy.Class
 }
 
 func newRetry(max int) *retryPol {
@@ -34,12 +43,27 @@ func newRetry(max int) *retryPol {
 	return r
 }
 
-func (r *retryPol) MaxAttempts() int                 { return r.max }
-func (r *retryPol) AttemptTimeout() time.Duration    { return r.timeout }
+func (r *retryPol) MaxAttempts() int { return r.max }
+func (r *retryPol) AttemptTimeout(n int) time.Duration {
+	if n-1 < len(r.perN) {
+		return r.perN[n-1]
+	}
+	return r.timeout
+}
 func (r *retryPol) Retryable(c sturdy.Class) bool    { return c.RetryElsewhere() }
 func (r *retryPol) Backoff(int) time.Duration        { return r.backoff }
 func (r *retryPol) MaxRetryAfterWait() time.Duration { return r.raWait }
 func (r *retryPol) Deposit(time.Time)                { r.deposit.Add(1) }
+func (r *retryPol) observations() []observation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.observed)
+}
+func (r *retryPol) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observed = append(r.observed, observation{kind, o.Class})
+}
 func (r *retryPol) AllowRetry(time.Time) bool {
 	for {
 		b := r.budget.Load()

@@ -264,7 +264,7 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
-	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout())
+	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started))
 	c.cancels = append(c.cancels, cancel)
 	c.inN++
 	return prepared{info: a, done: done, actx: actx, cancel: cancel, hctx: c.s.start(actx, a), timer: timer}, nil
@@ -307,6 +307,8 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	}
 	if r.lost {
 		r.out = sturdy.Outcome{Class: sturdy.Canceled, Latency: r.out.Latency, End: r.out.End, Err: errLost}
+	} else {
+		c.s.observe(p.info.Kind, r.out)
 	}
 	return r
 }

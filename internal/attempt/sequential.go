@@ -40,7 +40,6 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 	var tried []string
 	var attempts []sturdy.Attempt
 	maxN := s.maxAttempts()
-	timeout := s.attemptTimeout()
 
 	var last T // the latest failed attempt's value, owned until superseded
 	haveLast := false
@@ -73,13 +72,14 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		}
 		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier, TierName: s.TierName}
 
-		actx, cancel, timer := attemptCtx(ctx, false, timeout)
+		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n))
 		hctx := s.start(actx, a)
 		if n > 1 {
 			start = time.Now() // the first attempt starts when the call does
 		}
 		v, out := fn(hctx, a)
 		out = classify(ctx, actx, out, start, stopTimer(timer))
+		s.observe(kind, out)
 
 		if out.Class == sturdy.Success {
 			if s.Hedge != nil {

@@ -9,4 +9,10 @@
 // With every endpoint failing, extra attempts are bounded by
 // Ratio × calls + MinPerSecond × TTL-seconds in any TTL window: the SRE
 // book's "3× becomes 1.1×" for Ratio = 0.1.
+//
+// Learning is the budget failover uses by default: its ratio is not fixed
+// but learned from whether retries succeed (see its doc), in the spirit of
+// gRPC's retry throttling (gRFC A6), whose token bucket is drained by
+// failures and refilled by successes. In an outage it allows only the
+// floor; with random failures that retries cure, up to MaxRatio per call.
 package budget

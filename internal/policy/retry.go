@@ -10,21 +10,38 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/budget"
+	"github.com/sturdyai/sturdy/internal/quantile"
 )
 
 // RetryConfig is failover.Config, field for field (failover converts
 // one to the other; the field docs are there).
 type RetryConfig struct {
-	MaxAttempts        int
-	BaseBackoff        time.Duration
-	MaxBackoff         time.Duration
-	AttemptTimeout     time.Duration
-	MaxRetryAfterWait  time.Duration
-	BudgetRatio        float64
-	BudgetMinPerSecond float64
-	BudgetWindow       time.Duration
-	Retryable          func(sturdy.Class) bool
+	MaxAttempts              int
+	BaseBackoff              time.Duration
+	MaxBackoff               time.Duration
+	AttemptTimeout           time.Duration
+	AttemptTimeoutQuantile   float64
+	AttemptTimeoutMultiplier float64
+	AttemptTimeoutMinSamples int
+	MinAttemptTimeout        time.Duration
+	MaxRetryAfterWait        time.Duration
+	BudgetRatio              float64
+	BudgetMaxRatio           float64
+	BudgetMinPerSecond       float64
+	BudgetWindow             time.Duration
+	Retryable                func(sturdy.Class) bool
 }
+
+// Defaults of the adaptive attempt timeout and the learning budget
+// (failover.Config documents them and README.md gives their sources).
+const (
+	defaultTimeoutQuantile   = 0.99
+	defaultTimeoutMultiplier = 3
+	defaultTimeoutMinSamples = 100
+	defaultMinAttemptTimeout = 250 * time.Millisecond
+	defaultBudgetMaxRatio    = 1.0
+	timeoutWindow            = 1000 // observations per sketch window
+)
 
 // Retry is failover.Policy's implementation, with the methods only the
 // attempt loop may call (Deposit, AllowRetry, Backoff). It is safe for
@@ -35,7 +52,18 @@ type Retry struct {
 	attemptTimeout time.Duration
 	raWait         time.Duration
 	retryable      func(sturdy.Class) bool
-	budget         *budget.Budget // nil: unlimited
+	budget         *budget.Budget   // fixed budget; nil: none or learning
+	learning       *budget.Learning // learning budget; nil: none or fixed
+
+	// The adaptive attempt timeout (sketch nil when AttemptTimeout is
+	// set): recomputed once minSamples successes are in, then every
+	// refreshEvery successes; reading it is one atomic load.
+	sketch     *quantile.Sketch
+	q, mult    float64
+	minSamples int64
+	minTimeout time.Duration
+	timeout    atomic.Int64
+	observed   atomic.Int64
 
 	refused atomic.Uint64
 	retries atomic.Uint64
@@ -50,8 +78,20 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 	if cfg.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("failover: MaxBackoff is %v; it must not be negative", cfg.MaxBackoff))
 	}
-	if cfg.AttemptTimeout < 0 {
-		errs = append(errs, fmt.Errorf("failover: AttemptTimeout is %v; it must not be negative (0 means none)", cfg.AttemptTimeout))
+	if cfg.AttemptTimeoutQuantile < 0 || cfg.AttemptTimeoutQuantile >= 1 {
+		errs = append(errs, fmt.Errorf("failover: AttemptTimeoutQuantile is %v; it must be in (0, 1), e.g. 0.99 (0 means 0.99)", cfg.AttemptTimeoutQuantile))
+	}
+	if cfg.AttemptTimeoutMultiplier != 0 && cfg.AttemptTimeoutMultiplier < 1 {
+		errs = append(errs, fmt.Errorf("failover: AttemptTimeoutMultiplier is %v; it must be at least 1 (0 means 3)", cfg.AttemptTimeoutMultiplier))
+	}
+	if cfg.AttemptTimeoutMinSamples < 0 {
+		errs = append(errs, fmt.Errorf("failover: AttemptTimeoutMinSamples is %d; it must not be negative (0 means 100)", cfg.AttemptTimeoutMinSamples))
+	}
+	if cfg.MinAttemptTimeout < 0 {
+		errs = append(errs, fmt.Errorf("failover: MinAttemptTimeout is %v; it must not be negative (0 means 250ms)", cfg.MinAttemptTimeout))
+	}
+	if cfg.BudgetMaxRatio < 0 || cfg.BudgetMaxRatio > 1000 {
+		errs = append(errs, fmt.Errorf("failover: BudgetMaxRatio is %v; use retries per call such as 1 (0 means 1)", cfg.BudgetMaxRatio))
 	}
 	if cfg.BudgetWindow < 0 {
 		errs = append(errs, fmt.Errorf("failover: BudgetWindow is %v; it must not be negative", cfg.BudgetWindow))
@@ -66,7 +106,7 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		maxAttempts:    cmp.Or(cfg.MaxAttempts, 3),
 		base:           cmp.Or(cfg.BaseBackoff, 25*time.Millisecond),
 		maxB:           cmp.Or(cfg.MaxBackoff, time.Second),
-		attemptTimeout: cfg.AttemptTimeout,
+		attemptTimeout: max(cfg.AttemptTimeout, 0),
 		raWait:         cmp.Or(cfg.MaxRetryAfterWait, time.Second),
 		retryable:      cfg.Retryable,
 	}
@@ -79,9 +119,19 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 	if p.retryable == nil {
 		p.retryable = sturdy.Class.RetryElsewhere
 	}
-	if cfg.BudgetRatio >= 0 {
-		floor := cmp.Or(cfg.BudgetMinPerSecond, 3)
-		p.budget = budget.New(cmp.Or(cfg.BudgetRatio, 0.1), max(floor, 0), cfg.BudgetWindow)
+	floor := max(cmp.Or(cfg.BudgetMinPerSecond, 3), 0)
+	switch {
+	case cfg.BudgetRatio > 0:
+		p.budget = budget.New(cfg.BudgetRatio, floor, cfg.BudgetWindow)
+	case cfg.BudgetRatio == 0:
+		p.learning = budget.NewLearning(cmp.Or(cfg.BudgetMaxRatio, defaultBudgetMaxRatio), floor, cfg.BudgetWindow)
+	}
+	if cfg.AttemptTimeout == 0 {
+		p.sketch = quantile.New(timeoutWindow)
+		p.q = cmp.Or(cfg.AttemptTimeoutQuantile, defaultTimeoutQuantile)
+		p.mult = cmp.Or(cfg.AttemptTimeoutMultiplier, defaultTimeoutMultiplier)
+		p.minSamples = int64(cmp.Or(cfg.AttemptTimeoutMinSamples, defaultTimeoutMinSamples))
+		p.minTimeout = cmp.Or(cfg.MinAttemptTimeout, defaultMinAttemptTimeout)
 	}
 	return p, nil
 }
@@ -89,8 +139,52 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 // MaxAttempts is the cap on attempts per call, the first included.
 func (p *Retry) MaxAttempts() int { return p.maxAttempts }
 
-// AttemptTimeout bounds one attempt; zero means none.
-func (p *Retry) AttemptTimeout() time.Duration { return p.attemptTimeout }
+// AttemptTimeout bounds attempt n (1-based); zero means none. A fixed
+// AttemptTimeout bounds every attempt. The adaptive one bounds only an
+// attempt that another may follow (n < MaxAttempts), and only once it has
+// enough samples: the last attempt runs to the caller's deadline, so that
+// a call that is slow everywhere (or a tier whose latencies just rose)
+// still completes, and its success teaches the timeout the new latencies.
+func (p *Retry) AttemptTimeout(n int) time.Duration {
+	if p.sketch == nil {
+		return p.attemptTimeout
+	}
+	if n >= p.maxAttempts {
+		return 0
+	}
+	return time.Duration(p.timeout.Load())
+}
+
+// Observe learns from an attempt that ended with o (not one that lost to
+// another or that the caller cancelled): a success's latency feeds the
+// adaptive timeout; a retry's outcome and any Overloaded answer feed the
+// learning budget.
+func (p *Retry) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
+	switch {
+	case o.Class == sturdy.Success:
+		if p.sketch != nil {
+			p.sketch.Add(o.Latency)
+			if n := p.observed.Add(1); n >= p.minSamples && (n == p.minSamples || n%refreshEvery == 0) {
+				d := time.Duration(float64(p.sketch.Quantile(p.q)) * p.mult)
+				p.timeout.Store(int64(max(d, p.minTimeout)))
+			}
+		}
+	case o.Class == sturdy.Canceled || !p.Retryable(o.Class):
+		return // says nothing about the servers
+	}
+	if p.learning == nil {
+		return
+	}
+	if o.End.IsZero() {
+		o.End = time.Now()
+	}
+	if o.Class == sturdy.Overloaded {
+		p.learning.Overloaded(o.End)
+	}
+	if kind == sturdy.Retry {
+		p.learning.Retried(o.End, o.Class == sturdy.Success)
+	}
+}
 
 // Retryable reports whether a failure of class c may be retried elsewhere.
 func (p *Retry) Retryable(c sturdy.Class) bool { return c != sturdy.Success && p.retryable(c) }
@@ -118,14 +212,26 @@ func (p *Retry) Backoff(n int) time.Duration {
 
 // Deposit records one call in the retry budget.
 func (p *Retry) Deposit(now time.Time) {
-	if p.budget != nil {
+	switch {
+	case p.learning != nil:
+		p.learning.Deposit(now)
+	case p.budget != nil:
 		p.budget.Deposit(now)
 	}
 }
 
 // AllowRetry withdraws one retry from the budget, if it has one.
 func (p *Retry) AllowRetry(now time.Time) bool {
-	if p.budget == nil || p.budget.TryWithdraw(now) {
+	var ok bool
+	switch {
+	case p.learning != nil:
+		ok = p.learning.TryWithdraw(now)
+	case p.budget != nil:
+		ok = p.budget.TryWithdraw(now)
+	default:
+		ok = true
+	}
+	if ok {
 		p.retries.Add(1)
 		return true
 	}
