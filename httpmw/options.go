@@ -173,6 +173,14 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.MeterProvider = mp })
 }
 
+// WithoutAttemptHistograms leaves out the sturdy.attempt.duration
+// histogram, whose series grow with endpoints × outcome classes ×
+// buckets; the sturdy.attempts counter and the call histograms stay. It
+// has the same name and meaning in httpmw and grpcmw.
+func WithoutAttemptHistograms() Option {
+	return optionFunc(func(c *config) { c.NoAttemptHistograms = true })
+}
+
 // WithCallerCredentials passes the caller's own credentials
 // (Authorization, Api-Key, X-Api-Key and X-Goog-Api-Key) through to
 // whichever endpoint serves the call; an endpoint's own Header still

@@ -43,6 +43,7 @@ type respBody struct {
 	// Set once the call is served, before the caller sees the body.
 	served   chain.Served
 	call     telemetry.Call
+	tel      *telemetry.Telemetry
 	callerCx context.Context
 
 	released atomic.Bool
@@ -127,12 +128,11 @@ func (b *respBody) Close() error {
 // first: it reports the outcome (o, if amend, replaces the winner's) and
 // the token usage, ends the spans and releases the winner's context.
 func (b *respBody) release(o sturdy.Outcome, amend bool) {
+	class := sturdy.Success // read to its end, or closed by the caller
 	if amend {
 		o.Latency = b.served.Outcome().Latency
 		b.served.SetOutcome(o)
-		if sp := b.call.Span(); sp.IsRecording() {
-			sp.SetAttributes(telemetry.KeyOutcome.String(o.Class.String()))
-		}
+		class = o.Class
 	}
 	tokens := int64(-1)
 	if b.scanUse {
@@ -141,6 +141,8 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		b.usageMu.Unlock()
 	}
 	b.served.Release(tokens)
+	a := b.served.Attempt()
+	b.tel.RecordCall(b.call, b.served.Tier, a.Endpoint.Name, class, a.N)
 	b.call.End()
 	if b.cancel != nil {
 		b.cancel(errBodyClosed)

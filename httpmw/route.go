@@ -1,6 +1,8 @@
 package httpmw
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+
 	"context"
 	"fmt"
 	"maps"
@@ -49,6 +51,7 @@ type endpoint struct {
 	base      string // scheme://host + prefix, for probes
 	header    []headerKV
 	nameHdr   []string
+	server    []attribute.KeyValue // server.address, server.port
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -78,6 +81,7 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		prefix:    strings.TrimRight(u.Path, "/"),
 		rawPrefix: strings.TrimRight(u.EscapedPath(), "/"),
 		nameHdr:   []string{e.Name},
+		server:    serverAttrs(u),
 	}
 	ep.base = u.Scheme + "://" + u.Host + ep.rawPrefix
 	for k, vs := range e.Header {
@@ -113,7 +117,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [48]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [40]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and

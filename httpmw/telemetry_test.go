@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -64,7 +65,20 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 	assert.Equal(t, "primary", get(second, telemetry.KeyTier).AsString())
 	for _, a := range attempts {
 		assert.Equal(t, call.SpanContext().SpanID(), a.Parent().SpanID())
+		assert.Equal(t, trace.SpanKindClient, a.SpanKind(), "an attempt is one physical request")
+		assert.Equal(t, telemetry.Version, a.InstrumentationScope().Version)
+		assert.Equal(t, telemetry.SchemaURL, a.InstrumentationScope().SchemaURL)
+		as := attribute.NewSet(a.Attributes()...)
+		assert.Equal(t, "POST", get(as, "http.request.method").AsString())
+		assert.Equal(t, "127.0.0.1", get(as, "server.address").AsString())
+		assert.NotZero(t, get(as, "server.port").AsInt64())
+		assert.Regexp(t, `^http://127\.0\.0\.1:\d+/v1/chat/completions$`, get(as, "url.full").AsString())
 	}
+	assert.Equal(t, trace.SpanKindInternal, call.SpanKind(), "the call is logical; its attempts are the client spans")
+	assert.EqualValues(t, 503, get(first, "http.response.status_code").AsInt64())
+	assert.Equal(t, "unavailable", get(first, "error.type").AsString())
+	assert.EqualValues(t, 200, get(second, "http.response.status_code").AsInt64())
+	assert.False(t, second.HasValue("error.type"))
 
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, rd.Collect(context.Background(), &rm))
@@ -72,6 +86,7 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 	var values []string
 	for _, sm := range rm.ScopeMetrics {
 		assert.Equal(t, ScopeName, sm.Scope.Name)
+		assert.Equal(t, telemetry.Version, sm.Scope.Version)
 		for _, m := range sm.Metrics {
 			names[m.Name] = true
 			assert.True(t, strings.HasPrefix(m.Name, "sturdy."))
@@ -92,11 +107,17 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 		}
 	}
 	for _, n := range []string{telemetry.MetricCalls, telemetry.MetricAttempts, telemetry.MetricCallDuration,
-		telemetry.MetricAttemptDuration, telemetry.MetricEndpointState, telemetry.MetricBudgetRefusals} {
+		telemetry.MetricCallTTFB, telemetry.MetricAttemptDuration, telemetry.MetricEndpointState, telemetry.MetricBudgetRefusals} {
 		assert.True(t, names[n], "metric %s", n)
 	}
 	for _, s := range spans {
 		for _, kv := range s.Attributes() {
+			switch kv.Key {
+			case "server.address", "server.port", "url.full":
+				// The endpoint's configured address, as the HTTP
+				// conventions ask; url.full never has a query (above).
+				continue
+			}
 			values = append(values, kv.Value.Emit())
 		}
 		values = append(values, s.Status().Description)
