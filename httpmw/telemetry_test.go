@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,7 +15,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -127,4 +130,82 @@ func TestSpansAndMetricsAreRecordedWithoutSensitiveData(t *testing.T) {
 			assert.NotContains(t, v, secret, "no credential, prompt or URL in telemetry")
 		}
 	}
+}
+
+// A hedged call has two attempt spans under its call span: the hedge
+// that won, and the first attempt, which it cancelled, marked so.
+func TestHedgedCallShowsTheLoserCancelled(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	slow := startLLM(t, sturdytest.Config{Name: "slow", Latency: sturdytest.Latency{Fixed: 2 * time.Second}})
+	fast := startLLM(t, sturdytest.Config{Name: "fast"})
+	tr := newTr(t, WithTracerProvider(tp),
+		WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
+		WithTier(degrade.Tier{}, ep("slow", slow.URL(), ""), ep("fast", fast.URL(), "")),
+		WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}))
+
+	var attempts []sdktrace.ReadOnlySpan
+	for i := 0; i < 4 && len(attempts) < 2; i++ {
+		sr.Reset()
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		readAll(t, resp)
+		require.Eventually(t, func() bool { return len(spansNamed(sr, telemetry.SpanCall)) == 1 }, 5*time.Second, time.Millisecond)
+		cs := attribute.NewSet(spansNamed(sr, telemetry.SpanCall)[0].Attributes()...)
+		v, _ := cs.Value(telemetry.KeyAttempts)
+		if v.AsInt64() == 2 {
+			require.Eventually(t, func() bool { return len(spansNamed(sr, telemetry.SpanAttempt)) == 2 }, 5*time.Second, time.Millisecond)
+			attempts = spansNamed(sr, telemetry.SpanAttempt)
+		}
+	}
+	require.Len(t, attempts, 2, "one call went first to slow and was hedged on fast")
+	call := spansNamed(sr, telemetry.SpanCall)[0]
+	byEndpoint := map[string]attribute.Set{}
+	for _, a := range attempts {
+		assert.Equal(t, call.SpanContext().SpanID(), a.Parent().SpanID())
+		assert.Equal(t, trace.SpanKindClient, a.SpanKind())
+		s := attribute.NewSet(a.Attributes()...)
+		v, _ := s.Value(telemetry.KeyEndpoint)
+		byEndpoint[v.AsString()] = s
+	}
+	get := func(s attribute.Set, k attribute.Key) attribute.Value { v, _ := s.Value(k); return v }
+	loser, winner := byEndpoint["slow"], byEndpoint["fast"]
+	assert.Equal(t, "canceled", get(loser, telemetry.KeyOutcome).AsString())
+	assert.False(t, get(loser, telemetry.KeyWon).AsBool())
+	assert.False(t, loser.HasValue("error.type"), "a lost hedge is not the server's error")
+	assert.Equal(t, "hedge", get(winner, telemetry.KeyAttemptKind).AsString())
+	assert.Equal(t, "success", get(winner, telemetry.KeyOutcome).AsString())
+	assert.True(t, get(winner, telemetry.KeyWon).AsBool())
+	assert.EqualValues(t, 200, get(winner, "http.response.status_code").AsInt64())
+}
+
+func spansNamed(sr *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestWithoutAttemptHistogramsKeepsTheCounter(t *testing.T) {
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	up := startLLM(t, sturdytest.Config{Name: "up"})
+	tr := newTr(t, WithMeterProvider(mp), WithoutAttemptHistograms(), WithTier(degrade.Tier{}, ep("up", up.URL(), "")))
+	resp, err := tr.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	names := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+		}
+	}
+	assert.False(t, names[telemetry.MetricAttemptDuration])
+	assert.True(t, names[telemetry.MetricAttempts])
+	assert.True(t, names[telemetry.MetricCallDuration])
 }
