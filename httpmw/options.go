@@ -37,6 +37,11 @@ type Endpoint struct {
 	// replacing the caller's credentials: put the endpoint's
 	// "Authorization: Bearer ..." or "api-key" here. Nil means none.
 	Header http.Header
+	// Provider is the endpoint's gen_ai.provider.name in the GenAI
+	// metrics, one of the conventions' values ("openai", "azure.ai.openai",
+	// "anthropic", "gcp.gemini", ...) or your own. Empty means
+	// DefaultProvider ("openai": the API httpmw speaks).
+	Provider string
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/body"
@@ -44,6 +45,7 @@ type respBody struct {
 	served   chain.Served
 	call     telemetry.Call
 	tel      *telemetry.Telemetry
+	gen      *genState // nil: no GenAI metrics; guarded by usageMu
 	callerCx context.Context
 
 	released atomic.Bool
@@ -80,9 +82,14 @@ func (b *respBody) scan(p []byte) {
 	if b.sse {
 		b.done.write(p)
 	}
-	if b.scanUse {
+	if b.scanUse || b.gen != nil {
 		b.usageMu.Lock()
-		b.usage.write(p)
+		if b.scanUse {
+			b.usage.write(p)
+		}
+		if b.gen != nil {
+			b.gen.write(b.tel, b.call, p)
+		}
 		b.usageMu.Unlock()
 	}
 }
@@ -143,6 +150,20 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 	b.served.Release(tokens)
 	a := b.served.Attempt()
 	b.tel.RecordCall(b.call, b.served.Tier, a.Endpoint.Name, class, a.N)
+	if g := b.gen; g != nil {
+		b.usageMu.Lock()
+		in, out := g.tokens()
+		g.g.ResponseModel = g.responseModel()
+		b.usageMu.Unlock()
+		if class != sturdy.Success {
+			g.g.ErrorType = class.String()
+		}
+		var first time.Time
+		if g.sse {
+			first = g.firstByte
+		}
+		b.tel.RecordGenAI(b.call, &g.g, first, in, out)
+	}
 	b.call.End()
 	if b.cancel != nil {
 		b.cancel(errBodyClosed)

@@ -1,6 +1,8 @@
 package httpmw
 
 import (
+	"cmp"
+
 	"go.opentelemetry.io/otel/attribute"
 
 	"context"
@@ -52,6 +54,7 @@ type endpoint struct {
 	header    []headerKV
 	nameHdr   []string
 	server    []attribute.KeyValue // server.address, server.port
+	provider  string               // gen_ai.provider.name
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -82,6 +85,7 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		rawPrefix: strings.TrimRight(u.EscapedPath(), "/"),
 		nameHdr:   []string{e.Name},
 		server:    serverAttrs(u),
+		provider:  cmp.Or(e.Provider, DefaultProvider),
 	}
 	ep.base = u.Scheme + "://" + u.Host + ep.rawPrefix
 	for k, vs := range e.Header {
@@ -117,7 +121,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [40]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [48]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and

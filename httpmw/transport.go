@@ -283,6 +283,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	w.served, w.call, w.callerCx, w.tel = served, tc, req.Context(), t.tel
+	if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
+		if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
+			g.sse, g.firstByte = isStream(resp), served.Outcome().End
+			w.usageMu.Lock()
+			w.gen = g
+			// The head the attempt read is handed out by Read, which
+			// scans it then.
+			w.usageMu.Unlock()
+		}
+	}
 	resp.Request = req
 	// The first byte came when the winning attempt ended; the call ends
 	// with its body (respBody.release).
@@ -307,6 +317,7 @@ func (c *call) failed(tc telemetry.Call, resp *http.Response, err error) (*http.
 		tier = ep.tier
 	}
 	c.t.tel.RecordCall(tc, tier, se.Endpoint, se.Class, len(se.Attempts))
+	c.recordFailedGenAI(tc, se.Endpoint, se.Class)
 	tc.End()
 	if resp != nil && se.Class != sturdy.Canceled {
 		if w, ok := resp.Body.(*respBody); ok {

@@ -109,6 +109,8 @@ type Config struct {
 	// histogram (its series grow with endpoints × outcome classes ×
 	// buckets); the attempt counter stays.
 	NoAttemptHistograms bool
+	// NoGenAI, if true, leaves out the GenAI client metrics (genai.go).
+	NoGenAI bool
 	// AttemptSpanKind is the kind of "sturdy.attempt" spans. Zero means
 	// trace.SpanKindClient: each attempt is one physical request. An
 	// adapter whose base transport makes its own client spans (otelhttp)
@@ -164,6 +166,8 @@ type Telemetry struct {
 	state                                         metric.Int64ObservableGauge
 	refusals                                      metric.Int64ObservableCounter
 	reg                                           metric.Registration
+
+	genai *genAIInst // nil: GenAI metrics off
 
 	hooks attempt.Hooks
 }
@@ -240,6 +244,10 @@ func New(cfg Config) (*Telemetry, error) {
 	t.refusals, err = m.Int64ObservableCounter(MetricBudgetRefusals, metric.WithUnit("{refusal}"),
 		metric.WithDescription("Retries and hedges refused by their budget, by tier and budget (retry, hedge)."))
 	errs = append(errs, err)
+	if !cfg.NoGenAI {
+		t.genai, err = newGenAIInst(m)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
