@@ -177,7 +177,7 @@ func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
 // or returns nil when it gets none.
 func (c *call) genAIFor(ep *endpoint, ts *tierState) *genState {
 	t := c.t
-	if !t.tel.GenAIEnabled() {
+	if !t.tel.GenAIEnabled(c.req.Context()) {
 		return nil
 	}
 	op := genAIOperation(c.req.URL.Path)

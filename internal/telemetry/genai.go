@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -105,9 +106,13 @@ func (g *GenAI) attrs(withResponse bool) []attribute.KeyValue {
 	return kv
 }
 
-// GenAIEnabled reports whether GenAI metrics are recorded: adapters skip
-// the work of filling a GenAI (scanning bodies) when they are not.
-func (t *Telemetry) GenAIEnabled() bool { return t.genai != nil }
+// GenAIEnabled reports whether GenAI metrics are recorded for a call with
+// ctx: adapters skip the work of filling a GenAI (reading the request's
+// model, scanning the response) when they are not, as with a no-op meter
+// provider, or the global one before otel.SetMeterProvider.
+func (t *Telemetry) GenAIEnabled(ctx context.Context) bool {
+	return t.genai != nil && t.genai.duration.Enabled(ctx)
+}
 
 // ChunkOption returns the attributes of g's time_per_output_chunk
 // measurements (no response model: it may not be known yet), for
