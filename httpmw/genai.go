@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
@@ -38,12 +36,13 @@ func genAIOperation(path string) string {
 type genState struct {
 	g                  telemetry.GenAI
 	input, output      usageScanner
-	head               [512]byte // the body's first bytes, where "model" is
+	head               [256]byte // the body's first bytes, where "model" is
 	nHead              int
 	firstByte, last    time.Time // first chunk, end of the last chunk
 	chunks             int       // SSE events completed
 	prevNL, sse, chunk bool
-	chunkOpt           metric.RecordOption
+	chunkSets          *telemetry.GenAISets // before the response: no response model
+	ep                 *endpoint
 }
 
 func newGenState(op, provider string) *genState {
@@ -91,12 +90,12 @@ func (s *genState) write(tel *telemetry.Telemetry, call telemetry.Call, p []byte
 	if ended == 0 {
 		return
 	}
-	if s.chunkOpt == nil {
-		s.chunkOpt = tel.ChunkOption(&s.g)
+	if s.chunkSets == nil {
+		s.chunkSets = s.ep.genAISets(tel, &s.g)
 	}
 	d := now.Sub(s.last) / time.Duration(ended)
 	for range ended {
-		tel.RecordChunk(call, s.chunkOpt, d)
+		tel.RecordChunk(call, s.chunkSets, d)
 	}
 	s.chunks += ended
 	s.last = now
@@ -158,7 +157,7 @@ func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
 			if err != nil {
 				return ""
 			}
-			raw, err := io.ReadAll(io.LimitReader(rc, t.maxBody+1))
+			raw, err := readSized(rc, t.maxBody+1, b.req.ContentLength)
 			_ = rc.Close()
 			if err != nil || int64(len(raw)) > t.maxBody {
 				return findModel(raw)
@@ -189,6 +188,7 @@ func (c *call) genAIFor(ep *endpoint, ts *tierState) *genState {
 		provider = ep.provider
 	}
 	s := newGenState(op, provider)
+	s.ep = ep
 	if ep != nil {
 		s.g.Server = ep.server
 	}
@@ -206,9 +206,49 @@ func (c *call) recordFailedGenAI(tc telemetry.Call, name string, class sturdy.Cl
 	}
 	if s := c.genAIFor(ep, ts); s != nil {
 		s.g.ErrorType = class.String()
-		c.t.tel.RecordGenAI(tc, &s.g, time.Time{}, -1, -1)
+		c.t.tel.RecordGenAI(tc, ep.genAISets(c.t.tel, &s.g), time.Time{}, -1, -1)
 	}
 }
 
 // isStream reports whether resp is an event stream.
 func isStream(resp *http.Response) bool { return isEventStream(contentType(resp.Header)) }
+
+// readSized is io.ReadAll of at most limit bytes into one buffer of the
+// size hint (a request's ContentLength) when it is known.
+func readSized(r io.Reader, limit, hint int64) ([]byte, error) {
+	if hint <= 0 || hint >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	buf := make([]byte, 0, hint+1) // +1: EOF is seen without growing
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
+}
+
+// genKey is one combination of GenAI attribute values on an endpoint.
+type genKey struct{ op, reqModel, respModel, errType string }
+
+// genAISets returns the cached attribute sets of g on endpoint ep (nil:
+// none went out, nothing cached).
+func (ep *endpoint) genAISets(tel *telemetry.Telemetry, g *telemetry.GenAI) *telemetry.GenAISets {
+	if ep == nil {
+		return tel.Sets(g)
+	}
+	k := genKey{op: g.Operation, reqModel: g.RequestModel, respModel: g.ResponseModel, errType: g.ErrorType}
+	if v, ok := ep.genai.Load(k); ok {
+		return v.(*telemetry.GenAISets)
+	}
+	v, _ := ep.genai.LoadOrStore(k, tel.Sets(g))
+	return v.(*telemetry.GenAISets)
+}

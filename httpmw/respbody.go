@@ -162,7 +162,7 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		if g.sse {
 			first = g.firstByte
 		}
-		b.tel.RecordGenAI(b.call, &g.g, first, in, out)
+		b.tel.RecordGenAI(b.call, g.ep.genAISets(b.tel, &g.g), first, in, out)
 	}
 	b.call.End()
 	if b.cancel != nil {

@@ -1,6 +1,8 @@
 package httpmw
 
 import (
+	"sync"
+
 	"cmp"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -55,6 +57,7 @@ type endpoint struct {
 	nameHdr   []string
 	server    []attribute.KeyValue // server.address, server.port
 	provider  string               // gen_ai.provider.name
+	genai     sync.Map             // genKey → *telemetry.GenAISets
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {

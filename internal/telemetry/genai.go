@@ -114,49 +114,62 @@ func (t *Telemetry) GenAIEnabled(ctx context.Context) bool {
 	return t.genai != nil && t.genai.duration.Enabled(ctx)
 }
 
-// ChunkOption returns the attributes of g's time_per_output_chunk
-// measurements (no response model: it may not be known yet), for
-// RecordChunk.
-func (t *Telemetry) ChunkOption(g *GenAI) metric.RecordOption {
-	return metric.WithAttributeSet(attribute.NewSet(g.attrs(false)...))
+// GenAISets are the prepared attribute sets of one GenAI attribute
+// combination (GenAI's values): adapters cache them, since the
+// combinations are few, and building a set is most of a measurement's cost.
+type GenAISets struct {
+	all, chunk     metric.RecordOption
+	input, output  metric.RecordOption
+	failed, stream bool
 }
 
-// RecordChunk records the time of one output chunk after the first.
-func (t *Telemetry) RecordChunk(c Call, opt metric.RecordOption, d time.Duration) {
-	if t.genai != nil {
-		t.genai.perChnk.Record(c.ctx, max(d, 0).Seconds(), opt)
-	}
-}
-
-// RecordGenAI records a GenAI operation that ended now: its duration
-// (from StartCall: the whole call, to the end of the body), its time to
-// first chunk when firstChunk is not zero (a stream), and its input and
-// output token usage when known (not negative).
-func (t *Telemetry) RecordGenAI(c Call, g *GenAI, firstChunk time.Time, input, output int64) {
-	if t.genai == nil || g == nil || g.Operation == "" {
-		return
-	}
+// Sets prepares the attribute sets of g.
+func (t *Telemetry) Sets(g *GenAI) *GenAISets {
 	kv := g.attrs(true)
-	set := attribute.NewSet(kv...)
-	opt := metric.WithAttributeSet(set)
-	d := max(time.Since(epoch)-c.start, 0)
-	t.genai.duration.Record(c.ctx, d.Seconds(), opt)
-	if !firstChunk.IsZero() {
-		t.genai.ttfc.Record(c.ctx, max(firstChunk.Sub(epoch)-c.start, 0).Seconds(), opt)
-	}
-	if g.ErrorType != "" {
-		return
-	}
+	s := &GenAISets{failed: g.ErrorType != ""}
+	s.all = metric.WithAttributeSet(attribute.NewSet(kv...))
+	s.chunk = metric.WithAttributeSet(attribute.NewSet(g.attrs(false)...))
 	for _, u := range [2]struct {
 		typ string
-		n   int64
-	}{{"input", input}, {"output", output}} {
-		if u.n < 0 {
-			continue
-		}
+		opt *metric.RecordOption
+	}{{"input", &s.input}, {"output", &s.output}} {
 		// A fresh slice each time: NewSet sorts its argument in place.
 		tk := make([]attribute.KeyValue, 0, len(kv)+1)
 		tk = append(append(tk, kv...), KeyGenAITokenType.String(u.typ))
-		t.genai.tokens.Record(c.ctx, u.n, metric.WithAttributeSet(attribute.NewSet(tk...)))
+		*u.opt = metric.WithAttributeSet(attribute.NewSet(tk...))
+	}
+	return s
+}
+
+// RecordChunk records the time of one output chunk after the first, with
+// the attributes of s known before the response (no response model).
+func (t *Telemetry) RecordChunk(c Call, s *GenAISets, d time.Duration) {
+	if t.genai != nil {
+		t.genai.perChnk.Record(c.ctx, max(d, 0).Seconds(), s.chunk)
+	}
+}
+
+// RecordGenAI records a GenAI operation that ended now, with the sets of
+// its attributes: its duration (from StartCall: the whole call, to the
+// end of the body), its time to first chunk when firstChunk is not zero
+// (a stream), and, unless it failed, its input and output token usage
+// when known (not negative).
+func (t *Telemetry) RecordGenAI(c Call, s *GenAISets, firstChunk time.Time, input, output int64) {
+	if t.genai == nil || s == nil {
+		return
+	}
+	d := max(time.Since(epoch)-c.start, 0)
+	t.genai.duration.Record(c.ctx, d.Seconds(), s.all)
+	if !firstChunk.IsZero() {
+		t.genai.ttfc.Record(c.ctx, max(firstChunk.Sub(epoch)-c.start, 0).Seconds(), s.all)
+	}
+	if s.failed {
+		return
+	}
+	if input >= 0 {
+		t.genai.tokens.Record(c.ctx, input, s.input)
+	}
+	if output >= 0 {
+		t.genai.tokens.Record(c.ctx, output, s.output)
 	}
 }
