@@ -104,3 +104,25 @@ func TestSpansAndMetrics(t *testing.T) {
 		assert.True(t, names[want], "metric %s missing", want)
 	}
 }
+
+func TestWithoutAttemptHistogramsKeepsTheCounter(t *testing.T) {
+	a := startBuf(t, "a")
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	c := newClient(t, roundRobin, grpcmw.WithMeterProvider(mp), grpcmw.WithoutAttemptHistograms(),
+		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t))))
+	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
+	require.NoError(t, err)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	names := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+		}
+	}
+	assert.False(t, names["sturdy.attempt.duration"])
+	assert.True(t, names["sturdy.attempts"])
+	assert.True(t, names["sturdy.call.time_to_first_byte"])
+}
