@@ -106,7 +106,7 @@ func build(cfg *config) (_ *Client, err error) {
 				c.owned = append(c.owned, conn)
 				cc = conn
 			}
-			e := &endpoint{cc: cc, strip: slices.Clone(strip)}
+			e := &endpoint{cc: cc, strip: slices.Clone(strip), server: serverAttrs(cc, ep.Address)}
 			for k, vs := range ep.Metadata {
 				k = strings.ToLower(k)
 				if !slices.Contains(e.strip, k) {

@@ -143,10 +143,15 @@
 //
 // # Telemetry
 //
-// Each call has a "sturdy.call" span under the caller's, with one
-// "sturdy.attempt" child per attempt, and sturdy.* metrics, under the
-// instrumentation scope Scope (see WithTracerProvider, WithMeterProvider).
-// The names do not collide with otelgrpc's or grpc-go's stats/opentelemetry
-// ("grpc.*", "rpc.*"): install those on the endpoint conns and their RPC
-// spans nest under the attempt spans.
+// Each call has a "sturdy.call" span (INTERNAL) under the caller's, with
+// one "sturdy.attempt" CLIENT child per attempt carrying the RPC
+// semantic-convention attributes (semconv 1.43: rpc.system.name "grpc",
+// rpc.method, server.address, server.port, rpc.response.status_code;
+// error.type, sturdy's class, on a failure), and sturdy.* metrics, under
+// the instrumentation scope Scope with sturdy's version (see
+// WithTracerProvider, WithMeterProvider, WithoutAttemptHistograms). The
+// metric names do not collide with otelgrpc's or grpc-go's
+// stats/opentelemetry ("grpc.*", "rpc.*"). Installed on the endpoint conns
+// as well, those make a second CLIENT span per attempt, under sturdy's;
+// keep one of the two for traces (their metrics do not overlap).
 package grpcmw

@@ -186,6 +186,14 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.MeterProvider = mp })
 }
 
+// WithoutAttemptHistograms leaves out the sturdy.attempt.duration
+// histogram, whose series grow with endpoints × outcome classes ×
+// buckets; the sturdy.attempts counter and the call histograms stay. It
+// has the same name and meaning in httpmw and grpcmw.
+func WithoutAttemptHistograms() Option {
+	return optionFunc(func(c *config) { c.NoAttemptHistograms = true })
+}
+
 // WithCallerCredentials passes the caller's own credentials
 // ("authorization", "api-key", "x-api-key" and "x-goog-api-key"
 // metadata) through to whichever endpoint serves the call; an endpoint's

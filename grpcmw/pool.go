@@ -1,6 +1,8 @@
 package grpcmw
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+
 	"context"
 
 	"google.golang.org/grpc"
@@ -15,6 +17,8 @@ type endpoint struct {
 	cc    grpc.ClientConnInterface
 	md    []string // key, value, ... for metadata.AppendToOutgoingContext
 	strip []string // metadata keys of the caller's that must not reach this endpoint
+	// server are its server.address and server.port, for attempt spans.
+	server []attribute.KeyValue
 }
 
 // outgoing gives ctx the endpoint's own metadata, replacing the caller's

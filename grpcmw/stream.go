@@ -337,7 +337,7 @@ func (s *stream) decide(mode decideMode) error {
 	}
 	s.won, s.served = w, served
 	s.mu.Unlock()
-	s.c.recordServed(s.tc, &served)
+	s.c.recordFirstByte(s.tc, &served)
 	close(s.decided)
 	if s.ctx.Err() != nil {
 		// The caller gave up while the decision ran.
@@ -356,14 +356,17 @@ func (s *stream) attempt(ctx context.Context, a attempt.Info, mode decideMode) (
 		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: errNoReplay}
 	}
 	ep := s.c.tiers[a.Tier].endpoint(a.Endpoint)
+	sp := attemptSpan(ctx, ep, s.method)
 	actx, cancel := context.WithCancel(ep.outgoing(ctx))
 	cs, err := ep.cc.NewStream(actx, s.desc, s.method, s.opts...)
 	if err != nil {
+		endAttemptSpan(sp, err)
 		cancel()
 		return nil, s.c.cls.Outcome(err, nil, nil)
 	}
 	at := &streamAttempt{cs: cs, cancel: cancel, tier: a.Tier}
 	fail := func(out sturdy.Outcome) (*streamAttempt, sturdy.Outcome) {
+		endAttemptSpan(sp, out.Err)
 		s.mu.Lock()
 		if s.cur == at {
 			s.cur = nil
@@ -450,6 +453,7 @@ func (s *stream) finish(out sturdy.Outcome, err error) {
 	if !errors.Is(err, io.EOF) && err != nil {
 		s.tc.Span().RecordError(err)
 	}
+	s.c.recordServed(s.tc, &s.served, out.Class)
 	s.tc.End()
 }
 

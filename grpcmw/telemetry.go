@@ -27,14 +27,23 @@ func (c *Client) startCall(ctx context.Context, method string) (context.Context,
 	return ctx, tc
 }
 
-// recordServed records a call that a tier answered.
-func (c *Client) recordServed(tc telemetry.Call, s *chain.Served) {
+// recordFirstByte records the time to first byte of a call that a tier
+// answered: its winning attempt's end (a unary reply, a stream's first
+// message or headers).
+func (c *Client) recordFirstByte(tc telemetry.Call, s *chain.Served) {
+	c.tel.RecordFirstByte(tc, s.Outcome().End, s.Tier)
+}
+
+// recordServed records the whole of a call that a tier answered, once
+// its result is delivered (a unary reply, a stream finished), with class
+// the stream's final outcome.
+func (c *Client) recordServed(tc telemetry.Call, s *chain.Served, class sturdy.Class) {
 	name := ""
 	a := s.Attempt()
 	if a.Endpoint != nil {
 		name = a.Endpoint.Name
 	}
-	c.tel.RecordCall(tc, s.Tier, name, sturdy.Success, a.N)
+	c.tel.RecordCall(tc, s.Tier, name, class, a.N)
 }
 
 // recordFailed records a call that failed with err (a *StatusError).

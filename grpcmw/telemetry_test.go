@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
@@ -71,11 +72,20 @@ func TestSpansAndMetrics(t *testing.T) {
 	won := 0
 	for _, s := range attempts {
 		at := attrs(s)
+		assert.Equal(t, trace.SpanKindClient, s.SpanKind())
+		assert.Equal(t, "grpc", at["rpc.system.name"].AsString())
+		assert.Regexp(t, `^grpc\.testing\.TestService/(UnaryCall|StreamingOutputCall)$`, at["rpc.method"].AsString())
+		assert.NotEmpty(t, at["server.address"].AsString())
 		if at["sturdy.attempt.won"].AsBool() {
 			won++
 			assert.Equal(t, "b", at["sturdy.endpoint"].AsString())
+			if at["rpc.method"].AsString() == "grpc.testing.TestService/UnaryCall" {
+				assert.Equal(t, "OK", at["rpc.response.status_code"].AsString())
+			}
 		} else {
 			assert.Equal(t, "unavailable", at["sturdy.outcome"].AsString())
+			assert.Equal(t, "UNAVAILABLE", at["rpc.response.status_code"].AsString())
+			assert.Equal(t, "unavailable", at["error.type"].AsString())
 		}
 	}
 	assert.Equal(t, 2, won)
@@ -85,11 +95,34 @@ func TestSpansAndMetrics(t *testing.T) {
 	names := map[string]bool{}
 	for _, sm := range rm.ScopeMetrics {
 		assert.Equal(t, grpcmw.Scope, sm.Scope.Name)
+		assert.NotEmpty(t, sm.Scope.Version)
 		for _, m := range sm.Metrics {
 			names[m.Name] = true
 		}
 	}
-	for _, want := range []string{"sturdy.calls", "sturdy.attempts", "sturdy.call.duration", "sturdy.attempt.duration"} {
+	for _, want := range []string{"sturdy.calls", "sturdy.attempts", "sturdy.call.duration", "sturdy.call.time_to_first_byte", "sturdy.attempt.duration"} {
 		assert.True(t, names[want], "metric %s missing", want)
 	}
+}
+
+func TestWithoutAttemptHistogramsKeepsTheCounter(t *testing.T) {
+	a := startBuf(t, "a")
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	c := newClient(t, roundRobin, grpcmw.WithMeterProvider(mp), grpcmw.WithoutAttemptHistograms(),
+		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t))))
+	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
+	require.NoError(t, err)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	names := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+		}
+	}
+	assert.False(t, names["sturdy.attempt.duration"])
+	assert.True(t, names["sturdy.attempts"])
+	assert.True(t, names["sturdy.call.time_to_first_byte"])
 }

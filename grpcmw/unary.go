@@ -117,7 +117,8 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 	if c.usage != nil {
 		tokens = c.usage(method, reply)
 	}
-	c.recordServed(tc, &served)
+	c.recordFirstByte(tc, &served)
+	c.recordServed(tc, &served, sturdy.Success)
 	served.Release(tokens)
 	return nil
 }
@@ -157,7 +158,9 @@ func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt
 		at = &uc.seq
 		at.reply, at.header, at.trailer, at.peer = uc.reply, nil, nil, peer.Peer{}
 	}
+	sp := attemptSpan(ctx, ep, uc.method)
 	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w)...)
+	endAttemptSpan(sp, err)
 	return at, c.cls.Outcome(err, at.header, at.trailer)
 }
 

@@ -133,20 +133,45 @@
 //
 // # Telemetry
 //
-// Spans: "sturdy.call" under the caller's span, ended when the response
-// body is released, and one "sturdy.attempt" child per attempt with
-// sturdy.endpoint, sturdy.tier, sturdy.attempt.number, sturdy.attempt.kind
-// (first, retry, hedge), sturdy.outcome and sturdy.attempt.won. A call
-// with no span in its context whose tracer can only make no-ops (a
-// trace/noop provider, or the global provider before
-// otel.SetTracerProvider) gets no span, which nothing downstream can tell
-// from the no-op one; spans resume once a real provider is set. Metrics:
-// sturdy.calls, sturdy.attempts, sturdy.hedges, sturdy.fallbacks,
-// sturdy.ejections, sturdy.endpoint.state, sturdy.call.duration,
-// sturdy.attempt.duration and sturdy.budget.refusals, with endpoint, tier,
-// class, kind and reason attributes only: no prompt, body, URL or
-// credential. To also get otelhttp's HTTP spans, wrap the base:
-// NewTransport(otelhttp.NewTransport(http.DefaultTransport), ...) gives an
-// HTTP client span per attempt; wrapping the Transport in otelhttp gives
-// one per call.
+// Spans: "sturdy.call" (INTERNAL: the logical call) under the caller's
+// span, ended when the response body is released, and one
+// "sturdy.attempt" child per attempt. Attempt spans are CLIENT spans, one
+// per physical request, with the HTTP client semantic-convention
+// attributes (semconv 1.43, as otelhttp v0.72: http.request.method,
+// server.address, server.port, url.full without its query,
+// http.response.status_code, error.type for a failed attempt: sturdy's
+// outcome class) beside sturdy.endpoint, sturdy.tier,
+// sturdy.attempt.number, sturdy.attempt.kind (first, retry, hedge),
+// sturdy.outcome and sturdy.attempt.won; a hedge that lost ends with
+// sturdy.outcome "canceled" and no error status. A call with no span in
+// its context whose tracer can only make no-ops (a trace/noop provider,
+// or the global provider before otel.SetTracerProvider) gets no span,
+// which nothing downstream can tell from the no-op one; spans resume once
+// a real provider is set.
+//
+// Layering with otelhttp: sturdy alone already gives each request one
+// CLIENT span. If the base transport is otelhttp's
+// (NewTransport(otelhttp.NewTransport(base), ...), for its http.client.*
+// metrics), otelhttp makes each request's CLIENT span and sturdy's attempt
+// spans turn INTERNAL, so that no request has two. Wrapping the Transport
+// in otelhttp instead adds a CLIENT span for the logical call above the
+// requests' own: not recommended.
+//
+// Metrics, under the scope ScopeName with sturdy's version: sturdy.calls,
+// sturdy.attempts, sturdy.hedges, sturdy.fallbacks, sturdy.ejections,
+// sturdy.endpoint.state (label sturdy.health.state),
+// sturdy.call.duration (the whole call, to the end of the body),
+// sturdy.call.time_to_first_byte, sturdy.attempt.duration (off with
+// WithoutAttemptHistograms) and sturdy.budget.refusals, with endpoint,
+// tier, class, kind and reason attributes only: no prompt, body or
+// credential. For chat completions, completions and embeddings, the GenAI
+// client metrics of the OpenTelemetry GenAI conventions (1.41.0):
+// gen_ai.client.token.usage (from the response's usage; for a stream, ask
+// for it with stream_options.include_usage), gen_ai.client.operation.duration
+// (to the end of the body), and for streams
+// gen_ai.client.operation.time_to_first_chunk and time_per_output_chunk
+// (each SSE event after the first, the [DONE] terminator included), with
+// gen_ai.operation.name, gen_ai.provider.name (Endpoint.Provider),
+// gen_ai.request.model, gen_ai.response.model, server.address,
+// server.port and error.type.
 package httpmw

@@ -37,6 +37,11 @@ type Endpoint struct {
 	// replacing the caller's credentials: put the endpoint's
 	// "Authorization: Bearer ..." or "api-key" here. Nil means none.
 	Header http.Header
+	// Provider is the endpoint's gen_ai.provider.name in the GenAI
+	// metrics, one of the conventions' values ("openai", "azure.ai.openai",
+	// "anthropic", "gcp.gemini", ...) or your own. Empty means
+	// DefaultProvider ("openai": the API httpmw speaks).
+	Provider string
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header
@@ -171,6 +176,14 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // WithMeterProvider sets the meter provider. Default: otel's global.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.MeterProvider = mp })
+}
+
+// WithoutAttemptHistograms leaves out the sturdy.attempt.duration
+// histogram, whose series grow with endpoints × outcome classes ×
+// buckets; the sturdy.attempts counter and the call histograms stay. It
+// has the same name and meaning in httpmw and grpcmw.
+func WithoutAttemptHistograms() Option {
+	return optionFunc(func(c *config) { c.NoAttemptHistograms = true })
 }
 
 // WithCallerCredentials passes the caller's own credentials

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/body"
@@ -43,6 +44,8 @@ type respBody struct {
 	// Set once the call is served, before the caller sees the body.
 	served   chain.Served
 	call     telemetry.Call
+	tel      *telemetry.Telemetry
+	gen      *genState // nil: no GenAI metrics; guarded by usageMu
 	callerCx context.Context
 
 	released atomic.Bool
@@ -79,9 +82,14 @@ func (b *respBody) scan(p []byte) {
 	if b.sse {
 		b.done.write(p)
 	}
-	if b.scanUse {
+	if b.scanUse || b.gen != nil {
 		b.usageMu.Lock()
-		b.usage.write(p)
+		if b.scanUse {
+			b.usage.write(p)
+		}
+		if b.gen != nil {
+			b.gen.write(b.tel, b.call, p)
+		}
 		b.usageMu.Unlock()
 	}
 }
@@ -127,12 +135,11 @@ func (b *respBody) Close() error {
 // first: it reports the outcome (o, if amend, replaces the winner's) and
 // the token usage, ends the spans and releases the winner's context.
 func (b *respBody) release(o sturdy.Outcome, amend bool) {
+	class := sturdy.Success // read to its end, or closed by the caller
 	if amend {
 		o.Latency = b.served.Outcome().Latency
 		b.served.SetOutcome(o)
-		if sp := b.call.Span(); sp.IsRecording() {
-			sp.SetAttributes(telemetry.KeyOutcome.String(o.Class.String()))
-		}
+		class = o.Class
 	}
 	tokens := int64(-1)
 	if b.scanUse {
@@ -141,6 +148,22 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		b.usageMu.Unlock()
 	}
 	b.served.Release(tokens)
+	a := b.served.Attempt()
+	b.tel.RecordCall(b.call, b.served.Tier, a.Endpoint.Name, class, a.N)
+	if g := b.gen; g != nil {
+		b.usageMu.Lock()
+		in, out := g.tokens()
+		g.g.ResponseModel = g.responseModel()
+		b.usageMu.Unlock()
+		if class != sturdy.Success {
+			g.g.ErrorType = class.String()
+		}
+		var first time.Time
+		if g.sse {
+			first = g.firstByte
+		}
+		b.tel.RecordGenAI(b.call, g.ep.genAISets(b.tel, &g.g), first, in, out)
+	}
 	b.call.End()
 	if b.cancel != nil {
 		b.cancel(errBodyClosed)

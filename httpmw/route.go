@@ -1,6 +1,12 @@
 package httpmw
 
 import (
+	"sync"
+
+	"cmp"
+
+	"go.opentelemetry.io/otel/attribute"
+
 	"context"
 	"fmt"
 	"maps"
@@ -49,6 +55,9 @@ type endpoint struct {
 	base      string // scheme://host + prefix, for probes
 	header    []headerKV
 	nameHdr   []string
+	server    []attribute.KeyValue // server.address, server.port
+	provider  string               // gen_ai.provider.name
+	genai     sync.Map             // genKey → *telemetry.GenAISets
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -78,6 +87,8 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		prefix:    strings.TrimRight(u.Path, "/"),
 		rawPrefix: strings.TrimRight(u.EscapedPath(), "/"),
 		nameHdr:   []string{e.Name},
+		server:    serverAttrs(u),
+		provider:  cmp.Or(e.Provider, DefaultProvider),
 	}
 	ep.base = u.Scheme + "://" + u.Host + ep.rawPrefix
 	for k, vs := range e.Header {

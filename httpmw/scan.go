@@ -60,13 +60,27 @@ func (s *doneScanner) sawDone() bool {
 // bytes.Index; the few bytes after it are read one by one. A key split
 // across two chunks is found through carry, the previous chunk's tail.
 type usageScanner struct {
-	state  int // 0: searching; stColon, stValue, stDigits: after the key
 	num    int64
-	digits int
 	last   int64 // -1: none
-	carry  [len(usagePat) - 1]byte
-	nCarry int
+	carry  [maxPat - 1]byte
+	state  uint8 // 0: searching; stColon, stValue, stDigits: after the key
+	digits uint8
+	nCarry uint8
+	key    uint8 // index in scanKeys
 }
+
+// scanKeys are the quoted keys a usageScanner can look for: the total
+// (token budgets) and the GenAI token counts of chat completions.
+var scanKeys = [...]string{usagePat, `"prompt_tokens"`, `"completion_tokens"`}
+
+const (
+	keyTotal = iota
+	keyPrompt
+	keyCompletion
+)
+
+// maxPat is the longest of scanKeys.
+const maxPat = len(`"completion_tokens"`)
 
 const (
 	usagePat = `"total_tokens"`
@@ -75,40 +89,45 @@ const (
 	stDigits = 3
 )
 
-func newUsageScanner() usageScanner { return usageScanner{last: -1} }
+func newUsageScanner() usageScanner { return newKeyScanner(keyTotal) }
+
+// newKeyScanner scans for the number after scanKeys[key].
+func newKeyScanner(key uint8) usageScanner { return usageScanner{key: key, last: -1} }
 
 func (s *usageScanner) write(p []byte) {
+	pat := scanKeys[s.key]
+	carry := s.carry[:len(pat)-1]
 	i := 0
 	if s.state == 0 && s.nCarry > 0 {
 		// A key that starts in the carry and ends in p.
-		var buf [2 * len(usagePat)]byte
-		n := copy(buf[:], s.carry[:s.nCarry])
-		m := copy(buf[n:], p[:min(len(p), len(usagePat)-1)])
-		if k := bytes.Index(buf[:n+m], []byte(usagePat)); k >= 0 {
+		var buf [2 * maxPat]byte
+		n := copy(buf[:], carry[:s.nCarry])
+		m := copy(buf[n:], p[:min(len(p), len(pat)-1)])
+		if k := bytes.Index(buf[:n+m], []byte(pat)); k >= 0 {
 			s.state = stColon
-			i = k + len(usagePat) - n
+			i = k + len(pat) - n
 		}
 	}
 	for i < len(p) {
 		if s.state == 0 {
-			k := bytes.Index(p[i:], []byte(usagePat))
+			k := bytes.Index(p[i:], []byte(pat))
 			if k < 0 {
 				break
 			}
 			s.state = stColon
-			i += k + len(usagePat)
+			i += k + len(pat)
 			continue
 		}
 		i = s.value(p, i)
 	}
 	if s.state == 0 {
 		// Keep the tail for a key split across chunks.
-		if len(p) >= len(s.carry) {
-			s.nCarry = copy(s.carry[:], p[len(p)-len(s.carry):])
+		if len(p) >= len(carry) {
+			s.nCarry = uint8(copy(carry, p[len(p)-len(carry):]))
 		} else {
-			keep := min(s.nCarry, len(s.carry)-len(p))
-			copy(s.carry[:], s.carry[s.nCarry-keep:s.nCarry])
-			s.nCarry = keep + copy(s.carry[keep:], p)
+			keep := min(int(s.nCarry), len(carry)-len(p))
+			copy(carry, carry[int(s.nCarry)-keep:s.nCarry])
+			s.nCarry = uint8(keep + copy(carry[keep:], p))
 		}
 	} else {
 		s.nCarry = 0

@@ -1,6 +1,9 @@
 package httpmw
 
 import (
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"cmp"
 	"context"
 	"errors"
@@ -130,6 +133,9 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 				t.names = append(t.names, ep.name)
 			}
 		}
+	}
+	if makesClientSpans(base) {
+		cfg.AttemptSpanKind = trace.SpanKindInternal
 	}
 	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "httpmw", Scope: ScopeName})
 	if err != nil {
@@ -271,14 +277,26 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if w == nil {
 		// Cannot happen: attempt wraps every success. Be safe anyway.
 		served.Release(-1)
+		t.tel.RecordCall(tc, served.Tier, served.Attempt().Endpoint.Name, sturdy.Success, served.Attempt().N)
 		tc.End()
 		resp.Request = req
 		return resp, nil
 	}
-	w.served, w.call, w.callerCx = served, tc, req.Context()
+	w.served, w.call, w.callerCx, w.tel = served, tc, req.Context(), t.tel
+	if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
+		if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
+			g.sse, g.firstByte = isStream(resp), served.Outcome().End
+			w.usageMu.Lock()
+			w.gen = g
+			// The head the attempt read is handed out by Read, which
+			// scans it then.
+			w.usageMu.Unlock()
+		}
+	}
 	resp.Request = req
-	// The call was answered when its winning attempt ended.
-	t.tel.RecordCallAt(tc, served.Outcome().End, served.Tier, served.Attempt().Endpoint.Name, sturdy.Success, served.Attempt().N)
+	// The first byte came when the winning attempt ended; the call ends
+	// with its body (respBody.release).
+	t.tel.RecordFirstByte(tc, served.Outcome().End, served.Tier)
 	return resp, nil
 }
 
@@ -299,6 +317,7 @@ func (c *call) failed(tc telemetry.Call, resp *http.Response, err error) (*http.
 		tier = ep.tier
 	}
 	c.t.tel.RecordCall(tc, tier, se.Endpoint, se.Class, len(se.Attempts))
+	c.recordFailedGenAI(tc, se.Endpoint, se.Class)
 	tc.End()
 	if resp != nil && se.Class != sturdy.Canceled {
 		if w, ok := resp.Body.(*respBody); ok {
@@ -377,6 +396,11 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	st := new(attemptState)
 	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged)
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
+	sp := trace.SpanFromContext(ctx)
+	recording := sp.IsRecording()
+	if recording {
+		setRequestAttrs(sp, ep, out)
+	}
 
 	resp, err := t.base.RoundTrip(out)
 	if err != nil && resp != nil {
@@ -386,6 +410,9 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	if err == nil && resp == nil {
 		err = errNoResponse
+	}
+	if recording && resp != nil {
+		sp.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	}
 	o := t.classify(resp, err)
 	if err != nil {

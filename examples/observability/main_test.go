@@ -85,7 +85,8 @@ func TestDashboardAndAlertsMatchMetrics(t *testing.T) {
 	// The faults of each phase must have left their mark.
 	for _, name := range []string{"sturdy_calls_total", "sturdy_attempts_total", "sturdy_hedges_total",
 		"sturdy_fallbacks_total", "sturdy_ejections_total", "sturdy_endpoint_state",
-		"sturdy_call_duration_seconds_bucket", "sturdy_budget_refusals_total"} {
+		"sturdy_call_duration_seconds_bucket", "sturdy_call_time_to_first_byte_seconds_bucket",
+		"sturdy_budget_refusals_total"} {
 		if scraped[name] == 0 {
 			t.Errorf("/metrics has no sample of %s", name)
 		}
@@ -162,7 +163,14 @@ func scrape(t *testing.T, url string) map[string]int {
 			continue
 		}
 		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]]++
+			name := line[:i]
+			names[name]++
+			// A label must not repeat its metric's name
+			// (sturdy_endpoint_state{sturdy_endpoint_state=...} did).
+			family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+			if strings.HasPrefix(name, "sturdy_") && line[i] == '{' && strings.Contains(line[i:], family+"=") {
+				t.Errorf("a label of %s has the metric's name: %s", family, line)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -302,7 +310,7 @@ func TestMetricNames(t *testing.T) {
 		{"histogram_quantile(0.95, sum by (le, sturdy_endpoint) (rate(sturdy_attempt_duration_seconds_bucket[5m])))", []string{"sturdy_attempt_duration_seconds_bucket"}},
 		{"a_total / ignoring (x) group_left (y) b offset 5m > bool 1e3", []string{"a_total", "b"}},
 		{"label_values(sturdy_calls_total, job)", []string{"sturdy_calls_total"}},
-		{"max without(sturdy_state)(sturdy_endpoint_state) == 1 and on(job) up", []string{"sturdy_endpoint_state", "up"}},
+		{"max without(sturdy_health_state)(sturdy_endpoint_state) == 1 and on(job) up", []string{"sturdy_endpoint_state", "up"}},
 	} {
 		if got := metricNames(tc.expr); !slices.Equal(got, tc.want) {
 			t.Errorf("metricNames(%q) = %q, want %q", tc.expr, got, tc.want)

@@ -58,9 +58,15 @@ type Config struct {
 	TracerProvider    trace.TracerProvider
 	MeterProvider     metric.MeterProvider
 	CallerCredentials bool
-	OnAttempt         func(sturdy.Attempt)
-	OnFallback        func(sturdy.Fallback)
-	OnStateChange     func(health.StateChange)
+	// NoAttemptHistograms is WithoutAttemptHistograms.
+	NoAttemptHistograms bool
+	// AttemptSpanKind is the kind of attempt spans; zero means client.
+	// An adapter sets it to internal when its transport already makes a
+	// client span per request (see telemetry.Config.AttemptSpanKind).
+	AttemptSpanKind trace.SpanKind
+	OnAttempt       func(sturdy.Attempt)
+	OnFallback      func(sturdy.Fallback)
+	OnStateChange   func(health.StateChange)
 
 	// Errs are problems the options found as they were applied, and the
 	// adapter's own (URLs, conns); Build reports them with the rest.
@@ -170,6 +176,7 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	if tel, err = telemetry.New(telemetry.Config{
 		Scope: p.Scope, TracerProvider: cfg.TracerProvider, MeterProvider: cfg.MeterProvider,
 		Tiers: tiers, Health: pl.Tracker,
+		NoAttemptHistograms: cfg.NoAttemptHistograms, AttemptSpanKind: cfg.AttemptSpanKind,
 	}); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Op, err)
 	}

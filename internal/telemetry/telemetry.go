@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -21,6 +22,15 @@ import (
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/policy"
 )
+
+// Version is sturdy's version, the instrumentation scope's version of
+// every tracer and meter sturdy makes. Bump it with each release.
+const Version = "0.17.0"
+
+// SchemaURL is the OpenTelemetry schema of the semantic-convention
+// attributes sturdy puts on spans (HTTP, RPC, server.*, error.type): the
+// same version otelhttp v0.72 pins.
+const SchemaURL = semconv.SchemaURL
 
 // Span names.
 const (
@@ -42,8 +52,10 @@ const (
 	KeyFallbackTo     = attribute.Key("sturdy.fallback.to")
 	KeyFallbackReason = attribute.Key("sturdy.fallback.reason")
 	KeyEjectionReason = attribute.Key("sturdy.ejection.reason")
-	KeyState          = attribute.Key("sturdy.endpoint.state")
-	KeyBudget         = attribute.Key("sturdy.budget")
+	// KeyState is not "sturdy.endpoint.state": that is the gauge's name,
+	// and in Prometheus a label must not repeat its metric's name.
+	KeyState  = attribute.Key("sturdy.health.state")
+	KeyBudget = attribute.Key("sturdy.budget")
 )
 
 // Metric names.
@@ -55,6 +67,7 @@ const (
 	MetricEjections       = "sturdy.ejections"
 	MetricEndpointState   = "sturdy.endpoint.state"
 	MetricCallDuration    = "sturdy.call.duration"
+	MetricCallTTFB        = "sturdy.call.time_to_first_byte"
 	MetricAttemptDuration = "sturdy.attempt.duration"
 	MetricBudgetRefusals  = "sturdy.budget.refusals"
 )
@@ -92,6 +105,17 @@ type Config struct {
 	Tiers []Tier
 	// Health, if not nil, is read for the endpoint-state gauge.
 	Health *health.Tracker
+	// NoAttemptHistograms, if true, leaves out the per-attempt duration
+	// histogram (its series grow with endpoints × outcome classes ×
+	// buckets); the attempt counter stays.
+	NoAttemptHistograms bool
+	// NoGenAI, if true, leaves out the GenAI client metrics (genai.go).
+	NoGenAI bool
+	// AttemptSpanKind is the kind of "sturdy.attempt" spans. Zero means
+	// trace.SpanKindClient: each attempt is one physical request. An
+	// adapter whose base transport makes its own client spans (otelhttp)
+	// passes trace.SpanKindInternal so that each request has one.
+	AttemptSpanKind trace.SpanKind
 }
 
 const numKinds = 3 // first, retry, hedge
@@ -102,7 +126,7 @@ type endpointInst struct {
 	name     string
 	attrName attribute.KeyValue
 	add      [numKinds][numClasses][]metric.AddOption
-	rec      [numKinds][numClasses][]metric.RecordOption
+	rec      [numClasses][]metric.RecordOption // attempt durations: no kind
 	hedge    []metric.AddOption
 	states   [3]metric.ObserveOption // healthy, ejected, probation
 }
@@ -114,6 +138,7 @@ type tierInst struct {
 	epList   []*endpointInst
 	add      [numClasses][]metric.AddOption
 	rec      [numClasses][]metric.RecordOption
+	ttfb     []metric.RecordOption
 	retry    *policy.Retry
 	hedge    *policy.Hedge
 	budgetR  metric.ObserveOption
@@ -126,6 +151,7 @@ type tierInst struct {
 type Telemetry struct {
 	tracer    trace.Tracer
 	startOpts []trace.SpanStartOption
+	attOpts   []trace.SpanStartOption
 	// Call spans that could only be no-ops are skipped; see StartCall.
 	noopTP   bool                 // the provider is trace/noop's: it never records
 	globalTP trace.TracerProvider // the global provider New used, if it did
@@ -136,10 +162,12 @@ type Telemetry struct {
 	health   *health.Tracker
 
 	calls, attempts, hedges, fallbacks, ejections metric.Int64Counter
-	callDur, attemptDur                           metric.Float64Histogram
+	callDur, callTTFB, attemptDur                 metric.Float64Histogram
 	state                                         metric.Int64ObservableGauge
 	refusals                                      metric.Int64ObservableCounter
 	reg                                           metric.Registration
+
+	genai *genAIInst // nil: GenAI metrics off
 
 	hooks attempt.Hooks
 }
@@ -162,9 +190,14 @@ func New(cfg Config) (*Telemetry, error) {
 	if scope == "" {
 		scope = "github.com/sturdyai/sturdy"
 	}
+	kind := cfg.AttemptSpanKind
+	if kind == trace.SpanKindUnspecified {
+		kind = trace.SpanKindClient
+	}
 	t := &Telemetry{
-		tracer:    tp.Tracer(scope),
+		tracer:    tp.Tracer(scope, trace.WithInstrumentationVersion(Version), trace.WithSchemaURL(SchemaURL)),
 		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+		attOpts:   []trace.SpanStartOption{trace.WithSpanKind(kind)},
 		health:    cfg.Health,
 	}
 	switch tp.(type) {
@@ -178,7 +211,7 @@ func New(cfg Config) (*Telemetry, error) {
 			t.globalTP = tp
 		}
 	}
-	m := mp.Meter(scope)
+	m := mp.Meter(scope, metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(SchemaURL))
 	var errs []error
 	counter := func(name, desc string) metric.Int64Counter {
 		c, err := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit("{"+unitOf(name)+"}"))
@@ -192,19 +225,29 @@ func New(cfg Config) (*Telemetry, error) {
 	t.ejections = counter(MetricEjections, "Endpoints ejected by health, by endpoint and reason.")
 	var err error
 	t.callDur, err = m.Float64Histogram(MetricCallDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time from the start of a call until it is answered (headers and first body byte) or fails."),
+		metric.WithDescription("Time from the start of a call until its whole result is delivered (an HTTP body read to its end or closed, a stream finished) or it fails, by tier and outcome class."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
-	t.attemptDur, err = m.Float64Histogram(MetricAttemptDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time from the start of an attempt until its outcome."),
+	t.callTTFB, err = m.Float64Histogram(MetricCallTTFB, metric.WithUnit("s"),
+		metric.WithDescription("Time from the start of a served call until its first response byte (for a stream, time to first token), by serving tier."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
+	if !cfg.NoAttemptHistograms {
+		t.attemptDur, err = m.Float64Histogram(MetricAttemptDuration, metric.WithUnit("s"),
+			metric.WithDescription("Time from the start of an attempt until its outcome (first body byte), by endpoint, tier and outcome class."),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		errs = append(errs, err)
+	}
 	t.state, err = m.Int64ObservableGauge(MetricEndpointState,
 		metric.WithDescription("1 for the endpoint's current health state (healthy, ejected, probation), 0 for the others."))
 	errs = append(errs, err)
 	t.refusals, err = m.Int64ObservableCounter(MetricBudgetRefusals, metric.WithUnit("{refusal}"),
 		metric.WithDescription("Retries and hedges refused by their budget, by tier and budget (retry, hedge)."))
 	errs = append(errs, err)
+	if !cfg.NoGenAI {
+		t.genai, err = newGenAIInst(m)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
@@ -253,6 +296,7 @@ func newTierInst(ct Tier) *tierInst {
 		ti.add[c] = []metric.AddOption{o}
 		ti.rec[c] = []metric.RecordOption{o}
 	}
+	ti.ttfb = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ti.attrName))}
 	ti.budgetR = metric.WithAttributeSet(attribute.NewSet(ti.attrName, KeyBudget.String("retry")))
 	ti.budgetH = metric.WithAttributeSet(attribute.NewSet(ti.attrName, KeyBudget.String("hedge")))
 	for _, name := range ct.Endpoints {
@@ -273,8 +317,11 @@ func newEndpointInst(tier attribute.KeyValue, name string) *endpointInst {
 			o := metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier,
 				KeyAttemptKind.String(kinds[k].String()), KeyOutcome.String(sturdy.Class(c).String())))
 			ei.add[k][c] = []metric.AddOption{o}
-			ei.rec[k][c] = []metric.RecordOption{o}
 		}
+	}
+	for c := range numClasses {
+		o := metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier, KeyOutcome.String(sturdy.Class(c).String())))
+		ei.rec[c] = []metric.RecordOption{o}
 	}
 	ei.hedge = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier))}
 	for i, s := range states {
@@ -426,31 +473,20 @@ func (t *Telemetry) skipSpan() bool {
 	return t.probed.Load() && !probeNow()
 }
 
-// RecordCall records the call's outcome: the calls counter and the call
-// duration (from StartCall until now) by tier and class, and the tier,
-// endpoint, outcome and attempt count on the span. tier is the serving (or
-// deciding) tier's index, or -1; endpoint may be empty. It does not end
-// the span.
+// RecordCall records the call's result, now: the calls counter and the
+// call duration (from StartCall until now, the whole call) by tier and
+// class, and the tier, endpoint, outcome and attempt count on the span.
+// Adapters call it once the result is delivered (a served HTTP body read
+// to its end or closed, a stream finished) or the call failed. tier is
+// the serving (or deciding) tier's index, or -1; endpoint may be empty.
+// It does not end the span.
 func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.Class, attempts int) {
-	t.RecordCallAt(c, time.Time{}, tier, endpoint, class, attempts)
-}
-
-// RecordCallAt is RecordCall for a call answered at end, as the winning
-// attempt's sturdy.Outcome.End has it, which saves a clock read. A zero
-// end means now.
-func (t *Telemetry) RecordCallAt(c Call, end time.Time, tier int, endpoint string, class sturdy.Class, attempts int) {
 	ti := t.tier(tier)
 	ci := int(class)
 	if ci >= numClasses {
 		ci = int(sturdy.Fatal)
 	}
-	var d time.Duration
-	if end.IsZero() {
-		d = time.Since(epoch) - c.start
-	} else {
-		d = end.Sub(epoch) - c.start
-	}
-	d = max(d, 0)
+	d := max(time.Since(epoch)-c.start, 0)
 	t.calls.Add(c.ctx, 1, ti.add[ci]...)
 	t.callDur.Record(c.ctx, d.Seconds(), ti.rec[ci]...)
 	if c.span != nil && c.span.IsRecording() {
@@ -464,6 +500,19 @@ func (t *Telemetry) RecordCallAt(c Call, end time.Time, tier int, endpoint strin
 			c.span.SetStatus(codes.Error, class.String())
 		}
 	}
+}
+
+// RecordFirstByte records the time to first byte of a call that tier
+// served: from StartCall until at, the winning attempt's
+// sturdy.Outcome.End (which saves a clock read); a zero at means now.
+func (t *Telemetry) RecordFirstByte(c Call, at time.Time, tier int) {
+	var d time.Duration
+	if at.IsZero() {
+		d = time.Since(epoch) - c.start
+	} else {
+		d = at.Sub(epoch) - c.start
+	}
+	t.callTTFB.Record(c.ctx, max(d, 0).Seconds(), t.tier(tier).ttfb...)
 }
 
 // Hooks returns the degrade hooks that start and end "sturdy.attempt"
@@ -490,7 +539,7 @@ func (t *Telemetry) attemptStart(ctx context.Context, a attempt.Info) context.Co
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}
-	ctx, span := t.tracer.Start(ctx, SpanAttempt, t.startOpts...)
+	ctx, span := t.tracer.Start(ctx, SpanAttempt, t.attOpts...)
 	if span.IsRecording() {
 		var name string
 		if a.Endpoint != nil {
@@ -515,7 +564,9 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 		ei := t.endpoint(a.Tier, a.Endpoint.Name)
 		k := kindIndex(a.Kind)
 		t.attempts.Add(ctx, 1, ei.add[k][ci]...)
-		t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[k][ci]...)
+		if t.attemptDur != nil {
+			t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[ci]...)
+		}
 	}
 	span := trace.SpanFromContext(ctx)
 	if !span.SpanContext().IsValid() {
@@ -523,7 +574,16 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 	}
 	if span.IsRecording() {
 		span.SetAttributes(KeyOutcome.String(o.Class.String()), KeyWon.Bool(won))
-		if o.Class != sturdy.Success {
+		switch o.Class {
+		case sturdy.Success:
+		case sturdy.Canceled:
+			// A hedge that lost, or the caller gave up: not the server's
+			// error, so the status stays unset; sturdy.outcome says
+			// "canceled".
+		default:
+			// error.type takes sturdy's class: low-cardinality, and the
+			// same for HTTP and gRPC (the status code is beside it).
+			span.SetAttributes(semconv.ErrorTypeKey.String(o.Class.String()))
 			span.SetStatus(codes.Error, o.Class.String())
 		}
 	}

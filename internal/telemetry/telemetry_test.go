@@ -265,35 +265,44 @@ func TestProbeFindsAGlobalTracerThatRecordsWithoutSetTracerProvider(t *testing.T
 	assert.Len(t, sr.Ended(), 4)
 }
 
-func TestRecordCallAtMeasuresUntilTheGivenEnd(t *testing.T) {
+func TestRecordFirstByteMeasuresUntilTheGivenTime(t *testing.T) {
 	tel, _, rd, _ := newTest(t)
 	_, call := tel.StartCall(context.Background())
-	tel.RecordCallAt(call, call.Start().Add(1500*time.Millisecond), 0, "a", sturdy.Success, 1)
+	tel.RecordFirstByte(call, call.Start().Add(1500*time.Millisecond), 0)
 	call.End()
-	assert.InDelta(t, 1.5, callDurationSum(t, rd), 1e-6)
+	assert.InDelta(t, 1.5, histogramSum(t, rd, MetricCallTTFB), 1e-6)
 }
 
-// Inside a testing/synctest bubble time.Now has no monotonic reading and
-// the bubble's own wall clock: an end taken there still measures right.
-func TestRecordCallAtInABubble(t *testing.T) {
+// The call duration is the whole call: it ends when RecordCall runs (an
+// HTTP body read to its end), not at the first byte. Inside a
+// testing/synctest bubble time.Now has no monotonic reading and the
+// bubble's own wall clock: times taken there still measure right.
+func TestCallDurationIsTheWholeCallAndTTFBItsStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tel, _, rd, _ := newTest(t)
 		_, call := tel.StartCall(context.Background())
 		time.Sleep(1500 * time.Millisecond)
-		tel.RecordCallAt(call, time.Now(), 0, "a", sturdy.Success, 1)
+		tel.RecordFirstByte(call, time.Now(), 0)
+		time.Sleep(2 * time.Second) // the body streams
+		tel.RecordCall(call, 0, "a", sturdy.Success, 1)
 		call.End()
-		assert.InDelta(t, 1.5, callDurationSum(t, rd), 1e-6)
+		assert.InDelta(t, 1.5, histogramSum(t, rd, MetricCallTTFB), 1e-6)
+		assert.InDelta(t, 3.5, callDurationSum(t, rd), 1e-6)
 	})
 }
 
 func callDurationSum(t *testing.T, rd *sdkmetric.ManualReader) float64 {
+	return histogramSum(t, rd, MetricCallDuration)
+}
+
+func histogramSum(t *testing.T, rd *sdkmetric.ManualReader, name string) float64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, rd.Collect(context.Background(), &rm))
 	var sum float64
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == MetricCallDuration {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
 				for _, p := range h.DataPoints {
 					sum += p.Sum
 				}

@@ -1,0 +1,254 @@
+package httpmw
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/telemetry"
+)
+
+// DefaultProvider is the gen_ai.provider.name of an endpoint whose
+// Provider is empty: httpmw speaks the OpenAI API, and the GenAI
+// conventions name a provider by the format its telemetry follows.
+const DefaultProvider = "openai"
+
+// genAIOperation maps a request path to gen_ai.operation.name; "" means
+// not a GenAI operation, which gets no GenAI metrics.
+func genAIOperation(path string) string {
+	switch {
+	case strings.HasSuffix(path, "/chat/completions"):
+		return "chat"
+	case strings.HasSuffix(path, "/completions"):
+		return "text_completion"
+	case strings.HasSuffix(path, "/embeddings"):
+		return "embeddings"
+	}
+	return ""
+}
+
+// genState is what a call's GenAI metrics need from its response body,
+// gathered as the caller reads it. It is allocated only for GenAI
+// operations while GenAI metrics are on.
+type genState struct {
+	g                  telemetry.GenAI
+	input, output      usageScanner
+	head               [256]byte // the body's first bytes, where "model" is
+	nHead              int
+	firstByte, last    time.Time // first chunk, end of the last chunk
+	chunks             int       // SSE events completed
+	prevNL, sse, chunk bool
+	chunkSets          *telemetry.GenAISets // before the response: no response model
+	ep                 *endpoint
+}
+
+func newGenState(op, provider string) *genState {
+	return &genState{
+		g:      telemetry.GenAI{Operation: op, Provider: provider},
+		input:  newKeyScanner(keyPrompt),
+		output: newKeyScanner(keyCompletion),
+	}
+}
+
+// write scans p for the token counts and the response model and, in an
+// event stream, times each chunk (SSE event) after the first.
+func (s *genState) write(tel *telemetry.Telemetry, call telemetry.Call, p []byte) {
+	s.input.write(p)
+	s.output.write(p)
+	if s.nHead < len(s.head) {
+		s.nHead += copy(s.head[s.nHead:], p)
+	}
+	if !s.sse {
+		return
+	}
+	// An event ends at a blank line: two newlines in a row, "\r"
+	// ignored. Events that end in one read share its time evenly.
+	ended := 0
+	for _, c := range p {
+		switch c {
+		case '\n':
+			if s.prevNL {
+				ended++
+			}
+			s.prevNL = true
+		case '\r':
+		default:
+			s.prevNL = false
+		}
+	}
+	if ended == 0 {
+		return
+	}
+	now := time.Now()
+	if s.chunks == 0 {
+		// The first chunk came with the first byte.
+		s.chunks, ended, s.last = 1, ended-1, s.firstByte
+	}
+	if ended == 0 {
+		return
+	}
+	if s.chunkSets == nil {
+		s.chunkSets = s.ep.genAISets(tel, &s.g)
+	}
+	d := now.Sub(s.last) / time.Duration(ended)
+	for range ended {
+		tel.RecordChunk(call, s.chunkSets, d)
+	}
+	s.chunks += ended
+	s.last = now
+}
+
+// tokens returns the input and output token counts seen, -1 if none.
+func (s *genState) tokens() (in, out int64) { return s.input.tokens(), s.output.tokens() }
+
+// responseModel returns the first "model" string of the body's head.
+func (s *genState) responseModel() string { return findModel(s.head[:s.nHead]) }
+
+// findModel returns the string value of the first `"model"` key in b, or
+// "". A light scan, as for usage: in JSON the bytes `"model"` cannot
+// occur inside a string (its quotes would be escaped), so the first match
+// is a key; a nested "model" key before the top-level one would be taken
+// instead. Escaped values and values longer than 256 bytes give "".
+func findModel(b []byte) string {
+	i := bytes.Index(b, []byte(`"model"`))
+	if i < 0 {
+		return ""
+	}
+	i += len(`"model"`)
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	if i >= len(b) || b[i] != ':' {
+		return ""
+	}
+	i++
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	if i >= len(b) || b[i] != '"' {
+		return ""
+	}
+	i++
+	end := bytes.IndexAny(b[i:min(len(b), i+257)], `"\`)
+	if end < 0 || b[i+end] != '"' {
+		return ""
+	}
+	return string(b[i : i+end])
+}
+
+// requestModel returns the model the call's request asked tier ts for:
+// the tier's own after a rewrite, else the caller's from the body, read
+// once (GetBody mode keeps it for the rewrites); "" when unknown.
+func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
+	if ts != nil && ts.index > 0 && ts.model != "" {
+		return ts.model
+	}
+	switch b.mode {
+	case bodyBuffered, bodyOnce:
+		return findModel(b.buf)
+	case bodyGetBody:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.raw == nil {
+			rc, err := b.req.GetBody()
+			if err != nil {
+				return ""
+			}
+			raw, err := readSized(rc, t.maxBody+1, b.req.ContentLength)
+			_ = rc.Close()
+			if err != nil || int64(len(raw)) > t.maxBody {
+				return findModel(raw)
+			}
+			if raw == nil {
+				raw = []byte{}
+			}
+			b.raw = raw
+		}
+		return findModel(b.raw)
+	}
+	return ""
+}
+
+// genAIFor starts the GenAI record of a call on endpoint ep of tier ts,
+// or returns nil when it gets none.
+func (c *call) genAIFor(ep *endpoint, ts *tierState) *genState {
+	t := c.t
+	if !t.tel.GenAIEnabled(c.req.Context()) {
+		return nil
+	}
+	op := genAIOperation(c.req.URL.Path)
+	if op == "" {
+		return nil
+	}
+	provider := DefaultProvider
+	if ep != nil {
+		provider = ep.provider
+	}
+	s := newGenState(op, provider)
+	s.ep = ep
+	if ep != nil {
+		s.g.Server = ep.server
+	}
+	s.g.RequestModel = c.body.requestModel(t, ts)
+	return s
+}
+
+// recordFailedGenAI records the GenAI duration of a call that failed with
+// class on endpoint name (the deciding attempt's; "" if none went out).
+func (c *call) recordFailedGenAI(tc telemetry.Call, name string, class sturdy.Class) {
+	ep := c.t.byName[name]
+	var ts *tierState
+	if ep != nil {
+		ts = c.t.tiers[ep.tier]
+	}
+	if s := c.genAIFor(ep, ts); s != nil {
+		s.g.ErrorType = class.String()
+		c.t.tel.RecordGenAI(tc, ep.genAISets(c.t.tel, &s.g), time.Time{}, -1, -1)
+	}
+}
+
+// isStream reports whether resp is an event stream.
+func isStream(resp *http.Response) bool { return isEventStream(contentType(resp.Header)) }
+
+// readSized is io.ReadAll of at most limit bytes into one buffer of the
+// size hint (a request's ContentLength) when it is known.
+func readSized(r io.Reader, limit, hint int64) ([]byte, error) {
+	if hint <= 0 || hint >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	buf := make([]byte, 0, hint+1) // +1: EOF is seen without growing
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
+}
+
+// genKey is one combination of GenAI attribute values on an endpoint.
+type genKey struct{ op, reqModel, respModel, errType string }
+
+// genAISets returns the cached attribute sets of g on endpoint ep (nil:
+// none went out, nothing cached).
+func (ep *endpoint) genAISets(tel *telemetry.Telemetry, g *telemetry.GenAI) *telemetry.GenAISets {
+	if ep == nil {
+		return tel.Sets(g)
+	}
+	k := genKey{op: g.Operation, reqModel: g.RequestModel, respModel: g.ResponseModel, errType: g.ErrorType}
+	if v, ok := ep.genai.Load(k); ok {
+		return v.(*telemetry.GenAISets)
+	}
+	v, _ := ep.genai.LoadOrStore(k, tel.Sets(g))
+	return v.(*telemetry.GenAISets)
+}

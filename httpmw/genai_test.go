@@ -1,0 +1,47 @@
+package httpmw
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFindModelTakesTheFirstModelKeysString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"model":"gpt-4o","messages":[]}`, "gpt-4o"},
+		{`{"messages":[{"content":"say \"model\": \"x\""}], "model" : "m-1"}`, "m-1"},
+		{`{"id":"x","model":` + "\n" + `"llama"}`, "llama"},
+		{`{"model":42}`, ""},
+		{`{"model":"esc\"aped"}`, ""},
+		{`{"model":"` + strings.Repeat("a", 300) + `"}`, ""},
+		{`{"model":"cut`, ""},
+		{`{}`, ""},
+	} {
+		assert.Equal(t, tc.want, findModel([]byte(tc.in)), tc.in)
+	}
+}
+
+func TestGenAIOperationByPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"/v1/chat/completions": "chat", "/openai/deployments/d/chat/completions": "chat",
+		"/v1/completions": "text_completion", "/v1/embeddings": "embeddings", "/v1/models": "", "/health": "",
+	} {
+		assert.Equal(t, want, genAIOperation(path), path)
+	}
+}
+
+func TestReadSizedReadsAllWhateverTheHint(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 100)
+	for _, hint := range []int64{0, 10, 999, 1000, 1001, 5000} {
+		got, err := readSized(iotest.HalfReader(bytes.NewReader(body)), 1<<20, hint)
+		require.NoError(t, err)
+		assert.Equal(t, body, got, "hint %d", hint)
+	}
+	got, err := readSized(bytes.NewReader(body), 100, 50)
+	require.NoError(t, err)
+	assert.Len(t, got, 100, "at most limit")
+}
