@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +25,35 @@ import (
 )
 
 // Version is sturdy's version, the instrumentation scope's version of
-// every tracer and meter sturdy makes. Bump it with each release.
-const Version = "0.17.0"
+// every tracer and meter sturdy makes: the module version the program was
+// built with (a release tag such as "v0.3.0", or the pseudo-version go get
+// recorded), read from the build information, so that it never goes
+// stale; "devel" in a build of sturdy's own repository or without module
+// information.
+var Version = moduleVersion(debug.ReadBuildInfo)
+
+const modulePath = "github.com/sturdyai/sturdy"
+
+func moduleVersion(read func() (*debug.BuildInfo, bool)) string {
+	bi, ok := read()
+	if !ok {
+		return "devel"
+	}
+	for _, d := range bi.Deps {
+		if d.Path == modulePath {
+			if d.Replace != nil && d.Replace.Version != "" {
+				return d.Replace.Version
+			}
+			if d.Version != "" {
+				return d.Version
+			}
+		}
+	}
+	if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 // SchemaURL is the OpenTelemetry schema of the semantic-convention
 // attributes sturdy puts on spans (HTTP, RPC, server.*, error.type): the

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -310,4 +311,31 @@ func histogramSum(t *testing.T, rd *sdkmetric.ManualReader, name string) float64
 		}
 	}
 	return sum
+}
+
+func TestModuleVersion(t *testing.T) {
+	info := func(bi *debug.BuildInfo) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) { return bi, bi != nil }
+	}
+	dep := func(v string) *debug.BuildInfo {
+		return &debug.BuildInfo{Main: debug.Module{Path: "example.com/app", Version: "(devel)"},
+			Deps: []*debug.Module{{Path: "golang.org/x/time", Version: "v0.9.0"}, {Path: modulePath, Version: v}}}
+	}
+	for _, tc := range []struct {
+		name string
+		read func() (*debug.BuildInfo, bool)
+		want string
+	}{
+		{"a dependency at a tag", info(dep("v0.3.0")), "v0.3.0"},
+		{"a dependency at a pseudo-version", info(dep("v0.0.0-20261206150000-abcdef012345")), "v0.0.0-20261206150000-abcdef012345"},
+		{"sturdy's own repository", info(&debug.BuildInfo{Main: debug.Module{Path: modulePath, Version: "(devel)"}}), "devel"},
+		{"no build information", info(nil), "devel"},
+	} {
+		if got := moduleVersion(tc.read); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if Version == "" {
+		t.Fatal("Version is empty")
+	}
 }
