@@ -207,6 +207,9 @@ type shared struct {
 	failover *failover.Config
 	health   *health.Config
 	throttle *ratelimit.ThrottleConfig
+
+	httpRewrite httpmw.ModelRewrite
+	grpcRewrite grpcmw.ModelRewrite
 }
 
 var noBackoff = failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1}
@@ -323,6 +326,9 @@ func runHTTP(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	if o.throttle != nil {
 		opts = append(opts, httpmw.WithThrottle(*o.throttle))
 	}
+	if o.httpRewrite != nil {
+		opts = append(opts, httpmw.WithModelRewrite(o.httpRewrite))
+	}
 	for _, ti := range tiers {
 		var eps []httpmw.Endpoint
 		for _, name := range ti.eps {
@@ -364,6 +370,9 @@ func runGRPC(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	}
 	if o.throttle != nil {
 		opts = append(opts, grpcmw.WithThrottle(*o.throttle))
+	}
+	if o.grpcRewrite != nil {
+		opts = append(opts, grpcmw.WithModelRewrite(o.grpcRewrite))
 	}
 	for _, ti := range tiers {
 		var eps []grpcmw.Endpoint
@@ -430,52 +439,31 @@ var hedgeBad = hedge.Config{Quantile: 2}
 
 // Both adapters send the primary tier the caller's request as written and
 // rewrite it for a later tier with a Model: the hook is called for the
-// same tiers, and the servers see the same models.
+// same tiers.
 func TestAdaptersRewriteTheSameTiers(t *testing.T) {
 	tiers := []tier{{degrade.Tier{Name: "big", Model: "m1"}, []string{"a"}}, {degrade.Tier{Name: "small", Model: "m2"}, []string{"c"}}}
-	s := script{"a": {"down"}}
-
-	var httpTiers, grpcTiers []string
 	var mu sync.Mutex
-	base := &httpBase{s: s}
-	var eps [][]httpmw.Endpoint
-	opts := []httpmw.Option{httpmw.WithBalancer(roundRobin),
-		httpmw.WithModelRewrite(func(tier degrade.Tier, _ *http.Request, body []byte) ([]byte, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			httpTiers = append(httpTiers, tier.Name)
-			return []byte(strings.Replace(string(body), `"m"`, `"`+tier.Model+`"`, 1)), nil
-		})}
-	for _, ti := range tiers {
-		var e []httpmw.Endpoint
-		for _, name := range ti.eps {
-			e = append(e, httpmw.URL(name, "http://"+name, nil))
-		}
-		eps = append(eps, e)
-		opts = append(opts, httpmw.WithTier(ti.t, e...))
+	rewrote := map[string][]string{}
+	note := func(adapter string, tier degrade.Tier) {
+		mu.Lock()
+		defer mu.Unlock()
+		rewrote[adapter] = append(rewrote[adapter], tier.Name)
 	}
-	tr, err := httpmw.NewTransport(base, opts...)
-	require.NoError(t, err)
-	defer tr.Close()
-	req, _ := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
-	resp, err := tr.RoundTrip(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-
-	cnt := &counter{}
-	c, err := grpcmw.New(grpcmw.WithBalancer(roundRobin),
-		grpcmw.WithTier(tiers[0].t, grpcmw.Conn("a", grpcConn{ep: "a", s: s, c: cnt})),
-		grpcmw.WithTier(tiers[1].t, grpcmw.Conn("c", grpcConn{ep: "c", s: s, c: cnt})),
-		grpcmw.WithModelRewrite(func(tier degrade.Tier, _ string, req any) (any, error) {
-			grpcTiers = append(grpcTiers, tier.Name)
+	o := shared{
+		httpRewrite: func(tier degrade.Tier, _ *http.Request, body []byte) ([]byte, error) {
+			note("httpmw", tier)
+			return body, nil
+		},
+		grpcRewrite: func(tier degrade.Tier, _ string, req any) (any, error) {
+			note("grpcmw", tier)
 			return req, nil
-		}))
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, &testpb.SimpleResponse{}))
-
-	assert.Equal(t, []string{"small"}, httpTiers, "httpmw rewrote a tier other than the fallback")
-	assert.Equal(t, httpTiers, grpcTiers, "the adapters rewrite different tiers")
+		},
+	}
+	s := script{"a": {"down"}}
+	assert.Equal(t, []string{"small"}, runHTTP(t, tiers, o, s, 1, &recorder{}))
+	assert.Equal(t, []string{"small"}, runGRPC(t, tiers, o, s, 1, &recorder{}))
+	assert.Equal(t, []string{"small"}, rewrote["httpmw"], "httpmw rewrote a tier other than the fallback")
+	assert.Equal(t, rewrote["httpmw"], rewrote["grpcmw"], "the adapters rewrite different tiers")
 }
 
 // With the same seeded throttle, both adapters throttle the same calls.
