@@ -115,15 +115,10 @@ func New(cfg Config) (*Chain, error) {
 	for _, t := range cfg.Tiers {
 		cc.Tiers = append(cc.Tiers, chain.TierConfig(t))
 	}
+	var c *chain.Chain // set before any call can fall back
 	if on := cfg.OnFallback; on != nil {
 		cc.OnFallback = func(from, to int, r sturdy.FallbackReason) {
-			on(sturdy.Fallback{From: cc.Tiers[from].Name, To: cc.Tiers[to].Name, Reason: r})
-		}
-	}
-	// Names are defaulted before New so that OnFallback can report them.
-	for i := range cc.Tiers {
-		if cc.Tiers[i].Name == "" {
-			cc.Tiers[i].Name = chain.DefaultTierName(i)
+			on(sturdy.Fallback{From: c.Tier(from).Name, To: c.Tier(to).Name, Reason: r})
 		}
 	}
 	c, err := chain.New(&cc)

@@ -107,6 +107,7 @@ type callFlags struct {
 type Chain struct {
 	tiers      []*tier
 	limiter    *ratelimit.Limiter
+	op         string // names the chain in errors: Names.Op
 	maxWait    time.Duration
 	onFallback func(from, to int, reason sturdy.FallbackReason)
 	failed     atomic.Uint64
@@ -206,7 +207,7 @@ func New(cfg *Config) (*Chain, error) {
 	for k, v := range cfg.Limiter.Overrides {
 		lc.Overrides[k] = v
 	}
-	c := &Chain{maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
+	c := &Chain{op: cfg.Names.Op, maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
 	hooks := WithOnAttempt(cfg.Hooks, cfg.OnAttempt)
 	for i, tc := range cfg.Tiers {
 		if tc.Name == "" {

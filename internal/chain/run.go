@@ -328,7 +328,7 @@ func (r *run[T]) fail(err error) (T, Served, error) {
 	}
 	if err == nil {
 		// No tier made an attempt.
-		e := &sturdy.Error{Op: opOf(r.c), Class: sturdy.Overloaded, Err: errors.Join(r.skipped...)}
+		e := &sturdy.Error{Op: r.c.op, Class: sturdy.Overloaded, Err: errors.Join(r.skipped...)}
 		if r.soonest > 0 {
 			e.RetryAfter = r.soonest
 		}
@@ -341,13 +341,6 @@ func (r *run[T]) fail(err error) (T, Served, error) {
 		err = se.err
 	}
 	return r.last, Served{}, r.c.failure(r.ctx, err, r.attempts, r.skipped)
-}
-
-func opOf(c *Chain) string {
-	if len(c.tiers) == 0 {
-		return "sturdy"
-	}
-	return c.tiers[0].single.Op
 }
 
 // largerWindow returns the first tier after i with a larger context
@@ -374,7 +367,7 @@ func allUnhealthy(skipped []error) bool {
 // failure folds the attempts of every tier into one error whose class is
 // the deciding tier's.
 func (c *Chain) failure(ctx context.Context, err error, attempts []sturdy.Attempt, skipped []error) error {
-	e := &sturdy.Error{Op: opOf(c), Class: sturdy.ClassOf(err), Err: err, Attempts: attempts}
+	e := &sturdy.Error{Op: c.op, Class: sturdy.ClassOf(err), Err: err, Attempts: attempts}
 	if se, ok := errors.AsType[*sturdy.Error](err); ok {
 		e.Endpoint, e.Err = se.Endpoint, se.Err
 		for _, a := range attempts {
