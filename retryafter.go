@@ -128,7 +128,7 @@ func ParseResetDuration(v string) (d time.Duration, ok bool) {
 	// A number ends in a digit or a point; "6m0s" and the like skip
 	// ParseFloat, whose error for them allocates (BenchmarkParseHeaders in
 	// package ratelimit reads an OpenAI response's two resets per call).
-	if c := v[len(v)-1]; (c >= '0' && c <= '9' || c == '.') && numeric(v) {
+	if c := v[len(v)-1]; c >= '0' && c <= '9' || c == '.' {
 		f, ok := parseNonNegative(v)
 		if !ok {
 			return 0, false
@@ -183,10 +183,4 @@ func RetryAfterFromHeader(h http.Header, now time.Time) (d time.Duration, ok boo
 		return dt, true
 	}
 	return 0, false
-}
-
-// numeric reports whether v parses as a float, or is one too large to.
-func numeric(v string) bool {
-	_, err := strconv.ParseFloat(v, 64)
-	return err == nil || errors.Is(err, strconv.ErrRange)
 }

@@ -13,8 +13,9 @@ import (
 // concurrent use: Pick never blocks on Update and, for P2CPeakEWMA,
 // RoundRobin and WeightedRoundRobin, does constant work whatever the
 // pool's size (WeightedRoundRobin: logarithmic in it for weights too large
-// for its table) and allocates nothing (PrefixAffinity: see the package
-// doc).
+// for its table, and linear, under a lock, when the endpoints a pick must
+// skip hold most of the weight) and allocates nothing (PrefixAffinity: see
+// the package doc).
 //
 // Each Pick returns a done func that must be called exactly once, with the
 // attempt's outcome, when the attempt ends. It settles the endpoint's
@@ -132,6 +133,11 @@ func (b *Balancer) Pick(ctx context.Context, exclude []string) (ep *sturdy.Endpo
 	}
 	return &s.entries[i], ld.done, nil
 }
+
+// Len returns the number of endpoints in the pool. The attempt loop reads
+// it to know whether a failover could follow an attempt (a pool of one
+// cannot fail over, so its attempts are never cut to make room for one).
+func (b *Balancer) Len() int { return len(b.snap.Load().entries) }
 
 // Ready reports whether the pool can serve without panic mode: it has
 // endpoints and, with Config.Health, health allows at least one of them.

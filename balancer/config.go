@@ -22,9 +22,10 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
-	// DefaultAffinityMinBlocks is 4 blocks: with 256-byte blocks, a prompt
-	// needs 1 KiB (some 250 tokens) before caching it is worth a replica
-	// that is not the least loaded.
+	// DefaultAffinityMinBlocks is 4 blocks, of whatever size the caller
+	// hashed into its PrefixKey: a key shorter than that goes by P2C
+	// Peak-EWMA, since so short a shared prefix is not worth a replica that
+	// is not the least loaded.
 	DefaultAffinityMinBlocks = 4
 	// DefaultAffinityLoadBound is the ε of consistent hashing with bounded
 	// loads that KubeAI uses (a mean load factor of 125%).

@@ -55,7 +55,9 @@
 //
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
 // size, as does WeightedRoundRobin (logarithmic in it for weights too large
-// for its table), and they allocate nothing; LeastOutstanding scans the
+// for its table; when the endpoints a pick must skip hold most of the
+// weight it falls back to nginx's linear scan under a lock, which above
+// 1024 endpoints allocates), and they allocate nothing otherwise; LeastOutstanding scans the
 // pool. PrefixAffinity allocates nothing and does constant work too (for
 // pools of 8 or more it keeps a 512 KiB table of each key slot's first
 // replicas, filled as slots are used), except when a key's first four

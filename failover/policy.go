@@ -99,7 +99,7 @@ func (p *Policy) MaxAttempts() int { return p.p.MaxAttempts() }
 // AttemptTimeout is the current bound on a first attempt that another may
 // follow: the fixed AttemptTimeout, or the adaptive one as learned so far;
 // zero means none.
-func (p *Policy) AttemptTimeout() time.Duration { return p.p.AttemptTimeout(1) }
+func (p *Policy) AttemptTimeout() time.Duration { return p.p.AttemptTimeout(1, false) }
 
 // MaxRetryAfterWait caps the wait for a server's Retry-After.
 func (p *Policy) MaxRetryAfterWait() time.Duration { return p.p.MaxRetryAfterWait() }

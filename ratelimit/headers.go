@@ -129,10 +129,10 @@ func ParseHeaders(h http.Header, now time.Time) (Signal, bool) {
 const (
 	hdrOpenAILimitRequests     = "X-Ratelimit-Limit-Requests"
 	hdrOpenAILimitTokens       = "X-Ratelimit-Limit-Tokens"
-	hdrOpenAIRemainingRequests = "X-Ratelimit-Remaining-Requests"
-	hdrOpenAIRemainingTokens   = "X-Ratelimit-Remaining-Tokens"
-	hdrOpenAIResetRequests     = "X-Ratelimit-Reset-Requests"
-	hdrOpenAIResetTokens       = "X-Ratelimit-Reset-Tokens"
+	hdrOpenAIRemainingRequests = sturdy.HeaderRemainingRequests
+	hdrOpenAIRemainingTokens   = sturdy.HeaderRemainingTokens
+	hdrOpenAIResetRequests     = sturdy.HeaderResetRequests
+	hdrOpenAIResetTokens       = sturdy.HeaderResetTokens
 
 	hdrAnthropicRequestsLimit         = "Anthropic-Ratelimit-Requests-Limit"
 	hdrAnthropicRequestsRemaining     = "Anthropic-Ratelimit-Requests-Remaining"
@@ -153,8 +153,8 @@ const (
 	hdrRateLimitRemaining = "Ratelimit-Remaining"
 	hdrRateLimitReset     = "Ratelimit-Reset"
 
-	hdrRetryAfterMs = "Retry-After-Ms"
-	hdrRetryAfter   = "Retry-After"
+	hdrRetryAfterMs = sturdy.HeaderRetryAfterMs
+	hdrRetryAfter   = sturdy.HeaderRetryAfter
 )
 
 // headerParse gathers one response's headers, by family, during the pass

@@ -22,8 +22,10 @@ type Retry interface {
 	// MaxAttempts is the cap on attempts per call, the first included.
 	MaxAttempts() int
 	// AttemptTimeout bounds attempt n (1-based), until its function
-	// returns; zero means none.
-	AttemptTimeout(n int) time.Duration
+	// returns; zero means none. last says that no attempt can follow this
+	// one (the call's attempt cap, hedges included, is reached, or every
+	// endpoint of the pool has been tried).
+	AttemptTimeout(n int, last bool) time.Duration
 	// Retryable reports whether a failure of class c may be retried.
 	Retryable(c sturdy.Class) bool
 	// Backoff is the wait before retry n (1-based), already jittered.
@@ -214,11 +216,16 @@ func (s *Spec) retryAfterWait() time.Duration {
 	return s.Retry.MaxRetryAfterWait()
 }
 
-func (s *Spec) attemptTimeout(n int) time.Duration {
+// attemptTimeout is the bound of attempt n of a call allowed maxN.
+func (s *Spec) attemptTimeout(n, maxN int) time.Duration {
 	if s.Retry == nil {
 		return 0
 	}
-	return s.Retry.AttemptTimeout(n)
+	last := n >= maxN
+	if p, ok := s.Picker.(interface{ Len() int }); ok && n >= p.Len() {
+		last = true // every endpoint tried: nothing to fail over to
+	}
+	return s.Retry.AttemptTimeout(n, last)
 }
 
 // observe tells the retry policy how an attempt ended.

@@ -44,7 +44,7 @@ func newRetry(max int) *retryPol {
 }
 
 func (r *retryPol) MaxAttempts() int { return r.max }
-func (r *retryPol) AttemptTimeout(n int) time.Duration {
+func (r *retryPol) AttemptTimeout(n int, _ bool) time.Duration {
 	if n-1 < len(r.perN) {
 		return r.perN[n-1]
 	}

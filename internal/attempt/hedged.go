@@ -264,7 +264,7 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
-	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started))
+	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started, c.maxN))
 	c.cancels = append(c.cancels, cancel)
 	c.inN++
 	return prepared{info: a, done: done, actx: actx, cancel: cancel, hctx: c.s.start(actx, a), timer: timer}, nil

@@ -7,6 +7,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/fakepick"
 	"github.com/sturdyai/sturdy/internal/policy"
@@ -146,7 +149,7 @@ func TestLoopWithLearningPolicies(t *testing.T) {
 			t.Fatalf("outage: %.3f attempts per call, want ≤ 1.05 (the floor: 3/s at 100 calls/s)", per)
 		}
 		run(20, random) // recover
-		if d := p.AttemptTimeout(1); d != 250*time.Millisecond {
+		if d := p.AttemptTimeout(1, false); d != 250*time.Millisecond {
 			t.Fatalf("learned attempt timeout %v, want the 250ms floor over 3 × p99 of 20ms", d)
 		}
 		// Endpoint a gets stuck: its attempts are cut at the learned
@@ -158,7 +161,7 @@ func TestLoopWithLearningPolicies(t *testing.T) {
 			}
 			return 1, sturdy.Outcome{Latency: 20 * time.Millisecond}
 		}
-		timeout := p.AttemptTimeout(1)
+		timeout := p.AttemptTimeout(1, false)
 		for range 10 {
 			start := time.Now()
 			_, w, err := Run(context.Background(), s, stuck, nil)
@@ -168,6 +171,49 @@ func TestLoopWithLearningPolicies(t *testing.T) {
 			}
 			if took := time.Since(start); took > timeout+20*time.Millisecond {
 				t.Fatalf("call took %v, want at most the timeout %v and one 20ms attempt", took, timeout)
+			}
+		}
+	})
+}
+
+// The adaptive attempt timeout never cuts an attempt that nothing could
+// follow: in a pool of one endpoint a slow answer (here 1s, four times the
+// learned 250ms) is waited for, not turned into a Timeout.
+func TestAdaptiveTimeoutSparesTheOnlyEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := policy.NewRetry(policy.RetryConfig{BaseBackoff: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			p.Observe(sturdy.First, sturdy.Outcome{Class: sturdy.Success, Latency: 20 * time.Millisecond})
+		}
+		require.Equal(t, 250*time.Millisecond, p.AttemptTimeout(1, false), "the timeout is not warm")
+		for _, tc := range []struct {
+			pool *fakepick.Ring
+			cut  bool
+		}{{fakepick.New("only"), false}, {fakepick.New("a", "b"), true}} {
+			s := &Spec{Picker: tc.pool, Retry: p}
+			first := true
+			start := time.Now()
+			_, w, err := Run(context.Background(), s, func(ctx context.Context, a Info) (int, sturdy.Outcome) {
+				if first {
+					first = false
+					select {
+					case <-time.After(time.Second):
+						return 1, sturdy.Outcome{}
+					case <-ctx.Done():
+						return 0, sturdy.Outcome{Class: sturdy.Unavailable, Err: ctx.Err()}
+					}
+				}
+				return 2, sturdy.Outcome{Latency: 20 * time.Millisecond}
+			}, nil)
+			w.Release()
+			require.NoError(t, err)
+			if tc.cut {
+				assert.Equal(t, 250*time.Millisecond, time.Since(start), "a pool of two fails over at the timeout")
+			} else {
+				assert.Equal(t, time.Second, time.Since(start), "the only endpoint's answer was cut")
 			}
 		}
 	})

@@ -72,7 +72,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		}
 		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier, TierName: s.TierName}
 
-		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n))
+		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n, maxN))
 		hctx := s.start(actx, a)
 		if n > 1 {
 			start = time.Now() // the first attempt starts when the call does

@@ -86,3 +86,6 @@ func (r *Ring) Reported(name string) []sturdy.Class {
 	defer r.mu.Unlock()
 	return slices.Clone(r.reported[name])
 }
+
+// Len returns the number of endpoints, as balancer.Balancer's does.
+func (r *Ring) Len() int { return len(r.eps) }

@@ -141,15 +141,16 @@ func (p *Retry) MaxAttempts() int { return p.maxAttempts }
 
 // AttemptTimeout bounds attempt n (1-based); zero means none. A fixed
 // AttemptTimeout bounds every attempt. The adaptive one bounds only an
-// attempt that another may follow (n < MaxAttempts), and only once it has
+// attempt that another may follow (not last: the loop knows the call's
+// cap, hedges included, and the pool's size), and only once it has
 // enough samples: the last attempt runs to the caller's deadline, so that
 // a call that is slow everywhere (or a tier whose latencies just rose)
 // still completes, and its success teaches the timeout the new latencies.
-func (p *Retry) AttemptTimeout(n int) time.Duration {
+func (p *Retry) AttemptTimeout(n int, last bool) time.Duration {
 	if p.sketch == nil {
 		return p.attemptTimeout
 	}
-	if n >= p.maxAttempts {
+	if last || n >= p.maxAttempts {
 		return 0
 	}
 	return time.Duration(p.timeout.Load())

@@ -56,7 +56,7 @@ func TestAdaptiveTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustRetry(t, tc.cfg)
 			feed(p, tc.samples)
-			if got := p.AttemptTimeout(tc.n); got < tc.min || got > tc.max {
+			if got := p.AttemptTimeout(tc.n, false); got < tc.min || got > tc.max {
 				t.Fatalf("AttemptTimeout(%d) after %d samples = %v, want in [%v, %v]", tc.n, tc.samples, got, tc.min, tc.max)
 			}
 		})
@@ -68,13 +68,13 @@ func TestAdaptiveTimeoutFollowsLatencies(t *testing.T) {
 	for range 2000 {
 		p.Observe(sturdy.First, success(50*time.Millisecond))
 	}
-	before := p.AttemptTimeout(1)
+	before := p.AttemptTimeout(1, false)
 	// The tier gets slower: the last attempts, unbounded, succeed at
 	// 400ms and teach the timeout the new latencies within two windows.
 	for range 2000 {
 		p.Observe(sturdy.Retry, success(400*time.Millisecond))
 	}
-	after := p.AttemptTimeout(1)
+	after := p.AttemptTimeout(1, false)
 	if before > 200*time.Millisecond || after < 3*400*time.Millisecond {
 		t.Fatalf("timeout %v at 50ms latencies, %v at 400ms; want about 3× each", before, after)
 	}
@@ -83,7 +83,7 @@ func TestAdaptiveTimeoutFollowsLatencies(t *testing.T) {
 		p.Observe(sturdy.First, sturdy.Outcome{Class: sturdy.Timeout, Latency: time.Hour})
 		p.Observe(sturdy.First, sturdy.Outcome{Class: sturdy.Canceled, Latency: time.Hour})
 	}
-	if got := p.AttemptTimeout(1); got != after {
+	if got := p.AttemptTimeout(1, false); got != after {
 		t.Fatalf("timeout moved to %v on failures; want %v", got, after)
 	}
 }
