@@ -61,7 +61,7 @@ func New(opts ...Option) (*Client, error) {
 }
 
 func build(cfg *config) (_ *Client, err error) {
-	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "grpcmw", Scope: Scope})
+	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "grpcmw", Scope: Scope, NoGenAI: true})
 	if err != nil {
 		return nil, err
 	}

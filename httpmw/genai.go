@@ -1,13 +1,13 @@
 package httpmw
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/body"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
@@ -107,36 +107,15 @@ func (s *genState) tokens() (in, out int64) { return s.input.tokens(), s.output.
 // responseModel returns the first "model" string of the body's head.
 func (s *genState) responseModel() string { return findModel(s.head[:s.nHead]) }
 
-// findModel returns the string value of the first `"model"` key in b, or
-// "". A light scan, as for usage: in JSON the bytes `"model"` cannot
-// occur inside a string (its quotes would be escaped), so the first match
-// is a key; a nested "model" key before the top-level one would be taken
-// instead. Escaped values and values longer than 256 bytes give "".
+// findModel returns the string value of b's top-level "model" key (see
+// body.Model: the same reading the rewrite of a fallback tier's model
+// uses), or "" when there is none or it is longer than 256 bytes, which no
+// metric attribute should carry.
 func findModel(b []byte) string {
-	i := bytes.Index(b, []byte(`"model"`))
-	if i < 0 {
-		return ""
+	if m, ok := body.Model(b); ok && len(m) <= 256 {
+		return m
 	}
-	i += len(`"model"`)
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	if i >= len(b) || b[i] != ':' {
-		return ""
-	}
-	i++
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	if i >= len(b) || b[i] != '"' {
-		return ""
-	}
-	i++
-	end := bytes.IndexAny(b[i:min(len(b), i+257)], `"\`)
-	if end < 0 || b[i+end] != '"' {
-		return ""
-	}
-	return string(b[i : i+end])
+	return ""
 }
 
 // requestModel returns the model the call's request asked tier ts for:

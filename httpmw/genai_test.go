@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestFindModelTakesTheFirstModelKeysString(t *testing.T) {
+func TestFindModelReadsTheTopLevelModel(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`{"model":"gpt-4o","messages":[]}`, "gpt-4o"},
 		{`{"messages":[{"content":"say \"model\": \"x\""}], "model" : "m-1"}`, "m-1"},
@@ -20,6 +20,9 @@ func TestFindModelTakesTheFirstModelKeysString(t *testing.T) {
 		{`{"model":"` + strings.Repeat("a", 300) + `"}`, ""},
 		{`{"model":"cut`, ""},
 		{`{}`, ""},
+		{`{"tools":[{"model":"nested"}],"model":"top"}`, "top"},
+		{`{"messages":[{"role":"model"}],"model":"m-2"}`, "m-2"},
+		{`{"mod\u0065l":"escaped-key"}`, "escaped-key"},
 	} {
 		assert.Equal(t, tc.want, findModel([]byte(tc.in)), tc.in)
 	}

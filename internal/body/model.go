@@ -147,3 +147,42 @@ func skipValue(b []byte, i int) int {
 	}
 	return i
 }
+
+// Model returns the string value of b's top-level "model" key (escaped
+// key spellings included, as RewriteModel reads them), and false when b
+// has none that can be read without decoding: no such key, a value that
+// is not a string or holds escapes, or b cut before the value ends. b may
+// be truncated (a response's first bytes): the scan stops at its end.
+func Model(b []byte) (string, bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false
+	}
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] == '"' {
+		end := skipString(b, i)
+		if end > len(b) || end-1 <= i || b[end-1] != '"' {
+			return "", false // cut inside a key
+		}
+		isModel := isModelKey(b[i+1 : end-1])
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return "", false
+		}
+		i = skipWS(b, i+1)
+		vend := skipValue(b, i)
+		if isModel {
+			if i < len(b) && b[i] == '"' && vend-1 > i && vend <= len(b) && b[vend-1] == '"' {
+				if v := b[i+1 : vend-1]; bytes.IndexByte(v, '\\') < 0 {
+					return string(v), true
+				}
+			}
+			return "", false
+		}
+		i = skipWS(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return "", false
+}

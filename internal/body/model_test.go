@@ -80,6 +80,18 @@ func FuzzRewriteModel(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, model string) {
 		q := QuoteModel(model)
+		// Model reads any prefix without panicking and, for a body with
+		// one "model" (a decoder takes the last of several), reads the
+		// value a decoder does.
+		Model(in[:len(in)/2])
+		if m, ok := Model(in); ok && bytes.Count(in, []byte("model")) == 1 {
+			var v struct {
+				Model *string `json:"model"`
+			}
+			if json.Unmarshal(in, &v) == nil && v.Model != nil && *v.Model != m {
+				t.Fatalf("Model(%q) = %q, want %q", in, m, *v.Model)
+			}
+		}
 		out, found, err := RewriteModel(in, q)
 		var obj map[string]json.RawMessage
 		objErr := json.Unmarshal(in, &obj)

@@ -77,6 +77,10 @@ type Config struct {
 type Protocol struct {
 	Op    string // the adapter's name, the prefix of its errors: "httpmw"
 	Scope string // its OpenTelemetry instrumentation scope
+	// NoGenAI says the adapter records no GenAI metrics (grpcmw cannot
+	// read a model's usage from messages it does not know), so their
+	// instruments are not registered.
+	NoGenAI bool
 }
 
 // Pipeline is what Build made. Its fields are read-only.
@@ -175,7 +179,7 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 	if tel, err = telemetry.New(telemetry.Config{
 		Scope: p.Scope, TracerProvider: cfg.TracerProvider, MeterProvider: cfg.MeterProvider,
-		Tiers: tiers, Health: pl.Tracker,
+		Tiers: tiers, Health: pl.Tracker, NoGenAI: p.NoGenAI,
 		NoAttemptHistograms: cfg.NoAttemptHistograms, AttemptSpanKind: cfg.AttemptSpanKind,
 	}); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Op, err)

@@ -16,14 +16,17 @@
 // models and providers: bounded by what the callers ask for.
 // Nothing here ever sees a prompt, a body or a credential.
 //
-// The hot path allocates little: attribute sets for every (endpoint, kind,
-// class) and (tier, class) are built by New, spans are given attributes
-// only when they record, and options are passed as prebuilt slices.
+// The hot path allocates little: attribute sets for every endpoint and
+// class and every (tier, class) are built by New (the GenAI sets, keyed
+// by models, as they are first seen), spans are given attributes only
+// when they record, and options are passed as prebuilt slices.
 // The package imports neither net/http nor grpc.
 //
-// Use: New(Config) once per adapter instance; put Hooks() in
-// degrade.Config.Hooks, OnFallback in degrade.Config.OnFallback and
-// OnStateChange in health.Config.OnStateChange; per call, StartCall, pass
-// its context to chain.Run, RecordCall when the call is answered or
-// fails, and Call.End when its result is released.
+// Use (internal/pipeline does the wiring): New(Config) once per adapter
+// instance; Hooks() is the attempt loop's hooks, OnFallback(from, to,
+// reason) the chain's and OnStateChange the health tracker's. Per call:
+// StartCall, pass its context to chain.Run, RecordFirstByte when the
+// answer starts, RecordChunk for stream events, RecordGenAI and
+// RecordCall when the result is released (the body closed or read to its
+// end) or the call fails, then Call.End.
 package telemetry

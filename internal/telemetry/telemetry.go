@@ -257,7 +257,7 @@ func New(cfg Config) (*Telemetry, error) {
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
 	t.callTTFB, err = m.Float64Histogram(MetricCallTTFB, metric.WithUnit("s"),
-		metric.WithDescription("Time from the start of a served call until its first response byte (for a stream, time to first token), by serving tier."),
+		metric.WithDescription("Time from the start of a served call until its first response byte (for a stream, its first event), by serving tier."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
 	if !cfg.NoAttemptHistograms {
