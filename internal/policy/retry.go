@@ -161,6 +161,9 @@ func (p *Retry) AttemptTimeout(n int, last bool) time.Duration {
 // adaptive timeout; a retry's outcome and any Overloaded answer feed the
 // learning budget.
 func (p *Retry) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
+	if o.End.IsZero() {
+		o.End = time.Now() // the loop sets End; a caller that measured nothing did not
+	}
 	switch {
 	case o.Class == sturdy.Success:
 		if p.sketch != nil {
@@ -170,17 +173,12 @@ func (p *Retry) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
 				p.timeout.Store(int64(max(d, p.minTimeout)))
 			}
 		}
-	case o.Class == sturdy.Canceled || !p.Retryable(o.Class):
-		return // says nothing about the servers
-	}
-	if p.learning == nil {
-		return
-	}
-	if o.End.IsZero() {
-		o.End = time.Now()
-	}
-	if o.Class == sturdy.Overloaded {
+	case p.learning != nil && o.Class == sturdy.Overloaded:
+		// The servers say overloaded, whether or not Retryable retries it.
 		p.learning.Overloaded(o.End)
+	}
+	if p.learning == nil || o.Class == sturdy.Canceled || !p.Retryable(o.Class) && o.Class != sturdy.Success {
+		return // says nothing about whether retries help
 	}
 	if kind == sturdy.Retry {
 		p.learning.Retried(o.End, o.Class == sturdy.Success)

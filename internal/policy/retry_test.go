@@ -172,5 +172,21 @@ func TestLearningBudgetHearsFailuresAndOverload(t *testing.T) {
 		if r := q.learning.Ratio(now); r != 0 {
 			t.Fatalf("ratio with 1%% of calls overloaded = %.2f, want 0", r)
 		}
+		// Overload closes the budget even when Retryable does not retry
+		// it: the servers said so all the same.
+		noOverloadRetry := func(c sturdy.Class) bool { return c == sturdy.Unavailable }
+		o := mustRetry(t, RetryConfig{Retryable: noOverloadRetry})
+		for range 1000 {
+			o.Deposit(now)
+		}
+		for range 100 {
+			o.Observe(sturdy.Retry, at(sturdy.Success))
+		}
+		for range 10 {
+			o.Observe(sturdy.First, at(sturdy.Overloaded))
+		}
+		if r := o.learning.Ratio(now); r != 0 {
+			t.Fatalf("ratio with 1%% of calls overloaded and a Retryable without Overloaded = %.2f, want 0", r)
+		}
 	})
 }
