@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/policy"
 )
 
 // Info describes one attempt.
@@ -131,7 +132,7 @@ var (
 	errLost     = errors.New("sturdy: another attempt won")
 	// ErrAttemptTimeout is the cause of an attempt's context when the
 	// attempt ran past its timeout.
-	ErrAttemptTimeout = errors.New("attempt timed out")
+	ErrAttemptTimeout = policy.ErrAttemptTimeout
 )
 
 func noopDone(sturdy.Outcome) {}

@@ -13,6 +13,10 @@ import (
 	"github.com/sturdyai/sturdy/internal/quantile"
 )
 
+// ErrAttemptTimeout is the cause of an attempt's context when the attempt
+// ran past its timeout (the attempt loop's ErrAttemptTimeout).
+var ErrAttemptTimeout = errors.New("attempt timed out")
+
 // RetryConfig is failover.Config, field for field (failover converts
 // one to the other; the field docs are there).
 type RetryConfig struct {
@@ -179,6 +183,14 @@ func (p *Retry) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
 	}
 	if p.learning == nil || o.Class == sturdy.Canceled || !p.Retryable(o.Class) && o.Class != sturdy.Success {
 		return // says nothing about whether retries help
+	}
+	if errors.Is(o.Err, ErrAttemptTimeout) {
+		// Cut by the adaptive timeout: the server was slower than the
+		// tier's recent p99, not failing. Counting it as a failed retry
+		// would close the budget whenever a tier's latencies rise, and
+		// then the unbounded last attempt, which would have served, never
+		// comes.
+		return
 	}
 	if kind == sturdy.Retry {
 		p.learning.Retried(o.End, o.Class == sturdy.Success)

@@ -172,6 +172,21 @@ func TestLearningBudgetHearsFailuresAndOverload(t *testing.T) {
 		if r := q.learning.Ratio(now); r != 0 {
 			t.Fatalf("ratio with 1%% of calls overloaded = %.2f, want 0", r)
 		}
+		// Retries cut by the adaptive attempt timeout say the tier got
+		// slower, not that retries fail.
+		slow := mustRetry(t, RetryConfig{})
+		for range 1000 {
+			slow.Deposit(now)
+		}
+		for range 100 {
+			slow.Observe(sturdy.Retry, at(sturdy.Success))
+		}
+		for range 900 {
+			slow.Observe(sturdy.Retry, sturdy.Outcome{Class: sturdy.Timeout, Err: ErrAttemptTimeout, End: now})
+		}
+		if r := slow.learning.Ratio(now); r < 0.98 {
+			t.Fatalf("ratio moved on retries cut by the attempt timeout: %.2f", r)
+		}
 		// Overload closes the budget even when Retryable does not retry
 		// it: the servers said so all the same.
 		noOverloadRetry := func(c sturdy.Class) bool { return c == sturdy.Unavailable }
