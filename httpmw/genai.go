@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -104,8 +105,18 @@ func (s *genState) write(tel *telemetry.Telemetry, call telemetry.Call, p []byte
 // tokens returns the input and output token counts seen, -1 if none.
 func (s *genState) tokens() (in, out int64) { return s.input.tokens(), s.output.tokens() }
 
-// responseModel returns the first "model" string of the body's head.
-func (s *genState) responseModel() string { return findModel(s.head[:s.nHead]) }
+// responseModel returns the "model" of the body's head: the JSON object
+// of a response, or of a stream's first event (from its first '{', past
+// "data: " and any event or comment lines).
+func (s *genState) responseModel() string {
+	b := s.head[:s.nHead]
+	if s.sse {
+		if i := bytes.IndexByte(b, '{'); i >= 0 {
+			b = b[i:]
+		}
+	}
+	return findModel(b)
+}
 
 // findModel returns the string value of b's top-level "model" key (see
 // body.Model: the same reading the rewrite of a fallback tier's model
