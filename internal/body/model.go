@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // ErrMalformed is returned by RewriteModel for a body that is not a
@@ -151,7 +152,8 @@ func skipValue(b []byte, i int) int {
 // Model returns the string value of b's top-level "model" key (escaped
 // key spellings included, as RewriteModel reads them), and false when b
 // has none that can be read without decoding: no such key, a value that
-// is not a string or holds escapes, or b cut before the value ends. b may
+// is not a string, holds escapes or is not UTF-8, or b cut before the
+// value ends. b may
 // be truncated (a response's first bytes): the scan stops at its end.
 func Model(b []byte) (string, bool) {
 	i := skipWS(b, 0)
@@ -173,7 +175,7 @@ func Model(b []byte) (string, bool) {
 		vend := skipValue(b, i)
 		if isModel {
 			if i < len(b) && b[i] == '"' && vend-1 > i && vend <= len(b) && b[vend-1] == '"' {
-				if v := b[i+1 : vend-1]; bytes.IndexByte(v, '\\') < 0 {
+				if v := b[i+1 : vend-1]; bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 					return string(v), true
 				}
 			}
