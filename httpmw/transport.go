@@ -386,10 +386,10 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 
 	var cancel context.CancelCauseFunc
-	var timer *time.Timer
+	var timer *attempt.Timer
 	if t.ttfb > 0 {
 		ctx, cancel = context.WithCancelCause(ctx)
-		timer = time.AfterFunc(t.ttfb, func() { cancel(ErrTTFB) })
+		timer = attempt.StartTimer(time.Time{}, t.ttfb, cancel, ErrTTFB)
 	}
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
@@ -445,9 +445,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	resp.Body = w
 	if !expectsBody(out, resp) {
-		if timer != nil {
-			timer.Stop()
-		}
+		timer.Stop()
 		return resp, o
 	}
 	// Wait for the first body byte: until it comes, failing over or
@@ -457,7 +455,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	for nr == 0 && rerr == nil {
 		nr, rerr = w.rc.Read(w.headBuf[:])
 	}
-	fired := timer != nil && !timer.Stop()
+	fired := timer.Stop()
 	if fired || (rerr != nil && rerr != io.EOF) || (nr == 0 && w.sse) {
 		if rerr == nil || rerr == io.EOF {
 			rerr = errEmptyEvent
@@ -486,11 +484,10 @@ func contentType(h http.Header) string {
 }
 
 // ttfbOutcome turns the failure of an attempt whose context the TTFB
-// timer cancelled into a Timeout.
-func ttfbOutcome(ctx context.Context, o sturdy.Outcome, timer *time.Timer) sturdy.Outcome {
-	if timer != nil {
-		timer.Stop()
-	}
+// timer cancelled into a Timeout. It stops timer (which may be nil): call
+// it once per attempt, as a timer must be stopped exactly once.
+func ttfbOutcome(ctx context.Context, o sturdy.Outcome, timer *attempt.Timer) sturdy.Outcome {
+	timer.Stop()
 	if context.Cause(ctx) == ErrTTFB {
 		return sturdy.Outcome{Class: sturdy.Timeout, Err: ErrTTFB}
 	}

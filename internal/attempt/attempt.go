@@ -299,22 +299,20 @@ func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time,
 
 // attemptCtx gives an attempt its own context when it may need to be
 // cancelled on its own (a hedge that lost, a per-attempt timeout); the
-// timer, if any, cancels it with ErrAttemptTimeout.
-func attemptCtx(parent context.Context, own bool, timeout time.Duration) (context.Context, context.CancelCauseFunc, *time.Timer) {
+// timer, if any, cancels it with ErrAttemptTimeout. now is the attempt's
+// start, or zero for now (it tells StartTimer whether the call runs in a
+// synctest bubble).
+func attemptCtx(parent context.Context, own bool, timeout time.Duration, now time.Time) (context.Context, context.CancelCauseFunc, *Timer) {
 	if !own && timeout <= 0 {
 		return parent, nil, nil
 	}
 	actx, cancel := context.WithCancelCause(parent)
-	var t *time.Timer
+	var t *Timer
 	if timeout > 0 {
-		t = time.AfterFunc(timeout, func() { cancel(ErrAttemptTimeout) })
+		t = StartTimer(now, timeout, cancel, ErrAttemptTimeout)
 	}
 	return actx, cancel, t
 }
-
-// stopTimer stops an attempt's timeout timer and reports whether it had
-// already fired.
-func stopTimer(t *time.Timer) bool { return t != nil && !t.Stop() }
 
 // failure builds the error a failed call returns.
 func failure(op string, attempts []sturdy.Attempt, final *sturdy.Attempt) error {

@@ -31,7 +31,7 @@ type prepared struct {
 	actx   context.Context
 	cancel context.CancelCauseFunc
 	hctx   context.Context
-	timer  *time.Timer // the attempt's timeout, if any
+	timer  *Timer      // the attempt's timeout, if any
 }
 
 // hedgedCall is the state of one hedged call.
@@ -264,7 +264,7 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
-	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started, c.maxN))
+	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started, c.maxN), time.Time{})
 	c.cancels = append(c.cancels, cancel)
 	c.inN++
 	return prepared{info: a, done: done, actx: actx, cancel: cancel, hctx: c.s.start(actx, a), timer: timer}, nil
@@ -285,7 +285,7 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	} else {
 		v, out = c.fn(p.hctx, p.info)
 	}
-	out = classify(c.ctx, p.actx, out, start, stopTimer(p.timer))
+	out = classify(c.ctx, p.actx, out, start, p.timer.Stop())
 	r := result[T]{v: v, out: out, info: p.info, done: p.done, cancel: p.cancel, hctx: p.hctx}
 	if out.Class == sturdy.Success {
 		c.s.Hedge.Observe(out.Latency)

@@ -72,13 +72,13 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		}
 		a := Info{Endpoint: ep, Kind: kind, N: n, Tier: s.Tier, TierName: s.TierName}
 
-		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n, maxN))
-		hctx := s.start(actx, a)
 		if n > 1 {
 			start = time.Now() // the first attempt starts when the call does
 		}
+		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n, maxN), start)
+		hctx := s.start(actx, a)
 		v, out := fn(hctx, a)
-		out = classify(ctx, actx, out, start, stopTimer(timer))
+		out = classify(ctx, actx, out, start, timer.Stop())
 		s.observe(kind, out)
 
 		if out.Class == sturdy.Success {
