@@ -2,13 +2,16 @@ package httpmw
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"maps"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/attempt"
 )
 
 // stubTransport answers every request with a canned 200 JSON response,
@@ -103,3 +106,56 @@ func (f floorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func BenchmarkRoundTripFloor(b *testing.B) { runBench(b, floorTransport{}) }
+
+// floorTimeoutTransport is floorTransport plus the least a transport must
+// do to bound each attempt with a timeout, as sturdy does by default (the
+// adaptive attempt timeout): a context of the attempt's own that a timer
+// can cancel, a recycled timer, and a body that releases the context when
+// it is closed (in the request's allocation, as sturdy does). The time
+// never runs out here; the work of arming and stopping it is the cost.
+type floorTimeoutTransport struct{ stubTransport }
+
+type floorTimeoutState struct {
+	outRequest
+	body   floorBody
+	cancel context.CancelCauseFunc
+}
+
+type floorBody struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *floorBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(context.Canceled)
+	return err
+}
+
+func (f floorTimeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	o := new(floorTimeoutState)
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := attempt.StartTimer(time.Time{}, time.Minute, cancel, attempt.ErrAttemptTimeout)
+	o.r = *req
+	o.u = *req.URL
+	o.r.URL = &o.u
+	o.u.Host = "127.0.0.1:1"
+	h := maps.Clone(req.Header)
+	delete(h, "Authorization")
+	h["Authorization"] = floorKey
+	o.r.Header = h
+	o.r = *o.r.WithContext(ctx)
+	resp, err := f.stubTransport.RoundTrip(&o.r)
+	timer.Stop()
+	if err != nil {
+		cancel(err)
+		return nil, err
+	}
+	o.body = floorBody{resp.Body, cancel}
+	resp.Body = &o.body
+	return resp, nil
+}
+
+// BenchmarkRoundTripFloorTimeout minus BenchmarkRoundTripStub is the floor
+// of a transport that bounds each attempt with a timeout.
+func BenchmarkRoundTripFloorTimeout(b *testing.B) { runBench(b, floorTimeoutTransport{}) }

@@ -26,6 +26,7 @@ type Sketch struct {
 
 type hist struct {
 	n       atomic.Int64
+	hi      atomic.Int32 // one past the highest bucket used: Quantile scans no further
 	buckets [numBuckets]atomic.Int64
 }
 
@@ -74,7 +75,10 @@ func upper(i int) int64 {
 // Add records one observation.
 func (s *Sketch) Add(d time.Duration) {
 	h := s.cur.Load()
-	h.buckets[index(int64(d))].Add(1)
+	i := index(int64(d))
+	h.buckets[i].Add(1)
+	for hi := h.hi.Load(); int32(i) >= hi && !h.hi.CompareAndSwap(hi, int32(i)+1); hi = h.hi.Load() {
+	}
 	if h.n.Add(1) >= s.window {
 		s.rotate(h)
 	}
@@ -91,6 +95,7 @@ func (s *Sketch) rotate(full *hist) {
 		old.buckets[i].Store(0)
 	}
 	old.n.Store(0)
+	old.hi.Store(0)
 	s.prev.Store(full)
 	s.cur.Store(old)
 }
@@ -106,8 +111,12 @@ func (s *Sketch) Count() int64 {
 // holding the quantile, so it overstates by at most 1/16.
 func (s *Sketch) Quantile(q float64) time.Duration {
 	cur, prev := s.cur.Load(), s.prev.Load()
+	// Buckets past hi are empty. A concurrent Add may fill one past it
+	// after hi was read: the answer then misses that one observation, as
+	// if it had come a moment later.
+	hi := int(max(cur.hi.Load(), prev.hi.Load()))
 	var total int64
-	for i := range cur.buckets {
+	for i := range hi {
 		total += cur.buckets[i].Load() + prev.buckets[i].Load()
 	}
 	if total == 0 {
@@ -117,11 +126,11 @@ func (s *Sketch) Quantile(q float64) time.Duration {
 	rank := int64(q*float64(total) + 0.5)
 	rank = min(max(rank, 1), total)
 	var seen int64
-	for i := range cur.buckets {
+	for i := range hi {
 		seen += cur.buckets[i].Load() + prev.buckets[i].Load()
 		if seen >= rank {
 			return time.Duration(upper(i))
 		}
 	}
-	return time.Duration(upper(numBuckets - 1))
+	return time.Duration(upper(hi - 1))
 }
