@@ -31,7 +31,7 @@ type prepared struct {
 	actx   context.Context
 	cancel context.CancelCauseFunc
 	hctx   context.Context
-	timer  *Timer      // the attempt's timeout, if any
+	timer  *Timer // the attempt's timeout, if any
 }
 
 // hedgedCall is the state of one hedged call.
