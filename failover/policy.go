@@ -73,6 +73,14 @@ type Config struct {
 	// Retryable decides which failure classes are retried. Nil means
 	// sturdy.Class.RetryElsewhere (unavailable, overloaded, timeout, auth).
 	Retryable func(sturdy.Class) bool
+	// DisableSameEndpointRetry turns off retries on an endpoint the call
+	// has already tried. By default, once a call has no untried endpoint
+	// left (a tier with one endpoint, or every other one ejected or
+	// tried), a retry may go back to one it tried whose failure may pass
+	// (unavailable, a timeout, overloaded without a Retry-After), after
+	// the usual backoff and within MaxAttempts and the retry budget; a
+	// request whose body cannot be replayed is never retried at all.
+	DisableSameEndpointRetry bool
 }
 
 // Policy is a failover policy: attempt cap, backoff, Retry-After handling,

@@ -126,4 +126,5 @@ func ExampleStatusError() {
 	// Unavailable
 	// a first unavailable
 	// b retry unavailable
+	// b retry unavailable
 }

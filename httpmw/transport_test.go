@@ -21,6 +21,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -172,9 +173,11 @@ func TestTTFBTimeoutEverywhereIsTimeout(t *testing.T) {
 		require.Nil(t, resp)
 		assert.ErrorIs(t, err, sturdy.ErrTimeout)
 		assert.ErrorIs(t, err, ErrTTFB)
-		assert.Equal(t, 50*time.Millisecond, time.Since(start), "gave up at the TTFB timeout")
+		// The lone endpoint is retried (a timeout may pass), up to the
+		// attempt cap of 3 (failover.Config.DisableSameEndpointRetry).
+		assert.Equal(t, 3*50*time.Millisecond, time.Since(start), "gave up at the third TTFB timeout")
 		synctest.Wait()
-		assert.EqualValues(t, 1, stalled.Stats().Requests)
+		assert.EqualValues(t, 3, stalled.Stats().Requests)
 		assert.Zero(t, stalled.Stats().InFlight)
 	})
 }
@@ -421,7 +424,8 @@ func TestModelRewriteHook(t *testing.T) {
 func TestFinalErrorResponseIsMarkedAndSummarised(t *testing.T) {
 	a := newRecorder(t, status(503))
 	b := newRecorder(t, status(502))
-	tr := newTr(t, WithTier(degrade.Tier{}, ep("a", a.URL, ""), ep("b", b.URL, "")))
+	tr := newTr(t, WithTier(degrade.Tier{}, ep("a", a.URL, ""), ep("b", b.URL, "")),
+		WithFailover(failover.Config{MaxAttempts: 2}))
 	resp, err := tr.RoundTrip(chatReq(t, "m", false))
 	require.NoError(t, err)
 	body := readAll(t, resp)
@@ -440,7 +444,9 @@ func TestFailedEverywhereWithoutResponseIsSturdyError(t *testing.T) {
 	var se *sturdy.Error
 	require.True(t, errors.As(err, &se), "%T %v", err, err)
 	assert.Equal(t, sturdy.Unavailable, se.Class)
-	assert.Len(t, se.Attempts, 2)
+	require.Len(t, se.Attempts, 3, "both endpoints, then one of them again (the default attempt cap is 3)")
+	assert.ElementsMatch(t, []string{"a", "b"}, []string{se.Attempts[0].Endpoint, se.Attempts[1].Endpoint})
+	assert.Contains(t, []string{"a", "b"}, se.Attempts[2].Endpoint)
 	assert.ErrorIs(t, err, sturdy.ErrUnavailable)
 }
 

@@ -34,6 +34,12 @@ type Retry interface {
 	// MaxRetryAfterWait caps how long the loop waits for a server's
 	// Retry-After when no untried endpoint is left.
 	MaxRetryAfterWait() time.Duration
+	// SameEndpoint reports whether a retry may go back to an endpoint the
+	// call already tried, once no untried one is left.
+	SameEndpoint() bool
+	// RetrySame reports whether the endpoint of failed attempt a may be
+	// tried again by the same call.
+	RetrySame(a sturdy.Attempt) bool
 	// Deposit records a call in the retry budget.
 	Deposit(now time.Time)
 	// AllowRetry withdraws one retry from the budget, if it has one.
@@ -81,10 +87,10 @@ type Spec struct {
 	Tier   int           // copied into every Info
 	// TierName is copied into every Info and every attempt record.
 	TierName string
-	// NoRetryAfterWait says never to wait for a server's Retry-After once
-	// every endpoint has been tried: something else (a later tier) can
-	// take the call at once.
-	NoRetryAfterWait bool
+	// LaterTier says that a later tier can take the call at once: once
+	// every endpoint has been tried, the call neither waits for a
+	// server's Retry-After nor goes back to an endpoint it tried.
+	LaterTier bool
 }
 
 // Func runs one attempt and says how it ended. Latency may be left zero;
@@ -211,7 +217,7 @@ func (s *Spec) maxAttempts() int {
 
 // retryAfterWait is how long the call may wait for a Retry-After.
 func (s *Spec) retryAfterWait() time.Duration {
-	if s.Retry == nil || s.NoRetryAfterWait {
+	if s.Retry == nil || s.LaterTier {
 		return 0
 	}
 	return s.Retry.MaxRetryAfterWait()
@@ -224,7 +230,10 @@ func (s *Spec) attemptTimeout(n, maxN int) time.Duration {
 	}
 	last := n >= maxN
 	if p, ok := s.Picker.(interface{ Len() int }); ok && n >= p.Len() {
-		last = true // every endpoint tried: nothing to fail over to
+		// Every endpoint tried: nothing to fail over to. A retry on the
+		// same endpoint (Retry.SameEndpoint) is for failures that may
+		// pass; a slow answer cut there would likely be slow again.
+		last = true
 	}
 	return s.Retry.AttemptTimeout(n, last)
 }
@@ -401,6 +410,34 @@ func untryAfterWait(ctx context.Context, attempts []sturdy.Attempt, tried []stri
 		}
 	}
 	return wait, kept, true
+}
+
+// untrySame returns tried without the endpoints the call may try again
+// (RetrySame) and reports whether it dropped any: once no untried
+// endpoint is left, a retry goes back to one of them. An endpoint stays
+// tried if any of its attempts says it may not be retried. tried is
+// filtered in place.
+func (s *Spec) untrySame(attempts []sturdy.Attempt, tried []string) ([]string, bool) {
+	r := s.Retry
+	if s.LaterTier || !r.SameEndpoint() {
+		return tried, false
+	}
+	kept := tried[:0]
+	for _, name := range tried {
+		again := false
+		for _, a := range attempts {
+			if a.Endpoint != name {
+				continue
+			}
+			if again = r.RetrySame(a); !again {
+				break
+			}
+		}
+		if !again {
+			kept = append(kept, name)
+		}
+	}
+	return kept, len(kept) < len(tried)
 }
 
 // Sleep waits d or until ctx is done, and never past ctx's deadline: a wait

@@ -27,6 +27,7 @@ type retryPol struct {
 	raWait  time.Duration
 	budget  atomic.Int64 // retries left; negative: unlimited
 	deposit atomic.Int64
+	same    bool // retries may go back to endpoints already tried
 
 	mu       sync.Mutex
 	observed []observation
@@ -53,7 +54,11 @@ func (r *retryPol) AttemptTimeout(n int, _ bool) time.Duration {
 func (r *retryPol) Retryable(c sturdy.Class) bool    { return c.RetryElsewhere() }
 func (r *retryPol) Backoff(int) time.Duration        { return r.backoff }
 func (r *retryPol) MaxRetryAfterWait() time.Duration { return r.raWait }
-func (r *retryPol) Deposit(time.Time)                { r.deposit.Add(1) }
+func (r *retryPol) SameEndpoint() bool               { return r.same }
+func (r *retryPol) RetrySame(a sturdy.Attempt) bool {
+	return r.same && (a.Class == sturdy.Unavailable || a.Class == sturdy.Timeout || a.Class == sturdy.Overloaded && a.RetryAfter <= 0)
+}
+func (r *retryPol) Deposit(time.Time) { r.deposit.Add(1) }
 func (r *retryPol) observations() []observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()

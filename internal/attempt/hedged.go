@@ -416,6 +416,14 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 			retryC = nil
 			c.mu.Lock()
 			p, err := c.prepare(sturdy.Retry)
+			if err != nil && c.inN == 0 {
+				// No untried endpoint left and none in flight: go back to
+				// one whose failure may pass.
+				var ok bool
+				if c.tried, ok = s.untrySame(attempts, c.tried); ok {
+					p, err = c.prepare(sturdy.Retry)
+				}
+			}
 			if err == nil {
 				c.arm()
 			}

@@ -51,9 +51,13 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		}
 		ep, done, err := s.pick(ctx, tried)
 		if err != nil && len(attempts) > 0 && s.Retry != nil {
-			// Every endpoint has been tried. If one asked us to come back
-			// soon enough, wait for it rather than give up.
-			if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.retryAfterWait()); ok {
+			// Every endpoint has been tried. Go back to one whose failure
+			// may pass (the backoff was waited); else, if one asked us to
+			// come back soon enough, wait for it rather than give up.
+			if kept, ok := s.untrySame(attempts, tried); ok {
+				tried = kept
+				ep, done, err = s.pick(ctx, tried)
+			} else if wait, kept, ok := untryAfterWait(ctx, attempts, tried, s.retryAfterWait()); ok {
 				tried = kept
 				if Sleep(ctx, wait) == nil {
 					ep, done, err = s.pick(ctx, tried)

@@ -242,7 +242,7 @@ func New(cfg *Config) (*Chain, error) {
 			if t.hedge != nil && f&noHedge == 0 {
 				s.Hedge = t.hedge
 			}
-			s.NoRetryAfterWait = f&noWait != 0
+			s.LaterTier = f&noWait != 0
 			t.specs[f] = s
 		}
 		t.single = attempt.Spec{Picker: tc.Picker, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}

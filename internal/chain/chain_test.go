@@ -332,7 +332,7 @@ func TestSlowTierYields(t *testing.T) {
 	})
 }
 
-func TestNoRetryAfterWaitWhenALaterTierCanServe(t *testing.T) {
+func TestLaterTierWhenALaterTierCanServe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: 500 * time.Millisecond}}}
 		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}, Failover: wait})
@@ -384,7 +384,7 @@ func spend(t *testing.T, lim *ratelimit.Limiter, keys ...string) {
 }
 
 // A tier with a later one behind it falls back at once rather than wait
-// for a server's Retry-After (TestNoRetryAfterWaitWhenALaterTierCanServe);
+// for a server's Retry-After (TestLaterTierWhenALaterTierCanServe);
 // when the later tier cannot take the call (its limit is spent), the call
 // comes back to the first after the wait.
 func TestRetryAfterWaitComesBackWhenNoLaterTierServes(t *testing.T) {

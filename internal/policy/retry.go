@@ -34,6 +34,7 @@ type RetryConfig struct {
 	BudgetMinPerSecond       float64
 	BudgetWindow             time.Duration
 	Retryable                func(sturdy.Class) bool
+	DisableSameEndpointRetry bool
 }
 
 // Defaults of the adaptive attempt timeout and the learning budget
@@ -56,6 +57,7 @@ type Retry struct {
 	attemptTimeout time.Duration
 	raWait         time.Duration
 	retryable      func(sturdy.Class) bool
+	noSame         bool             // DisableSameEndpointRetry
 	budget         *budget.Budget   // fixed budget; nil: none or learning
 	learning       *budget.Learning // learning budget; nil: none or fixed
 
@@ -113,6 +115,7 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		attemptTimeout: max(cfg.AttemptTimeout, 0),
 		raWait:         cmp.Or(cfg.MaxRetryAfterWait, time.Second),
 		retryable:      cfg.Retryable,
+		noSame:         cfg.DisableSameEndpointRetry,
 	}
 	if p.base < 0 {
 		p.base = 0
@@ -199,6 +202,30 @@ func (p *Retry) Observe(kind sturdy.AttemptKind, o sturdy.Outcome) {
 
 // Retryable reports whether a failure of class c may be retried elsewhere.
 func (p *Retry) Retryable(c sturdy.Class) bool { return c != sturdy.Success && p.retryable(c) }
+
+// RetrySame reports whether a retry may go back to the endpoint of a
+// (retryable) failed attempt a, once the call has no untried endpoint
+// left: for a failure that may pass (unavailable, a timeout, overloaded
+// without a Retry-After), not for one that a retry elsewhere could cure
+// but this endpoint will repeat (a refused credential), nor for an
+// endpoint that asked to be left alone for a while (its Retry-After is
+// the loop's to honour).
+func (p *Retry) RetrySame(a sturdy.Attempt) bool {
+	if p.noSame || !p.Retryable(a.Class) {
+		return false
+	}
+	switch a.Class {
+	case sturdy.Unavailable, sturdy.Timeout:
+		return true
+	case sturdy.Overloaded:
+		return a.RetryAfter <= 0
+	}
+	return false
+}
+
+// SameEndpoint reports whether retries may go back to endpoints already
+// tried.
+func (p *Retry) SameEndpoint() bool { return !p.noSame }
 
 // MaxRetryAfterWait caps the wait for a server's Retry-After.
 func (p *Retry) MaxRetryAfterWait() time.Duration { return p.raWait }
