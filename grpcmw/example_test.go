@@ -126,5 +126,4 @@ func ExampleStatusError() {
 	// Unavailable
 	// a first unavailable
 	// b retry unavailable
-	// b retry unavailable
 }

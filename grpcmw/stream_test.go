@@ -74,7 +74,7 @@ func TestStreamFailureBeforeAnyMessageIsAStatusError(t *testing.T) {
 	a, b := startBuf(t, "a"), startBuf(t, "b")
 	a.set(behavior{code: codes.Unavailable, failAfter: 0})
 	b.set(behavior{code: codes.Unavailable, failAfter: 0})
-	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 2)),
+	c := newClient(t, roundRobin, grpcmw.WithFailover(noBudget(t, 3)),
 		grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))))
 	st, err := testpb.NewTestServiceClient(c).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
 	require.NoError(t, err)

@@ -226,7 +226,7 @@ func TestFailedCallIsAStatusErrorWrappingSturdyError(t *testing.T) {
 	a.set(behavior{code: codes.Unavailable})
 	b.set(behavior{code: codes.Internal})
 	c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin,
-		grpcmw.WithFailover(noBudget(t, 2)))
+		grpcmw.WithFailover(noBudget(t, 3)))
 	_, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 	require.Error(t, err)
 

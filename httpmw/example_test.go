@@ -114,8 +114,6 @@ func ExampleTransport_RoundTrip_failedEverywhere() {
 	}
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, resp.Header.Get(httpmw.HeaderShouldRetry), resp.Header.Get(httpmw.HeaderAttempts))
-	// Once both endpoints have failed, the third attempt (the default cap)
-	// goes back to one of them: a 502 may pass.
 	// Output:
-	// 502 false a:unavailable, b:unavailable, b:unavailable
+	// 502 false a:unavailable, b:unavailable
 }

@@ -27,8 +27,13 @@ const (
 	outageDL      = 2 * time.Second
 	probeInterval = 200 * time.Millisecond
 	// budgetFloor is failover's default BudgetMinPerSecond: retries per
-	// second and tier that the retry budget always allows.
-	budgetFloor = 3.0
+	// second and tier that the retry budget always allows, and
+	// budgetWindow its default BudgetWindow. The floor is a reserve of
+	// budgetFloor × budgetWindow retries, refilled over the window, so
+	// that an outage shorter than the window may spend the whole reserve
+	// (a lone endpoint, retried where it is, does).
+	budgetFloor  = 3.0
+	budgetWindow = 10 * time.Second
 )
 
 // callRec is one call of the outage run.
@@ -121,7 +126,7 @@ func judgeOutageAmp(t *testing.T, fig *figure, recs []callRec, outageAttempts in
 		}
 	}
 	amp := float64(outageAttempts) / float64(during)
-	bound := base + budgetFloor*float64(tiers)*outageFor.Seconds()/float64(during)
+	bound := base + budgetFloor*float64(tiers)*max(outageFor, budgetWindow).Seconds()/float64(during)
 	recovery := firstPrimary.Sub(upAt)
 	t.Logf("outage: %d calls, %d backend attempts, amplification %.3f (bound %.3f); recovery to the primary tier %v (bound %v); %d/%d calls after recovery ok",
 		during, outageAttempts, amp, bound, recovery.Round(time.Millisecond), recoverBound, afterOK, after)

@@ -412,32 +412,32 @@ func untryAfterWait(ctx context.Context, attempts []sturdy.Attempt, tried []stri
 	return wait, kept, true
 }
 
-// untrySame returns tried without the endpoints the call may try again
-// (RetrySame) and reports whether it dropped any: once no untried
-// endpoint is left, a retry goes back to one of them. An endpoint stays
-// tried if any of its attempts says it may not be retried. tried is
-// filtered in place.
+// untrySame returns tried without the endpoint the call may try again
+// and reports whether it dropped it: once no untried endpoint is left, a
+// retry may go back to the one endpoint the call could reach (a tier of
+// one, or one whose others are all out) if its failures may pass
+// (Retry.RetrySame). A call that tried two endpoints or more saw them
+// all fail: that is an outage of the tier, which more retries would only
+// load, so it does not go back. In an outage of a lone endpoint, the
+// retry budget bounds the retries, as everywhere. tried is filtered in
+// place.
 func (s *Spec) untrySame(attempts []sturdy.Attempt, tried []string) ([]string, bool) {
 	r := s.Retry
-	if s.LaterTier || !r.SameEndpoint() {
+	if s.LaterTier || len(tried) == 0 || !r.SameEndpoint() {
 		return tried, false
 	}
-	kept := tried[:0]
-	for _, name := range tried {
-		again := false
-		for _, a := range attempts {
-			if a.Endpoint != name {
-				continue
-			}
-			if again = r.RetrySame(a); !again {
-				break
-			}
-		}
-		if !again {
-			kept = append(kept, name)
+	name := tried[0]
+	for _, n := range tried[1:] {
+		if n != name {
+			return tried, false
 		}
 	}
-	return kept, len(kept) < len(tried)
+	for _, a := range attempts {
+		if a.Endpoint == name && !r.RetrySame(a) {
+			return tried, false
+		}
+	}
+	return tried[:0], true
 }
 
 // Sleep waits d or until ctx is done, and never past ctx's deadline: a wait

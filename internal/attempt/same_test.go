@@ -113,3 +113,31 @@ func TestSameEndpointRetryHedged(t *testing.T) {
 		}
 	})
 }
+
+// A call that saw two endpoints fail does not go back to either: that is
+// an outage of the tier, not a failure that may pass.
+func TestNoSameEndpointRetryAfterSeveralFailed(t *testing.T) {
+	down := func(_ context.Context, a Info) (string, sturdy.Outcome) {
+		return "", sturdy.Outcome{Class: sturdy.Unavailable}
+	}
+	r := newRetry(5)
+	r.same = true
+	s := &Spec{Picker: fakepick.New("a", "b"), Retry: r, Op: "test"}
+	_, _, err := Run(context.Background(), s, down, nil)
+	var se *sturdy.Error
+	if !errors.As(err, &se) || len(se.Attempts) != 2 {
+		t.Fatalf("err = %v, want 2 attempts", err)
+	}
+}
+
+// With a later tier behind, the call falls back rather than go back.
+func TestNoSameEndpointRetryWithLaterTier(t *testing.T) {
+	srv := &alternating{fail: sturdy.Outcome{Class: sturdy.Unavailable}}
+	r := newRetry(3)
+	r.same = true
+	s := &Spec{Picker: fakepick.New("a"), Retry: r, Op: "test", LaterTier: true}
+	_, _, err := Run(context.Background(), s, srv.fn, nil)
+	if err == nil || len(srv.calls) != 1 {
+		t.Fatalf("err %v calls %v, want one failed attempt", err, srv.calls)
+	}
+}
