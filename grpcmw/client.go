@@ -122,7 +122,7 @@ func build(cfg *config) (_ *Client, err error) {
 		}
 		c.tiers = append(c.tiers, p)
 	}
-	pl.StartProbes(HealthProber{Conns: conns, Service: cfg.probeSvc})
+	pl.StartProbes(HealthProber{Conns: conns, Service: cfg.probeSvc}, nil)
 	return c, nil
 }
 

@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -42,6 +43,17 @@ type Endpoint struct {
 	// "anthropic", "gcp.gemini", ...) or your own. Empty means
 	// DefaultProvider ("openai": the API httpmw speaks).
 	Provider string
+	// Query is set in the URL query of every request to this endpoint,
+	// replacing the caller's values of the same keys: Azure OpenAI's
+	// "api-version", say. Nil means none.
+	Query url.Values
+	// ProbePath is the path this endpoint's probe GETs when probes are on
+	// (WithProbes), e.g. "/v1/models" for a provider without /health.
+	// Empty means the Transport's (WithProbePath).
+	ProbePath string
+	// NoProbe leaves this endpoint to passive health (its answers to
+	// calls) when probes are on.
+	NoProbe bool
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header
@@ -222,8 +234,13 @@ func WithOnStateChange(f func(health.StateChange)) Option {
 // The options below are HTTP's own.
 
 // WithProbePath sets the path a probe GETs, appended to each endpoint's
-// URL with the endpoint's own headers; the answer must be 2xx. The
-// default is "/health", as vLLM and TGI serve it.
+// URL with the endpoint's own headers (Endpoint.ProbePath overrides it,
+// Endpoint.NoProbe turns the probe off). The default is "/health", as
+// vLLM, SGLang and TGI serve it. A probe checks that the server is up:
+// it fails on a connection error, a timeout, a 5xx, 408 or 429, and
+// passes on any other answer, so that a provider without the path (404)
+// or one that wants another credential there (401, 403) is never ejected
+// by its probe; calls still report such answers.
 func WithProbePath(path string) Option {
 	return optionFunc(func(c *config) { c.probePath = path })
 }

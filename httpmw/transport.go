@@ -145,7 +145,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	for i, ts := range t.tiers {
 		ts.hedged = pl.Chain.Hedged(i)
 	}
-	pl.StartProbes(&prober{t: t, path: cfg.probePath})
+	pl.StartProbes(&prober{t: t, path: cfg.probePath}, func(name string) bool { return t.byName[name].noProbe })
 	return t, nil
 }
 

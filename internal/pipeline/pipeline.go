@@ -9,6 +9,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -192,14 +193,24 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 }
 
 // StartProbes starts the active health probes WithProbes configured, if
-// any, with prober; Close stops them.
-func (p *Pipeline) StartProbes(prober health.Prober) {
+// any, with prober, of every endpoint but those skip names (nil: none);
+// Close stops them.
+func (p *Pipeline) StartProbes(prober health.Prober, skip func(name string) bool) {
 	if p.probes == nil || p.stopProbes != nil {
+		return
+	}
+	var eps []sturdy.Endpoint
+	for _, ep := range p.endpoints {
+		if skip == nil || !skip(ep.Name) {
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stopProbes, p.probesDone = cancel, make(chan struct{})
-	eps, cfg := p.endpoints, *p.probes
+	cfg := *p.probes
 	go func() {
 		defer close(p.probesDone)
 		_ = p.Tracker.RunProbes(ctx, prober, eps, cfg)
@@ -234,6 +245,12 @@ func tiers(cfg *Config, op string, errs []error) ([]chain.TierConfig, []error) {
 		}
 		if len(t.Endpoints) == 0 {
 			bad("%s has no endpoints; give it at least one", at)
+		}
+		switch first := cfg.Tiers[0].Model; {
+		case i > 0 && t.Model == "" && first != "" && !t.SameModel:
+			bad("%s has no Model while %s serves %q: its requests would go out naming the primary's model; set Model, or SameModel if it serves that model too", at, TierName(0, cmp.Or(cfg.Tiers[0].Name, chain.DefaultTierName(0))), first)
+		case t.SameModel && (i == 0 || t.Model != ""):
+			bad("%s: SameModel is for a later tier without Model", at)
 		}
 		for j, ep := range t.Endpoints {
 			switch {
