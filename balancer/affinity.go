@@ -16,7 +16,7 @@ import (
 //     this key extends (its last block is one of the key's blocks, the
 //     deepest found wins), the endpoint it went to, if it may take one
 //     more.
-//  2. Rendezvous hashing: the key's anchor (its AffinityMinBlocks-th
+//  2. Rendezvous hashing: the key's anchor (its Affinity.MinBlocks-th
 //     block, or the session) falls in one of 2^16 slots, and each slot
 //     ranks the endpoints by a hash of the slot and the endpoint's name.
 //     The first endpoint in that order that the filter and the load bound
@@ -43,7 +43,7 @@ const (
 	// pick: ranking 10 endpoints took 150 ns a pick on the machine
 	// BenchmarkPickDoneKey ran on, the table 80 ns.
 	tableMin = 8
-	// maxAffinityIndex bounds Config.AffinityIndex (16 MiB of index).
+	// maxAffinityIndex bounds Config.Affinity.Index (16 MiB of index).
 	maxAffinityIndex = 1 << 20
 )
 

@@ -75,7 +75,7 @@ func TestAffinityClientsAgree(t *testing.T) {
 	// different seeds for their random choices.
 	a := affinity(t, names, Config{Seed: 1})
 	b := affinity(t, shuffled, Config{Seed: 2})
-	for i, k := range keys(3, 500, 6) {
+	for i, k := range keys(3, 500, DefaultAffinityMinBlocks+2) {
 		if x, y := pickKey(t, a, k), pickKey(t, b, k); x != y {
 			t.Fatalf("key %d: client a picked %s, client b %s", i, x, y)
 		}
@@ -90,7 +90,7 @@ func TestAffinityClientsAgree(t *testing.T) {
 
 func TestAffinitySameKeySameReplica(t *testing.T) {
 	b := affinity(t, endpointNames(5), Config{})
-	for _, k := range keys(4, 50, 5) {
+	for _, k := range keys(4, 50, DefaultAffinityMinBlocks+1) {
 		first := pickKey(t, b, k)
 		for range 20 {
 			if got := pickKey(t, b, k); got != first {
@@ -103,7 +103,7 @@ func TestAffinitySameKeySameReplica(t *testing.T) {
 func TestAffinitySharedPrefixSharesReplica(t *testing.T) {
 	// Prompts that share their first AffinityMinBlocks blocks (a system
 	// prompt) agree whatever follows; ones that differ earlier need not.
-	b := affinity(t, endpointNames(8), Config{AffinityMinBlocks: 3, AffinityIndex: -1})
+	b := affinity(t, endpointNames(8), Config{Affinity: Affinity{MinBlocks: 3, Index: -1}})
 	for i, base := range keys(5, 100, 3) {
 		want := pickKey(t, b, base)
 		for j := range 5 {
@@ -121,7 +121,7 @@ func TestAffinitySpreadsKeys(t *testing.T) {
 			b := affinity(t, names, Config{})
 			counts := map[string]int{}
 			const keyCount = 20000
-			for _, k := range keys(6, keyCount, 4) {
+			for _, k := range keys(6, keyCount, DefaultAffinityMinBlocks) {
 				counts[pickKey(t, b, k)]++
 			}
 			want := keyCount / n
@@ -137,9 +137,9 @@ func TestAffinitySpreadsKeys(t *testing.T) {
 func TestAffinityStableWhenPoolChanges(t *testing.T) {
 	const n, keyCount = 10, 10000
 	names := endpointNames(n)
-	ks := keys(7, keyCount, 4)
+	ks := keys(7, keyCount, DefaultAffinityMinBlocks)
 	route := func(names []string) []string {
-		b := affinity(t, names, Config{AffinityIndex: -1}) // hashing alone
+		b := affinity(t, names, Config{Affinity: Affinity{Index: -1}}) // hashing alone
 		out := make([]string, len(ks))
 		for i, k := range ks {
 			out[i] = pickKey(t, b, k)
@@ -182,7 +182,7 @@ func TestAffinityStableWhenPoolChanges(t *testing.T) {
 	})
 	t.Run("updated", func(t *testing.T) {
 		// Update gives the same routes as a Balancer built anew.
-		b := affinity(t, names, Config{AffinityIndex: -1})
+		b := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
 		next := slices.Delete(slices.Clone(names), 3, 4)
 		if err := b.Update(pool(next...)); err != nil {
 			t.Fatal(err)
@@ -216,12 +216,12 @@ func boundOK(b *Balancer, eps float64) (ok bool, loads []int64, total int64) {
 func TestAffinityBoundsAHotKey(t *testing.T) {
 	for _, eps := range []float64{0, 0.1, 1} {
 		t.Run(fmt.Sprint(eps), func(t *testing.T) {
-			cfg := Config{AffinityLoadBound: eps}
+			cfg := Config{Affinity: Affinity{LoadBound: eps}}
 			if eps == 0 {
 				eps = DefaultAffinityLoadBound
 			}
 			b := affinity(t, endpointNames(5), cfg)
-			hot := keys(8, 1, 6)[0]
+			hot := keys(8, 1, DefaultAffinityMinBlocks+2)[0]
 			var held []func(sturdy.Outcome)
 			for i := range 300 {
 				_, done, err := b.Pick(WithKey(context.Background(), hot), nil)
@@ -274,7 +274,7 @@ func TestAffinityBoundsConcurrentPicks(t *testing.T) {
 }
 
 func TestAffinityLoadBoundNegativeMeansNone(t *testing.T) {
-	b := affinity(t, endpointNames(4), Config{AffinityLoadBound: -1})
+	b := affinity(t, endpointNames(4), Config{Affinity: Affinity{LoadBound: -1}})
 	hot := SessionKey("everyone")
 	seen := map[string]int{}
 	var held []func(sturdy.Outcome)
@@ -347,8 +347,8 @@ func hrwOrder(k Key, minBlocks int, names []string) []string {
 
 func TestAffinityFailoverFollowsTheOrder(t *testing.T) {
 	names := endpointNames(40) // beyond the 4 cached candidates too
-	b := affinity(t, names, Config{AffinityIndex: -1})
-	for _, k := range append(keys(10, 20, 4), SessionKey("s1"), SessionKey("s2")) {
+	b := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
+	for _, k := range append(keys(10, 20, DefaultAffinityMinBlocks), SessionKey("s1"), SessionKey("s2")) {
 		want := hrwOrder(k, DefaultAffinityMinBlocks, names)
 		var tried []string
 		for range 8 {
@@ -363,8 +363,8 @@ func TestAffinityFailoverFollowsTheOrder(t *testing.T) {
 func TestAffinityHealth(t *testing.T) {
 	names := endpointNames(6)
 	tr := newTracker(t)
-	b := affinity(t, names, Config{Health: tr, AffinityIndex: -1})
-	k := keys(11, 1, 4)[0]
+	b := affinity(t, names, Config{Health: tr, Affinity: Affinity{Index: -1}})
+	k := keys(11, 1, DefaultAffinityMinBlocks)[0]
 	want := hrwOrder(k, DefaultAffinityMinBlocks, names)
 	eject(t, tr, want[0])
 	if got := pickKey(t, b, k); got != want[1] {
@@ -381,7 +381,7 @@ func TestAffinityHealth(t *testing.T) {
 
 func TestAffinityIndexFollowsTheConversation(t *testing.T) {
 	names := endpointNames(6)
-	turn1 := keys(12, 1, 6)[0]
+	turn1 := keys(12, 1, DefaultAffinityMinBlocks+2)[0]
 	turn2 := extend(turn1, 4, 1) // the next turn: turn 1's prompt and more
 	order := hrwOrder(turn1, DefaultAffinityMinBlocks, names)
 
@@ -395,7 +395,7 @@ func TestAffinityIndexFollowsTheConversation(t *testing.T) {
 		t.Errorf("turn 2 went to %s; want %s, where turn 1 went", got, order[1])
 	}
 	// Without the index, hashing sends it to the first replica.
-	noIndex := affinity(t, names, Config{AffinityIndex: -1})
+	noIndex := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
 	pickKey(t, noIndex, turn1, order[0])
 	if got := pickKey(t, noIndex, turn2); got != order[0] {
 		t.Errorf("without the index turn 2 went to %s, want %s", got, order[0])
@@ -440,7 +440,7 @@ func except(names []string, keep string) []string {
 func TestAffinityUpdateWithAttemptsInFlight(t *testing.T) {
 	b := affinity(t, endpointNames(4), Config{})
 	var held []func(sturdy.Outcome)
-	for _, k := range keys(13, 20, 4) {
+	for _, k := range keys(13, 20, DefaultAffinityMinBlocks) {
 		_, done, err := b.Pick(WithKey(context.Background(), k), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -461,7 +461,7 @@ func TestAffinityUpdateWithAttemptsInFlight(t *testing.T) {
 func TestAffinityConcurrentWithUpdate(t *testing.T) {
 	sets := [][]string{endpointNames(3), endpointNames(40), {"vllm-2"}}
 	b := affinity(t, sets[0], Config{})
-	ks := append(keys(14, 64, 6), SessionKey("a"), SessionKey("b"))
+	ks := append(keys(14, 64, DefaultAffinityMinBlocks+2), SessionKey("a"), SessionKey("b"))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 2 {
@@ -515,7 +515,7 @@ func TestAffinityPickDoesNotAllocate(t *testing.T) {
 		t.Skip("allocation counts")
 	}
 	for _, n := range []int{5, 40} {
-		for name, k := range map[string]Key{"prefix": keys(15, 1, 12)[0], "session": SessionKey("s"), "none": {}} {
+		for name, k := range map[string]Key{"prefix": keys(15, 1, DefaultAffinityMinBlocks+8)[0], "session": SessionKey("s"), "none": {}} {
 			t.Run(fmt.Sprint(name, "/", n), func(t *testing.T) {
 				b := affinity(t, endpointNames(n), Config{})
 				ctx := WithKey(context.Background(), k)

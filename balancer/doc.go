@@ -83,14 +83,14 @@
 //
 //   - to the replica this Balancer sent the longest prompt it extends (a
 //     conversation's previous turn), from a small index of recent prompts
-//     (Config.AffinityIndex). llm-d's approximate prefix-cache scorer and
+//     (Config.Affinity.Index). llm-d's approximate prefix-cache scorer and
 //     SGLang's cache-aware router likewise learn from what they routed,
 //     SGLang with a radix tree per worker; llm-d's precise scorer instead
 //     indexes the KV-cache events each vLLM replica publishes, exact but
 //     needing an event stream from every server, which a client library
 //     does not have.
 //   - else to the replicas that rendezvous (highest-random-weight) hashing
-//     ranks first for the Key's anchor: its Config.AffinityMinBlocks-th
+//     ranks first for the Key's anchor: its Config.Affinity.MinBlocks-th
 //     block, or the session. The ranking hashes the anchor with each
 //     endpoint's name, so every client with the same endpoint names
 //     proposes the same replicas in the same order without sharing state,
@@ -104,13 +104,13 @@
 // (Mirrokni, Thorup and Zadimoghaddam, arXiv:1608.01350) decides: a
 // replica takes the request only while its attempts in flight stay within
 // ⌈(1+ε)·m/n⌉ (m the pool's attempts in flight with this one, n the
-// endpoints health allows, ε Config.AffinityLoadBound, 0.25 as in KubeAI's
+// endpoints health allows, ε Config.Affinity.LoadBound, 0.25 as in KubeAI's
 // PrefixHash strategy); otherwise the next in the key's order does. A hot
 // prefix thus spreads over its first few replicas instead of burying one.
 // Failover and hedging exclude the replicas a call tried, so its next
 // attempt goes to the next replica in the key's order; health and panic
 // mode filter as for any policy. Requests without a Key, or whose prompt
-// has fewer blocks than Config.AffinityMinBlocks (too short for its cache
+// has fewer blocks than Config.Affinity.MinBlocks (too short for its cache
 // to matter), go by P2C Peak-EWMA. Endpoint weights are ignored.
 //
 // # Health and panic mode

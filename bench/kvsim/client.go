@@ -71,7 +71,7 @@ var AffinityConfig = balancer.Config{Policy: balancer.PrefixAffinity}
 //     key's context; 0.25 overflows often enough to cost workload (a) a
 //     fifth of the oracle's hits, 1 lets a hot prefix load its replica
 //     beyond 1.3× the mean.
-var TunedConfig = balancer.Config{Policy: balancer.PrefixAffinity, AffinityLoadBound: 0.5, AffinityMinBlocks: 32}
+var TunedConfig = balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: 0.5, MinBlocks: 32}}
 
 // Balancer routes with n independent sturdy balancers built from cfg
 // (each request goes through the one Request.Client names, modulo n),

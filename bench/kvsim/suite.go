@@ -219,9 +219,9 @@ func (s *Suite) sweep(seed uint64, scale float64) error {
 		for _, eps := range []float64{0.25, 0.5, 1} {
 			for _, mb := range []int{4, 32} {
 				for _, idx := range []bool{true, false} {
-					cfg := balancer.Config{Policy: balancer.PrefixAffinity, AffinityLoadBound: eps, AffinityMinBlocks: mb}
+					cfg := balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: eps, MinBlocks: mb}}
 					if !idx {
-						cfg.AffinityIndex = -1
+						cfg.Affinity.Index = -1
 					}
 					row := SweepRow{Workload: sp.Name, Bound: eps, MinBlocks: mb, Index: idx}
 					var err error
