@@ -135,10 +135,10 @@ type Affinity struct {
 	Index int
 
 	// BlockSize is the number of bytes of prompt text each block of a
-	// prefix Key stands for, when an adapter reads the prompt from an
-	// OpenAI-style body (httpmw) or a hook calls PromptKey. Every client of
-	// a pool must use the same size. Zero means 256 (about 64 tokens of
-	// English, four of vLLM's 16-token blocks).
+	// prefix Key stands for when httpmw reads the prompt from an
+	// OpenAI-style body (a hook that calls PromptKey passes its own).
+	// Every client of a pool must use the same size. Zero means 256 (about
+	// 64 tokens of English, four of vLLM's 16-token blocks).
 	BlockSize int
 
 	// SessionHeader, if set, names the HTTP header (httpmw) or the
