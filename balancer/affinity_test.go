@@ -379,51 +379,61 @@ func TestAffinityHealth(t *testing.T) {
 	}
 }
 
+// The index sends a conversation's next turn where its last turn went
+// when the key's first replica cannot take it; when the first can, the
+// turn goes there, as it does from every client.
 func TestAffinityIndexFollowsTheConversation(t *testing.T) {
 	names := endpointNames(6)
 	turn1 := keys(12, 1, DefaultAffinityMinBlocks+2)[0]
 	turn2 := extend(turn1, 4, 1) // the next turn: turn 1's prompt and more
 	order := hrwOrder(turn1, DefaultAffinityMinBlocks, names)
 
-	b := affinity(t, names, Config{})
-	// Turn 1 fails over from its first replica to the second, whose cache
-	// now holds the conversation.
-	if got := pickKey(t, b, turn1, order[0]); got != order[1] {
-		t.Fatalf("turn 1 went to %s, want %s", got, order[1])
+	// remembered returns a Balancer whose index holds turn 1 on order[2]:
+	// turn 1 failed over from its first two replicas.
+	remembered := func(t *testing.T) *Balancer {
+		b := affinity(t, names, Config{})
+		if got := pickKey(t, b, turn1, order[0], order[1]); got != order[2] {
+			t.Fatalf("turn 1 went to %s, want %s", got, order[2])
+		}
+		return b
 	}
-	if got := pickKey(t, b, turn2); got != order[1] {
-		t.Errorf("turn 2 went to %s; want %s, where turn 1 went", got, order[1])
+	b := remembered(t)
+	if got := pickKey(t, b, turn2, order[0]); got != order[2] {
+		t.Errorf("with %s excluded turn 2 went to %s; want %s, where turn 1 went", order[0], got, order[2])
 	}
-	// Without the index, hashing sends it to the first replica.
+	if got := pickKey(t, b, turn2); got != order[0] {
+		t.Errorf("turn 2 went to %s; want the key's first replica %s", got, order[0])
+	}
+	// Without the index, hashing sends it to the key's next replica.
 	noIndex := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
-	pickKey(t, noIndex, turn1, order[0])
-	if got := pickKey(t, noIndex, turn2); got != order[0] {
-		t.Errorf("without the index turn 2 went to %s, want %s", got, order[0])
+	pickKey(t, noIndex, turn1, order[0], order[1])
+	if got := pickKey(t, noIndex, turn2, order[0]); got != order[1] {
+		t.Errorf("without the index turn 2 went to %s, want %s", got, order[1])
 	}
 
 	t.Run("replica removed", func(t *testing.T) {
-		next := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == order[1] })
+		b := remembered(t)
+		next := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == order[2] })
 		if err := b.Update(pool(next...)); err != nil {
 			t.Fatal(err)
 		}
-		if got := pickKey(t, b, turn2); got != order[0] {
-			t.Errorf("after %s was removed turn 2 went to %s, want the key's first replica %s", order[1], got, order[0])
+		if got := pickKey(t, b, turn2, order[0]); got != order[1] {
+			t.Errorf("after %s was removed turn 2 went to %s, want the key's next replica %s", order[2], got, order[1])
 		}
 	})
 	t.Run("replica too busy", func(t *testing.T) {
-		b := affinity(t, names, Config{})
-		pickKey(t, b, turn1, order[0]) // remembered on order[1]
-		// Load order[1] past the bound with attempts of other requests.
+		b := remembered(t)
+		// Load order[2] past the bound with attempts of other requests.
 		var held []func(sturdy.Outcome)
 		for range 3 {
-			ep, done, err := b.Pick(context.Background(), except(names, order[1]))
-			if err != nil || ep.Name != order[1] {
+			ep, done, err := b.Pick(context.Background(), except(names, order[2]))
+			if err != nil || ep.Name != order[2] {
 				t.Fatalf("setup: picked %v, %v", ep, err)
 			}
 			held = append(held, done)
 		}
-		if got := pickKey(t, b, turn2); got != order[0] {
-			t.Errorf("with %s holding 3 of 3 attempts turn 2 went to %s, want %s", order[1], got, order[0])
+		if got := pickKey(t, b, turn2, order[0]); got != order[1] {
+			t.Errorf("with %s holding 3 of 4 attempts turn 2 went to %s, want %s", order[2], got, order[1])
 		}
 		for _, done := range held {
 			done(sturdy.Outcome{})

@@ -113,7 +113,7 @@ func endpoints(n int) []sturdy.Endpoint {
 func (r *balancers) Pick(req *Request, now time.Duration) (int, func(time.Duration), error) {
 	k := req.Client % len(r.bs)
 	b, epoch := r.bs[k], r.epochs[k]
-	ctx := balancer.WithKey(context.Background(), balancer.PrefixKey(req.Prompt))
+	ctx := balancer.WithKey(context.Background(), balancer.PrefixKey(keyBlocks(req.Prompt)))
 	ep, done, err := b.Pick(ctx, nil)
 	if err != nil {
 		return -1, nil, err
@@ -125,6 +125,23 @@ func (r *balancers) Pick(req *Request, now time.Duration) (int, func(time.Durati
 	return i, func(end time.Duration) {
 		done(sturdy.Outcome{Class: sturdy.Success, Latency: end - now, End: epoch.Add(end)})
 	}, nil
+}
+
+// KeyStride is how many KV blocks one block of a request's key stands
+// for: 4 blocks of 16 tokens, 64 tokens, about the 256 bytes of text that
+// httpmw hashes into one block (balancer.DefaultAffinityBlockSize), so
+// that Affinity.MinBlocks means here what it means to a client of httpmw.
+const KeyStride = 4
+
+// keyBlocks returns the key of a prompt whose KV blocks are named by
+// prompt: every KeyStride-th name, each of which stands for the whole
+// prefix up to its end.
+func keyBlocks(prompt []uint64) []uint64 {
+	out := make([]uint64, 0, len(prompt)/KeyStride)
+	for i := KeyStride - 1; i < len(prompt); i += KeyStride {
+		out = append(out, prompt[i])
+	}
+	return out
 }
 
 func (r *balancers) Update(f Fleet) error {
