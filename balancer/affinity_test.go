@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -542,5 +543,43 @@ func TestAffinityPickDoesNotAllocate(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// An Update that keeps the names in their order keeps the snapshot's
+// rankings (the 512 KiB table of a large pool), since they depend on the
+// names alone; one that changes them ranks afresh.
+func TestAffinityUpdateKeepsRankingsOfTheSameNames(t *testing.T) {
+	names := endpointNames(16)
+	b := affinity(t, names, Config{})
+	k := keys(16, 1, DefaultAffinityMinBlocks)[0]
+	first := pickKey(t, b, k)
+	rv := b.snap.Load().rv
+	if rv.table == nil {
+		t.Fatal("a pool of 16 has no table")
+	}
+	moved := pool(names...)
+	for i := range moved {
+		moved[i].Address = "http://10.0.0.1:" + strconv.Itoa(8000+i)
+	}
+	if err := b.Update(moved); err != nil {
+		t.Fatal(err)
+	}
+	if b.snap.Load().rv != rv {
+		t.Error("an Update of addresses alone ranked the pool afresh")
+	}
+	if got := pickKey(t, b, k); got != first {
+		t.Errorf("key moved from %s to %s on an Update of addresses", first, got)
+	}
+	reversed := slices.Clone(names)
+	slices.Reverse(reversed)
+	if err := b.Update(pool(reversed...)); err != nil {
+		t.Fatal(err)
+	}
+	if b.snap.Load().rv == rv {
+		t.Error("an Update that reordered the names kept the old rankings")
+	}
+	if got := pickKey(t, b, k); got != first {
+		t.Errorf("key moved from %s to %s when the names were reordered", first, got)
 	}
 }

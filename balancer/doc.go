@@ -60,7 +60,8 @@
 // 1024 endpoints allocates), and they allocate nothing otherwise; LeastOutstanding scans the
 // pool. PrefixAffinity allocates nothing and does constant work too (for
 // pools of 8 or more it keeps a 512 KiB table of each key slot's first
-// replicas, filled as slots are used), except when a key's first four
+// replicas, filled as slots are used, allocated anew by an Update that
+// changes the names or their order), except when a key's first four
 // replicas are all tried, ejected or over the load bound: then it ranks
 // the whole pool. Peak-EWMA's update in a done func reads the clock only
 // if Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
