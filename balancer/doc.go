@@ -106,7 +106,7 @@
 //     stay where that client sent it while the others went back to the
 //     first choice, and its prefix would be cached twice (bench/kvsim
 //     measured 15–18% fewer hits with four clients than with one that
-//     way, 6–8% this way).
+//     way, 5–8% this way).
 //   - else to the next replicas in the key's order.
 //
 // Each step takes a replica only under the load bound of consistent
