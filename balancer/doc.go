@@ -105,7 +105,7 @@
 //     its own: if it won, a key that overflowed once from one client would
 //     stay where that client sent it while the others went back to the
 //     first choice, and its prefix would be cached twice (bench/kvsim
-//     measured 15–18% fewer hits with four clients than with one that
+//     measured 15–19% fewer hits with four clients than with one that
 //     way, 5–8% this way).
 //   - else to the next replicas in the key's order.
 //
