@@ -102,7 +102,7 @@ func TestAffinitySameKeySameReplica(t *testing.T) {
 }
 
 func TestAffinitySharedPrefixSharesReplica(t *testing.T) {
-	// Prompts that share their first AffinityMinBlocks blocks (a system
+	// Prompts that share their first Affinity.MinBlocks blocks (a system
 	// prompt) agree whatever follows; ones that differ earlier need not.
 	b := affinity(t, endpointNames(8), Config{Affinity: Affinity{MinBlocks: 3, Index: -1}})
 	for i, base := range keys(5, 100, 3) {

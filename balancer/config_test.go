@@ -95,7 +95,7 @@ func names(eps []sturdy.Endpoint) []string {
 	return out
 }
 
-// Config.AffinityIndex is rounded up to a power of two.
+// Config.Affinity.Index is rounded up to a power of two.
 func TestAffinityIndexRoundsUp(t *testing.T) {
 	for in, want := range map[int]int{1000: 1024, 1024: 1024, 1025: 2048, 0: DefaultAffinityIndex} {
 		p, err := newParams(&Config{Policy: PrefixAffinity, Affinity: Affinity{Index: in}})
@@ -103,7 +103,7 @@ func TestAffinityIndexRoundsUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		if p.indexSize != want {
-			t.Errorf("AffinityIndex %d: index of %d entries, want %d", in, p.indexSize, want)
+			t.Errorf("Affinity.Index %d: index of %d entries, want %d", in, p.indexSize, want)
 		}
 	}
 }
