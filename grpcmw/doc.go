@@ -126,6 +126,14 @@
 // caller's request as written, as in httpmw. For streams it applies to
 // every message sent.
 //
+// # Cache affinity
+//
+// WithAffinity routes calls with the same key to the same replica while
+// its load allows (balancer.PrefixAffinity), so that a self-hosted
+// server's prompt cache hits. gRPC messages have no one shape: the key
+// comes from WithAffinityKey's hook (balancer.PromptKey of the prompt a
+// message carries) or from a session in the outgoing metadata.
+//
 // # Health
 //
 // Outcomes feed a health.Tracker (passive outlier detection, WithHealth);

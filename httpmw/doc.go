@@ -76,6 +76,13 @@
 // WithModelRewrite covers other formats. The response names who served
 // it in the Sturdy-Endpoint and Sturdy-Tier headers (and the spans).
 //
+// Cache affinity: for self-hosted servers with a prompt cache (vLLM,
+// SGLang), WithAffinity routes requests that share a prompt prefix, or a
+// session (a header, the body's "prompt_cache_key"), to the same replica
+// while its load allows (balancer.PrefixAffinity). The key is read once
+// per call from the body the Transport keeps for replay; WithAffinityKey
+// covers other formats.
+//
 // # Contracts
 //
 // RoundTrip follows net/http.RoundTripper: it is safe for concurrent use;

@@ -90,6 +90,7 @@ type config struct {
 	ttfb       time.Duration
 	noTerm     bool
 	probePath  string
+	keyHook    KeyFunc
 	eps        [][]Endpoint // by tier, as WithTier gave them
 }
 
@@ -165,6 +166,37 @@ func WithThrottle(cfg ratelimit.ThrottleConfig) Option {
 // cfg.Health must be unset: the tiers and WithHealth fill them.
 func WithBalancer(cfg balancer.Config) Option {
 	return optionFunc(func(c *config) { c.Balancer = cfg })
+}
+
+// WithAffinity turns on cache-aware routing for every tier: the
+// balancer.PrefixAffinity policy with a's settings (zero fields mean
+// their defaults), so that requests sharing a prompt prefix or a session
+// go to the same replica while its load allows, and its prompt cache
+// hits. WithBalancer's Policy must then be left unset (or PrefixAffinity)
+// and its Config.Affinity unset; WithBalancer with Policy PrefixAffinity
+// alone is WithAffinity with its Config.Affinity.
+//
+// The key is found once per call, before its first attempt, and every
+// attempt and tier of the call routes by it: from WithAffinityKey's hook,
+// else a.SessionHeader's header, else the body's "prompt_cache_key"
+// (and, with a.SessionFromUser, "user"), else the prompt of an OpenAI
+// chat/completions or completions body, hashed in blocks of a.BlockSize
+// bytes and seeded with the body's "model" and "cache_salt" (see
+// balancer.Affinity). A call with no key, or a prompt shorter than
+// a.MinBlocks blocks, goes by P2C Peak-EWMA. The body is read from the
+// copy the Transport keeps to replay it (a body with GetBody is read once,
+// up to WithMaxBodyBuffer, and the copy shared with the model rewrite of
+// fallback tiers); a longer body gets no key. A fallback tier routes by
+// the key of the caller's model, not its own.
+func WithAffinity(a balancer.Affinity) Option {
+	return optionFunc(func(c *config) { c.Affinity = &a })
+}
+
+// WithAffinityKey sets the hook that finds a call's affinity key before
+// the Transport's own reading (see KeyFunc and WithAffinity, which it
+// needs).
+func WithAffinityKey(f KeyFunc) Option {
+	return optionFunc(func(c *config) { c.keyHook = f })
 }
 
 // WithMaxWait lets a call wait up to d for a tier's limiter when every

@@ -66,6 +66,7 @@ type Transport struct {
 	names      []string
 	classify   Classifier
 	rewrite    ModelRewrite
+	keys       *keyer // nil unless the tiers balance by affinity
 	maxBody    int64
 	ttfb       time.Duration
 	checkTerm  bool
@@ -134,6 +135,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			}
 		}
 	}
+	cfg.Errs = append(cfg.Errs, checkAffinity(&cfg)...)
 	if makesClientSpans(base) {
 		cfg.AttemptSpanKind = trace.SpanKindInternal
 	}
@@ -142,6 +144,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		return nil, err
 	}
 	t.pl, t.chain, t.tel = pl, pl.Chain, pl.Tel
+	t.keys = newKeyer(pl.Affinity, cfg.keyHook)
 	for i, ts := range t.tiers {
 		ts.hedged = pl.Chain.Hedged(i)
 	}
@@ -267,6 +270,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// that a tier is skipped only when the prompt clearly exceeds its
 		// window; a borderline prompt still gets the server's answer.
 		c.dc.PromptTokens = int(req.ContentLength / 5)
+	}
+	if t.keys != nil {
+		ctx = t.keys.withKey(ctx, c)
 	}
 	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
 	c.body.finish()

@@ -28,7 +28,7 @@ var SweepSpecs = []string{"shared-context", "chat", "hot-prefixes"}
 // and with NumClients.
 type SweepRow struct {
 	Workload  string
-	Bound     float64 // AffinityLoadBound
+	Bound     float64 // Affinity.LoadBound
 	MinBlocks int
 	Index     bool
 	One, Many Result
@@ -217,11 +217,11 @@ func (s *Suite) sweep(seed uint64, scale float64) error {
 		}
 		w := sp.Gen(seed, scale)
 		for _, eps := range []float64{0.25, 0.5, 1} {
-			for _, mb := range []int{4, 32} {
+			for _, mb := range []int{1, 8} {
 				for _, idx := range []bool{true, false} {
-					cfg := balancer.Config{Policy: balancer.PrefixAffinity, AffinityLoadBound: eps, AffinityMinBlocks: mb}
+					cfg := balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: eps, MinBlocks: mb}}
 					if !idx {
-						cfg.AffinityIndex = -1
+						cfg.Affinity.Index = -1
 					}
 					row := SweepRow{Workload: sp.Name, Bound: eps, MinBlocks: mb, Index: idx}
 					var err error

@@ -41,6 +41,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 		"WithLimiter", "WithThrottle", "WithBalancer", "WithMaxWait", "WithModelRewrite",
 		"WithTracerProvider", "WithMeterProvider", "WithCallerCredentials",
 		"WithOnAttempt", "WithOnFallback", "WithOnStateChange", "WithoutAttemptHistograms",
+		"WithAffinity", "WithAffinityKey",
 	}
 	h, g := optionSignatures(t, "../../httpmw/options.go"), optionSignatures(t, "../../grpcmw/options.go")
 	for _, name := range shared {
@@ -53,7 +54,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 }
 
 // optionSignatures maps each exported With* func of the file to its
-// parameter types as written (Endpoint and ModelRewrite are each
+// parameter types as written (Endpoint, ModelRewrite and KeyFunc are each
 // adapter's own type of the same name).
 func optionSignatures(t *testing.T, path string) map[string]string {
 	t.Helper()
@@ -497,4 +498,67 @@ func TestAdaptersThrottleAlike(t *testing.T) {
 	}
 	assert.Positive(t, throttled, "the refusing tier was never throttled")
 	assert.Equal(t, 40, attempts+throttled)
+}
+
+// The same affinity key routes alike through both adapters: each key's
+// calls land on the same endpoint in httpmw and grpcmw (rendezvous
+// hashing over the same names), and a failed one fails over to the same
+// next endpoint.
+func TestAdaptersRouteByKeyAlike(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	var tiers = []tier{{degrade.Tier{Name: "big"}, names}}
+	for _, down := range []string{"", "a", "c"} {
+		s := script{}
+		if down != "" {
+			s[down] = []string{"down"}
+		}
+		for k := range 8 {
+			key := balancer.SessionKey(fmt.Sprintf("session-%d", k))
+			hrec, grec := &recorder{}, &recorder{}
+			runHTTPKeyed(t, tiers, s, key, hrec)
+			runGRPCKeyed(t, tiers, s, key, grec)
+			require.NotEmpty(t, hrec.events)
+			assert.Equal(t, hrec.events, grec.events, "key %d, %q down", k, down)
+		}
+	}
+}
+
+func runHTTPKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *recorder) {
+	base := &httpBase{s: s}
+	opts := []httpmw.Option{httpmw.WithAffinity(balancer.Affinity{}), httpmw.WithOnAttempt(rec.attempt),
+		httpmw.WithFailover(noBackoff),
+		httpmw.WithAffinityKey(func(*http.Request, []byte) (balancer.Key, bool) { return key, true })}
+	for _, ti := range tiers {
+		var eps []httpmw.Endpoint
+		for _, name := range ti.eps {
+			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
+		}
+		opts = append(opts, httpmw.WithTier(ti.t, eps...))
+	}
+	tr, err := httpmw.NewTransport(base, opts...)
+	require.NoError(t, err)
+	defer tr.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+}
+
+func runGRPCKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *recorder) {
+	cnt := &counter{}
+	opts := []grpcmw.Option{grpcmw.WithAffinity(balancer.Affinity{}), grpcmw.WithOnAttempt(rec.attempt),
+		grpcmw.WithFailover(noBackoff),
+		grpcmw.WithAffinityKey(func(context.Context, string, any) (balancer.Key, bool) { return key, true })}
+	for _, ti := range tiers {
+		var eps []grpcmw.Endpoint
+		for _, name := range ti.eps {
+			eps = append(eps, grpcmw.Conn(name, grpcConn{ep: name, s: s, c: cnt}))
+		}
+		opts = append(opts, grpcmw.WithTier(ti.t, eps...))
+	}
+	c, err := grpcmw.New(opts...)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, &testpb.SimpleResponse{}))
 }

@@ -47,14 +47,17 @@ type Tier struct {
 // Config is what the options both adapters share set. Its zero value,
 // with tiers added, is the default configuration.
 type Config struct {
-	Tiers             []Tier
-	Failover          failover.Config
-	Hedge             *hedge.Config
-	Health            health.Config
-	Probes            *health.ProbeConfig
-	Limiter           ratelimit.Config
-	Throttle          *ratelimit.ThrottleConfig
-	Balancer          balancer.Config
+	Tiers    []Tier
+	Failover failover.Config
+	Hedge    *hedge.Config
+	Health   health.Config
+	Probes   *health.ProbeConfig
+	Limiter  ratelimit.Config
+	Throttle *ratelimit.ThrottleConfig
+	Balancer balancer.Config
+	// Affinity is WithAffinity's: it turns PrefixAffinity on for every
+	// tier, with these settings.
+	Affinity          *balancer.Affinity
 	MaxWait           time.Duration
 	TracerProvider    trace.TracerProvider
 	MeterProvider     metric.MeterProvider
@@ -91,6 +94,10 @@ type Pipeline struct {
 	Tel       *telemetry.Telemetry
 	Balancers []*balancer.Balancer // by tier
 	TierNames []string
+	// Affinity is the balancers' Config.Affinity when their policy is
+	// PrefixAffinity (WithAffinity, or WithBalancer's Policy), nil
+	// otherwise: the adapter then finds each call's key as it says.
+	Affinity *balancer.Affinity
 
 	probes     *health.ProbeConfig
 	endpoints  []sturdy.Endpoint
@@ -123,6 +130,20 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 	cc.Tiers, errs = tiers(cfg, p.Op, errs)
 	errs = append(errs, chain.Validate(cc)...)
+	if a := cfg.Affinity; a != nil {
+		switch {
+		case cfg.Balancer.Policy != balancer.P2CPeakEWMA && cfg.Balancer.Policy != balancer.PrefixAffinity:
+			bad("WithAffinity turns on the PrefixAffinity policy, but WithBalancer sets Policy %v; leave WithBalancer's Policy unset", cfg.Balancer.Policy)
+		case cfg.Balancer.Affinity != (balancer.Affinity{}):
+			bad("WithBalancer: Config.Affinity is set as well as WithAffinity; give one of them")
+		default:
+			if _, err := balancer.New(balancer.Config{Policy: balancer.PrefixAffinity, Affinity: *a}); err != nil {
+				bad("WithAffinity: %w", err)
+				break
+			}
+			cfg.Balancer.Policy, cfg.Balancer.Affinity = balancer.PrefixAffinity, *a
+		}
+	}
 	if cfg.Balancer.Endpoints != nil || cfg.Balancer.Health != nil {
 		bad("WithBalancer: leave Config.Endpoints and Config.Health unset; the tiers' endpoints and WithHealth fill them")
 	} else if _, err := balancer.New(cfg.Balancer); err != nil {
@@ -135,6 +156,10 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 
 	pl := &Pipeline{probes: cfg.Probes}
+	if cfg.Balancer.Policy == balancer.PrefixAffinity {
+		a := cfg.Balancer.Affinity
+		pl.Affinity = &a
+	}
 	var tel *telemetry.Telemetry // set below, before any call can run
 	if pl.Tracker, err = health.New(withStateHooks(cfg, &tel)); err != nil {
 		bad("WithHealth: %w", err)
