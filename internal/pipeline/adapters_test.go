@@ -408,7 +408,7 @@ func runGRPC(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 func TestAdaptersRejectAlike(t *testing.T) {
 	tier := degrade.Tier{Name: "fb", Quality: 2, Failover: &failover.Config{MaxAttempts: -1}}
 	h, err := httpmw.NewTransport(&httpBase{},
-		httpmw.WithTier(degrade.Tier{Name: "p"}, httpmw.URL("a", "http://a", nil)),
+		httpmw.WithTier(degrade.Tier{Name: "p", Model: "big"}, httpmw.URL("a", "http://a", nil)),
 		httpmw.WithTier(tier, httpmw.URL("b", "http://b", nil)),
 		httpmw.WithFailover(failover.Config{MaxBackoff: -1}), httpmw.WithHedge(hedgeBad),
 		httpmw.WithHealth(health.Config{FailureRate: 2}), httpmw.WithProbes(health.ProbeConfig{Interval: -1}),
@@ -417,7 +417,7 @@ func TestAdaptersRejectAlike(t *testing.T) {
 	require.Error(t, err)
 	assert.Nil(t, h)
 	g, gerr := grpcmw.New(
-		grpcmw.WithTier(degrade.Tier{Name: "p"}, grpcmw.Conn("a", grpcConn{})),
+		grpcmw.WithTier(degrade.Tier{Name: "p", Model: "big"}, grpcmw.Conn("a", grpcConn{})),
 		grpcmw.WithTier(tier, grpcmw.Conn("b", grpcConn{})),
 		grpcmw.WithFailover(failover.Config{MaxBackoff: -1}), grpcmw.WithHedge(hedgeBad),
 		grpcmw.WithHealth(health.Config{FailureRate: 2}), grpcmw.WithProbes(health.ProbeConfig{Interval: -1}),
@@ -430,6 +430,7 @@ func TestAdaptersRejectAlike(t *testing.T) {
 		"WithProbes: health:", "WithBalancer: balancer: Config.Decay", "WithMaxWait is -1ns",
 		"WithThrottle: ratelimit: ThrottleConfig.K",
 		`tier "fb" (WithTier #2): Quality is 2`, `tier "fb" (WithTier #2): Failover: failover: MaxAttempts is -1`,
+		`tier "fb" (WithTier #2) has no Model while tier "p" (WithTier #1) serves "big"`,
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
