@@ -304,22 +304,7 @@ func BenchmarkRoundTripAffinity(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			buf := make([]byte, 1024)
-			b.ReportAllocs()
-			for b.Loop() {
-				r := req.Clone(req.Context())
-				r.Body, _ = req.GetBody()
-				resp, err := tr.RoundTrip(r)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for {
-					if _, err := resp.Body.Read(buf); err != nil {
-						break
-					}
-				}
-				_ = resp.Body.Close()
-			}
+			runBenchReq(b, tr, req)
 		})
 	}
 }
