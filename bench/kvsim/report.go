@@ -42,7 +42,7 @@ func (s *Suite) Markdown(plots []string) string {
 				continue
 			}
 			p("| %s | %.3f [%.3f–%.3f] | %s | %s [%s–%s] | %s | %.0f [%.0f–%.0f] | %.2f [%.2f–%.2f] (%.1f/%.1f) |\n",
-				c, m.HitRate, m.HitMin, m.HitMax, fmtDur(m.P50), fmtDur(m.P90), fmtDur(m.P90Min), fmtDur(m.P90Max), fmtDur(m.P99),
+				c, m.HitRate, m.HitMin, m.HitMax, FormatDuration(m.P50), FormatDuration(m.P90), FormatDuration(m.P90Min), FormatDuration(m.P90Max), FormatDuration(m.P99),
 				m.OutputRate, m.OutputMin, m.OutputMax, m.LoadSkew, m.SkewMin, m.SkewMax, m.MaxLoad, m.MeanLoad)
 		}
 		p("\n")
@@ -69,7 +69,7 @@ func (s *Suite) Markdown(plots []string) string {
 			if r.Index {
 				idx = "on"
 			}
-			p("| %.2f | %d | %s | %.3f | %.3f | %s | %s | %.2f | %.2f |\n", r.Bound, r.MinBlocks, idx, r.One.HitRate, r.Many.HitRate, fmtDur(r.One.P90), fmtDur(r.Many.P90), r.One.LoadSkew, r.Many.LoadSkew)
+			p("| %.2f | %d | %s | %.3f | %.3f | %s | %s | %.2f | %.2f |\n", r.Bound, r.MinBlocks, idx, r.One.HitRate, r.Many.HitRate, FormatDuration(r.One.P90), FormatDuration(r.Many.P90), r.One.LoadSkew, r.Many.LoadSkew)
 			if r.Bound == 1 && r.MinBlocks == 8 && !r.Index {
 				p("\n")
 			}
@@ -83,7 +83,7 @@ func (s *Suite) Markdown(plots []string) string {
 	}
 	p("## Every run\n\n| workload | client | seed | requests | hit rate | p50 | p90 | p99 | output tok/s | max/mean load |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range s.Runs {
-		p("| %s | %s | %d | %d | %.3f | %s | %s | %s | %.0f | %.2f |\n", r.Workload, r.Client, r.Seed, r.Requests, r.HitRate, fmtDur(r.P50), fmtDur(r.P90), fmtDur(r.P99), r.OutputRate, r.LoadSkew)
+		p("| %s | %s | %d | %d | %.3f | %s | %s | %s | %.0f | %.2f |\n", r.Workload, r.Client, r.Seed, r.Requests, r.HitRate, FormatDuration(r.P50), FormatDuration(r.P90), FormatDuration(r.P99), r.OutputRate, r.LoadSkew)
 	}
 	p("\n## Caveats\n\n%s\n", caveats)
 	return b.String()

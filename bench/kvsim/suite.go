@@ -161,13 +161,13 @@ func (s *Suite) Checks() []Check {
 			or, ok4 := get(w, "oracle")
 			if ok1 && ok2 {
 				x := float64(rr.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, fmtDur(a.P90), fmtDur(rr.P90)), x >= 5})
+				out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(rr.P90)), x >= 5})
 				y := a.OutputRate / rr.OutputRate
 				out = append(out, Check{w, aff, "output tok/s ≥ 1.5× round-robin", fmt.Sprintf("%.2f× (%.0f vs %.0f)", y, a.OutputRate, rr.OutputRate), y >= 1.5})
 			}
 			if ok1 && ok3 {
 				x := float64(p2c.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, fmtDur(a.P90), fmtDur(p2c.P90)), x >= 3})
+				out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x >= 3})
 			}
 			if ok1 && ok4 {
 				x := a.HitRate / or.HitRate
@@ -177,7 +177,7 @@ func (s *Suite) Checks() []Check {
 		if a, ok := get("no-sharing", aff); ok {
 			if p2c, ok := get("no-sharing", "p2c-peak-ewma"); ok {
 				x := float64(a.P90)/float64(p2c.P90) - 1
-				out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, fmtDur(a.P90), fmtDur(p2c.P90)), x <= 0.05})
+				out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x <= 0.05})
 			}
 		}
 		for _, c := range []string{aff, multi} {
@@ -200,7 +200,8 @@ func (s *Suite) Checks() []Check {
 	return out
 }
 
-func fmtDur(d time.Duration) string {
+// FormatDuration writes d as the report does: ms below a second, then s.
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d >= 10*time.Second:
 		return fmt.Sprintf("%.1f s", d.Seconds())

@@ -330,13 +330,7 @@ func runHTTP(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	if o.httpRewrite != nil {
 		opts = append(opts, httpmw.WithModelRewrite(o.httpRewrite))
 	}
-	for _, ti := range tiers {
-		var eps []httpmw.Endpoint
-		for _, name := range ti.eps {
-			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
-		}
-		opts = append(opts, httpmw.WithTier(ti.t, eps...))
-	}
+	opts = append(opts, httpTiers(tiers)...)
 	tr, err := httpmw.NewTransport(base, opts...)
 	require.NoError(t, err)
 	defer tr.Close()
@@ -529,13 +523,7 @@ func runHTTPKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *r
 	opts := []httpmw.Option{httpmw.WithAffinity(balancer.Affinity{}), httpmw.WithOnAttempt(rec.attempt),
 		httpmw.WithFailover(noBackoff),
 		httpmw.WithAffinityKey(func(*http.Request, []byte) (balancer.Key, bool) { return key, true })}
-	for _, ti := range tiers {
-		var eps []httpmw.Endpoint
-		for _, name := range ti.eps {
-			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
-		}
-		opts = append(opts, httpmw.WithTier(ti.t, eps...))
-	}
+	opts = append(opts, httpTiers(tiers)...)
 	tr, err := httpmw.NewTransport(base, opts...)
 	require.NoError(t, err)
 	defer tr.Close()
@@ -562,4 +550,18 @@ func runGRPCKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *r
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, &testpb.SimpleResponse{}))
+}
+
+// httpTiers gives each tier of tiers to httpmw, its endpoints at
+// http://<name>.
+func httpTiers(tiers []tier) []httpmw.Option {
+	var opts []httpmw.Option
+	for _, ti := range tiers {
+		var eps []httpmw.Endpoint
+		for _, name := range ti.eps {
+			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
+		}
+		opts = append(opts, httpmw.WithTier(ti.t, eps...))
+	}
+	return opts
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/sturdyai/sturdy/bench/kvsim"
 	"github.com/sturdyai/sturdy/bench/sim"
@@ -63,19 +62,9 @@ func kvsimMarkdown(w func(string, ...any), s *kvsim.Suite) {
 				continue
 			}
 			w("| %s | %.3f [%.3f–%.3f] | %s | %s [%s–%s] | %s | %.0f | %.2f [%.2f–%.2f] |\n",
-				c, m.HitRate, m.HitMin, m.HitMax, kvDur(m.P50), kvDur(m.P90), kvDur(m.P90Min), kvDur(m.P90Max), kvDur(m.P99),
+				c, m.HitRate, m.HitMin, m.HitMax, kvsim.FormatDuration(m.P50), kvsim.FormatDuration(m.P90), kvsim.FormatDuration(m.P90Min), kvsim.FormatDuration(m.P90Max), kvsim.FormatDuration(m.P99),
 				m.OutputRate, m.LoadSkew, m.SkewMin, m.SkewMax)
 		}
 		w("\n")
 	}
-}
-
-func kvDur(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	}
-	return fmt.Sprintf("%d ms", d.Milliseconds())
 }
