@@ -90,3 +90,37 @@ func TestProbesPerEndpoint(t *testing.T) {
 		readAll(t, resp)
 	})
 }
+
+// Deployments: each endpoint receives the model under its own name (an
+// Azure deployment, a vLLM served-model-name), in tier 0 too; an endpoint
+// without one gets the tier's rewrite (none in tier 0).
+func TestEndpointDeploymentNames(t *testing.T) {
+	mt := newMemTransport(t)
+	recs := map[string]*memRec{}
+	ep := func(name, model string) Endpoint {
+		recs[name] = &memRec{h: okJSON}
+		return Endpoint{Endpoint: sturdy.Endpoint{Name: name, Address: mt.add(recs[name]), Model: model}}
+	}
+	tr := newMemTr(t, mt,
+		WithTier(degrade.Tier{Name: "primary", Model: "gpt-4o"}, ep("azure", "my-gpt4o-deployment"), ep("openai", "")),
+		WithTier(degrade.Tier{Name: "small", Model: "gpt-4o-mini"}, ep("vllm", "qwen")))
+	for range 4 { // round-robin over both primaries, twice
+		resp, err := tr.RoundTrip(chatReq(t, "gpt-4o", false))
+		require.NoError(t, err)
+		readAll(t, resp)
+	}
+	require.Equal(t, 2, recs["azure"].count())
+	require.Equal(t, 2, recs["openai"].count())
+	assert.Contains(t, string(recs["azure"].body(0)), `"model":"my-gpt4o-deployment"`)
+	assert.Contains(t, string(recs["openai"].body(0)), `"model":"gpt-4o"`)
+	assert.NotContains(t, string(recs["azure"].body(1)), `"gpt-4o"`)
+
+	// Take the primary tier out: the fallback's endpoint gets its own name.
+	down := &memRec{h: func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusServiceUnavailable) }}
+	recs["azure"].h, recs["openai"].h = down.h, down.h
+	resp, err := tr.RoundTrip(chatReq(t, "gpt-4o", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	require.Equal(t, 1, recs["vllm"].count())
+	assert.Contains(t, string(recs["vllm"].body(0)), `"model":"qwen"`)
+}

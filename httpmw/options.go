@@ -32,7 +32,11 @@ type Endpoint struct {
 	// optional base-path prefix, e.g. "https://api.openai.com" or
 	// "https://x.openai.azure.com/openai". A request's path is appended to
 	// the prefix (see the package doc). No query, fragment or user info:
-	// put credentials in Header.
+	// put credentials in Header, a query in Query. Model, if set and not
+	// the tier's, is the endpoint's own name for the tier's model (an
+	// Azure deployment, a vLLM --served-model-name): requests to this
+	// endpoint go out with the body's "model" rewritten to it, in tier 0
+	// too.
 	sturdy.Endpoint
 	// Header is sent on every request to this endpoint and only to it,
 	// replacing the caller's credentials: put the endpoint's

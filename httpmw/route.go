@@ -56,6 +56,8 @@ type endpoint struct {
 	header    []headerKV
 	query     url.Values // Endpoint.Query; nil: none
 	probePath string     // Endpoint.ProbePath
+	model     string     // Endpoint.Model: the endpoint's name for its tier's model
+	target    *tierState // the rewrite to model; nil when it names the tier's
 	noProbe   bool       // Endpoint.NoProbe
 	nameHdr   []string
 	server    []attribute.KeyValue // server.address, server.port
@@ -108,6 +110,7 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		provider:  cmp.Or(e.Provider, DefaultProvider),
 		probePath: e.ProbePath,
 		noProbe:   e.NoProbe,
+		model:     e.Model,
 	}
 	if len(e.Query) > 0 {
 		ep.query = make(url.Values, len(e.Query))

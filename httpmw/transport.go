@@ -43,7 +43,8 @@ var (
 )
 
 type tierState struct {
-	index   int
+	index   int // the tier's index in the chain
+	slot    int // the request body's rewrite cache slot (reqBody.rewrittenFor)
 	name    string
 	model   string
 	quoted  []byte // JSON string of model; nil: no rewrite
@@ -62,6 +63,7 @@ type Transport struct {
 	chain      *chain.Chain
 	tel        *telemetry.Telemetry
 	tiers      []*tierState
+	targets    []*tierState // endpoints' own model names (deployments), after the tiers in a body's rewrite cache
 	byName     map[string]*endpoint
 	names      []string
 	classify   Classifier
@@ -114,9 +116,10 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if t.classify == nil {
 		t.classify = Classify
 	}
+	var eps []*endpoint // endpoints with a deployment name of their own
 	for i, tc := range cfg.Tiers {
 		name := cmp.Or(tc.Name, chain.DefaultTierName(i))
-		ts := &tierState{index: i, name: name, model: tc.Model, nameHdr: []string{name}}
+		ts := &tierState{index: i, slot: i, name: name, model: tc.Model, nameHdr: []string{name}}
 		if i > 0 && tc.Model != "" {
 			ts.quoted = body.QuoteModel(tc.Model)
 		}
@@ -133,7 +136,18 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 				t.byName[ep.name] = ep
 				t.names = append(t.names, ep.name)
 			}
+			if e.Model != "" && e.Model != tc.Model {
+				eps = append(eps, ep)
+			}
 		}
+	}
+	// An endpoint that knows the tier's model by a name of its own (a
+	// deployment) gets its body rewritten to that name, whatever the
+	// tier, in a rewrite cache slot after the tiers'.
+	for _, ep := range eps {
+		ts := t.tiers[ep.tier]
+		ep.target = &tierState{index: ts.index, slot: len(t.tiers) + len(t.targets), name: ts.name, model: ep.model, quoted: body.QuoteModel(ep.model)}
+		t.targets = append(t.targets, ep.target)
 	}
 	cfg.Errs = append(cfg.Errs, checkAffinity(&cfg)...)
 	if makesClientSpans(base) {
@@ -382,8 +396,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		n       int64
 		err     error
 	)
-	if ts.quoted != nil || (a.Tier > 0 && t.rewrite != nil && ts.model != "") {
-		rc, getBody, n, err = c.body.rewrittenFor(t, ts)
+	rw := ts
+	if ep.target != nil {
+		rw = ep.target // the endpoint's own name for the model, whatever the tier
+	}
+	if rw.quoted != nil || (a.Tier > 0 && t.rewrite != nil && rw.model != "") {
+		rc, getBody, n, err = c.body.rewrittenFor(t, rw)
 	} else {
 		rc, getBody, n, err = c.body.plain()
 	}
