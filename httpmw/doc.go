@@ -68,6 +68,13 @@
 // goes back to the endpoint that answered (an absolute redirect to its
 // origin, or a relative one); a redirect elsewhere carries none.
 //
+// Model groups: a Transport is one chain of tiers whatever model a request
+// names. A Router (NewRouter) serves several: each request goes to the
+// Group its body's "model" names (or an alias), each group a Transport of
+// its own, so that a call fails over and falls back within its group.
+// Deployments: an endpoint whose Model differs from its tier's gets the
+// body's model under that name.
+//
 // Fallback: when a later tier serves, the top-level "model" of a JSON body
 // is rewritten to Tier.Model, and nothing else: every other byte goes out
 // as the caller wrote it. A body that is not a well-formed JSON object
