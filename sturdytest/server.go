@@ -161,8 +161,8 @@ func (s *Server) Reset() { s.stats.reset() }
 const (
 	pathChat       = "/v1/chat/completions"
 	pathEmbeddings = "/v1/embeddings"
-	pathModels = "/v1/models"
-	pathHealth = "/health"
+	pathModels     = "/v1/models"
+	pathHealth     = "/health"
 )
 
 // ServeHTTP serves POST /v1/chat/completions, GET /v1/models and
