@@ -20,7 +20,8 @@
 // primary model, later tiers are fallbacks. Each call goes through the
 // pipeline httpmw shares: tiers → the tier's rate limiter → the attempt loop that
 // runs failover and hedging together → sturdy's balancer (P2C Peak-EWMA by
-// default) over the endpoints health allows.
+// default) over the endpoints health allows. A Router (NewRouter) serves
+// several model groups, a Client each, picked per call by a GroupKey.
 //
 //	c, err := grpcmw.New(
 //		grpcmw.WithTier(degrade.Tier{Name: "big", Model: "llama-70b"},
