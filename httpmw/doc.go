@@ -68,6 +68,15 @@
 // goes back to the endpoint that answered (an absolute redirect to its
 // origin, or a relative one); a redirect elsewhere carries none.
 //
+// Misconfiguration: an endpoint Address ending in /v1 (the request path
+// has it already), or http:// on port 443 and https:// on port 80, is a
+// construction error; a scheme that contradicts a port it does not name
+// cannot be seen without a dial. At run time, a 404 or 400 that one
+// endpoint answers is retried on the others of its tier: if one serves,
+// the first endpoint's health learns a failure (it is ejected as any
+// failing endpoint) and the call is served; if all answer so, the first
+// answer stands (the request was at fault).
+//
 // Model groups: a Transport is one chain of tiers whatever model a request
 // names. A Router (NewRouter) serves several: each request goes to the
 // Group its body's "model" names (or an alias), each group a Transport of

@@ -124,3 +124,42 @@ func TestEndpointDeploymentNames(t *testing.T) {
 	require.Equal(t, 1, recs["vllm"].count())
 	assert.Contains(t, string(recs["vllm"].body(0)), `"model":"qwen"`)
 }
+
+// At run time, a 404 that one endpoint of a tier answers to a request the
+// others serve is that endpoint's fault: the call is served elsewhere and
+// the endpoint, failing so, is ejected. A 404 every endpoint answers is
+// the caller's: it comes back as is and ejects nothing.
+func TestMisroutedEndpointIsEjected(t *testing.T) {
+	mt := newMemTransport(t)
+	wrongPath := &memRec{h: status(http.StatusNotFound)} // e.g. a base path the request path duplicates
+	good := &memRec{h: okJSON}
+	tr, err := NewTransport(mt, append(testOpts(),
+		WithHealth(health.Config{ConsecutiveFailures: 2, FailureRate: -1}),
+		WithTier(degrade.Tier{}, URL("wrong", mt.add(wrongPath), nil), URL("good", mt.add(good), nil)))...)
+	require.NoError(t, err)
+	defer tr.Close()
+	for i := range 6 {
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		readAll(t, resp)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "call %d", i)
+		assert.Equal(t, "good", resp.Header.Get(HeaderEndpoint))
+	}
+	assert.Equal(t, 2, wrongPath.count(), "tried until ejected")
+	assert.Equal(t, health.Ejected, tr.State("wrong"))
+
+	// Every endpoint answers 404: the caller's fault, as is.
+	mt2 := newMemTransport(t)
+	a, b := &memRec{h: status(http.StatusNotFound)}, &memRec{h: status(http.StatusNotFound)}
+	tr2, err := NewTransport(mt2, append(testOpts(), WithHealth(health.Config{ConsecutiveFailures: 1, FailureRate: -1}),
+		WithTier(degrade.Tier{}, URL("a", mt2.add(a), nil), URL("b", mt2.add(b), nil)))...)
+	require.NoError(t, err)
+	defer tr2.Close()
+	resp, err := tr2.RoundTrip(chatReq(t, "m", false))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.Equal(t, 2, a.count()+b.count(), "each endpoint asked once")
+	assert.Equal(t, health.Healthy, tr2.State("a"))
+	assert.Equal(t, health.Healthy, tr2.State("b"))
+}

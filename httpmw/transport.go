@@ -50,6 +50,7 @@ type tierState struct {
 	quoted  []byte // JSON string of model; nil: no rewrite
 	nameHdr []string
 	hedged  bool // attempts may run at once: each gets a header map of its own
+	size    int  // endpoints in the tier
 }
 
 // Transport is an http.RoundTripper that sends each request to the
@@ -119,7 +120,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	var eps []*endpoint // endpoints with a deployment name of their own
 	for i, tc := range cfg.Tiers {
 		name := cmp.Or(tc.Name, chain.DefaultTierName(i))
-		ts := &tierState{index: i, slot: i, name: name, model: tc.Model, nameHdr: []string{name}}
+		ts := &tierState{index: i, slot: i, name: name, model: tc.Model, nameHdr: []string{name}, size: len(cfg.eps[i])}
 		if i > 0 && tc.Model != "" {
 			ts.quoted = body.QuoteModel(tc.Model)
 		}
@@ -248,7 +249,7 @@ func getCall(t *Transport, req *http.Request) *call {
 func putCall(c *call) {
 	c.t, c.req = nil, nil
 	c.body = reqBody{}
-	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens = false, 0, 0
+	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude = false, 0, 0, nil
 	calls.Put(c)
 }
 
@@ -289,6 +290,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx = t.keys.withKey(ctx, c)
 	}
 	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
+	if err != nil && !c.dc.Once {
+		resp, served, err = c.misrouted(ctx, resp, err)
+	}
 	c.body.finish()
 	if err != nil {
 		return c.failed(tc, resp, err)
@@ -318,6 +322,42 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// with its body (respBody.release).
 	t.tel.RecordFirstByte(tc, served.Outcome().End, served.Tier)
 	return resp, nil
+}
+
+// errMisrouted is the failure an endpoint's health learns when it answered
+// 404 or 400 to a request that another endpoint of its tier then served.
+var errMisrouted = errors.New("httpmw: answered 404 or 400 to a request another endpoint of its tier served (a wrong base path or a missing deployment?)")
+
+// misrouted retries a call that failed with one endpoint's 404 or 400 on
+// the other endpoints of its tier (and on, as any call): such an answer
+// is the caller's fault only if the others give it too. If another
+// endpoint of the same tier serves the call, the first endpoint is at
+// fault (a wrong base path, a deployment it lacks): its health learns a
+// failure, so that it is ejected as any failing endpoint, and the call is
+// served. Otherwise the first answer stands.
+func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, chain.Served, error) {
+	se, ok := errors.AsType[*sturdy.Error](err)
+	if !ok || se.Class != sturdy.Fatal || resp == nil || resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+		return resp, chain.Served{}, err
+	}
+	x := c.t.byName[se.Endpoint]
+	if x == nil || c.t.tiers[x.tier].size < 2 || attempt.CallerErr(ctx) != nil {
+		return resp, chain.Served{}, err
+	}
+	c.dc.Exclude = []string{x.name}
+	again, served, err2 := chain.Run(ctx, c.t.chain, &c.dc)
+	c.dc.Exclude = nil
+	if err2 != nil {
+		if again != nil {
+			discard(again)
+		}
+		return resp, chain.Served{}, err
+	}
+	if ep := c.t.byName[served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
+		c.t.pl.Tracker.Observe(x.name, sturdy.Outcome{Class: sturdy.Unavailable, Err: errMisrouted})
+	}
+	discard(resp)
+	return again, served, nil
 }
 
 // failed turns a call that no tier served into what RoundTrip returns:
