@@ -138,7 +138,7 @@ func (b *httpBase) RoundTrip(r *http.Request) (*http.Response, error) {
 		_ = r.Body.Close()
 	}
 	ep := r.URL.Host
-	code := map[string]int{"ok": 200, "down": 503, "bad": 400, "auth": 401}[b.s.answer(ep, b.c.next(ep))]
+	code := map[string]int{"ok": 200, "down": 503, "bad": 422, "auth": 401}[b.s.answer(ep, b.c.next(ep))]
 	return &http.Response{
 		StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(`{"id":"x"}`)), ContentLength: 10, Request: r,
