@@ -88,6 +88,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	pipeline.Config
+	groupKey   GroupKey // a Router's; a Transport ignores it
 	classifier Classifier
 	rewrite    ModelRewrite
 	maxBody    int64
@@ -307,4 +308,15 @@ func WithTTFBTimeout(d time.Duration) Option {
 // OpenAI's.
 func WithoutStreamTerminator() Option {
 	return optionFunc(func(c *config) { c.noTerm = true })
+}
+
+// GroupKey returns the model a request names, for a Router to pick its
+// group; body is the request's body, read whole (nil when it has none).
+type GroupKey func(req *http.Request, body []byte) string
+
+// WithGroupKey makes a Router pick a request's group by f instead of the
+// JSON body's top-level "model" (for other body formats, or a model named
+// in a header or the path). A Transport ignores it.
+func WithGroupKey(f GroupKey) Option {
+	return optionFunc(func(c *config) { c.groupKey = f })
 }

@@ -35,7 +35,8 @@ type Group struct {
 
 // Router is an http.RoundTripper that serves several model groups: each
 // request goes to the group that its JSON body's top-level "model" names
-// (or an alias of it), whose Transport fails over and falls back within
+// (or an alias of it; WithGroupKey among the shared options reads the
+// model elsewhere), whose Transport fails over and falls back within
 // the group only. A request whose model no group names fails with a
 // *sturdy.Error of class Fatal, unless a group named "*" passes it
 // through. Build it with NewRouter.
@@ -45,6 +46,7 @@ type Router struct {
 	byModel map[string]route
 	any     *Transport // the "*" group; nil: none
 	maxBody int64
+	key     GroupKey // nil: the body's "model"
 }
 
 type route struct {
@@ -63,6 +65,11 @@ var ErrNoGroup = errors.New("no model group serves this model")
 // metrics series.
 func NewRouter(base http.RoundTripper, groups []Group, shared ...Option) (*Router, error) {
 	r := &Router{byModel: map[string]route{}, maxBody: DefaultMaxBodyBuffer}
+	var sc config
+	for _, o := range shared {
+		o.apply(&sc)
+	}
+	r.key = sc.groupKey
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpmw: "+format, args...)) }
 	if len(groups) == 0 {
@@ -134,6 +141,10 @@ func (r *Router) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &sturdy.Error{Op: "httpmw", Class: sturdy.Fatal, Err: err}
 	}
 	model, named := body.Model(raw)
+	if r.key != nil {
+		model = r.key(req, raw)
+		named = model != ""
+	}
 	rt, ok := r.byModel[model]
 	switch {
 	case ok:

@@ -183,3 +183,25 @@ func TestRouterUnreplayableBody(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Len(t, f["openai-4o"].body(0), len(body))
 }
+
+// WithGroupKey reads the model elsewhere than the JSON body: here a
+// header, for a body that is not JSON.
+func TestRouterGroupKey(t *testing.T) {
+	mt := newMemTransport(t)
+	f := fleetRecs{}
+	r, err := NewRouter(mt, []Group{
+		{Name: "whisper", Options: []Option{WithTier(degrade.Tier{}, f.ep(mt, "audio", ""))}},
+		{Name: "tts", Options: []Option{WithTier(degrade.Tier{}, f.ep(mt, "speech", ""))}},
+	}, WithGroupKey(func(req *http.Request, _ []byte) string { return req.Header.Get("X-Model") }))
+	require.NoError(t, err)
+	defer r.Close()
+	req := post(t, "/v1/audio/transcriptions", "--multipart--")
+	req.Header.Set("X-Model", "whisper")
+	resp, err := r.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 1, f["audio"].count())
+	assert.Equal(t, "--multipart--", string(f["audio"].body(0)))
+	_, err = r.RoundTrip(post(t, "/v1/audio/speech", `{"model":"whisper"}`))
+	assert.ErrorIs(t, err, ErrNoGroup, "the key says no model: the body's is not read")
+}
