@@ -134,7 +134,9 @@ func NewRouter(base http.RoundTripper, groups []Group, shared ...Option) (*Route
 
 // RoundTrip implements http.RoundTripper. It reads the request body once
 // (the whole of it: the "model" key may come last), into a buffer of its
-// size, and hands the group's Transport a request that replays it.
+// size, and hands the group's Transport a request that replays it. A body
+// longer than the largest WithMaxBodyBuffer among the groups is refused
+// (Fatal): its model cannot be read.
 func (r *Router) RoundTrip(req *http.Request) (*http.Response, error) {
 	raw, err := r.readBody(req)
 	if err != nil {
@@ -156,9 +158,11 @@ func (r *Router) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &sturdy.Error{Op: "httpmw", Class: sturdy.Fatal, Err: fmt.Errorf("%w: %q (groups: %s)", ErrNoGroup, model, strings.Join(r.names, ", "))}
 	}
 	if rt.quoted != nil {
-		if out, _, err := body.RewriteModel(raw, rt.quoted); err == nil {
-			raw = out
+		out, _, err := body.RewriteModel(raw, rt.quoted)
+		if err != nil {
+			return nil, &sturdy.Error{Op: "httpmw", Class: sturdy.Fatal, Err: fmt.Errorf("httpmw: cannot rewrite the alias %q to its group's model (%w); not sending the request with the wrong model", model, err)}
 		}
+		raw = out
 	}
 	out := req.Clone(req.Context())
 	if raw != nil {
