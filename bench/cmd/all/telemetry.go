@@ -28,20 +28,25 @@ var telemetryRows = []struct{ name, base, desc string }{
 	{"sturdy-sdk-traces", "sturdy-noop", "spans only (SDK tracer provider, no-op meter provider)"},
 }
 
-// telemetryCost returns row's ns/op and allocs/op above its base in pass
-// i (i < 0: the medians).
-func (r *report) telemetryCost(row, base string, i int) (ns, allocs float64, ok bool) {
+// cost is what a row costs above its base row.
+type cost struct{ ns, cpu, allocs float64 }
+
+// telemetryCost returns row's cost above base's in pass i (i < 0: of the
+// medians; allocations are always the medians', they do not vary).
+func (r *report) telemetryCost(row, base string, i int) (cost, bool) {
 	a, b := r.Micro["BenchmarkTelemetry/"+row], r.Micro["BenchmarkTelemetry/"+base]
 	if a == nil || b == nil {
-		return 0, 0, false
+		return cost{}, false
 	}
+	c := cost{a.NsOp - b.NsOp, a.CPUOp - b.CPUOp, a.AllocsOp - b.AllocsOp}
 	if i < 0 {
-		return a.NsOp - b.NsOp, a.AllocsOp - b.AllocsOp, true
+		return c, true
 	}
-	if i >= len(a.Runs) || i >= len(b.Runs) {
-		return 0, 0, false
+	if i >= len(a.Runs) || i >= len(b.Runs) || i >= len(a.CPURuns) || i >= len(b.CPURuns) {
+		return cost{}, false
 	}
-	return a.Runs[i] - b.Runs[i], a.AllocsOp - b.AllocsOp, true
+	c.ns, c.cpu = a.Runs[i]-b.Runs[i], a.CPURuns[i]-b.CPURuns[i]
+	return c, true
 }
 
 // telemetryMarkdown writes the telemetry section, when it was measured.
@@ -61,39 +66,44 @@ func (r *report) telemetryMarkdown(w func(string, ...any)) {
 		"that samples every span (`AlwaysSample`) and hands each ended span, synchronously, to an exporter that drops it, and an " +
 		"`sdkmetric.MeterProvider` with a `ManualReader` (every measurement aggregated, never collected). The telemetry cost is " +
 		"otelhttp's row minus the stub's, and sturdy's rows minus `sturdy-noop` (sturdy's own work, which the rows above measure, " +
-		"left out).\n\n")
+		"left out). Beside wall time (ns/op), each row reports the process's CPU time per call (cpu-ns/op, from getrusage, the " +
+		"garbage collector's work on other threads included): on this shared machine wall time also counts the time other " +
+		"programs held the CPUs, CPU time does not, so its ratio is the steadier one.\n\n")
 	w("```sh\ncd bench\nfor i in $(seq %d); do go test -run '^$' -bench '%s' -benchmem -count 1 -benchtime %s .; done\n```\n\n",
 		r.Count, telemetryPattern, r.Benchtime)
-	w("| row | what | ns/op | B/op | allocs/op | telemetry ns/op | telemetry allocs/op |\n|---|---|---|---|---|---|---|\n")
+	w("| row | what | ns/op | cpu-ns/op | B/op | allocs/op | telemetry ns/op | telemetry cpu-ns/op | telemetry allocs/op |\n" +
+		"|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range telemetryRows {
 		m := r.Micro["BenchmarkTelemetry/"+row.name]
 		if m == nil {
 			continue
 		}
-		cost, costA := "–", "–"
-		if ns, al, ok := r.telemetryCost(row.name, row.base, -1); ok {
-			cost, costA = fmt.Sprintf("%+.0f", ns), fmt.Sprintf("%+.0f", al)
+		ns, cpu, al := "–", "–", "–"
+		if c, ok := r.telemetryCost(row.name, row.base, -1); ok {
+			ns, cpu, al = fmt.Sprintf("%+.0f", c.ns), fmt.Sprintf("%+.0f", c.cpu), fmt.Sprintf("%+.0f", c.allocs)
 		}
-		w("| `%s` | %s | %.0f | %.0f | %.0f | %s | %s |\n", row.name, row.desc, m.NsOp, m.BOp, m.AllocsOp, cost, costA)
+		w("| `%s` | %s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |\n", row.name, row.desc, m.NsOp, m.CPUOp, m.BOp, m.AllocsOp, ns, cpu, al)
 	}
 	w("\n")
-	sNs, sAl, ok1 := r.telemetryCost("sturdy-sdk", "sturdy-noop", -1)
-	oNs, oAl, ok2 := r.telemetryCost("otelhttp-sdk", "stub", -1)
-	if ok1 && ok2 && oNs > 0 && oAl > 0 {
-		var ratios []float64
+	s, ok1 := r.telemetryCost("sturdy-sdk", "sturdy-noop", -1)
+	o, ok2 := r.telemetryCost("otelhttp-sdk", "stub", -1)
+	if ok1 && ok2 && o.ns > 0 && o.cpu > 0 && o.allocs > 0 {
+		var byNs, byCPU []float64
 		for i := range r.Micro["BenchmarkTelemetry/stub"].Runs {
-			s, _, ok1 := r.telemetryCost("sturdy-sdk", "sturdy-noop", i)
-			o, _, ok2 := r.telemetryCost("otelhttp-sdk", "stub", i)
-			if ok1 && ok2 && o > 0 {
-				ratios = append(ratios, s/o)
+			s, ok1 := r.telemetryCost("sturdy-sdk", "sturdy-noop", i)
+			o, ok2 := r.telemetryCost("otelhttp-sdk", "stub", i)
+			if ok1 && ok2 && o.ns > 0 && o.cpu > 0 {
+				byNs, byCPU = append(byNs, s.ns/o.ns), append(byCPU, s.cpu/o.cpu)
 			}
 		}
-		spread := ""
-		if len(ratios) > 1 {
-			spread = fmt.Sprintf(" (per pass %.2f× to %.2f×)", slices.Min(ratios), slices.Max(ratios))
+		spread := func(v []float64) string {
+			if len(v) < 2 {
+				return ""
+			}
+			return fmt.Sprintf(" (per pass %.2f× to %.2f×)", slices.Min(v), slices.Max(v))
 		}
-		w("sturdy's telemetry cost / otelhttp's: **%.2f× in ns/op**%s, **%.2f× in allocs/op** (%.0f vs %.0f allocations).\n\n",
-			sNs/oNs, spread, sAl/oAl, sAl, oAl)
+		w("sturdy's telemetry cost / otelhttp's: **%.2f× in CPU time**%s, %.2f× in wall time%s, **%.2f× in allocations** (%.0f vs %.0f a call).\n\n",
+			s.cpu/o.cpu, spread(byCPU), s.ns/o.ns, spread(byNs), s.allocs/o.allocs, s.allocs, o.allocs)
 	}
 	w("What the two record is not the same, so the ratio is not like for like. Per call, otelhttp makes one CLIENT span " +
 		"(method, URL, server, status) and three measurements (request duration, request and response body size). sturdy makes " +
