@@ -21,7 +21,7 @@ const (
 // telemetry cost is measured from and what it is.
 var telemetryRows = []struct{ name, base, desc string }{
 	{"stub", "", "the stub transport alone"},
-	{"otelhttp-sdk", "stub", "`otelhttp.NewTransport(stub)`: one CLIENT span, `http.client.request.duration` and the body-size histograms"},
+	{"otelhttp-sdk", "stub", "`otelhttp.NewTransport(stub)`: one CLIENT span, `http.client.request.duration` and `http.client.request.body.size`"},
 	{"sturdy-noop", "", "`httpmw.NewTransport(stub)`, one tier of one endpoint, telemetry off (no-op tracer and meter providers)"},
 	{"sturdy-sdk", "sturdy-noop", "the same with the SDK providers: spans and metrics"},
 	{"sturdy-sdk-metrics", "sturdy-noop", "metrics only (SDK meter provider, no-op tracer provider)"},
@@ -106,7 +106,7 @@ func (r *report) telemetryMarkdown(w func(string, ...any)) {
 			s.cpu/o.cpu, spread(byCPU), s.ns/o.ns, spread(byNs), s.allocs/o.allocs, s.allocs, o.allocs)
 	}
 	w("What the two record is not the same, so the ratio is not like for like. Per call, otelhttp makes one CLIENT span " +
-		"(method, URL, server, status) and three measurements (request duration, request and response body size). sturdy makes " +
+		"(method, URL, server, protocol version, status) and two measurements (request duration and request body size). sturdy makes " +
 		"two spans, the INTERNAL `sturdy.call` and a CLIENT `sturdy.attempt` per attempt (the HTTP attributes and sturdy's endpoint, " +
 		"tier, attempt number and kind, outcome, won), and eight measurements: `sturdy.calls`, `sturdy.call.duration`, " +
 		"`sturdy.call.time_to_first_byte`, `sturdy.attempts`, `sturdy.attempt.duration` (`WithoutAttemptHistograms` drops it), and the " +
