@@ -5,7 +5,8 @@
 // policy_test.go runs each core policy alone beside its failsafe-go peer;
 // overhead_test.go measures the adapters' success-path overhead (httpmw
 // beside failsafehttp, grpcmw beside failsafegrpc) and Pick+Done of every
-// balancer beside a plain atomic round-robin. Package sim holds the load
+// balancer beside a plain atomic round-robin; telemetry_test.go measures
+// sturdy's spans and metrics with the OpenTelemetry SDK beside otelhttp's. Package sim holds the load
 // simulations over fake model servers on loopback, with a smoke test for
 // CI; cmd/sim runs them, and cmd/all runs everything and writes
 // BENCHMARKS.md and bench/plots/*.png from what it measured. Package kvsim

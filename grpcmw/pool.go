@@ -4,6 +4,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"context"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -19,6 +20,8 @@ type endpoint struct {
 	strip []string // metadata keys of the caller's that must not reach this endpoint
 	// server are its server.address and server.port, for attempt spans.
 	server []attribute.KeyValue
+	// spanAttrs are the last attempt span's attributes (semconv.go).
+	spanAttrs atomic.Pointer[methodAttrs]
 }
 
 // outgoing gives ctx the endpoint's own metadata, replacing the caller's

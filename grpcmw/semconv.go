@@ -62,6 +62,16 @@ func serverAttrs(cc grpc.ClientConnInterface, address string) []attribute.KeyVal
 	return []attribute.KeyValue{semconv.ServerAddress(host), semconv.ServerPort(p)}
 }
 
+// methodAttrs are an endpoint's attempt-span attributes for one method:
+// server.address, server.port, rpc.system.name and rpc.method. An
+// endpoint keeps the last ones it built, as httpmw's endpoints keep their
+// request attributes: calls to it mostly share the method, and a slice
+// built per attempt escapes to the heap.
+type methodAttrs struct {
+	method string
+	kv     []attribute.KeyValue
+}
+
 // attemptSpan puts the RPC client attributes of an attempt on its span,
 // if it records, and returns the span (nil when it does not record) for
 // endAttemptSpan.
@@ -70,14 +80,34 @@ func attemptSpan(ctx context.Context, ep *endpoint, method string) trace.Span {
 	if !sp.IsRecording() {
 		return nil
 	}
-	sp.SetAttributes(ep.server...)
-	sp.SetAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(strings.TrimPrefix(method, "/")))
+	if ma := ep.spanAttrs.Load(); ma != nil && ma.method == method {
+		sp.SetAttributes(ma.kv...)
+		return sp
+	}
+	kv := make([]attribute.KeyValue, 0, len(ep.server)+2)
+	kv = append(kv, ep.server...)
+	kv = append(kv, semconv.RPCSystemNameGRPC, semconv.RPCMethod(strings.TrimPrefix(method, "/")))
+	ep.spanAttrs.Store(&methodAttrs{method: method, kv: kv})
+	sp.SetAttributes(kv...)
 	return sp
 }
 
+// statusAttrs are rpc.response.status_code of every code, built once.
+var statusAttrs = func() (a [len(statusNames)][]attribute.KeyValue) {
+	for c, name := range statusNames {
+		a[c] = []attribute.KeyValue{semconv.RPCResponseStatusCode(name)}
+	}
+	return a
+}()
+
 // endAttemptSpan records the attempt's gRPC status on sp, if not nil.
 func endAttemptSpan(sp trace.Span, err error) {
-	if sp != nil {
-		sp.SetAttributes(semconv.RPCResponseStatusCode(statusName(status.Code(err))))
+	if sp == nil {
+		return
 	}
+	if c := status.Code(err); int(c) < len(statusAttrs) {
+		sp.SetAttributes(statusAttrs[c]...)
+		return
+	}
+	sp.SetAttributes(semconv.RPCResponseStatusCode(statusName(status.Code(err))))
 }

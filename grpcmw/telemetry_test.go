@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,6 +18,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/sturdyai/sturdy/grpcmw"
+	"github.com/sturdyai/sturdy/hedge"
 )
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -125,4 +127,73 @@ func TestWithoutAttemptHistogramsKeepsTheCounter(t *testing.T) {
 	assert.False(t, names["sturdy.attempt.duration"])
 	assert.True(t, names["sturdy.attempts"])
 	assert.True(t, names["sturdy.call.time_to_first_byte"])
+}
+
+// A hedged call has two attempt spans under its call span: the hedge
+// that won, and the first attempt, which it cancelled, marked so (as
+// httpmw's TestHedgedCallShowsTheLoserCancelled).
+func TestHedgedCallShowsTheLoserCancelled(t *testing.T) {
+	slow, fast := startBuf(t, "slow"), startBuf(t, "fast")
+	slow.set(behavior{delay: 2 * time.Second})
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	c := newClient(t, roundRobin, grpcmw.WithTracerProvider(tp),
+		grpcmw.WithHedge(hedge.Config{Delay: 20 * time.Millisecond, BudgetRatio: -1}),
+		grpcmw.WithEndpoints(grpcmw.Conn("slow", slow.dial(t)), grpcmw.Conn("fast", fast.dial(t))))
+	stub := testpb.NewTestServiceClient(c)
+
+	named := func(name string) []sdktrace.ReadOnlySpan {
+		var out []sdktrace.ReadOnlySpan
+		for _, s := range sr.Ended() {
+			if s.Name() == name {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	// Round-robin alternates: within two calls one goes first to slow and
+	// is hedged on fast.
+	var call sdktrace.ReadOnlySpan
+	var attempts []sdktrace.ReadOnlySpan
+	for i := 0; i < 4 && attempts == nil; i++ {
+		sr.Reset()
+		resp, err := stub.UnaryCall(context.Background(), req("x"))
+		require.NoError(t, err)
+		require.Equal(t, "fast", resp.GetServerId())
+		eventually(t, "the call span", func() bool { return len(named("sturdy.call")) == 1 })
+		call = named("sturdy.call")[0]
+		if attrs(call)["sturdy.attempts"].AsInt64() == 2 {
+			eventually(t, "two attempt spans", func() bool { return len(named("sturdy.attempt")) == 2 })
+			attempts = named("sturdy.attempt")
+		}
+	}
+	require.Len(t, attempts, 2, "no call went first to slow and was hedged on fast")
+	byEndpoint := map[string]map[attribute.Key]attribute.Value{}
+	for _, a := range attempts {
+		assert.Equal(t, call.SpanContext().SpanID(), a.Parent().SpanID(), "an attempt span under its call span")
+		assert.Equal(t, trace.SpanKindClient, a.SpanKind())
+		at := attrs(a)
+		assert.Equal(t, "grpc", at["rpc.system.name"].AsString())
+		assert.Equal(t, "grpc.testing.TestService/UnaryCall", at["rpc.method"].AsString())
+		byEndpoint[at["sturdy.endpoint"].AsString()] = at
+	}
+	loser, winner := byEndpoint["slow"], byEndpoint["fast"]
+	require.NotNil(t, loser)
+	require.NotNil(t, winner)
+	assert.Equal(t, "first", loser["sturdy.attempt.kind"].AsString())
+	assert.Equal(t, "canceled", loser["sturdy.outcome"].AsString())
+	assert.False(t, loser["sturdy.attempt.won"].AsBool())
+	assert.Equal(t, "CANCELLED", loser["rpc.response.status_code"].AsString())
+	_, hasErrorType := loser["error.type"]
+	assert.False(t, hasErrorType, "a lost hedge is not the server's error")
+	assert.Equal(t, "hedge", winner["sturdy.attempt.kind"].AsString())
+	assert.Equal(t, "success", winner["sturdy.outcome"].AsString())
+	assert.True(t, winner["sturdy.attempt.won"].AsBool())
+	assert.Equal(t, "OK", winner["rpc.response.status_code"].AsString())
+	for _, a := range attempts {
+		if attrs(a)["sturdy.endpoint"].AsString() == "slow" {
+			assert.Equal(t, "Unset", a.Status().Code.String(), "a cancelled hedge leaves the status unset")
+		}
+	}
 }

@@ -3,6 +3,7 @@ package httpmw
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/textproto"
 
@@ -132,4 +133,27 @@ func (b *reqBody) held(t *Transport) []byte {
 		return b.raw
 	}
 	return nil
+}
+
+// readSized is io.ReadAll of at most limit bytes into one buffer of the
+// size hint (a request's ContentLength) when it is known.
+func readSized(r io.Reader, limit, hint int64) ([]byte, error) {
+	if hint <= 0 || hint >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	buf := make([]byte, 0, hint+1) // +1: EOF is seen without growing
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
 }

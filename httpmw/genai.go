@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -130,8 +131,12 @@ func findModel(b []byte) string {
 }
 
 // requestModel returns the model the call's request asked tier ts for:
-// the tier's own after a rewrite, else the caller's from the body, read
-// once (GetBody mode keeps it for the rewrites); "" when unknown.
+// the tier's own after a rewrite, else the caller's from the body; ""
+// when unknown. Adapters ask once the chain has run, when no rewrite can
+// follow, so a GetBody body not already read for a rewrite is read into
+// a pooled buffer and not kept: reading a fresh one for every call was a
+// large part of the GenAI metrics' cost (BenchmarkTelemetry in the bench
+// module).
 func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
 	if ts != nil && ts.index > 0 && ts.model != "" {
 		return ts.model
@@ -142,24 +147,51 @@ func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
 	case bodyGetBody:
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if b.raw == nil {
-			rc, err := b.req.GetBody()
-			if err != nil {
-				return ""
-			}
-			raw, err := readSized(rc, t.maxBody+1, b.req.ContentLength)
-			_ = rc.Close()
-			if err != nil || int64(len(raw)) > t.maxBody {
-				return findModel(raw)
-			}
-			if raw == nil {
-				raw = []byte{}
-			}
-			b.raw = raw
+		if b.raw != nil {
+			return findModel(b.raw)
 		}
-		return findModel(b.raw)
+		rc, err := b.req.GetBody()
+		if err != nil {
+			return ""
+		}
+		defer rc.Close()
+		bp := modelBufs.Get().(*[]byte)
+		defer putModelBuf(bp)
+		*bp, _ = readInto((*bp)[:0], rc, t.maxBody+1)
+		return findModel(*bp) // a copy: findModel's string does not share the buffer
 	}
 	return ""
+}
+
+// modelBufs are the buffers requestModel reads GetBody bodies into.
+var modelBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf is the largest buffer modelBufs keeps: a rare huge body
+// must not pin its buffer.
+const maxPooledBuf = 64 << 10
+
+func putModelBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		modelBufs.Put(bp)
+	}
+}
+
+// readInto appends at most limit bytes of r to buf.
+func readInto(buf []byte, r io.Reader, limit int64) ([]byte, error) {
+	lr := io.LimitedReader{R: r, N: limit}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // genAIFor starts the GenAI record of a call on endpoint ep of tier ts,
@@ -202,29 +234,6 @@ func (c *call) recordFailedGenAI(tc telemetry.Call, name string, class sturdy.Cl
 
 // isStream reports whether resp is an event stream.
 func isStream(resp *http.Response) bool { return isEventStream(contentType(resp.Header)) }
-
-// readSized is io.ReadAll of at most limit bytes into one buffer of the
-// size hint (a request's ContentLength) when it is known.
-func readSized(r io.Reader, limit, hint int64) ([]byte, error) {
-	if hint <= 0 || hint >= limit {
-		return io.ReadAll(io.LimitReader(r, limit))
-	}
-	buf := make([]byte, 0, hint+1) // +1: EOF is seen without growing
-	for {
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-		if len(buf) == cap(buf) {
-			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
-			return append(buf, rest...), err
-		}
-	}
-}
 
 // genKey is one combination of GenAI attribute values on an endpoint.
 type genKey struct{ op, reqModel, respModel, errType string }

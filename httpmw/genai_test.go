@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -37,14 +38,16 @@ func TestGenAIOperationByPath(t *testing.T) {
 	}
 }
 
-func TestReadSizedReadsAllWhateverTheHint(t *testing.T) {
+func TestReadIntoReadsAllWhateverTheBuffer(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789"), 100)
-	for _, hint := range []int64{0, 10, 999, 1000, 1001, 5000} {
-		got, err := readSized(iotest.HalfReader(bytes.NewReader(body)), 1<<20, hint)
+	for _, c := range []int{0, 10, 999, 1000, 1001, 5000} {
+		got, err := readInto(make([]byte, 0, c), iotest.HalfReader(bytes.NewReader(body)), 1<<20)
 		require.NoError(t, err)
-		assert.Equal(t, body, got, "hint %d", hint)
+		assert.Equal(t, body, got, "capacity %d", c)
 	}
-	got, err := readSized(bytes.NewReader(body), 100, 50)
+	got, err := readInto(nil, bytes.NewReader(body), 100)
 	require.NoError(t, err)
 	assert.Len(t, got, 100, "at most limit")
+	_, err = readInto(nil, iotest.ErrReader(io.ErrUnexpectedEOF), 100)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
 }

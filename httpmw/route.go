@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"cmp"
 
@@ -63,6 +64,8 @@ type endpoint struct {
 	server    []attribute.KeyValue // server.address, server.port
 	provider  string               // gen_ai.provider.name
 	genai     sync.Map             // genKey → *telemetry.GenAISets
+
+	reqAttrs atomic.Pointer[reqAttrs] // the last attempt span's request attributes (semconv.go)
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -48,16 +49,55 @@ func serverAttrs(u *url.URL) []attribute.KeyValue {
 	return []attribute.KeyValue{semconv.ServerAddress(host), semconv.ServerPort(p)}
 }
 
+// reqAttrs are the request attributes of an endpoint's attempt spans for
+// one method and path: server.address, server.port, http.request.method
+// and url.full. An endpoint keeps the last ones it built, since a
+// program's calls to it mostly share both; building them (the URL's
+// string) per attempt was a measurable part of the telemetry's cost
+// (BenchmarkTelemetry in the bench module).
+type reqAttrs struct {
+	method, path, rawPath string
+	kv                    []attribute.KeyValue
+}
+
 // setRequestAttrs puts the HTTP client semantic-convention attributes of
 // an attempt's request on its (recording) span: method, server, and the
 // URL without its query (which may carry a key) or user info.
 func setRequestAttrs(sp trace.Span, ep *endpoint, out *http.Request) {
-	u := *out.URL
-	u.RawQuery, u.ForceQuery, u.User, u.Fragment = "", false, nil, ""
 	method := out.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	sp.SetAttributes(ep.server...)
-	sp.SetAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.URLFull(u.String()))
+	// out.URL is ep's scheme and host with the caller's path (routeURL):
+	// only the method and the path vary.
+	if ra := ep.reqAttrs.Load(); ra != nil && ra.method == method && ra.path == out.URL.Path && ra.rawPath == out.URL.RawPath {
+		sp.SetAttributes(ra.kv...)
+		return
+	}
+	u := *out.URL
+	u.RawQuery, u.ForceQuery, u.User, u.Fragment = "", false, nil, ""
+	kv := make([]attribute.KeyValue, 0, len(ep.server)+2)
+	kv = append(kv, ep.server...)
+	kv = append(kv, semconv.HTTPRequestMethodKey.String(method), semconv.URLFull(u.String()))
+	ep.reqAttrs.Store(&reqAttrs{method: method, path: out.URL.Path, rawPath: out.URL.RawPath, kv: kv})
+	sp.SetAttributes(kv...)
 }
+
+// statusAttrs returns http.response.status_code for code as a one-element
+// slice, built once for the codes 100 to 599: a slice built per call
+// escapes to the heap (see reqAttrs).
+func statusAttrs(code int) []attribute.KeyValue {
+	if code < 100 || code > 599 {
+		return []attribute.KeyValue{semconv.HTTPResponseStatusCode(code)}
+	}
+	all := statusTable()
+	return all[code-100 : code-99 : code-99]
+}
+
+var statusTable = sync.OnceValue(func() []attribute.KeyValue {
+	kv := make([]attribute.KeyValue, 500)
+	for i := range kv {
+		kv[i] = semconv.HTTPResponseStatusCode(100 + i)
+	}
+	return kv
+})

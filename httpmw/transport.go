@@ -1,7 +1,6 @@
 package httpmw
 
 import (
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"cmp"
@@ -476,7 +475,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		err = errNoResponse
 	}
 	if recording && resp != nil {
-		sp.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+		sp.SetAttributes(statusAttrs(resp.StatusCode)...)
 	}
 	o := t.classify(resp, err)
 	if err != nil {

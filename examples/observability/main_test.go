@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	pngpkg "image/png"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -60,9 +62,11 @@ func TestDashboardAndAlertsMatchMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	png := filepath.Join(t.TempDir(), "dashboard.png")
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-duration", "2s", "-linger", "1m",
-			"-probe", "100ms", "-workers", "3", "-calls", "3000", "-traces", "1"}, out)
+			"-probe", "100ms", "-workers", "3", "-calls", "3000", "-traces", "1",
+			"-render", png, "-render-every", "200ms"}, out)
 	}()
 	select {
 	case <-seen:
@@ -120,6 +124,20 @@ func TestDashboardAndAlertsMatchMetrics(t *testing.T) {
 		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
 		if !slices.ContainsFunc(dash, func(e string) bool { return strings.Contains(e, family) }) {
 			t.Errorf("dashboard.json shows nothing of %s", family)
+		}
+	}
+
+	// The renderer drew the dashboard from the run's scrapes.
+	if !strings.Contains(out.String(), "rendered "+png) {
+		t.Errorf("no %q in the output", "rendered "+png)
+	}
+	if f, err := os.Open(png); err != nil {
+		t.Error(err)
+	} else {
+		cfg, err := pngpkg.DecodeConfig(f)
+		_ = f.Close()
+		if err != nil || cfg.Width != 1500 || cfg.Height < 1000 {
+			t.Errorf("%s: %+v, %v; want a PNG 1500 pixels wide", png, cfg, err)
 		}
 	}
 
@@ -326,5 +344,7 @@ func TestRunFlags(t *testing.T) {
 		{Args: []string{"-listen", "nonsense"}, Usage: true},
 		{Args: []string{"-duration", "0s"}, Usage: true},
 		{Args: []string{"extra"}, Usage: true},
+		{Args: []string{"-render", "dashboard.jpg"}, Usage: true},
+		{Args: []string{"-render", "d.png", "-render-every", "10ms"}, Usage: true},
 	})
 }

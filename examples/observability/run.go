@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ type config struct {
 	traces     int
 	hedgeDelay time.Duration
 	probe      time.Duration
+	render     string        // a PNG of the dashboard, drawn from the run's scrapes
+	every      time.Duration // the render's scrape interval
 }
 
 func (c config) validate() error {
@@ -54,6 +57,10 @@ func (c config) validate() error {
 		return fmt.Errorf("-hedge-delay %v: want more than 0", c.hedgeDelay)
 	case c.probe <= 0:
 		return fmt.Errorf("-probe %v: want more than 0", c.probe)
+	case c.render != "" && !strings.HasSuffix(c.render, ".png"):
+		return fmt.Errorf("-render %q: want a .png file", c.render)
+	case c.every < 100*time.Millisecond || c.every > 10*time.Second:
+		return fmt.Errorf("-render-every %v: want 100ms to 10s", c.every)
 	}
 	return nil
 }
@@ -76,6 +83,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.traces, "traces", 2, "print the spans of this many calls (the first ones) as JSON")
 	fs.DurationVar(&cfg.hedgeDelay, "hedge-delay", 50*time.Millisecond, "hedge a call not answered within this")
 	fs.DurationVar(&cfg.probe, "probe", 500*time.Millisecond, "interval of the /health probes")
+	fs.StringVar(&cfg.render, "render", "", "draw dashboard.json's panels from scrapes of /metrics taken during the run into this PNG")
+	fs.DurationVar(&cfg.every, "render-every", time.Second, "-render's scrape interval; the rate window is "+fmt.Sprint(rateWindowScrapes)+" of them")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: observability [flags]\n\n"+
 			"Sends calls through sturdy's httpmw to local fake model servers with faults, prints\n"+
@@ -92,6 +101,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return cli.UsageError{Err: err}
 	}
 	out := &syncWriter{w: stdout}
+	var (
+		dashTitle string
+		panels    []dashboardPanel
+	)
+	if cfg.render != "" {
+		// Before any traffic: a query the renderer cannot read fails now.
+		var err error
+		if dashTitle, panels, err = readDashboard(dashboardJSON); err != nil {
+			return err
+		}
+	}
 
 	tel, err := newTelemetry(out, cfg.listen, cfg.traces)
 	if err != nil {
@@ -121,6 +141,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer client.CloseIdleConnections()
 
 	fmt.Fprintf(out, "metrics: %s\n", tel.metrics)
+	var sc *scraper
+	if cfg.render != "" {
+		sc = startScraper(tel.metrics, cfg.every)
+		defer sc.close()
+	}
 	fmt.Fprintf(out, "traffic: %d workers for %v (at most %d calls); the spans of the first %d calls follow as JSON\n",
 		cfg.workers, cfg.duration, cfg.maxCalls, cfg.traces)
 
@@ -157,6 +182,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if a, ok := tr.Availability(name); ok {
 			fmt.Fprintf(out, "  %-8s %-9v ejections %d, availability %.3f\n", name, tr.State(name), a.Failures, a.Availability)
 		}
+	}
+
+	if sc != nil {
+		ss, err := sc.finish()
+		if err != nil {
+			return fmt.Errorf("-render: scraping %s: %w", tel.metrics, err)
+		}
+		if err := renderDashboard(cfg.render, dashTitle, panels, ss, rateWindowScrapes*cfg.every); err != nil {
+			return fmt.Errorf("-render: %w", err)
+		}
+		fmt.Fprintf(out, "rendered %s from %d scrapes\n", cfg.render, len(ss))
 	}
 
 	if cfg.linger > 0 {

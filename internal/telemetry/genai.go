@@ -117,26 +117,29 @@ func (t *Telemetry) GenAIEnabled(ctx context.Context) bool {
 // GenAISets are the prepared attribute sets of one GenAI attribute
 // combination (GenAI's values): adapters cache them, since the
 // combinations are few, and building a set is most of a measurement's cost.
+//
+// Each is a one-element slice: a single option passed to Record's
+// variadic parameter escapes into a slice allocated per measurement.
 type GenAISets struct {
-	all, chunk     metric.RecordOption
-	input, output  metric.RecordOption
-	failed, stream bool
+	all, chunk    []metric.RecordOption
+	input, output []metric.RecordOption
+	failed        bool
 }
 
 // Sets prepares the attribute sets of g.
 func (t *Telemetry) Sets(g *GenAI) *GenAISets {
 	kv := g.attrs(true)
 	s := &GenAISets{failed: g.ErrorType != ""}
-	s.all = metric.WithAttributeSet(attribute.NewSet(kv...))
-	s.chunk = metric.WithAttributeSet(attribute.NewSet(g.attrs(false)...))
+	s.all = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+	s.chunk = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(g.attrs(false)...))}
 	for _, u := range [2]struct {
 		typ string
-		opt *metric.RecordOption
+		opt *[]metric.RecordOption
 	}{{"input", &s.input}, {"output", &s.output}} {
 		// A fresh slice each time: NewSet sorts its argument in place.
 		tk := make([]attribute.KeyValue, 0, len(kv)+1)
 		tk = append(append(tk, kv...), KeyGenAITokenType.String(u.typ))
-		*u.opt = metric.WithAttributeSet(attribute.NewSet(tk...))
+		*u.opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(tk...))}
 	}
 	return s
 }
@@ -145,7 +148,7 @@ func (t *Telemetry) Sets(g *GenAI) *GenAISets {
 // the attributes of s known before the response (no response model).
 func (t *Telemetry) RecordChunk(c Call, s *GenAISets, d time.Duration) {
 	if t.genai != nil {
-		t.genai.perChnk.Record(c.ctx, max(d, 0).Seconds(), s.chunk)
+		t.genai.perChnk.Record(c.ctx, max(d, 0).Seconds(), s.chunk...)
 	}
 }
 
@@ -159,17 +162,17 @@ func (t *Telemetry) RecordGenAI(c Call, s *GenAISets, firstChunk time.Time, inpu
 		return
 	}
 	d := max(time.Since(epoch)-c.start, 0)
-	t.genai.duration.Record(c.ctx, d.Seconds(), s.all)
+	t.genai.duration.Record(c.ctx, d.Seconds(), s.all...)
 	if !firstChunk.IsZero() {
-		t.genai.ttfc.Record(c.ctx, max(firstChunk.Sub(epoch)-c.start, 0).Seconds(), s.all)
+		t.genai.ttfc.Record(c.ctx, max(firstChunk.Sub(epoch)-c.start, 0).Seconds(), s.all...)
 	}
 	if s.failed {
 		return
 	}
 	if input >= 0 {
-		t.genai.tokens.Record(c.ctx, input, s.input)
+		t.genai.tokens.Record(c.ctx, input, s.input...)
 	}
 	if output >= 0 {
-		t.genai.tokens.Record(c.ctx, output, s.output)
+		t.genai.tokens.Record(c.ctx, output, s.output...)
 	}
 }

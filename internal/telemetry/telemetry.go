@@ -157,6 +157,12 @@ type endpointInst struct {
 	rec      [numClasses][]metric.RecordOption // attempt durations: no kind
 	hedge    []metric.AddOption
 	states   [3]metric.ObserveOption // healthy, ejected, probation
+	// The span attributes of the common case, built once: a span's
+	// SetAttributes keeps its own copy, so a shared slice is safe, and a
+	// slice built per call escapes to the heap (BenchmarkTelemetry in
+	// the bench module).
+	firstSpan []attribute.KeyValue // the attempt span of a call's first attempt
+	callOK    []attribute.KeyValue // the call span of a call its first attempt served
 }
 
 type tierInst struct {
@@ -352,6 +358,8 @@ func newEndpointInst(tier attribute.KeyValue, name string) *endpointInst {
 		ei.rec[c] = []metric.RecordOption{o}
 	}
 	ei.hedge = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier))}
+	ei.firstSpan = []attribute.KeyValue{ei.attrName, tier, KeyAttemptNumber.Int(1), KeyAttemptKind.String(sturdy.First.String())}
+	ei.callOK = []attribute.KeyValue{tier, ei.attrName, KeyOutcome.String(sturdy.Success.String()), KeyAttempts.Int(1)}
 	for i, s := range states {
 		ei.states[i] = metric.WithAttributeSet(attribute.NewSet(ei.attrName, tier, KeyState.String(s.String())))
 	}
@@ -518,6 +526,10 @@ func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.C
 	t.calls.Add(c.ctx, 1, ti.add[ci]...)
 	t.callDur.Record(c.ctx, d.Seconds(), ti.rec[ci]...)
 	if c.span != nil && c.span.IsRecording() {
+		if ei := ti.eps[endpoint]; ei != nil && class == sturdy.Success && attempts == 1 {
+			c.span.SetAttributes(ei.callOK...)
+			return
+		}
 		c.span.SetAttributes(
 			ti.attrName,
 			KeyEndpoint.String(endpoint),
@@ -568,18 +580,24 @@ func (t *Telemetry) attemptStart(ctx context.Context, a attempt.Info) context.Co
 		return ctx
 	}
 	ctx, span := t.tracer.Start(ctx, SpanAttempt, t.attOpts...)
-	if span.IsRecording() {
-		var name string
-		if a.Endpoint != nil {
-			name = a.Endpoint.Name
-		}
-		span.SetAttributes(
-			KeyEndpoint.String(name),
-			KeyTier.String(t.tier(a.Tier).name),
-			KeyAttemptNumber.Int(a.N),
-			KeyAttemptKind.String(a.Kind.String()),
-		)
+	if !span.IsRecording() {
+		return ctx
 	}
+	ti := t.tier(a.Tier)
+	var name string
+	if a.Endpoint != nil {
+		name = a.Endpoint.Name
+		if ei := ti.eps[name]; ei != nil && a.N == 1 && a.Kind == sturdy.First {
+			span.SetAttributes(ei.firstSpan...)
+			return ctx
+		}
+	}
+	span.SetAttributes(
+		KeyEndpoint.String(name),
+		ti.attrName,
+		KeyAttemptNumber.Int(a.N),
+		KeyAttemptKind.String(a.Kind.String()),
+	)
 	return ctx
 }
 
@@ -601,22 +619,38 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 		return // see attemptStart
 	}
 	if span.IsRecording() {
-		span.SetAttributes(KeyOutcome.String(o.Class.String()), KeyWon.Bool(won))
-		switch o.Class {
-		case sturdy.Success:
-		case sturdy.Canceled:
-			// A hedge that lost, or the caller gave up: not the server's
-			// error, so the status stays unset; sturdy.outcome says
-			// "canceled".
-		default:
-			// error.type takes sturdy's class: low-cardinality, and the
-			// same for HTTP and gRPC (the status code is beside it).
-			span.SetAttributes(semconv.ErrorTypeKey.String(o.Class.String()))
-			span.SetStatus(codes.Error, o.Class.String())
+		w := 0
+		if won {
+			w = 1
+		}
+		span.SetAttributes(endAttrs[ci][w]...)
+		if c := sturdy.Class(ci); c != sturdy.Success && c != sturdy.Canceled {
+			span.SetStatus(codes.Error, c.String())
 		}
 	}
 	span.End()
 }
+
+// endAttrs are the attributes an attempt span ends with, by class and
+// won, built once (see endpointInst.firstSpan): sturdy.outcome,
+// sturdy.attempt.won and, for a class that is the server's error,
+// error.type. error.type takes sturdy's class: low-cardinality, and the
+// same for HTTP and gRPC (the status code is beside it). A hedge that
+// lost, or a caller who gave up, is "canceled": not the server's error,
+// so it gets no error.type and the span's status stays unset.
+var endAttrs = func() (a [numClasses][2][]attribute.KeyValue) {
+	for c := range numClasses {
+		class := sturdy.Class(c)
+		for w := range 2 {
+			kv := []attribute.KeyValue{KeyOutcome.String(class.String()), KeyWon.Bool(w == 1)}
+			if class != sturdy.Success && class != sturdy.Canceled {
+				kv = append(kv, semconv.ErrorTypeKey.String(class.String()))
+			}
+			a[c][w] = kv
+		}
+	}
+	return a
+}()
 
 // OnFallback records a call leaving tier from for tier to.
 func (t *Telemetry) OnFallback(from, to int, reason sturdy.FallbackReason) {

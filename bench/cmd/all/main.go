@@ -6,7 +6,8 @@
 //
 //	go run ./bench/cmd/all
 //
-// It takes about nine minutes on two cores. Flags shorten it for a look
+// It takes about ten minutes on two cores; -only-telemetry measures the
+// telemetry overhead alone and rewrites that section of the file. Flags shorten it for a look
 // (-reps 1 -scale 0.5 -count 1), but the published file comes from the
 // defaults.
 package main
@@ -39,6 +40,7 @@ func main() {
 		skipSim   = flag.Bool("skip-sim", false, "skip the simulations")
 		skipKV    = flag.Bool("skip-kvsim", false, "skip the cache-aware routing simulation")
 		kvSeeds   = flag.Int("kvsim-seeds", 5, "seeds of the cache-aware routing simulation")
+		telOnly   = flag.Bool("only-telemetry", false, "run only BenchmarkTelemetry and rewrite its section of the output file in place")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -63,12 +65,21 @@ func main() {
 		}
 	}
 
+	if *telOnly {
+		if err := runTelemetryOnly(dir, *out, *count, *benchtime); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("rewrote the telemetry section of %s", *out)
+		return
+	}
+
 	r := &report{Start: time.Now(), Reps: *reps, Scale: *scale, Count: *count, Benchtime: *benchtime}
 	r.Load = append(r.Load, loadPoint{"start", loadAvg()})
 	if !*skipMicro {
 		log.Printf("microbenchmarks: %d passes, benchtime %s", *count, *benchtime)
 		r.Micro, r.MicroOrder, r.MicroCmds, err = runMicro(dir, []microSet{
 			{Pattern: "^(BenchmarkHTTP|BenchmarkGRPC)$", Passes: *count},
+			{Pattern: telemetryPattern, Passes: *count},
 			{Pattern: "^(BenchmarkBalancer|BenchmarkPolicy)$", Passes: max(1, (*count+1)/2)},
 		}, *benchtime)
 		if err != nil {

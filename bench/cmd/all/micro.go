@@ -15,6 +15,10 @@ import (
 type bench struct {
 	NsOp, BOp, AllocsOp float64
 	Runs                []float64 // ns/op of each run
+	// CPUOp and CPURuns are the same of cpu-ns/op, which benchmarks that
+	// report it (BenchmarkTelemetry) give: the process's CPU time per op.
+	CPUOp   float64
+	CPURuns []float64
 }
 
 // microSet is a group of benchmarks run in passes: each pass runs every
@@ -49,7 +53,7 @@ func runMicro(dir string, sets []microSet, benchtime string) (map[string]*bench,
 			all.Write(out.Bytes())
 		}
 	}
-	type acc struct{ ns, b, allocs []float64 }
+	type acc struct{ ns, b, allocs, cpu []float64 }
 	accs := map[string]*acc{}
 	var order []string
 	sc := bufio.NewScanner(bytes.NewReader(all.Bytes()))
@@ -82,12 +86,15 @@ func runMicro(dir string, sets []microSet, benchtime string) (map[string]*bench,
 				a.b = append(a.b, v)
 			case "allocs/op":
 				a.allocs = append(a.allocs, v)
+			case "cpu-ns/op":
+				a.cpu = append(a.cpu, v)
 			}
 		}
 	}
 	res := map[string]*bench{}
 	for name, a := range accs {
-		res[name] = &bench{NsOp: median(a.ns), BOp: median(a.b), AllocsOp: median(a.allocs), Runs: a.ns}
+		res[name] = &bench{NsOp: median(a.ns), BOp: median(a.b), AllocsOp: median(a.allocs), Runs: a.ns,
+			CPUOp: median(a.cpu), CPURuns: a.cpu}
 	}
 	return res, order, cmds, nil
 }

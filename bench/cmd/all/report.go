@@ -23,6 +23,9 @@ type report struct {
 	MicroCmds  []string
 	Sims       []*sim.Result
 	KV         *kvsim.Suite // the cache-aware routing simulation; nil if skipped
+	// TelemetryOnly says the run measured the telemetry section alone
+	// (-only-telemetry).
+	TelemetryOnly bool
 }
 
 // added returns name's ns/op and allocs/op above base's.
@@ -198,6 +201,8 @@ func (r *report) microMarkdown(w func(string, ...any)) {
 			"with `failsafegrpc.NewRetryPolicyBuilder()`; `sturdy` is a `grpcmw.Client` over 3 endpoints sharing the conn (balancer, health, "+
 			"failover defaults). A gRPC call costs tens of µs, so the adapters' cost is within the run-to-run noise here; the added "+
 			"columns can come out negative.")
+
+	r.telemetryMarkdown(w)
 
 	w("### Balancer Pick + Done\n\nOne `Pick` and its `done` call, on one goroutine. `plain-rr` is the baseline a user writes: an atomic " +
 		"counter modulo n (it picks, but tracks nothing). `sturdy-least` stops its scan at the first idle endpoint, so with nothing in flight " +
