@@ -22,6 +22,12 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
+	// DefaultPeakDecay is how fast a peak above an endpoint's usual
+	// latency fades: with 500ms, a replica that was stuck and has
+	// recovered is probed again within about a second of its last slow
+	// answer, and has its share back within about two more
+	// (TestP2CRecoveredReplicaRegainsShare, bench/sim's recovery scenario).
+	DefaultPeakDecay = 500 * time.Millisecond
 	// DefaultAffinityMinBlocks is 4 blocks, of whatever size the caller
 	// hashed into its PrefixKey: a key shorter than that goes by P2C
 	// Peak-EWMA, since so short a shared prefix is not worth a replica that
@@ -77,6 +83,18 @@ type Config struct {
 	// means 10s. Only P2CPeakEWMA uses it.
 	Decay time.Duration
 
+	// PeakDecay is the time constant with which the part of an
+	// endpoint's Peak-EWMA estimate above its usual latency (a slow
+	// average of its successes) fades back to it, while the estimate as a
+	// whole decays with Decay. A slowdown still counts at once and in
+	// full; a replica that was slow for a moment, or failed a few times,
+	// regains its share in a few PeakDecay instead of a few Decay; an
+	// endpoint that is always slow stays shunned, since its usual latency
+	// is slow. Zero means 500ms; negative means peaks fade with Decay alone,
+	// as in Finagle and Linkerd. Only P2CPeakEWMA (and PrefixAffinity's
+	// fallback to it) uses it.
+	PeakDecay time.Duration
+
 	// DefaultRTT is the cost of an endpoint with no observations yet, and
 	// the least a failed attempt costs. Zero means 30ms. Only P2CPeakEWMA
 	// uses it.
@@ -122,6 +140,7 @@ type params struct {
 	health     *health.Tracker
 	panicShare float64 // < 0: never panic
 	rate       float64 // 1/Decay, per ns
+	fast       float64 // 1/PeakDecay, per ns; 0: peaks fade with rate
 	defaultRTT float64 // ns
 	maxPenalty float64 // ns
 	start      time.Time
@@ -170,6 +189,9 @@ func newParams(cfg *Config) (*params, error) {
 		rate:       1 / float64(cmp.Or(cfg.Decay, DefaultDecay)),
 		defaultRTT: float64(cmp.Or(cfg.DefaultRTT, DefaultRTT)),
 		start:      time.Now(),
+	}
+	if cfg.PeakDecay >= 0 {
+		p.fast = 1 / float64(cmp.Or(cfg.PeakDecay, DefaultPeakDecay))
 	}
 	if p.panicShare == 0 {
 		p.panicShare = DefaultPanicThreshold

@@ -16,9 +16,11 @@
 //     estimate jumps to any slower sample at once, averages faster samples
 //     in over Config.Decay (10s), and decays toward zero while an endpoint
 //     is idle, so a slow endpoint is shunned quickly and retried once it has
-//     rested. Failed attempts count as slow, never fast (below).
-//     Drawing two instead of taking the global best keeps many clients
-//     from herding onto the same endpoint.
+//     rested. Failed attempts count as slow, never fast (below). What a
+//     peak adds above the endpoint's usual latency fades faster, over
+//     Config.PeakDecay (below). Servers that send load reports are priced
+//     with them too (below). Drawing two instead of taking the global best
+//     keeps many clients from herding onto the same endpoint.
 //   - RoundRobin: in turn, as grpc-go's round_robin.
 //   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
 //     nginx's smooth weighted round-robin, whose order is computed once per
@@ -52,6 +54,62 @@
 // that a busy endpoint's estimate is not rewritten by every attempt; the
 // next sample written weighs the whole gap, and the estimate they would
 // have moved changes by less than that share.
+//
+// # Recovery
+//
+// Finagle's and Linkerd's Peak-EWMA let a peak fade only as the whole
+// estimate does, over Decay (10s): a replica that was stuck for a moment
+// (or failed a few attempts, each doubling its estimate) stays shunned
+// for several Decay after it has recovered, since it is only tried again
+// once its estimate has decayed below the others' cost, and its first
+// fast answers then move the estimate by little. Measured in the
+// slow-replica experiment (one of 11 replicas stuck at 2s for 2.5s), it
+// took about 10s to get its share back, against about 2s for
+// LeastOutstanding, whose counts drain as soon as the replica answers.
+//
+// So each endpoint also keeps its usual latency, a slow average of its
+// successes (each moves it by at most 1/16, and by less when it comes
+// soon after the previous one), and the part of the estimate above it
+// fades over Config.PeakDecay (500ms): the estimate c, stamped age ago,
+// reads as (b + (c − b)·exp(−age/PeakDecay))·exp(−age/Decay), b the usual
+// latency. A slowdown still counts at once and in full, and a replica that
+// is slow as a rule stays shunned as before, its usual latency being
+// slow; one whose slowness was a spike is tried again within about a
+// second and, its answers fast again, is back to its share within about
+// three (TestP2CRecoveredReplicaRegainsShare; bench/sim's recovery
+// scenario). Failures do not move the usual latency, so their penalties
+// fade over PeakDecay too, and a failing endpoint is probed more often
+// than pure Peak-EWMA would (each probe a failure that failover retries
+// elsewhere, and that health counts toward ejection). A negative
+// PeakDecay restores pure Peak-EWMA.
+//
+// # Load reports
+//
+// Model servers can say how loaded they are with each answer: vLLM and
+// Triton send an ORCA load report (the endpoint-load-metrics header) when
+// asked, grpc-go servers an endpoint-load-metrics-bin trailer (gRFC A51).
+// An adapter that asks for them (WithLoadReports) passes each attempt's
+// report to the done func in Outcome.Load, and P2C prices the endpoint
+// with its latest report:
+//
+//	cost = estimate × (outstanding + 1 + queue·w) / (1 − ρ·w)
+//
+// where queue is the server's waiting requests (vLLM's
+// num_requests_waiting), ρ the larger of its KV-cache use
+// (kv_cache_usage_perc) and its utilization (application_utilization, else
+// cpu_utilization, as gRFC A58's weighted round-robin reads it), capped at
+// 0.9, and w = exp(−age/Decay) fades a report as the estimate ages. The
+// queue counts as attempts ahead of a new one, since a client's own
+// outstanding count sees none of the other clients' requests a server
+// holds; 1/(1 − ρ) is how far an M/M/1 queue at utilization ρ stretches
+// a service time. These are the two signals llm-d's inference scheduler
+// scores replicas by (its queue and KV-cache utilization scorers);
+// A58's weights use utilization over queries per second instead, which
+// needs a rate this balancer does not keep. A replica whose latency is
+// still normal but whose queue is long thus gets less traffic than
+// latency alone would give it (TestP2CLoadReportQueueTakesShare; bench/sim's
+// load-report scenario). Without reports, or with reports of all zeros,
+// the cost, and the work to compute it, are Peak-EWMA's alone.
 //
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
 // size, as does WeightedRoundRobin (logarithmic in it for weights too large
