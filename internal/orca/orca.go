@@ -40,11 +40,11 @@ const (
 // The ORCA fields and named metrics that are read. Utilization follows
 // gRFC A58: application_utilization, else cpu_utilization.
 const (
-	fieldApp      = "application_utilization"
-	fieldCPU      = "cpu_utilization"
-	namedPrefix   = "named_metrics."
-	metricQueue   = "num_requests_waiting" // vLLM
-	metricKV      = "kv_cache_usage_perc"  // vLLM
+	fieldApp       = "application_utilization"
+	fieldCPU       = "cpu_utilization"
+	namedPrefix    = "named_metrics."
+	metricQueue    = "num_requests_waiting" // vLLM
+	metricKV       = "kv_cache_usage_perc"  // vLLM
 	metricKVTriton = "kv_cache_utilization" // Triton (TensorRT-LLM backend)
 )
 
