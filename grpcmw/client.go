@@ -32,6 +32,7 @@ type Client struct {
 	tiers  []*pool
 	tierOf map[string]int // endpoint name → tier index
 	cls    grpcclass.Classifier
+	loads  bool // WithLoadReports
 
 	rewrite     ModelRewrite
 	replayMsgs  int
@@ -76,6 +77,7 @@ func build(cfg *config) (_ *Client, err error) {
 		replayBytes: cfg.replayBytes,
 		estimate:    cfg.estimate,
 		usage:       cfg.usage,
+		loads:       cfg.LoadReports,
 	}
 	defer func() {
 		if err != nil {

@@ -161,7 +161,11 @@ func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt
 	sp := attemptSpan(ctx, ep, uc.method)
 	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w)...)
 	endAttemptSpan(sp, err)
-	return at, c.cls.Outcome(err, at.header, at.trailer)
+	o := c.cls.Outcome(err, at.header, at.trailer)
+	if c.loads {
+		o.Load = loadReport(at.trailer)
+	}
+	return at, o
 }
 
 // request returns the request for tier, rewritten once per call and tier.

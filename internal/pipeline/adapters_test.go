@@ -40,7 +40,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 		"WithTier", "WithEndpoints", "WithFailover", "WithHedge", "WithHealth", "WithProbes",
 		"WithLimiter", "WithThrottle", "WithBalancer", "WithMaxWait", "WithModelRewrite",
 		"WithTracerProvider", "WithMeterProvider", "WithCallerCredentials",
-		"WithOnAttempt", "WithOnFallback", "WithOnStateChange", "WithoutAttemptHistograms",
+		"WithOnAttempt", "WithOnFallback", "WithOnStateChange", "WithoutAttemptHistograms", "WithLoadReports",
 	}
 	h, g := optionSignatures(t, "../../httpmw/options.go"), optionSignatures(t, "../../grpcmw/options.go")
 	for _, name := range shared {
