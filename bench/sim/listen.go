@@ -205,8 +205,8 @@ func LoadReports(ctx context.Context, o Options) (*Result, error) {
 	if with != nil && without != nil {
 		res.Checks = append(res.Checks, Check{
 			Target: "b0 gets less traffic with load reports than with latency alone (every rep)",
-			Got: "with reports " + perSeed(o, 13, shares[with.Client], pct) + "; latency only " + perSeed(o, 13, shares[without.Client], pct),
-			Met: allBelow(shares[with.Client], shares[without.Client]),
+			Got:    "with reports " + perSeed(o, 13, shares[with.Client], pct) + "; latency only " + perSeed(o, 13, shares[without.Client], pct),
+			Met:    allBelow(shares[with.Client], shares[without.Client]),
 		})
 	}
 	return res, nil
