@@ -12,6 +12,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/grpcmw/internal/grpcload"
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/chain"
 )
@@ -163,7 +164,7 @@ func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt
 	endAttemptSpan(sp, err)
 	o := c.cls.Outcome(err, at.header, at.trailer)
 	if c.loads {
-		o.Load = loadReport(at.trailer)
+		o.Load = grpcload.Report(at.trailer)
 	}
 	return at, o
 }
