@@ -22,11 +22,11 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
-	// DefaultPeakDecay is how fast a peak above an endpoint's usual
-	// latency fades: with 500ms, a replica that was stuck and has
-	// recovered is probed again within about a second of its last slow
-	// answer, and has its share back within about two more
-	// (TestP2CRecoveredReplicaRegainsShare, bench/sim's recovery scenario).
+	// DefaultPeakDecay is how fast a Timeout's penalty fades: with
+	// 500ms, a replica that was stuck and has recovered is tried again
+	// within about a second of its last cut attempt, and has its share
+	// back within about two more (TestP2CRecoveredReplicaRegainsShare,
+	// bench/sim's recovery scenario).
 	DefaultPeakDecay = 500 * time.Millisecond
 	// DefaultAffinityMinBlocks is 4 blocks, of whatever size the caller
 	// hashed into its PrefixKey: a key shorter than that goes by P2C
@@ -83,16 +83,15 @@ type Config struct {
 	// means 10s. Only P2CPeakEWMA uses it.
 	Decay time.Duration
 
-	// PeakDecay is the time constant with which the part of an
-	// endpoint's Peak-EWMA estimate above its usual latency (a slow
-	// average of its successes) fades back to it, while the estimate as a
-	// whole decays with Decay. A slowdown still counts at once and in
-	// full; a replica that was slow for a moment, or failed a few times,
-	// regains its share in a few PeakDecay instead of a few Decay; an
-	// endpoint that is always slow stays shunned, since its usual latency
-	// is slow. Zero means 500ms; negative means peaks fade with Decay alone,
-	// as in Finagle and Linkerd. Only P2CPeakEWMA (and PrefixAffinity's
-	// fallback to it) uses it.
+	// PeakDecay is the time constant with which the penalty of an
+	// endpoint's Timeouts (attempts cut by an attempt or first-byte
+	// timeout) fades back to its usual latency, the Peak-EWMA of
+	// everything else it answered, while the estimate as a whole decays
+	// with Decay. A replica that was stuck for a moment thus regains its
+	// share in a few PeakDecay instead of a few Decay; without Timeouts
+	// nothing changes. Zero means 500ms; negative means the penalties fade
+	// with Decay alone, as in Finagle and Linkerd. Only P2CPeakEWMA (and
+	// PrefixAffinity's fallback to it) uses it.
 	PeakDecay time.Duration
 
 	// DefaultRTT is the cost of an endpoint with no observations yet, and

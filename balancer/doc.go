@@ -67,20 +67,20 @@
 // took about 10s to get its share back, against about 2s for
 // LeastOutstanding, whose counts drain as soon as the replica answers.
 //
-// So each endpoint also keeps its usual latency, a slow average of its
-// successes (each moves it by at most 1/16, and by less when it comes
-// soon after the previous one), and the part of the estimate above it
-// fades over Config.PeakDecay (500ms): the estimate c, stamped age ago,
-// reads as (b + (c − b)·exp(−age/PeakDecay))·exp(−age/Decay), b the usual
-// latency. A slowdown still counts at once and in full, and a replica that
-// is slow as a rule stays shunned as before, its usual latency being
-// slow; one whose slowness was a spike is tried again within about a
-// second and, its answers fast again, is back to its share within about
-// three (TestP2CRecoveredReplicaRegainsShare; bench/sim's recovery
-// scenario). Failures do not move the usual latency, so their penalties
-// fade over PeakDecay too, and a failing endpoint is probed more often
-// than pure Peak-EWMA would (each probe a failure that failover retries
-// elsewhere, and that health counts toward ejection). A negative
+// So each endpoint also keeps its usual latency: the same Peak-EWMA, fed
+// the same samples, except the penalties of its Timeouts (attempts cut by
+// an attempt or first-byte timeout, which say the endpoint was slow, not
+// broken). Without Timeouts the two are equal and P2C behaves exactly as
+// Finagle's. With them, the part of the estimate above the usual latency
+// fades over Config.PeakDecay (500ms): an estimate c with usual latency b,
+// stamped age ago, reads as (b + (c − b)·exp(−age/PeakDecay))·exp(−age/Decay).
+// A replica stuck long enough for its attempts to be cut is thus tried
+// again within about a second of its last cut attempt and, its answers
+// fast again, is back to its share within about three
+// (TestP2CRecoveredReplicaRegainsShare; bench/sim's recovery scenario),
+// while every slow answer, every lower bound (Canceled) and every other
+// failure (Unavailable, Auth, Overloaded, whose penalty lifts the usual
+// latency with it) is held as pure Peak-EWMA holds it. A negative
 // PeakDecay restores pure Peak-EWMA.
 //
 // # Load reports

@@ -27,11 +27,15 @@ type load struct {
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
-	// base is the endpoint's usual latency, in ns (math.Float64bits; 0
-	// until its first success): a slow average of its successes, which
-	// a peak above it decays back to at the fast rate (decay.decayed).
-	// It is written only with the estimate, so rarely on a busy
-	// endpoint, and read by picks, which hold this line for the counter.
+	// base is the endpoint's usual latency, in ns (math.Float64bits; 0,
+	// meaning none, until the first outcome that moves it), stamped with
+	// the estimate: Peak-EWMA over its successes (and the lower bounds
+	// and errors, see baseMove) but not over its Timeouts' penalties,
+	// which fade back to it at the fast rate (decay.decayed). Once the
+	// estimate has taken a sample at face value, and until a Timeout, it
+	// equals the estimate. It is written only with the
+	// estimate, under its lock, so rarely on a busy endpoint, and read by
+	// picks, which hold this line for the counter anyway.
 	base atomic.Uint64
 	// report is the endpoint's latest load report (packReport; 0 when it
 	// has sent none, or nothing but zeros).
@@ -65,6 +69,15 @@ func (l *load) inflight() int64 {
 func (l *load) take() {
 	l.outstanding.Add(1)
 	l.p.total.Add(1)
+}
+
+// baseFor returns the usual latency to keep up to date, nil when
+// nothing reads it (PeakDecay negative).
+func (l *load) baseFor() *atomic.Uint64 {
+	if l.p.fast == 0 {
+		return nil
+	}
+	return &l.base
 }
 
 // decay returns how the endpoint's estimate fades.
@@ -114,12 +127,6 @@ func unpackReport(r uint64) (q, rho float64) {
 	return float64(math.Float32frombits(uint32(r >> 32))), float64(math.Float32frombits(uint32(r)))
 }
 
-// baseGain is the most a success moves the endpoint's usual latency: a
-// sample weighs the time since the previous write over Decay, as the
-// estimate's samples do, but never more than 1/16, so that the few slow
-// answers a stalled replica gives, each after a long silence, do not make
-// slowness its usual latency.
-const baseGain = 1.0 / 16
 
 // finish settles one attempt. It is the done func Pick returns; calling it
 // more than once for one Pick corrupts the outstanding count (detecting
@@ -150,21 +157,23 @@ func (l *load) finish(o sturdy.Outcome) {
 		if o.Load != nil {
 			l.report.Store(packReport(o.Load))
 		}
-		d := l.decay()
+		d, base := l.decay(), l.baseFor()
 		switch c := o.Class; {
 		case c == sturdy.Success:
-			if since, wrote := l.ewma.observe(x, now, d); wrote {
-				l.learnBase(x, since, d)
-			}
+			l.ewma.observe(x, now, d, base, baseSample)
 		case c.Failure() || c == sturdy.Overloaded:
 			r := l.ewma.at(now, d)
 			penalty := 2 * r
 			if penalty > p.maxPenalty {
 				penalty = max(p.maxPenalty, r) // hold, never lower
 			}
-			l.ewma.observe(max(x, p.defaultRTT, penalty), now, d)
+			how := baseRaise // an error: shunned as pure Peak-EWMA shuns it
+			if c == sturdy.Timeout {
+				how = baseKeep // slow, not broken: the penalty fades over PeakDecay
+			}
+			l.ewma.observe(max(x, p.defaultRTT, penalty), now, d, base, how)
 		default:
-			l.ewma.raise(x, now, d)
+			l.ewma.raise(x, now, d, base)
 		}
 	case LeastOutstanding:
 		l.outstanding.Add(-1)
@@ -174,19 +183,3 @@ func (l *load) finish(o sturdy.Outcome) {
 	}
 }
 
-// learnBase moves the endpoint's usual latency toward a success x that
-// came since after the previous write of the estimate. Concurrent dones
-// may each write it; one may overwrite another's step, which only drops
-// a sample.
-func (l *load) learnBase(x float64, since int64, d decay) {
-	if d.fast == 0 {
-		return // nothing reads it
-	}
-	b := d.base
-	if b == 0 {
-		b = x
-	} else {
-		b += min(baseGain, 1-weight(since, d.rate)) * (x - b)
-	}
-	l.base.Store(math.Float64bits(b))
-}

@@ -135,36 +135,72 @@ func (p *peakEWMA) at(now int64, d decay) float64 {
 // pick costs.
 const quiet = 1e-5
 
+// How a write moves the endpoint's usual latency (load.base).
+type baseMove uint8
+
+const (
+	// baseSample folds the sample in as the estimate does: a success.
+	baseSample baseMove = iota
+	// baseKeep only decays it: a Timeout, whose penalty is to fade over
+	// PeakDecay toward the usual latency.
+	baseKeep
+	// baseRaise lifts it to the sample if that is higher: the other
+	// failures, whose penalty is to fade only with Decay.
+	baseRaise
+)
+
 // observe folds a sample x in at now (see the type's doc); r, the
 // estimate the sample is weighed against, is the stored one decayed by d.
-// It returns the time since the previous write, and whether it wrote (a
-// quiet sample is dropped).
-func (p *peakEWMA) observe(x float64, now int64, d decay) (since int64, wrote bool) {
+// base, if not nil, is the endpoint's usual latency (math.Float64bits,
+// stamped with the estimate), which the write moves as how says.
+func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, how baseMove) {
 	if c, t := p.load(); x <= c && float64(now-t)*d.rate < quiet {
-		return 0, false
+		return
 	}
 	c, t := p.lock()
 	if now < t {
 		now = t // another core's clock read raced ahead; keep time monotonic
 	}
 	w := weight(now-t, d.rate)
+	b := d.base
+	if base != nil {
+		b = math.Float64frombits(base.Load()) // the latest, under the lock
+		d.base = b
+	}
 	if r := d.decayed(c, now-t); x > r {
 		c = x
 	} else {
 		c = r*w + x*(1-w)
 	}
+	if base != nil {
+		b *= w
+		switch {
+		case how == baseSample && x > b:
+			b = x
+		case how == baseSample:
+			b = b*w + x*(1-w)
+		case how == baseRaise:
+			b = max(b, x)
+		}
+		base.Store(math.Float64bits(min(b, c)))
+	}
 	p.unlock(c, now)
-	return now - t, true
 }
 
 // raise lifts the estimate to x if x is above it, and otherwise leaves it
 // alone: for samples that are only a lower bound on the endpoint's latency.
-func (p *peakEWMA) raise(x float64, now int64, d decay) {
+// base, if not nil, is lifted with it: a lower bound is latency, not a
+// failure's penalty.
+func (p *peakEWMA) raise(x float64, now int64, d decay, base *atomic.Uint64) {
 	c, t := p.lock()
 	if now < t {
 		now = t
 	}
 	if x > d.decayed(c, now-t) {
+		if base != nil {
+			b := math.Float64frombits(base.Load()) * weight(now-t, d.rate)
+			base.Store(math.Float64bits(max(b, x)))
+		}
 		c, t = x, now
 	}
 	p.unlock(c, t)

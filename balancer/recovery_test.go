@@ -146,33 +146,71 @@ func TestDecayedPeakFadesToBase(t *testing.T) {
 	}
 }
 
-// The usual latency starts at the first success and then moves at most
-// 1/16 of the way to each sample, less for samples close together.
-func TestBaseLearnsSlowly(t *testing.T) {
+// The usual latency is Peak-EWMA over everything but Timeouts' penalties:
+// equal to the estimate until a Timeout, which leaves it where it was;
+// an error lifts it to its penalty.
+func TestBaseIsPeakEWMAWithoutTimeouts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := mustNew(t, Config{Endpoints: pool("a"), Seed: 1})
 		ld := b.snap.Load().lds[0]
-		base := func() time.Duration { return time.Duration(math.Float64frombits(ld.base.Load())) }
-		report := func(lat time.Duration) {
+		base := func() float64 { return math.Float64frombits(ld.base.Load()) }
+		est := func() float64 { c, _ := ld.ewma.load(); return c }
+		report := func(o sturdy.Outcome) {
 			_, done, _ := b.Pick(context.Background(), nil)
-			done(sturdy.Outcome{Latency: lat})
+			done(o)
 		}
 		if base() != 0 {
-			t.Fatalf("base before any success = %v, want 0", base())
+			t.Fatalf("base before any outcome = %v, want 0 (none)", base())
 		}
-		report(50 * time.Millisecond)
-		if base() != 50*time.Millisecond {
-			t.Fatalf("base after the first success = %v, want 50ms", base())
+		time.Sleep(time.Minute) // the first sample is then taken at face value
+		r := rand.New(rand.NewPCG(1, 1))
+		for range 200 {
+			time.Sleep(time.Duration(r.IntN(50)) * time.Millisecond)
+			report(sturdy.Outcome{Latency: time.Duration(r.IntN(100)+1) * time.Millisecond})
+			if base() != est() {
+				t.Fatalf("after successes only, base %v ≠ estimate %v", base(), est())
+			}
 		}
-		time.Sleep(5 * time.Second)
-		report(2050 * time.Millisecond) // after a long silence: still only 1/16
-		if got, want := base(), 50*time.Millisecond+2*time.Second/16; got != want {
-			t.Errorf("base after a slow answer = %v, want %v", got, want)
+		report(sturdy.Outcome{Class: sturdy.Canceled, Latency: time.Second}) // a lower bound is latency
+		if base() != est() || est() != float64(time.Second) {
+			t.Fatalf("after a 1s lower bound: base %v, estimate %v; want both 1s", base(), est())
 		}
-		_, done, _ := b.Pick(context.Background(), nil)
-		done(sturdy.Outcome{Class: sturdy.Timeout, Latency: time.Second})
-		if got, want := base(), 50*time.Millisecond+2*time.Second/16; got != want {
-			t.Errorf("base after a failure = %v, want %v unchanged", got, want)
+		time.Sleep(10 * time.Second)
+		report(sturdy.Outcome{Class: sturdy.Timeout, Latency: 300 * time.Millisecond})
+		if base() >= est() {
+			t.Fatalf("after a Timeout base %v is not below the estimate %v", base(), est())
+		}
+		if got, want := base(), float64(time.Second)*math.Exp(-1); math.Abs(got-want) > 1e-9*want {
+			t.Errorf("a Timeout moved base to %v, want it only decayed, to %v", time.Duration(got), time.Duration(want))
+		}
+		report(sturdy.Outcome{Class: sturdy.Unavailable})
+		if base() != est() {
+			t.Errorf("after an error base %v ≠ estimate %v: the penalty must lift it", base(), est())
 		}
 	})
+}
+
+// An error (not a Timeout) lifts the usual latency to its penalty, so
+// that it fades over Decay, not PeakDecay; a Timeout does not.
+func TestErrorPenaltyFadesWithDecay(t *testing.T) {
+	for _, tt := range []struct {
+		class sturdy.Class
+		fast  bool // fades over PeakDecay
+	}{{sturdy.Unavailable, false}, {sturdy.Overloaded, false}, {sturdy.Auth, false}, {sturdy.Timeout, true}} {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustNew(t, Config{Endpoints: pool("a"), Seed: 1})
+			ld := b.snap.Load().lds[0]
+			_, done, _ := b.Pick(context.Background(), nil)
+			done(sturdy.Outcome{Latency: 50 * time.Millisecond})
+			_, done, _ = b.Pick(context.Background(), nil)
+			done(sturdy.Outcome{Class: tt.class, Latency: time.Millisecond})
+			time.Sleep(2 * time.Second)
+			got := ld.ewma.at(b.p.now(), ld.decay())
+			slow := 100 * float64(time.Millisecond) * math.Exp(-0.2) // the 2×50ms penalty after 2s of Decay alone
+			if faded := got < 0.7*slow; faded != tt.fast {
+				t.Errorf("%v: estimate 2s after the failure = %v (Decay alone: %v); want faded over PeakDecay: %v",
+					tt.class, time.Duration(got), time.Duration(slow), tt.fast)
+			}
+		})
+	}
 }
