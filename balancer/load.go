@@ -127,7 +127,6 @@ func unpackReport(r uint64) (q, rho float64) {
 	return float64(math.Float32frombits(uint32(r >> 32))), float64(math.Float32frombits(uint32(r)))
 }
 
-
 // finish settles one attempt. It is the done func Pick returns; calling it
 // more than once for one Pick corrupts the outstanding count (detecting
 // that would need a per-pick token, that is an allocation per pick).
@@ -182,4 +181,3 @@ func (l *load) finish(o sturdy.Outcome) {
 		l.member.Observe(o)
 	}
 }
-
