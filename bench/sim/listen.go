@@ -134,9 +134,9 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 	}
 	if r := res.Row(spec.Condition, balancerOnlyOld); r != nil {
 		res.Notes = append(res.Notes, "Pure Peak-EWMA (ejection off), 3rd second after recovery: "+perSeed(o, 12, third[r.Client], pctFair)+
-			". Its estimate of b0 (2s, or the attempt timeout's doubling penalties) fades only with the 10s Decay, so b0 is tried "+
+			". Its estimate of b0 (the attempt timeout's doubling penalties) fades only with the 10s Decay, so b0 is tried "+
 			"again late and its first fast answers move the estimate little. sturdy's estimator keeps each endpoint's usual latency "+
-			"and lets what a peak adds above it fade over PeakDecay (500ms); see the balancer package doc.")
+			"(Peak-EWMA of all but its Timeouts) and lets what Timeouts add above it fade over PeakDecay (500ms); see the balancer package doc.")
 	}
 	return res, nil
 }
