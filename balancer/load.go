@@ -27,13 +27,12 @@ type load struct {
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
-	// base is the endpoint's usual latency, in ns (math.Float64bits; 0,
-	// meaning none, until the first outcome that moves it), stamped with
-	// the estimate: Peak-EWMA over its successes (and the lower bounds
-	// and errors, see baseMove) but not over its Timeouts' penalties,
-	// which fade back to it at the fast rate (decay.decayed). Once the
-	// estimate has taken a sample at face value, and until a Timeout, it
-	// equals the estimate. It is written only with the
+	// base is the endpoint's usual latency, in ns (math.Float64bits; 0
+	// until the first write, which starts it where the estimate is),
+	// stamped with the estimate: Peak-EWMA over its successes (and the
+	// lower bounds and errors, see baseMove) but not over its Timeouts'
+	// penalties, which fade back to it at the fast rate (decay.decayed).
+	// Until a Timeout it equals the estimate. It is written only with the
 	// estimate, under its lock, so rarely on a busy endpoint, and read by
 	// picks, which hold this line for the counter anyway.
 	base atomic.Uint64

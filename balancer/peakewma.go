@@ -149,6 +149,10 @@ const (
 	baseRaise
 )
 
+// snap is how close (a share of the estimate) the estimate must come to
+// the usual latency for a write to make them equal.
+const snap = 1e-3
+
 // observe folds a sample x in at now (see the type's doc); r, the
 // estimate the sample is weighed against, is the stored one decayed by d.
 // base, if not nil, is the endpoint's usual latency (math.Float64bits,
@@ -166,6 +170,9 @@ func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, h
 	if base != nil {
 		b = math.Float64frombits(base.Load()) // the latest, under the lock
 		d.base = b
+		if b == 0 {
+			b = c // none yet: it starts where the estimate does
+		}
 	}
 	if r := d.decayed(c, now-t); x > r {
 		c = x
@@ -182,7 +189,12 @@ func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, h
 		case how == baseRaise:
 			b = max(b, x)
 		}
-		base.Store(math.Float64bits(min(b, c)))
+		if c-b < snap*c {
+			// What is left of a penalty is lost in the noise: make the
+			// two equal again, so that reads skip the fade (and its exp).
+			b = c
+		}
+		base.Store(math.Float64bits(b))
 	}
 	p.unlock(c, now)
 }
@@ -198,8 +210,11 @@ func (p *peakEWMA) raise(x float64, now int64, d decay, base *atomic.Uint64) {
 	}
 	if x > d.decayed(c, now-t) {
 		if base != nil {
-			b := math.Float64frombits(base.Load()) * weight(now-t, d.rate)
-			base.Store(math.Float64bits(max(b, x)))
+			b := math.Float64frombits(base.Load())
+			if b == 0 {
+				b = c
+			}
+			base.Store(math.Float64bits(max(b*weight(now-t, d.rate), x)))
 		}
 		c, t = x, now
 	}
