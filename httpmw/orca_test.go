@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sturdyai/sturdy/balancer"
+	"github.com/sturdyai/sturdy/degrade"
 )
 
 // reporter is a vLLM-like server: it answers at once and, when asked
@@ -144,4 +145,28 @@ func TestLoadReportMalformedIsIgnored(t *testing.T) {
 	r := loadReport(&http.Response{Header: http.Header{"Endpoint-Load-Metrics": {"TEXT named_metrics.num_requests_waiting=3"}}})
 	require.NotNil(t, r)
 	assert.Equal(t, 3.0, r.Queue)
+}
+
+// reportingStub is stubTransport with a vLLM load report on every answer.
+type reportingStub struct{}
+
+func (reportingStub) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := stubTransport{}.RoundTrip(req)
+	resp.Header["Endpoint-Load-Metrics"] = []string{"TEXT named_metrics.kv_cache_usage_perc=0.3, named_metrics.num_requests_waiting=2"}
+	return resp, err
+}
+
+// BenchmarkRoundTripSturdyLoadReports is BenchmarkRoundTripSturdy with
+// WithLoadReports and a report on every answer: what asking for reports
+// (a header map of the attempt's own) and reading them cost.
+func BenchmarkRoundTripSturdyLoadReports(b *testing.B) {
+	tr, err := NewTransport(reportingStub{}, WithTier(degrade.Tier{Name: "primary", Model: "m"},
+		URL("a", "http://127.0.0.1:1", http.Header{"Authorization": {"Bearer a-key"}}),
+		URL("b", "http://127.0.0.1:2/openai", http.Header{"Api-Key": {"b-key"}}),
+	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil)), WithLoadReports())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	runBench(b, tr)
 }
