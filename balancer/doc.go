@@ -62,10 +62,15 @@
 // (or failed a few attempts, each doubling its estimate) stays shunned
 // for several Decay after it has recovered, since it is only tried again
 // once its estimate has decayed below the others' cost, and its first
-// fast answers then move the estimate by little. Measured in the
-// slow-replica experiment (one of 11 replicas stuck at 2s for 2.5s), it
-// took about 10s to get its share back, against about 2s for
-// LeastOutstanding, whose counts drain as soon as the replica answers.
+// fast answers then move the estimate by little. In bench/sim's recovery
+// scenario (one of 11 replicas stuck at 2s for 2.5s, its attempts cut by
+// the adaptive attempt timeout, health ejection off) pure Peak-EWMA gave
+// it none of its share back in the three seconds after it recovered,
+// where LeastOutstanding, whose counts drain as soon as the replica
+// answers, had it back within two.
+//
+// Health is another matter: at its defaults, the first five cut attempts
+// eject such a replica for 30s, whatever the balancer does.
 //
 // So each endpoint also keeps its usual latency: the same Peak-EWMA, fed
 // the same samples, except the penalties of its Timeouts (attempts cut by
