@@ -47,4 +47,11 @@ type Outcome struct {
 	// tracker keeps reading its own clock: its state machine runs on the
 	// time an outcome is reported.
 	End time.Time
+
+	// Load is what the server reported about its own load with this
+	// answer (an ORCA load report), or nil when it reported nothing or
+	// the adapter does not ask for reports. The balancer copies what it
+	// needs before its done func returns, so the report may live in
+	// memory the caller reuses afterwards.
+	Load *LoadReport
 }

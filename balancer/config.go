@@ -24,6 +24,12 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
+	// DefaultPeakDecay is how fast a Timeout's penalty fades: with
+	// 500ms, a replica that was stuck and has recovered is tried again
+	// within about a second of its last cut attempt, and has its share
+	// back within about two more (TestP2CRecoveredReplicaRegainsShare,
+	// bench/sim's recovery scenario).
+	DefaultPeakDecay = 500 * time.Millisecond
 	// DefaultAffinityMinBlocks is 8 blocks, of whatever size the caller
 	// hashed into its PrefixKey (2 KiB of text at the adapters'
 	// DefaultAffinityBlockSize): a key shorter than that goes by P2C
@@ -83,6 +89,17 @@ type Config struct {
 	// zero (so a slow endpoint is tried again once it has rested). Zero
 	// means 10s. Only P2CPeakEWMA uses it.
 	Decay time.Duration
+
+	// PeakDecay is the time constant with which the penalty of an
+	// endpoint's Timeouts (attempts cut by an attempt or first-byte
+	// timeout) fades back to its usual latency, the Peak-EWMA of
+	// everything else it answered, while the estimate as a whole decays
+	// with Decay. A replica that was stuck for a moment thus regains its
+	// share in a few PeakDecay instead of a few Decay; without Timeouts
+	// nothing changes. Zero means 500ms; negative means the penalties fade
+	// with Decay alone, as in Finagle and Linkerd. Only P2CPeakEWMA (and
+	// PrefixAffinity's fallback to it) uses it.
+	PeakDecay time.Duration
 
 	// DefaultRTT is the cost of an endpoint with no observations yet, and
 	// the least a failed attempt costs. Zero means 30ms. Only P2CPeakEWMA
@@ -166,6 +183,7 @@ type params struct {
 	health     *health.Tracker
 	panicShare float64 // < 0: never panic
 	rate       float64 // 1/Decay, per ns
+	fast       float64 // 1/PeakDecay, per ns; 0: peaks fade with rate
 	defaultRTT float64 // ns
 	maxPenalty float64 // ns
 	start      time.Time
@@ -208,6 +226,9 @@ func newParams(cfg *Config) (*params, error) {
 		rate:       1 / float64(cmp.Or(cfg.Decay, DefaultDecay)),
 		defaultRTT: float64(cmp.Or(cfg.DefaultRTT, DefaultRTT)),
 		start:      time.Now(),
+	}
+	if cfg.PeakDecay >= 0 {
+		p.fast = 1 / float64(cmp.Or(cfg.PeakDecay, DefaultPeakDecay))
 	}
 	if p.panicShare == 0 {
 		p.panicShare = DefaultPanicThreshold

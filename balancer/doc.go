@@ -16,9 +16,11 @@
 //     estimate jumps to any slower sample at once, averages faster samples
 //     in over Config.Decay (10s), and decays toward zero while an endpoint
 //     is idle, so a slow endpoint is shunned quickly and retried once it has
-//     rested. Failed attempts count as slow, never fast (below).
-//     Drawing two instead of taking the global best keeps many clients
-//     from herding onto the same endpoint.
+//     rested. Failed attempts count as slow, never fast (below). What a
+//     peak adds above the endpoint's usual latency fades faster, over
+//     Config.PeakDecay (below). Servers that send load reports are priced
+//     with them too (below). Drawing two instead of taking the global best
+//     keeps many clients from herding onto the same endpoint.
 //   - RoundRobin: in turn, as grpc-go's round_robin.
 //   - WeightedRoundRobin: in proportion to Endpoint.Weight, interleaved as
 //     nginx's smooth weighted round-robin, whose order is computed once per
@@ -52,6 +54,67 @@
 // that a busy endpoint's estimate is not rewritten by every attempt; the
 // next sample written weighs the whole gap, and the estimate they would
 // have moved changes by less than that share.
+//
+// # Recovery
+//
+// Finagle's and Linkerd's Peak-EWMA let a peak fade only as the whole
+// estimate does, over Decay (10s): a replica that was stuck for a moment
+// (or failed a few attempts, each doubling its estimate) stays shunned
+// for several Decay after it has recovered, since it is only tried again
+// once its estimate has decayed below the others' cost, and its first
+// fast answers then move the estimate by little. In bench/sim's recovery
+// scenario (one of 11 replicas stuck at 2s for 2.5s, its attempts cut by
+// the adaptive attempt timeout, health ejection off) pure Peak-EWMA gave
+// it none of its share back in the three seconds after it recovered,
+// where LeastOutstanding, whose counts drain as soon as the replica
+// answers, had it back within two.
+//
+// Health is another matter: at its defaults, the first five cut attempts
+// eject such a replica for 30s, whatever the balancer does.
+//
+// So each endpoint also keeps its usual latency: the same Peak-EWMA, fed
+// the same samples, except the penalties of its Timeouts (attempts cut by
+// an attempt or first-byte timeout, which say the endpoint was slow, not
+// broken). Without Timeouts the two are equal and P2C behaves exactly as
+// Finagle's. With them, the part of the estimate above the usual latency
+// fades over Config.PeakDecay (500ms): an estimate c with usual latency b,
+// stamped age ago, reads as (b + (c − b)·exp(−age/PeakDecay))·exp(−age/Decay).
+// A replica stuck long enough for its attempts to be cut is thus tried
+// again within about a second of its last cut attempt and, its answers
+// fast again, is back to its share within about three
+// (TestP2CRecoveredReplicaRegainsShare; bench/sim's recovery scenario),
+// while every slow answer, every lower bound (Canceled) and every other
+// failure (Unavailable, Auth, Overloaded, whose penalty lifts the usual
+// latency with it) is held as pure Peak-EWMA holds it. A negative
+// PeakDecay restores pure Peak-EWMA.
+//
+// # Load reports
+//
+// Model servers can say how loaded they are with each answer: vLLM and
+// Triton send an ORCA load report (the endpoint-load-metrics header) when
+// asked, grpc-go servers an endpoint-load-metrics-bin trailer (gRFC A51).
+// An adapter that asks for them (WithLoadReports) passes each attempt's
+// report to the done func in Outcome.Load, and P2C prices the endpoint
+// with its latest report:
+//
+//	cost = estimate × (outstanding + 1 + queue·w) / (1 − ρ·w)
+//
+// where queue is the server's waiting requests (vLLM's
+// num_requests_waiting), ρ the larger of its KV-cache use
+// (kv_cache_usage_perc) and its utilization (application_utilization, else
+// cpu_utilization, as gRFC A58's weighted round-robin reads it), capped at
+// 0.9, and w = exp(−age/Decay) fades a report as the estimate ages. The
+// queue counts as attempts ahead of a new one, since a client's own
+// outstanding count sees none of the other clients' requests a server
+// holds; 1/(1 − ρ) is how far an M/M/1 queue at utilization ρ stretches
+// a service time. These are the two signals llm-d's inference scheduler
+// scores replicas by (its queue and KV-cache utilization scorers);
+// A58's weights use utilization over queries per second instead, which
+// needs a rate this balancer does not keep. A replica whose latency is
+// still normal but whose queue is long thus gets less traffic than
+// latency alone would give it (TestP2CLoadReportQueueTakesShare; bench/sim's
+// load-report scenario). Without reports, or with reports of all zeros,
+// the cost, and the work to compute it, are Peak-EWMA's alone.
 //
 // P2CPeakEWMA and RoundRobin do constant work per pick whatever the pool's
 // size, as does WeightedRoundRobin (logarithmic in it for weights too large

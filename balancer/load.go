@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/sturdyai/sturdy"
@@ -26,7 +27,19 @@ type load struct {
 	// done is finish as a func value, made once here so that Pick hands
 	// it out without allocating.
 	done func(sturdy.Outcome)
-	_    [cacheLine - 16]byte
+	// base is the endpoint's usual latency, in ns (math.Float64bits; 0
+	// until the first write, which starts it where the estimate is),
+	// stamped with the estimate: Peak-EWMA over its successes (and the
+	// lower bounds and errors, see baseMove) but not over its Timeouts'
+	// penalties, which fade back to it at the fast rate (decay.decayed).
+	// Until a Timeout it equals the estimate. It is written only with the
+	// estimate, under its lock, so rarely on a busy endpoint, and read by
+	// picks, which hold this line for the counter anyway.
+	base atomic.Uint64
+	// report is the endpoint's latest load report (packReport; 0 when it
+	// has sent none, or nothing but zeros).
+	report atomic.Uint64
+	_      [cacheLine - 32]byte
 
 	p      *params
 	member *health.Member
@@ -57,9 +70,60 @@ func (l *load) take() {
 	l.p.total.Add(1)
 }
 
+// baseFor returns the usual latency to keep up to date, nil when
+// nothing reads it (PeakDecay negative).
+func (l *load) baseFor() *atomic.Uint64 {
+	if l.p.fast == 0 {
+		return nil
+	}
+	return &l.base
+}
+
+// decay returns how the endpoint's estimate fades.
+func (l *load) decay() decay {
+	return decay{rate: l.p.rate, fast: l.p.fast, base: math.Float64frombits(l.base.Load())}
+}
+
 // cost is P2C's price of sending one more attempt to the endpoint.
 func (l *load) cost(now int64) float64 {
-	return l.ewma.at(now, l.p.rate) * float64(l.inflight()+1)
+	c, t := l.ewma.load()
+	return l.price(l.decay().decayed(c, now-t), now-t, float64(l.inflight()+1))
+}
+
+// price is the cost of an endpoint whose decayed estimate is est, its
+// estimate's stamp age old, with n-1 attempts in flight: est × n, as in
+// Finagle, when it sent no load report. A report adds its queue to the
+// attempts ahead of a new one, and divides by 1 − ρ for its utilization
+// ρ (an M/M/1 queue's stretch of the service time), both fading with the
+// estimate; see the package doc.
+func (l *load) price(est float64, age int64, n float64) float64 {
+	r := l.report.Load()
+	if r == 0 {
+		return est * n
+	}
+	q, rho := unpackReport(r)
+	w := weight(age, l.p.rate)
+	return est * (n + q*w) / (1 - rho*w)
+}
+
+// maxQueue and maxRho bound what a report can do to a cost: a queue is
+// counted up to a million requests, and a utilization up to 0.9 (a cost
+// at most 10× the latency's).
+const (
+	maxQueue = 1e6
+	maxRho   = 0.9
+)
+
+// packReport keeps what P2C uses of a report in one word: the queue and
+// the utilization ρ = max(KVCache, Utilization), capped, as float32s.
+func packReport(r *sturdy.LoadReport) uint64 {
+	q := min(max(r.Queue, 0), maxQueue)
+	rho := min(max(r.KVCache, r.Utilization, 0), maxRho)
+	return uint64(math.Float32bits(float32(q)))<<32 | uint64(math.Float32bits(float32(rho)))
+}
+
+func unpackReport(r uint64) (q, rho float64) {
+	return float64(math.Float32frombits(uint32(r >> 32))), float64(math.Float32frombits(uint32(r)))
 }
 
 // finish settles one attempt. It is the done func Pick returns; calling it
@@ -88,18 +152,26 @@ func (l *load) finish(o sturdy.Outcome) {
 		}
 		now := p.nowAt(o.End)
 		x := float64(o.Latency)
+		if o.Load != nil {
+			l.report.Store(packReport(o.Load))
+		}
+		d, base := l.decay(), l.baseFor()
 		switch c := o.Class; {
 		case c == sturdy.Success:
-			l.ewma.observe(x, now, p.rate)
+			l.ewma.observe(x, now, d, base, baseSample)
 		case c.Failure() || c == sturdy.Overloaded:
-			r := l.ewma.at(now, p.rate)
+			r := l.ewma.at(now, d)
 			penalty := 2 * r
 			if penalty > p.maxPenalty {
 				penalty = max(p.maxPenalty, r) // hold, never lower
 			}
-			l.ewma.observe(max(x, p.defaultRTT, penalty), now, p.rate)
+			how := baseRaise // an error: shunned as pure Peak-EWMA shuns it
+			if c == sturdy.Timeout {
+				how = baseKeep // slow, not broken: the penalty fades over PeakDecay
+			}
+			l.ewma.observe(max(x, p.defaultRTT, penalty), now, d, base, how)
 		default:
-			l.ewma.raise(x, now, p.rate)
+			l.ewma.raise(x, now, d, base)
 		}
 	case LeastOutstanding:
 		l.outstanding.Add(-1)

@@ -46,30 +46,45 @@ func (b *Balancer) pickP2C(s *snapshot, f *filter) int {
 }
 
 // cheaper returns whichever of i and j costs less (i on a tie). Both
-// estimates decay by the same factor from the later of their stamps to
-// now, so comparing them at that stamp gives the answer without reading
-// the clock, which costs more than the rest of a pick on some machines.
-// Only the older estimate decays to that stamp, by a factor of at most 1,
-// so when the older one is already no dearer the answer needs no decay
-// factor (and no exp) at all.
+// estimates decay alike from the later of their stamps to now, so
+// comparing them at that stamp gives the answer without reading the
+// clock, which costs more than the rest of a pick on some machines. Only
+// the older estimate decays to that stamp, which only lowers it, so when
+// the older one is already no dearer the answer needs no decay factor
+// (and no exp) at all. With load reports the costs are compared the same
+// way, each priced with its report.
 func (s *snapshot) cheaper(i, j int) int {
 	li, lj := s.lds[i], s.lds[j]
 	ci, ti := li.ewma.load()
 	cj, tj := lj.ewma.load()
-	ci *= float64(li.inflight() + 1)
-	cj *= float64(lj.inflight() + 1)
+	ni, nj := float64(li.inflight()+1), float64(lj.inflight()+1)
+	if li.report.Load()|lj.report.Load() != 0 {
+		return s.cheaperReported(i, j, ci, cj, ti, tj, ni, nj)
+	}
 	if ti < tj {
-		if ci <= cj {
+		if ci*ni <= cj*nj {
 			return i
 		}
-		ci *= weight(tj-ti, s.p.rate)
+		ci = li.decay().decayed(ci, tj-ti)
 	} else {
-		if cj < ci {
+		if cj*nj < ci*ni {
 			return j
 		}
-		cj *= weight(ti-tj, s.p.rate)
+		cj = lj.decay().decayed(cj, ti-tj)
 	}
-	if cj < ci {
+	if cj*nj < ci*ni {
+		return j
+	}
+	return i
+}
+
+// cheaperReported is cheaper when either endpoint sent a load report.
+func (s *snapshot) cheaperReported(i, j int, ci, cj float64, ti, tj int64, ni, nj float64) int {
+	li, lj := s.lds[i], s.lds[j]
+	t := max(ti, tj)
+	pi := li.price(li.decay().decayed(ci, t-ti), t-ti, ni)
+	pj := lj.price(lj.decay().decayed(cj, t-tj), t-tj, nj)
+	if pj < pi {
 		return j
 	}
 	return i

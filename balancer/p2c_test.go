@@ -148,7 +148,7 @@ func TestP2COutcomeClassesAndEstimate(t *testing.T) {
 				done(sturdy.Outcome{Latency: before}) // a peak: estimate = before
 				_, done, _ = b.Pick(context.Background(), nil)
 				done(sturdy.Outcome{Class: tt.class, Latency: tt.latency})
-				if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), b.p.rate))); got != tt.want {
+				if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), ld.decay()))); got != tt.want {
 					t.Errorf("estimate after %v in %v = %v, want %v", tt.class, tt.latency, got, tt.want)
 				}
 			})
@@ -164,7 +164,7 @@ func TestP2CFailurePenaltyIsCapped(t *testing.T) {
 			_, done, _ := b.Pick(context.Background(), nil)
 			done(sturdy.Outcome{Class: sturdy.Unavailable})
 		}
-		if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), b.p.rate))); got != maxPenalty {
+		if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), ld.decay()))); got != maxPenalty {
 			t.Errorf("estimate after 40 fast failures = %v, want the %v cap", got, maxPenalty)
 		}
 		// A slow success above the cap stands, and a failure does not lower it.
@@ -172,7 +172,7 @@ func TestP2CFailurePenaltyIsCapped(t *testing.T) {
 		done(sturdy.Outcome{Latency: 3 * time.Minute})
 		_, done, _ = b.Pick(context.Background(), nil)
 		done(sturdy.Outcome{Class: sturdy.Unavailable})
-		if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), b.p.rate))); got != 3*time.Minute {
+		if got := time.Duration(math.Round(ld.ewma.at(b.p.now(), ld.decay()))); got != 3*time.Minute {
 			t.Errorf("estimate after a failure above the cap = %v, want it held at 3m", got)
 		}
 	})

@@ -79,6 +79,29 @@ func (p *peakEWMA) unlock(cost float64, now int64) {
 	p.mu.Unlock()
 }
 
+// decay is how an estimate fades, in the units of params: rate is 1/τ
+// (Config.Decay), fast is 1/PeakDecay (0: peaks fade with rate alone) and
+// base is the endpoint's usual latency (0: not known yet).
+type decay struct {
+	rate, fast, base float64
+}
+
+// decayed is estimate c as it stands age after its stamp: the part above
+// the endpoint's usual latency fades with the fast rate, so a replica that
+// was slow for a moment and has recovered regains its share within a few
+// PeakDecay, and the whole decays toward zero with rate, so an idle
+// endpoint is tried again once it has rested. Without a base (never
+// answered) or without a fast rate it is plain Peak-EWMA's c·exp(-age/τ).
+func (d decay) decayed(c float64, age int64) float64 {
+	if age <= 0 {
+		return c
+	}
+	if d.fast > 0 && d.base > 0 && c > d.base {
+		c = d.base + (c-d.base)*weight(age, d.fast)
+	}
+	return c * weight(age, d.rate)
+}
+
 // weight is exp(-Δt/τ): how much of an estimate survives Δt. rate is
 // 1/τ, so that the hot path multiplies rather than divides.
 func weight(dt int64, rate float64) float64 {
@@ -95,10 +118,10 @@ func weight(dt int64, rate float64) float64 {
 	return math.Exp(-x)
 }
 
-// at returns the estimate as of now: the last value decayed toward zero.
-func (p *peakEWMA) at(now int64, rate float64) float64 {
+// at returns the estimate as of now: the last value, decayed.
+func (p *peakEWMA) at(now int64, d decay) float64 {
 	c, t := p.load()
-	return c * weight(now-t, rate)
+	return d.decayed(c, now-t)
 }
 
 // quiet is the share of τ within which a write that would not raise the
@@ -112,32 +135,87 @@ func (p *peakEWMA) at(now int64, rate float64) float64 {
 // pick costs.
 const quiet = 1e-5
 
-// observe folds a sample x in at now (see the type's doc).
-func (p *peakEWMA) observe(x float64, now int64, rate float64) {
-	if c, t := p.load(); x <= c && float64(now-t)*rate < quiet {
+// How a write moves the endpoint's usual latency (load.base).
+type baseMove uint8
+
+const (
+	// baseSample folds the sample in as the estimate does: a success.
+	baseSample baseMove = iota
+	// baseKeep only decays it: a Timeout, whose penalty is to fade over
+	// PeakDecay toward the usual latency.
+	baseKeep
+	// baseRaise lifts it to the sample if that is higher: the other
+	// failures, whose penalty is to fade only with Decay.
+	baseRaise
+)
+
+// snap is how close (a share of the estimate) the estimate must come to
+// the usual latency for a write to make them equal.
+const snap = 1e-3
+
+// observe folds a sample x in at now (see the type's doc); r, the
+// estimate the sample is weighed against, is the stored one decayed by d.
+// base, if not nil, is the endpoint's usual latency (math.Float64bits,
+// stamped with the estimate), which the write moves as how says.
+func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, how baseMove) {
+	if c, t := p.load(); x <= c && float64(now-t)*d.rate < quiet {
 		return
 	}
 	c, t := p.lock()
 	if now < t {
 		now = t // another core's clock read raced ahead; keep time monotonic
 	}
-	w := weight(now-t, rate)
-	if r := c * w; x > r {
+	w := weight(now-t, d.rate)
+	b := d.base
+	if base != nil {
+		b = math.Float64frombits(base.Load()) // the latest, under the lock
+		d.base = b
+		if b == 0 {
+			b = c // none yet: it starts where the estimate does
+		}
+	}
+	if r := d.decayed(c, now-t); x > r {
 		c = x
 	} else {
 		c = r*w + x*(1-w)
+	}
+	if base != nil {
+		b *= w
+		switch {
+		case how == baseSample && x > b:
+			b = x
+		case how == baseSample:
+			b = b*w + x*(1-w)
+		case how == baseRaise:
+			b = max(b, x)
+		}
+		if c-b < snap*c {
+			// What is left of a penalty is lost in the noise: make the
+			// two equal again, so that reads skip the fade (and its exp).
+			b = c
+		}
+		base.Store(math.Float64bits(b))
 	}
 	p.unlock(c, now)
 }
 
 // raise lifts the estimate to x if x is above it, and otherwise leaves it
 // alone: for samples that are only a lower bound on the endpoint's latency.
-func (p *peakEWMA) raise(x float64, now int64, rate float64) {
+// base, if not nil, is lifted with it: a lower bound is latency, not a
+// failure's penalty.
+func (p *peakEWMA) raise(x float64, now int64, d decay, base *atomic.Uint64) {
 	c, t := p.lock()
 	if now < t {
 		now = t
 	}
-	if x > c*weight(now-t, rate) {
+	if x > d.decayed(c, now-t) {
+		if base != nil {
+			b := math.Float64frombits(base.Load())
+			if b == 0 {
+				b = c
+			}
+			base.Store(math.Float64bits(max(b*weight(now-t, d.rate), x)))
+		}
 		c, t = x, now
 	}
 	p.unlock(c, t)

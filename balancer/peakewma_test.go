@@ -60,13 +60,13 @@ func TestPeakEWMA(t *testing.T) {
 			p.init(ms(30), 0)
 			for i, s := range tt.steps {
 				if s.observe > 0 {
-					p.observe(s.observe, at(s.at), 1/tau)
+					p.observe(s.observe, at(s.at), decay{rate: 1 / tau}, nil, baseSample)
 				}
 				if s.raise > 0 {
-					p.raise(s.raise, at(s.at), 1/tau)
+					p.raise(s.raise, at(s.at), decay{rate: 1 / tau}, nil)
 				}
 				_, stamp := p.load()
-				got := p.at(max(at(s.at), stamp), 1/tau)
+				got := p.at(max(at(s.at), stamp), decay{rate: 1 / tau})
 				if math.Abs(got-s.want) > 1e-6*s.want {
 					t.Errorf("step %d: estimate = %v, want %v", i, time.Duration(got), time.Duration(s.want))
 				}
@@ -84,11 +84,11 @@ func TestPeakEWMALowerSampleStaysBetween(t *testing.T) {
 	p.init(float64(time.Second), 0)
 	for i, dt := range []time.Duration{time.Microsecond, time.Millisecond, time.Second, 10 * time.Second, time.Minute} {
 		now := int64(time.Duration(i+1)*2*time.Minute + dt)
-		p.observe(float64(time.Second), now-int64(dt), 1/tau) // reset to 1s
-		before := p.at(now, 1/tau)
+		p.observe(float64(time.Second), now-int64(dt), decay{rate: 1 / tau}, nil, baseSample) // reset to 1s
+		before := p.at(now, decay{rate: 1 / tau})
 		x := before / 3
-		p.observe(x, now, 1/tau)
-		if after := p.at(now, 1/tau); after < x || after > before {
+		p.observe(x, now, decay{rate: 1 / tau}, nil, baseSample)
+		if after := p.at(now, decay{rate: 1 / tau}); after < x || after > before {
 			t.Errorf("Δt %v: sample %v moved the estimate from %v to %v, outside [sample, before]",
 				dt, time.Duration(x), time.Duration(before), time.Duration(after))
 		}

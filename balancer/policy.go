@@ -6,8 +6,12 @@ type Policy uint8
 const (
 	// P2CPeakEWMA (the default) samples two endpoints at random and takes
 	// the one with the lower cost, Peak-EWMA latency × (outstanding + 1),
-	// as in Finagle and Linkerd. It adapts to slow endpoints within a few
-	// requests and avoids the herd that always-pick-the-best causes.
+	// as in Finagle and Linkerd, with timed-out attempts' penalties fading
+	// faster than the estimate (Config.PeakDecay) and servers' load
+	// reports priced in
+	// when there are any (see the package doc). It adapts to slow
+	// endpoints within a few requests and avoids the herd that
+	// always-pick-the-best causes.
 	P2CPeakEWMA Policy = iota
 	// RoundRobin takes the endpoints in turn.
 	RoundRobin

@@ -32,6 +32,7 @@ type Client struct {
 	tiers  []*pool
 	tierOf map[string]int // endpoint name → tier index
 	cls    grpcclass.Classifier
+	loads  bool // WithLoadReports
 
 	rewrite     ModelRewrite
 	replayMsgs  int
@@ -78,6 +79,7 @@ func build(cfg *config) (_ *Client, err error) {
 		estimate:    cfg.estimate,
 		usage:       cfg.usage,
 		keys:        newKeyer(pl.Affinity, cfg.keyHook),
+		loads:       cfg.LoadReports,
 	}
 	defer func() {
 		if err != nil {

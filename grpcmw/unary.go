@@ -12,6 +12,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/grpcmw/internal/grpcload"
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/chain"
 )
@@ -164,7 +165,11 @@ func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt
 	sp := attemptSpan(ctx, ep, uc.method)
 	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w)...)
 	endAttemptSpan(sp, err)
-	return at, c.cls.Outcome(err, at.header, at.trailer)
+	o := c.cls.Outcome(err, at.header, at.trailer)
+	if c.loads {
+		o.Load = grpcload.Report(at.trailer)
+	}
+	return at, o
 }
 
 // request returns the request for tier, rewritten once per call and tier.

@@ -235,6 +235,21 @@ func WithoutAttemptHistograms() Option {
 	return optionFunc(func(c *config) { c.NoAttemptHistograms = true })
 }
 
+// WithLoadReports reads the ORCA load report a server sends with each
+// answer (its queue of waiting requests, KV-cache use, utilization) and
+// lets the balancer price endpoints with it (see the balancer package
+// doc). Over HTTP the Transport asks for reports with the request header
+// Endpoint-Load-Metrics-Format: TEXT, as vLLM and Triton expect, and
+// reads the Endpoint-Load-Metrics response header in its TEXT, JSON or
+// BIN form, or Endpoint-Load-Metrics-Bin; over gRPC the Client reads the
+// endpoint-load-metrics-bin trailer of unary calls, which grpc-go servers
+// send when they install orca.CallMetricsServerOption. A malformed
+// report is ignored. Off by default: without it nothing is asked for or
+// read. It has the same name and meaning in httpmw and grpcmw.
+func WithLoadReports() Option {
+	return optionFunc(func(c *config) { c.LoadReports = true })
+}
+
 // WithCallerCredentials passes the caller's own credentials
 // (Authorization, Api-Key, X-Api-Key and X-Goog-Api-Key) through to
 // whichever endpoint serves the call; an endpoint's own Header still

@@ -75,6 +75,7 @@ type Transport struct {
 	passCreds  bool
 	hasTokens  bool
 	hasWindows bool // some tier has a ContextWindow: estimate prompt sizes
+	loads      bool // WithLoadReports
 	closeOnce  sync.Once
 	closed     atomic.Bool
 }
@@ -112,6 +113,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		ttfb:      cfg.ttfb,
 		checkTerm: !cfg.noTerm,
 		passCreds: cfg.CallerCredentials,
+		loads:     cfg.LoadReports,
 	}
 	if t.classify == nil {
 		t.classify = Classify
@@ -131,6 +133,9 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			if err != nil {
 				bad("%s: %v", pipeline.TierName(i, name), err)
 				continue
+			}
+			if t.loads {
+				ep.askLoadReports()
 			}
 			if _, dup := t.byName[ep.name]; !dup && ep.name != "" {
 				t.byName[ep.name] = ep
@@ -478,6 +483,9 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		sp.SetAttributes(statusAttrs(resp.StatusCode)...)
 	}
 	o := t.classify(resp, err)
+	if t.loads {
+		o.Load = loadReport(resp)
+	}
 	if err != nil {
 		o = ttfbOutcome(ctx, o, timer)
 		if cancel != nil {

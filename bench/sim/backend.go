@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,13 @@ type BackendConfig struct {
 	// FailStatus is the status of a failed request (SetFailProb); zero
 	// means 500.
 	FailStatus int
-	Seed       uint64
+	// ReportQueue is a queue the backend reports, on top of its own
+	// requests waiting for a slot, in the ORCA load report it sends when a
+	// request asks for one (Endpoint-Load-Metrics-Format: TEXT or JSON,
+	// as vLLM does): other clients' requests, which this client does not
+	// see and which do not slow it down (yet).
+	ReportQueue float64
+	Seed        uint64
 }
 
 // MeanToMedian returns the median of a lognormal with the given mean.
@@ -56,13 +63,14 @@ func MeanToMedian(mean time.Duration, sigma float64) time.Duration {
 
 // Backend is a running fake model server.
 type Backend struct {
-	cfg   BackendConfig
-	URL   string
-	Addr  string
-	srv   *http.Server
-	stop  func()
-	ln    net.Listener
-	slots chan struct{}
+	cfg     BackendConfig
+	URL     string
+	Addr    string
+	srv     *http.Server
+	stop    func()
+	ln      net.Listener
+	slots   chan struct{}
+	waiting atomic.Int64 // requests waiting for a slot
 
 	failProb atomic.Uint64 // math.Float64bits
 	pinned   atomic.Int64  // a fixed service time, 0 = none
@@ -198,7 +206,9 @@ func (b *Backend) handle(ctx context.Context) reply {
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	w.Header().Set("X-Backend", b.cfg.Name)
-	switch b.handle(r.Context()) {
+	reply := b.handle(r.Context())
+	b.reportLoad(w.Header(), r.Header.Get("Endpoint-Load-Metrics-Format"))
+	switch reply {
 	case replyLimited:
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(b.cfg.RetryAfter.Seconds()))))
 		w.WriteHeader(http.StatusTooManyRequests)
@@ -212,11 +222,28 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// reportLoad writes the load report vLLM sends (its KV-cache use, here
+// the share of slots in use, and its requests waiting) in the format the
+// request asked for, if any.
+func (b *Backend) reportLoad(h http.Header, format string) {
+	kv := float64(len(b.slots)) / float64(cap(b.slots))
+	q := float64(b.waiting.Load()) + b.cfg.ReportQueue
+	switch strings.ToUpper(format) {
+	case "TEXT":
+		h.Set("Endpoint-Load-Metrics", fmt.Sprintf("TEXT named_metrics.kv_cache_usage_perc=%g, named_metrics.num_requests_waiting=%g", kv, q))
+	case "JSON":
+		h.Set("Endpoint-Load-Metrics", fmt.Sprintf(`JSON {"named_metrics": {"kv_cache_usage_perc": %g, "num_requests_waiting": %g}}`, kv, q))
+	}
+}
+
 // serve waits for a slot and holds it for d, or gives up when ctx ends.
 func (b *Backend) serve(ctx context.Context, d time.Duration) error {
+	b.waiting.Add(1)
 	select {
 	case b.slots <- struct{}{}:
+		b.waiting.Add(-1)
 	case <-ctx.Done():
+		b.waiting.Add(-1)
 		return ctx.Err()
 	}
 	defer func() { <-b.slots }()

@@ -38,6 +38,8 @@ var Scenarios = []Scenario{
 	{5, "hedging", Hedging},
 	{6, "random-503s", Random503s},
 	{7, "total-outage", TotalOutage},
+	{12, "recovery", Recovery},
+	{13, "load-reports", LoadReports},
 }
 
 func ms(v float64) string  { return fmt.Sprintf("%.0f ms", v) }

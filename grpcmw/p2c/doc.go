@@ -23,10 +23,14 @@
 // package balancer). The latency is the whole RPC's, so a long stream
 // raises its endpoint's estimate; give long streams their own conn.
 //
-// The config takes two optional fields, Go duration strings:
+// The config takes three optional fields:
 //
-//	{"sturdy_p2c_ewma": {"decay": "10s", "defaultRtt": "30ms"}}
+//	{"sturdy_p2c_ewma": {"decay": "10s", "defaultRtt": "30ms", "loadReports": true}}
 //
 // decay is the Peak-EWMA time constant (default 10s) and defaultRtt the
-// cost of an endpoint never observed (default 30ms).
+// cost of an endpoint never observed (default 30ms), Go duration strings.
+// loadReports (default false) prices endpoints with the per-call ORCA load
+// reports their servers send in the endpoint-load-metrics-bin trailer
+// (grpc-go's orca.CallMetricsServerOption): the queue of waiting requests,
+// KV-cache use and utilization, as the balancer package doc describes.
 package p2c

@@ -18,6 +18,7 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/grpcmw/internal/grpcclass"
+	"github.com/sturdyai/sturdy/grpcmw/internal/grpcload"
 )
 
 // Name is the balancer's name in a gRPC service config.
@@ -37,6 +38,11 @@ type Config struct {
 	// DefaultRTT is the cost of an endpoint never observed ("30ms"). Empty
 	// means balancer.DefaultRTT.
 	DefaultRTT string `json:"defaultRtt,omitempty"`
+	// LoadReports prices endpoints with the per-call ORCA load reports
+	// their servers send in the endpoint-load-metrics-bin trailer
+	// (orca.CallMetricsServerOption), as grpcmw.WithLoadReports does; see
+	// the balancer package doc.
+	LoadReports bool `json:"loadReports,omitempty"`
 
 	decay, rtt time.Duration
 }
@@ -97,6 +103,7 @@ func (b *p2cBalancer) UpdateClientConnState(s grpcbalancer.ClientConnState) erro
 		cfg = &Config{}
 	}
 	b.mu.Lock()
+	b.cfg.LoadReports = cfg.LoadReports
 	if b.costs == nil || cfg.decay != b.cfg.decay || cfg.rtt != b.cfg.rtt {
 		costs, err := balancer.New(balancer.Config{Policy: balancer.P2CPeakEWMA, Decay: cfg.decay, DefaultRTT: cfg.rtt})
 		if err != nil {
@@ -143,7 +150,10 @@ func (b *p2cBalancer) UpdateState(state grpcbalancer.State) {
 		return
 	}
 	eps := make([]sturdy.Endpoint, len(ready))
-	p := &picker{costs: costs, cls: &b.cls, children: make(map[string]grpcbalancer.Picker, len(ready))}
+	b.mu.Lock()
+	loads := b.cfg.LoadReports
+	b.mu.Unlock()
+	p := &picker{costs: costs, cls: &b.cls, loads: loads, children: make(map[string]grpcbalancer.Picker, len(ready))}
 	for i, cs := range ready {
 		name := endpointName(cs.Endpoint)
 		if _, dup := p.children[name]; dup || name == "" {
@@ -171,6 +181,7 @@ func endpointName(ep resolver.Endpoint) string {
 type picker struct {
 	costs    *balancer.Balancer
 	cls      *grpcclass.Classifier
+	loads    bool // Config.LoadReports
 	children map[string]grpcbalancer.Picker
 	list     []grpcbalancer.Picker
 }
@@ -202,6 +213,9 @@ func (p *picker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, erro
 		out := p.cls.Outcome(di.Err, nil, di.Trailer)
 		out.Latency = time.Since(start)
 		out.End = start.Add(out.Latency) // spares the balancer a clock read
+		if p.loads {
+			out.Load = grpcload.Report(di.Trailer)
+		}
 		done(out)
 		if childDone != nil {
 			childDone(di)

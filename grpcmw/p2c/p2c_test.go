@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/orca"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/serviceconfig"
@@ -26,11 +27,15 @@ type server struct {
 	testpb.UnimplementedTestServiceServer
 	id    string
 	delay time.Duration
+	queue float64 // reported in a per-call ORCA load report, if > 0
 	calls atomic.Int64
 }
 
 func (s *server) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	s.calls.Add(1)
+	if s.queue > 0 {
+		orca.CallMetricsRecorderFromContext(ctx).SetNamedMetric("num_requests_waiting", s.queue)
+	}
 	if s.delay > 0 {
 		select {
 		case <-time.After(s.delay):
@@ -42,11 +47,15 @@ func (s *server) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testp
 }
 
 func start(t *testing.T, id string, delay time.Duration) (*server, string) {
+	return startReporting(t, id, delay, 0)
+}
+
+func startReporting(t *testing.T, id string, delay time.Duration, queue float64) (*server, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &server{id: id, delay: delay}
-	g := grpc.NewServer()
+	s := &server{id: id, delay: delay, queue: queue}
+	g := grpc.NewServer(orca.CallMetricsServerOption(nil))
 	testpb.RegisterTestServiceServer(g, s)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
@@ -78,6 +87,38 @@ func TestRegisteredBalancerPrefersTheFastServer(t *testing.T) {
 	assert.Greater(t, fast.calls.Load(), int64(85), "the fast server took too few calls")
 }
 
+// With "loadReports" the balancer prices the per-call ORCA reports: the
+// server reporting a long queue loses the calls although it is faster.
+func TestLoadReportsOutweighLatency(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		busy, busyAddr := startReporting(t, "busy", 0, 50)
+		_, idleAddr := startReporting(t, "idle", 2*time.Millisecond, 0.5)
+		r := manual.NewBuilderWithScheme("sturdytest")
+		r.InitialState(resolver.State{Endpoints: []resolver.Endpoint{
+			{Addresses: []resolver.Address{{Addr: busyAddr}}},
+			{Addresses: []resolver.Address{{Addr: idleAddr}}},
+		}})
+		cfg := `{"loadBalancingConfig":[{"sturdy_p2c_ewma":{"decay":"200ms","defaultRtt":"1ms"}}]}`
+		if on {
+			cfg = `{"loadBalancingConfig":[{"sturdy_p2c_ewma":{"decay":"200ms","defaultRtt":"1ms","loadReports":true}}]}`
+		}
+		cc, err := grpc.NewClient(r.Scheme()+":///pool", grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(cfg),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		stub := testpb.NewTestServiceClient(cc)
+		for range 100 {
+			_, err := stub.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+			require.NoError(t, err)
+		}
+		_ = cc.Close()
+		if on {
+			assert.Less(t, busy.calls.Load(), int64(15), "with reports the busy server took too many calls")
+		} else {
+			assert.Greater(t, busy.calls.Load(), int64(50), "without reports the faster (busy) server took too few calls")
+		}
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	b := balancerBuilder(t)
 	for _, tt := range []struct {
@@ -86,6 +127,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{`{}`, true},
 		{`{"decay":"5s","defaultRtt":"10ms"}`, true},
+		{`{"loadReports":true}`, true},
 		{`{"decay":"soon"}`, false},
 		{`{"defaultRtt":"-1s"}`, false},
 		{`[`, false},

@@ -41,7 +41,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 		"WithLimiter", "WithThrottle", "WithBalancer", "WithMaxWait", "WithModelRewrite",
 		"WithTracerProvider", "WithMeterProvider", "WithCallerCredentials",
 		"WithOnAttempt", "WithOnFallback", "WithOnStateChange", "WithoutAttemptHistograms",
-		"WithAffinity", "WithAffinityKey",
+		"WithAffinity", "WithAffinityKey", "WithLoadReports",
 	}
 	h, g := optionSignatures(t, "../../httpmw/options.go"), optionSignatures(t, "../../grpcmw/options.go")
 	for _, name := range shared {

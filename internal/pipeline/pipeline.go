@@ -64,6 +64,9 @@ type Config struct {
 	CallerCredentials bool
 	// NoAttemptHistograms is WithoutAttemptHistograms.
 	NoAttemptHistograms bool
+	// LoadReports is WithLoadReports: read the servers' load reports
+	// into Outcome.Load (and, over HTTP, ask for them).
+	LoadReports bool
 	// AttemptSpanKind is the kind of attempt spans; zero means client.
 	// An adapter sets it to internal when its transport already makes a
 	// client span per request (see telemetry.Config.AttemptSpanKind).
