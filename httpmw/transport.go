@@ -4,6 +4,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -494,6 +495,13 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		return nil, o
 	}
 	w.head, w.headErr = w.headBuf[:nr], rerr
+	if isEventStream(ct) && startsWithErrorEvent(w.head) {
+		// A stream that failed after its 200: nothing reached the caller
+		// yet, so the call may still fail over or fall back.
+		ev, _ := readFirstEvent(w.rc, w.head)
+		w.discard()
+		return nil, classifyErrorEvent(bytes.ToLower(ev))
+	}
 	return resp, o
 }
 
