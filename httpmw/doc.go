@@ -88,8 +88,14 @@
 // any attempt.
 //
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
-// buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A longer body
-// without GetBody is sent once and never retried, hedged or rewritten.
+// buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A body without
+// GetBody is read once into memory of its exact size (one buffer of
+// Content-Length bytes when it is known; pieces of up to 64 KiB, never
+// regrown, when it is not), and every attempt reads it through a reader
+// of its own: a call holds at most the body's size plus 64 KiB for it.
+// A longer body without GetBody (one whose Content-Length says so is not
+// read ahead at all) is sent once and never retried, hedged or rewritten;
+// one whose length differs from its Content-Length fails the call.
 // Error responses (a 503 that is retried, a 429) are read into memory (up
 // to 64 KiB) by the attempt, so their connections go back to the pool
 // before the call moves on. A losing hedge is different: its context is

@@ -159,7 +159,7 @@ func (c *call) streams() bool {
 	var s body.StreamScanner
 	switch c.body.mode {
 	case bodyBuffered, bodyOnce:
-		s.Write(c.body.buf)
+		c.body.scan(s.Write)
 	case bodyGetBody:
 		rc, err := c.req.GetBody()
 		if err != nil {
