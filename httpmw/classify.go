@@ -10,6 +10,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/toolarge"
 )
 
 // PeekLimit is how much of a 400 or 413 body Classify reads to tell a
@@ -23,38 +24,6 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	return "httpmw: status " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
-}
-
-// tooLargePhrases are the ways servers say the prompt exceeds the
-// context window, lower-cased (classify_test.go quotes each server's
-// wording and cites it): OpenAI's and Azure OpenAI's code and messages,
-// vLLM's, SGLang's, TGI's, Anthropic's, Gemini's and llama.cpp's.
-var tooLargePhrases = [][]byte{
-	[]byte("context_length_exceeded"),
-	[]byte("maximum context length"),
-	[]byte("exceeds the context window"),
-	[]byte("longer than the maximum model length"),
-	[]byte("longer than the model's context length"),
-	[]byte("`inputs` tokens + `max_new_tokens` must be <="),
-	[]byte("prompt is too long"),
-	[]byte("input is too long"),
-	[]byte("exceeds the maximum number of tokens"),
-	[]byte("exceeds the available context size"),
-}
-
-// windowMarkers precede the context window's size in the wordings of
-// tooLargePhrases that name it; the first number after a marker is the
-// window. Anthropic's "prompt is too long: 210000 tokens > 200000
-// maximum" names it after "tokens > ".
-var windowMarkers = [][]byte{
-	[]byte("maximum context length is "),         // OpenAI, Azure OpenAI, vLLM
-	[]byte("maximum context length of "),         // SGLang
-	[]byte("maximum model length of "),           // vLLM's input processor
-	[]byte("model's context length ("),           // SGLang
-	[]byte("maximum number of tokens allowed ("), // Gemini
-	[]byte("`max_new_tokens` must be <= "),       // TGI
-	[]byte("tokens > "),                          // Anthropic
-	[]byte(`"n_ctx":`),                           // llama.cpp
 }
 
 // quotaPhrases mark a 429 whose key has no quota left (OpenAI's
@@ -134,40 +103,10 @@ func windowErr(err error, window int) error {
 // saysTooLarge reports whether an answer (lower-cased) says the context
 // window is exceeded, and the window it names, if any.
 func saysTooLarge(lower []byte) (bool, int) {
-	for _, p := range tooLargePhrases {
-		if bytes.Contains(lower, p) {
-			return true, windowIn(lower)
-		}
+	if !toolarge.Says(lower) {
+		return false, 0
 	}
-	return false, 0
-}
-
-// windowIn returns the context window lower names after one of
-// windowMarkers, or 0.
-func windowIn(lower []byte) int {
-	for _, m := range windowMarkers {
-		i := bytes.Index(lower, m)
-		if i < 0 {
-			continue
-		}
-		n, digits := 0, 0
-	scan:
-		for _, c := range lower[i+len(m):] {
-			switch {
-			case c >= '0' && c <= '9' && n < 1e9:
-				n = n*10 + int(c-'0')
-				digits++
-			case c == ',' && digits > 0: // "1,048,576"
-			case c == ' ' && digits == 0:
-			default:
-				break scan
-			}
-		}
-		if n > 0 {
-			return n
-		}
-	}
-	return 0
+	return true, toolarge.Window(lower)
 }
 
 // bodySays reports whether the (lower-cased) start of resp's body holds
