@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -156,7 +157,10 @@ func (c *call) streams() bool {
 			return true
 		}
 	}
-	var s body.StreamScanner
+	// The scanner lives in the (recycled) call: handed to WriteTo as an
+	// io.Writer, a local one would escape to the heap.
+	c.scan = body.StreamScanner{}
+	s := &c.scan
 	switch c.body.mode {
 	case bodyBuffered, bodyOnce:
 		c.body.scan(s.Write)
@@ -165,17 +169,32 @@ func (c *call) streams() bool {
 		if err != nil {
 			return false // the attempts will report it
 		}
-		var buf [4 << 10]byte
-		for !s.Done() {
-			n, err := rc.Read(buf[:])
-			s.Write(buf[:n])
-			if err != nil {
-				break
+		if wt, ok := rc.(io.WriterTo); ok {
+			// A body over bytes (http.NewRequest's, openai-go's) writes
+			// its bytes as they are: scanned without a copy or a buffer
+			// (BenchmarkRoundTripSturdyTimeouts).
+			_, _ = wt.WriteTo((*scanWriter)(s))
+		} else {
+			buf := make([]byte, 4<<10)
+			for !s.Done() {
+				n, err := rc.Read(buf)
+				s.Write(buf[:n])
+				if err != nil {
+					break
+				}
 			}
 		}
 		_ = rc.Close()
 	}
 	return s.Stream()
+}
+
+// scanWriter feeds a StreamScanner as an io.Writer.
+type scanWriter body.StreamScanner
+
+func (w *scanWriter) Write(p []byte) (int, error) {
+	(*body.StreamScanner)(w).Write(p)
+	return len(p), nil
 }
 
 // stripTimeoutHeaders removes the per-call timeout headers from an

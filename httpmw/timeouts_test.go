@@ -177,3 +177,19 @@ func TestStreamDetectionFromAcceptHeader(t *testing.T) {
 		_ = resp.Body.Close()
 	})
 }
+
+// BenchmarkRoundTripSturdyTimeouts is BenchmarkRoundTripSturdy with both
+// timeouts set: what deciding whether the call streams (its body scanned
+// for "stream") and arming the timer add.
+func BenchmarkRoundTripSturdyTimeouts(b *testing.B) {
+	tr, err := NewTransport(stubTransport{}, WithTier(degrade.Tier{Name: "primary", Model: "m"},
+		URL("a", "http://127.0.0.1:1", http.Header{"Authorization": {"Bearer a-key"}}),
+		URL("b", "http://127.0.0.1:2/openai", http.Header{"Api-Key": {"b-key"}}),
+	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil)),
+		WithTTFBTimeout(10*time.Second), WithResponseTimeout(5*time.Minute))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	runBench(b, tr)
+}

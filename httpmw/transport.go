@@ -216,7 +216,8 @@ type call struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
-	to   callTimeout // each attempt's timeout
+	to   callTimeout        // each attempt's timeout
+	scan body.StreamScanner // reads whether the call streams (timeoutFor)
 	dc   chain.Call[*http.Response]
 }
 
