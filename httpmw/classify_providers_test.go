@@ -131,8 +131,9 @@ var providerCases = []providerCase{
 		body:  `{"object":"error","message":"Requested token count exceeds the model's maximum context length of 131072 tokens. You requested a total of 140000 tokens: 130000 tokens from the input messages and 10000 tokens for the completion. Please reduce the number of tokens in the input messages or the completion to fit within the limit.","type":"BadRequestError","param":null,"code":400}`,
 		class: sturdy.TooLarge, window: 131072,
 	},
-	// Anthropic (its OpenAI-compatible endpoint answers errors in
-	// Anthropic's own shape).
+	// Anthropic, in its API's error shape ({"type":"error","error":{...}});
+	// the status and the wording classify it, whatever envelope its
+	// OpenAI-compatible endpoint wraps them in.
 	{
 		// anthropic-sdk-go lib/betafallback/betafallback_test.go.
 		name: "anthropic 529 overloaded", status: 529,
