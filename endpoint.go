@@ -14,7 +14,10 @@ type Endpoint struct {
 	// Weight is the endpoint's relative share for weighted balancers.
 	// Zero means 1; negative weights are rejected.
 	Weight int
-	// Model is the model (or tier) the endpoint serves, e.g. "gpt-4o".
+	// Model is the endpoint's own name for the model it serves, when it
+	// differs from its tier's (an Azure deployment, a vLLM
+	// --served-model-name): httpmw rewrites a request's model to it.
+	// Empty means the tier's.
 	Model string
 	// Labels are free-form attributes (region, provider, ...). Sturdy
 	// never puts them in metrics; users may.

@@ -9,22 +9,23 @@ import (
 	"github.com/sturdyai/sturdy/internal/prefix"
 )
 
-// PrefixAffinity maps a key to replicas in three steps (the package doc
+// PrefixAffinity maps a key to replicas in four steps (the package doc
 // says why):
 //
-//  1. The index of recent prompts: if this process sent a prompt that
-//     this key extends (its last block is one of the key's blocks, the
-//     deepest found wins), the endpoint it went to, if it may take one
-//     more.
-//  2. Rendezvous hashing: the key's anchor (its AffinityMinBlocks-th
+//  1. Rendezvous hashing: the key's anchor (its Affinity.MinBlocks-th
 //     block, or the session) falls in one of 2^16 slots, and each slot
 //     ranks the endpoints by a hash of the slot and the endpoint's name.
-//     The first endpoint in that order that the filter and the load bound
-//     allow takes it.
-//  3. If none of the slot's first candidates can, the whole pool in the
-//     same order; if the bound leaves none, the least loaded allowed.
+//     The first in that order takes the key if the filter and the load
+//     bound allow.
+//  2. Otherwise the index of recent prompts: if this process sent a
+//     prompt that this key extends (its last block is one of the key's
+//     blocks, the deepest found wins), the endpoint it went to, if it may
+//     take one more.
+//  3. Otherwise the first of the slot's other candidates that can.
+//  4. If none can, the whole pool in the same order; if the bound leaves
+//     none, the least loaded allowed.
 //
-// Slots rather than the anchor itself make step 2 a table lookup for
+// Slots rather than the anchor itself make steps 1 and 3 a table lookup for
 // large pools: the order of a slot depends only on the endpoint names, so
 // a snapshot computes it on first use and keeps it. Two keys share a slot
 // with probability 2^-16, and then only share their replicas.
@@ -43,7 +44,7 @@ const (
 	// pick: ranking 10 endpoints took 150 ns a pick on the machine
 	// BenchmarkPickDoneKey ran on, the table 80 ns.
 	tableMin = 8
-	// maxAffinityIndex bounds Config.AffinityIndex (16 MiB of index).
+	// maxAffinityIndex bounds Config.Affinity.Index (16 MiB of index).
 	maxAffinityIndex = 1 << 20
 )
 
@@ -162,12 +163,16 @@ func (b *Balancer) pickAffinity(ctx context.Context, s *snapshot, f *filter) int
 	// The filter is copied: a pointer to Pick's would make it escape, as the
 	// atomic loads under limit leak what a points to.
 	a := affinityPick{s: s, f: *f, slot: int(slot), sk: prefix.Mix(slot, slotSeed)}
+	o := s.rv.top(a.slot, a.sk)
 	i := -1
-	if b.recent != nil {
+	if o.n > 0 && a.take(o.idx[0]) {
+		i = o.idx[0]
+	}
+	if i < 0 && b.recent != nil {
 		i = a.recalled(b.recent, keys)
 	}
 	if i < 0 {
-		i = a.ranked()
+		i = a.ranked(o)
 	}
 	if i < 0 {
 		i = a.scanned()
@@ -256,8 +261,7 @@ func (a *affinityPick) recalled(r *recentIndex, keys []uint64) int {
 }
 
 // ranked takes the first of the slot's candidates it can.
-func (a *affinityPick) ranked() int {
-	o := a.s.rv.top(a.slot, a.sk)
+func (a *affinityPick) ranked(o order) int {
 	for _, i := range o.idx[:o.n] {
 		if a.take(i) {
 			return i

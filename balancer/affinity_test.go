@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -75,7 +76,7 @@ func TestAffinityClientsAgree(t *testing.T) {
 	// different seeds for their random choices.
 	a := affinity(t, names, Config{Seed: 1})
 	b := affinity(t, shuffled, Config{Seed: 2})
-	for i, k := range keys(3, 500, 6) {
+	for i, k := range keys(3, 500, DefaultAffinityMinBlocks+2) {
 		if x, y := pickKey(t, a, k), pickKey(t, b, k); x != y {
 			t.Fatalf("key %d: client a picked %s, client b %s", i, x, y)
 		}
@@ -90,7 +91,7 @@ func TestAffinityClientsAgree(t *testing.T) {
 
 func TestAffinitySameKeySameReplica(t *testing.T) {
 	b := affinity(t, endpointNames(5), Config{})
-	for _, k := range keys(4, 50, 5) {
+	for _, k := range keys(4, 50, DefaultAffinityMinBlocks+1) {
 		first := pickKey(t, b, k)
 		for range 20 {
 			if got := pickKey(t, b, k); got != first {
@@ -101,9 +102,9 @@ func TestAffinitySameKeySameReplica(t *testing.T) {
 }
 
 func TestAffinitySharedPrefixSharesReplica(t *testing.T) {
-	// Prompts that share their first AffinityMinBlocks blocks (a system
+	// Prompts that share their first Affinity.MinBlocks blocks (a system
 	// prompt) agree whatever follows; ones that differ earlier need not.
-	b := affinity(t, endpointNames(8), Config{AffinityMinBlocks: 3, AffinityIndex: -1})
+	b := affinity(t, endpointNames(8), Config{Affinity: Affinity{MinBlocks: 3, Index: -1}})
 	for i, base := range keys(5, 100, 3) {
 		want := pickKey(t, b, base)
 		for j := range 5 {
@@ -121,7 +122,7 @@ func TestAffinitySpreadsKeys(t *testing.T) {
 			b := affinity(t, names, Config{})
 			counts := map[string]int{}
 			const keyCount = 20000
-			for _, k := range keys(6, keyCount, 4) {
+			for _, k := range keys(6, keyCount, DefaultAffinityMinBlocks) {
 				counts[pickKey(t, b, k)]++
 			}
 			want := keyCount / n
@@ -137,9 +138,9 @@ func TestAffinitySpreadsKeys(t *testing.T) {
 func TestAffinityStableWhenPoolChanges(t *testing.T) {
 	const n, keyCount = 10, 10000
 	names := endpointNames(n)
-	ks := keys(7, keyCount, 4)
+	ks := keys(7, keyCount, DefaultAffinityMinBlocks)
 	route := func(names []string) []string {
-		b := affinity(t, names, Config{AffinityIndex: -1}) // hashing alone
+		b := affinity(t, names, Config{Affinity: Affinity{Index: -1}}) // hashing alone
 		out := make([]string, len(ks))
 		for i, k := range ks {
 			out[i] = pickKey(t, b, k)
@@ -182,7 +183,7 @@ func TestAffinityStableWhenPoolChanges(t *testing.T) {
 	})
 	t.Run("updated", func(t *testing.T) {
 		// Update gives the same routes as a Balancer built anew.
-		b := affinity(t, names, Config{AffinityIndex: -1})
+		b := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
 		next := slices.Delete(slices.Clone(names), 3, 4)
 		if err := b.Update(pool(next...)); err != nil {
 			t.Fatal(err)
@@ -216,12 +217,12 @@ func boundOK(b *Balancer, eps float64) (ok bool, loads []int64, total int64) {
 func TestAffinityBoundsAHotKey(t *testing.T) {
 	for _, eps := range []float64{0, 0.1, 1} {
 		t.Run(fmt.Sprint(eps), func(t *testing.T) {
-			cfg := Config{AffinityLoadBound: eps}
+			cfg := Config{Affinity: Affinity{LoadBound: eps}}
 			if eps == 0 {
 				eps = DefaultAffinityLoadBound
 			}
 			b := affinity(t, endpointNames(5), cfg)
-			hot := keys(8, 1, 6)[0]
+			hot := keys(8, 1, DefaultAffinityMinBlocks+2)[0]
 			var held []func(sturdy.Outcome)
 			for i := range 300 {
 				_, done, err := b.Pick(WithKey(context.Background(), hot), nil)
@@ -274,7 +275,7 @@ func TestAffinityBoundsConcurrentPicks(t *testing.T) {
 }
 
 func TestAffinityLoadBoundNegativeMeansNone(t *testing.T) {
-	b := affinity(t, endpointNames(4), Config{AffinityLoadBound: -1})
+	b := affinity(t, endpointNames(4), Config{Affinity: Affinity{LoadBound: -1}})
 	hot := SessionKey("everyone")
 	seen := map[string]int{}
 	var held []func(sturdy.Outcome)
@@ -347,8 +348,8 @@ func hrwOrder(k Key, minBlocks int, names []string) []string {
 
 func TestAffinityFailoverFollowsTheOrder(t *testing.T) {
 	names := endpointNames(40) // beyond the 4 cached candidates too
-	b := affinity(t, names, Config{AffinityIndex: -1})
-	for _, k := range append(keys(10, 20, 4), SessionKey("s1"), SessionKey("s2")) {
+	b := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
+	for _, k := range append(keys(10, 20, DefaultAffinityMinBlocks), SessionKey("s1"), SessionKey("s2")) {
 		want := hrwOrder(k, DefaultAffinityMinBlocks, names)
 		var tried []string
 		for range 8 {
@@ -363,8 +364,8 @@ func TestAffinityFailoverFollowsTheOrder(t *testing.T) {
 func TestAffinityHealth(t *testing.T) {
 	names := endpointNames(6)
 	tr := newTracker(t)
-	b := affinity(t, names, Config{Health: tr, AffinityIndex: -1})
-	k := keys(11, 1, 4)[0]
+	b := affinity(t, names, Config{Health: tr, Affinity: Affinity{Index: -1}})
+	k := keys(11, 1, DefaultAffinityMinBlocks)[0]
 	want := hrwOrder(k, DefaultAffinityMinBlocks, names)
 	eject(t, tr, want[0])
 	if got := pickKey(t, b, k); got != want[1] {
@@ -379,51 +380,61 @@ func TestAffinityHealth(t *testing.T) {
 	}
 }
 
+// The index sends a conversation's next turn where its last turn went
+// when the key's first replica cannot take it; when the first can, the
+// turn goes there, as it does from every client.
 func TestAffinityIndexFollowsTheConversation(t *testing.T) {
 	names := endpointNames(6)
-	turn1 := keys(12, 1, 6)[0]
+	turn1 := keys(12, 1, DefaultAffinityMinBlocks+2)[0]
 	turn2 := extend(turn1, 4, 1) // the next turn: turn 1's prompt and more
 	order := hrwOrder(turn1, DefaultAffinityMinBlocks, names)
 
-	b := affinity(t, names, Config{})
-	// Turn 1 fails over from its first replica to the second, whose cache
-	// now holds the conversation.
-	if got := pickKey(t, b, turn1, order[0]); got != order[1] {
-		t.Fatalf("turn 1 went to %s, want %s", got, order[1])
+	// remembered returns a Balancer whose index holds turn 1 on order[2]:
+	// turn 1 failed over from its first two replicas.
+	remembered := func(t *testing.T) *Balancer {
+		b := affinity(t, names, Config{})
+		if got := pickKey(t, b, turn1, order[0], order[1]); got != order[2] {
+			t.Fatalf("turn 1 went to %s, want %s", got, order[2])
+		}
+		return b
 	}
-	if got := pickKey(t, b, turn2); got != order[1] {
-		t.Errorf("turn 2 went to %s; want %s, where turn 1 went", got, order[1])
+	b := remembered(t)
+	if got := pickKey(t, b, turn2, order[0]); got != order[2] {
+		t.Errorf("with %s excluded turn 2 went to %s; want %s, where turn 1 went", order[0], got, order[2])
 	}
-	// Without the index, hashing sends it to the first replica.
-	noIndex := affinity(t, names, Config{AffinityIndex: -1})
-	pickKey(t, noIndex, turn1, order[0])
-	if got := pickKey(t, noIndex, turn2); got != order[0] {
-		t.Errorf("without the index turn 2 went to %s, want %s", got, order[0])
+	if got := pickKey(t, b, turn2); got != order[0] {
+		t.Errorf("turn 2 went to %s; want the key's first replica %s", got, order[0])
+	}
+	// Without the index, hashing sends it to the key's next replica.
+	noIndex := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
+	pickKey(t, noIndex, turn1, order[0], order[1])
+	if got := pickKey(t, noIndex, turn2, order[0]); got != order[1] {
+		t.Errorf("without the index turn 2 went to %s, want %s", got, order[1])
 	}
 
 	t.Run("replica removed", func(t *testing.T) {
-		next := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == order[1] })
+		b := remembered(t)
+		next := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == order[2] })
 		if err := b.Update(pool(next...)); err != nil {
 			t.Fatal(err)
 		}
-		if got := pickKey(t, b, turn2); got != order[0] {
-			t.Errorf("after %s was removed turn 2 went to %s, want the key's first replica %s", order[1], got, order[0])
+		if got := pickKey(t, b, turn2, order[0]); got != order[1] {
+			t.Errorf("after %s was removed turn 2 went to %s, want the key's next replica %s", order[2], got, order[1])
 		}
 	})
 	t.Run("replica too busy", func(t *testing.T) {
-		b := affinity(t, names, Config{})
-		pickKey(t, b, turn1, order[0]) // remembered on order[1]
-		// Load order[1] past the bound with attempts of other requests.
+		b := remembered(t)
+		// Load order[2] past the bound with attempts of other requests.
 		var held []func(sturdy.Outcome)
 		for range 3 {
-			ep, done, err := b.Pick(context.Background(), except(names, order[1]))
-			if err != nil || ep.Name != order[1] {
+			ep, done, err := b.Pick(context.Background(), except(names, order[2]))
+			if err != nil || ep.Name != order[2] {
 				t.Fatalf("setup: picked %v, %v", ep, err)
 			}
 			held = append(held, done)
 		}
-		if got := pickKey(t, b, turn2); got != order[0] {
-			t.Errorf("with %s holding 3 of 3 attempts turn 2 went to %s, want %s", order[1], got, order[0])
+		if got := pickKey(t, b, turn2, order[0]); got != order[1] {
+			t.Errorf("with %s holding 3 of 4 attempts turn 2 went to %s, want %s", order[2], got, order[1])
 		}
 		for _, done := range held {
 			done(sturdy.Outcome{})
@@ -440,7 +451,7 @@ func except(names []string, keep string) []string {
 func TestAffinityUpdateWithAttemptsInFlight(t *testing.T) {
 	b := affinity(t, endpointNames(4), Config{})
 	var held []func(sturdy.Outcome)
-	for _, k := range keys(13, 20, 4) {
+	for _, k := range keys(13, 20, DefaultAffinityMinBlocks) {
 		_, done, err := b.Pick(WithKey(context.Background(), k), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -461,7 +472,7 @@ func TestAffinityUpdateWithAttemptsInFlight(t *testing.T) {
 func TestAffinityConcurrentWithUpdate(t *testing.T) {
 	sets := [][]string{endpointNames(3), endpointNames(40), {"vllm-2"}}
 	b := affinity(t, sets[0], Config{})
-	ks := append(keys(14, 64, 6), SessionKey("a"), SessionKey("b"))
+	ks := append(keys(14, 64, DefaultAffinityMinBlocks+2), SessionKey("a"), SessionKey("b"))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 2 {
@@ -515,7 +526,7 @@ func TestAffinityPickDoesNotAllocate(t *testing.T) {
 		t.Skip("allocation counts")
 	}
 	for _, n := range []int{5, 40} {
-		for name, k := range map[string]Key{"prefix": keys(15, 1, 12)[0], "session": SessionKey("s"), "none": {}} {
+		for name, k := range map[string]Key{"prefix": keys(15, 1, DefaultAffinityMinBlocks+8)[0], "session": SessionKey("s"), "none": {}} {
 			t.Run(fmt.Sprint(name, "/", n), func(t *testing.T) {
 				b := affinity(t, endpointNames(n), Config{})
 				ctx := WithKey(context.Background(), k)
@@ -532,5 +543,43 @@ func TestAffinityPickDoesNotAllocate(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// An Update that keeps the names in their order keeps the snapshot's
+// rankings (the 512 KiB table of a large pool), since they depend on the
+// names alone; one that changes them ranks afresh.
+func TestAffinityUpdateKeepsRankingsOfTheSameNames(t *testing.T) {
+	names := endpointNames(16)
+	b := affinity(t, names, Config{})
+	k := keys(16, 1, DefaultAffinityMinBlocks)[0]
+	first := pickKey(t, b, k)
+	rv := b.snap.Load().rv
+	if rv.table == nil {
+		t.Fatal("a pool of 16 has no table")
+	}
+	moved := pool(names...)
+	for i := range moved {
+		moved[i].Address = "http://10.0.0.1:" + strconv.Itoa(8000+i)
+	}
+	if err := b.Update(moved); err != nil {
+		t.Fatal(err)
+	}
+	if b.snap.Load().rv != rv {
+		t.Error("an Update of addresses alone ranked the pool afresh")
+	}
+	if got := pickKey(t, b, k); got != first {
+		t.Errorf("key moved from %s to %s on an Update of addresses", first, got)
+	}
+	reversed := slices.Clone(names)
+	slices.Reverse(reversed)
+	if err := b.Update(pool(reversed...)); err != nil {
+		t.Fatal(err)
+	}
+	if b.snap.Load().rv == rv {
+		t.Error("an Update that reordered the names kept the old rankings")
+	}
+	if got := pickKey(t, b, k); got != first {
+		t.Errorf("key moved from %s to %s when the names were reordered", first, got)
 	}
 }

@@ -56,13 +56,14 @@ func New(cfg Config) (*Balancer, error) {
 		// clients started together do not all hit the first endpoint.
 		b.rr.Store(uint64(b.rand.intn(1 << 30)))
 	}
-	b.snap.Store(b.build(cfg.Endpoints, nil))
+	b.snap.Store(b.build(cfg.Endpoints, nil, nil))
 	return b, nil
 }
 
 // build makes a snapshot of eps, reusing the learned state in old (a
-// name → load map) for endpoints that stay.
-func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot {
+// name → load map) for endpoints that stay, and what prev (the snapshot
+// replaced, nil for none) computed from the names if they are the same.
+func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load, prev *snapshot) *snapshot {
 	s := &snapshot{p: b.p, entries: make([]sturdy.Endpoint, len(eps)), lds: make([]*load, len(eps))}
 	now := b.p.now()
 	for i := range eps {
@@ -82,9 +83,28 @@ func (b *Balancer) build(eps []sturdy.Endpoint, old map[string]*load) *snapshot 
 		s.wrr = newSchedule(s.entries)
 	}
 	if b.p.policy == PrefixAffinity {
-		s.rv = newRendezvous(s.entries, b.recent != nil)
+		if prev != nil && sameNames(prev.entries, s.entries) {
+			// The rankings depend on the names and their order alone:
+			// an Update that changes only addresses, weights or labels
+			// keeps the 512 KiB table and what it has filled in.
+			s.rv = prev.rv
+		} else {
+			s.rv = newRendezvous(s.entries, b.recent != nil)
+		}
 	}
 	return s
+}
+
+func sameNames(a, b []sturdy.Endpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 // Pick chooses an endpoint for one attempt: one whose name is not in
@@ -171,7 +191,7 @@ func (b *Balancer) Update(eps []sturdy.Endpoint) error {
 	for i := range cur.entries {
 		old[cur.entries[i].Name] = cur.lds[i]
 	}
-	next := b.build(eps, old)
+	next := b.build(eps, old, cur)
 	b.snap.Store(next)
 	if t := b.p.health; t != nil {
 		for i := range next.entries {

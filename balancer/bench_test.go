@@ -173,7 +173,7 @@ func BenchmarkPickDoneKey(b *testing.B) {
 		cfg  Config
 	}{
 		{"prefix", prompts, Config{}},
-		{"prefix/no-index", prompts, Config{AffinityIndex: -1}},
+		{"prefix/no-index", prompts, Config{Affinity: Affinity{Index: -1}}},
 		{"session", sessions, Config{}},
 	} {
 		for _, n := range []int{3, 10, 100, 1000} {

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/internal/prefix"
 )
 
 // Defaults for the zero values of Config.
@@ -22,14 +24,19 @@ const (
 	DefaultDecay = 10 * time.Second
 	// DefaultRTT is linkerd2-proxy's cost of an endpoint never observed.
 	DefaultRTT = 30 * time.Millisecond
-	// DefaultAffinityMinBlocks is 4 blocks, of whatever size the caller
-	// hashed into its PrefixKey: a key shorter than that goes by P2C
+	// DefaultAffinityMinBlocks is 8 blocks, of whatever size the caller
+	// hashed into its PrefixKey (2 KiB of text at the adapters'
+	// DefaultAffinityBlockSize): a key shorter than that goes by P2C
 	// Peak-EWMA, since so short a shared prefix is not worth a replica that
-	// is not the least loaded.
-	DefaultAffinityMinBlocks = 4
+	// is not the least loaded; and the anchor lies past a common system
+	// prompt of that length (bench/kvsim's chat workload).
+	DefaultAffinityMinBlocks = 8
 	// DefaultAffinityLoadBound is the ε of consistent hashing with bounded
 	// loads that KubeAI uses (a mean load factor of 125%).
 	DefaultAffinityLoadBound = 0.25
+	// DefaultAffinityBlockSize is the adapters' block: 256 bytes of
+	// prompt text, about 64 tokens of English.
+	DefaultAffinityBlockSize = prefix.DefaultBlockSize
 	// DefaultAffinityIndex is the number of entries of PrefixAffinity's
 	// index of recent prompts (64 KiB).
 	DefaultAffinityIndex = 4096
@@ -82,29 +89,10 @@ type Config struct {
 	// uses it.
 	DefaultRTT time.Duration
 
-	// AffinityMinBlocks is how many leading blocks a prefix Key must have
-	// for PrefixAffinity to route by it; shorter ones, and requests with no
-	// Key, go to P2C Peak-EWMA. It is also the depth of the block whose
-	// hash chooses a new prompt's replicas, so that all prompts sharing
-	// that much prefix agree. Zero means 4. Only PrefixAffinity uses it.
-	AffinityMinBlocks int
-
-	// AffinityLoadBound is the ε of consistent hashing with bounded loads:
-	// a replica takes a keyed request only if its attempts in flight stay
-	// within ⌈(1+ε)·m/n⌉, m the pool's attempts in flight counting this
-	// one and n the endpoints health allows; otherwise the request goes to
-	// the key's next replica. Zero means 0.25; negative means no bound (a
-	// key sticks to its replica however busy). Only PrefixAffinity uses
-	// it.
-	AffinityLoadBound float64
-
-	// AffinityIndex is the number of entries of PrefixAffinity's index of
-	// recent prompts: for the last block of each prompt it routed, the
-	// endpoint it went to, so that a longer prompt extending it (the next
-	// turn of a conversation) follows it there. It is rounded up to a
-	// power of two. Zero means 4096; negative means no index (keys go by
-	// hashing alone). Only PrefixAffinity uses it.
-	AffinityIndex int
+	// Affinity configures PrefixAffinity (only it reads Affinity) and
+	// how httpmw and grpcmw find each request's Key. The zero value is the
+	// default of every field.
+	Affinity Affinity
 
 	// Seed, if non-zero, makes every random choice (P2C sampling, tie
 	// breaks, start offsets) follow a deterministic sequence, for tests
@@ -114,6 +102,62 @@ type Config struct {
 	// lock-free random source.
 	Seed uint64
 }
+
+// Affinity configures cache-aware routing: PrefixAffinity's choices, and
+// how the adapters turn a request into its Key. Every zero field means its
+// documented default. httpmw and grpcmw take it in WithAffinity; the
+// Balancer itself reads MinBlocks, LoadBound and Index, and the adapters
+// the rest.
+type Affinity struct {
+	// MinBlocks is how many leading blocks a prefix Key must have for
+	// PrefixAffinity to route by it; shorter ones, and requests with no
+	// Key, go to P2C Peak-EWMA. It is also the depth of the block whose
+	// hash chooses a new prompt's replicas, so that all prompts sharing
+	// that much prefix agree: it should lie past any prefix that all
+	// requests share (a common system prompt), or they all rank the same
+	// replicas first. Zero means 8 (2 KiB of prompt text with the adapters'
+	// 256-byte blocks, about 512 tokens).
+	MinBlocks int
+
+	// LoadBound is the ε of consistent hashing with bounded loads: a
+	// replica takes a keyed request only if its attempts in flight stay
+	// within ⌈(1+ε)·m/n⌉, m the pool's attempts in flight counting this
+	// one and n the endpoints health allows; otherwise the request goes to
+	// the key's next replica. Zero means 0.25; negative means no bound (a
+	// key sticks to its replica however busy).
+	LoadBound float64
+
+	// Index is the number of entries of PrefixAffinity's index of recent
+	// prompts: for the last block of each prompt it routed, the endpoint
+	// it went to, so that a longer prompt extending it (the next turn of a
+	// conversation) follows it there. It is rounded up to a power of two.
+	// Zero means 4096; negative means no index (keys go by hashing alone).
+	Index int
+
+	// BlockSize is the number of bytes of prompt text each block of a
+	// prefix Key stands for when httpmw reads the prompt from an
+	// OpenAI-style body (a hook that calls PromptKey passes its own).
+	// Every client of a pool must use the same size. Zero means 256 (about
+	// 64 tokens of English, four of vLLM's 16-token blocks).
+	BlockSize int
+
+	// SessionHeader, if set, names the HTTP header (httpmw) or the
+	// outgoing metadata key (grpcmw) whose value is a request's session:
+	// requests with the same value go to the same replica while its load
+	// allows, whatever their prompts. It wins over the prompt. Empty means
+	// no header.
+	SessionHeader string
+
+	// SessionFromUser makes httpmw take the body's "user" field as the
+	// session when the body has no "prompt_cache_key" (which is always a
+	// session, as OpenAI routes on it). Off by default: "user" names the
+	// end user for abuse monitoring, and routing each user to one replica
+	// loses the prompts that users share.
+	SessionFromUser bool
+}
+
+// maxBlockSize bounds Affinity.BlockSize.
+const maxBlockSize = 1 << 20
 
 // params are the resolved, immutable settings every snapshot and
 // per-endpoint state refers to.
@@ -154,14 +198,8 @@ func newParams(cfg *Config) (*params, error) {
 	if cfg.DefaultRTT < 0 {
 		return nil, fmt.Errorf("balancer: Config.DefaultRTT %v is negative (0 means %v)", cfg.DefaultRTT, DefaultRTT)
 	}
-	if cfg.AffinityMinBlocks < 0 || cfg.AffinityMinBlocks > maxKeyBlocks {
-		return nil, fmt.Errorf("balancer: Config.AffinityMinBlocks %d is not a number of blocks from 1 to %d (0 means %d)", cfg.AffinityMinBlocks, maxKeyBlocks, DefaultAffinityMinBlocks)
-	}
-	if math.IsNaN(cfg.AffinityLoadBound) {
-		return nil, fmt.Errorf("balancer: Config.AffinityLoadBound is NaN (0 means %v, negative means no bound)", DefaultAffinityLoadBound)
-	}
-	if cfg.AffinityIndex > maxAffinityIndex {
-		return nil, fmt.Errorf("balancer: Config.AffinityIndex %d is more than %d entries (0 means %d, negative means no index)", cfg.AffinityIndex, maxAffinityIndex, DefaultAffinityIndex)
+	if err := cfg.Affinity.validate(); err != nil {
+		return nil, err
 	}
 	p := &params{
 		policy:     cfg.Policy,
@@ -176,17 +214,36 @@ func newParams(cfg *Config) (*params, error) {
 	}
 	p.maxPenalty = max(float64(maxPenalty), 2*p.defaultRTT)
 	if p.policy == PrefixAffinity {
-		p.minBlocks = cmp.Or(cfg.AffinityMinBlocks, DefaultAffinityMinBlocks)
-		p.loadFactor = 1 + cmp.Or(cfg.AffinityLoadBound, DefaultAffinityLoadBound)
-		if cfg.AffinityLoadBound < 0 {
+		a := &cfg.Affinity
+		p.minBlocks = cmp.Or(a.MinBlocks, DefaultAffinityMinBlocks)
+		p.loadFactor = 1 + cmp.Or(a.LoadBound, DefaultAffinityLoadBound)
+		if a.LoadBound < 0 {
 			p.loadFactor = 0
 		}
-		if cfg.AffinityIndex >= 0 {
-			p.indexSize = 1 << bits.Len(uint(cmp.Or(cfg.AffinityIndex, DefaultAffinityIndex)-1))
+		if a.Index >= 0 {
+			p.indexSize = 1 << bits.Len(uint(cmp.Or(a.Index, DefaultAffinityIndex)-1))
 		}
 		p.total = new(count)
 	}
 	return p, nil
+}
+
+// validate checks the fields; messages name them as Config.Affinity's.
+func (a *Affinity) validate() error {
+	var errs []error
+	if a.MinBlocks < 0 || a.MinBlocks > maxKeyBlocks {
+		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.MinBlocks %d is not a number of blocks from 1 to %d (0 means %d)", a.MinBlocks, maxKeyBlocks, DefaultAffinityMinBlocks))
+	}
+	if math.IsNaN(a.LoadBound) {
+		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.LoadBound is NaN (0 means %v, negative means no bound)", DefaultAffinityLoadBound))
+	}
+	if a.Index > maxAffinityIndex {
+		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.Index %d is more than %d entries (0 means %d, negative means no index)", a.Index, maxAffinityIndex, DefaultAffinityIndex))
+	}
+	if a.BlockSize < 0 || a.BlockSize > maxBlockSize {
+		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.BlockSize %d is not a number of bytes from 1 to %d (0 means %d)", a.BlockSize, maxBlockSize, DefaultAffinityBlockSize))
+	}
+	return errors.Join(errs...)
 }
 
 // validate checks an endpoint set; where names the slice in messages

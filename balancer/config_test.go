@@ -29,12 +29,12 @@ func TestConfigValidation(t *testing.T) {
 		{"threshold NaN", Config{PanicThreshold: math.NaN()}, "Config.PanicThreshold NaN"},
 		{"negative decay", Config{Decay: -time.Second}, "Config.Decay -1s is negative"},
 		{"negative default RTT", Config{DefaultRTT: -time.Millisecond}, "Config.DefaultRTT -1ms is negative"},
-		{"affinity knobs", Config{Policy: PrefixAffinity, AffinityMinBlocks: 64, AffinityLoadBound: -1, AffinityIndex: -1}, ""},
-		{"affinity index not a power of two", Config{Policy: PrefixAffinity, AffinityIndex: 1000}, ""},
-		{"negative min blocks", Config{AffinityMinBlocks: -1}, "Config.AffinityMinBlocks -1 is not a number of blocks from 1 to 64"},
-		{"min blocks beyond a key", Config{AffinityMinBlocks: 65}, "Config.AffinityMinBlocks 65"},
-		{"load bound NaN", Config{AffinityLoadBound: math.NaN()}, "Config.AffinityLoadBound is NaN"},
-		{"index too large", Config{AffinityIndex: 1 << 30}, "Config.AffinityIndex 1073741824 is more than"},
+		{"affinity knobs", Config{Policy: PrefixAffinity, Affinity: Affinity{MinBlocks: 64, LoadBound: -1, Index: -1}}, ""},
+		{"affinity index not a power of two", Config{Policy: PrefixAffinity, Affinity: Affinity{Index: 1000}}, ""},
+		{"negative min blocks", Config{Affinity: Affinity{MinBlocks: -1}}, "Config.Affinity.MinBlocks -1 is not a number of blocks from 1 to 64"},
+		{"min blocks beyond a key", Config{Affinity: Affinity{MinBlocks: 65}}, "Config.Affinity.MinBlocks 65"},
+		{"load bound NaN", Config{Affinity: Affinity{LoadBound: math.NaN()}}, "Config.Affinity.LoadBound is NaN"},
+		{"index too large", Config{Affinity: Affinity{Index: 1 << 30}}, "Config.Affinity.Index 1073741824 is more than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,15 +95,15 @@ func names(eps []sturdy.Endpoint) []string {
 	return out
 }
 
-// Config.AffinityIndex is rounded up to a power of two.
+// Config.Affinity.Index is rounded up to a power of two.
 func TestAffinityIndexRoundsUp(t *testing.T) {
 	for in, want := range map[int]int{1000: 1024, 1024: 1024, 1025: 2048, 0: DefaultAffinityIndex} {
-		p, err := newParams(&Config{Policy: PrefixAffinity, AffinityIndex: in})
+		p, err := newParams(&Config{Policy: PrefixAffinity, Affinity: Affinity{Index: in}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.indexSize != want {
-			t.Errorf("AffinityIndex %d: index of %d entries, want %d", in, p.indexSize, want)
+			t.Errorf("Affinity.Index %d: index of %d entries, want %d", in, p.indexSize, want)
 		}
 	}
 }

@@ -21,10 +21,17 @@ type Tier struct {
 	// keys. Unique and low-cardinality. Empty means "tier<i>".
 	Name string
 	// Model is the model this tier serves. The adapters send a request to
-	// the tier with its model rewritten to Model (for OpenAI-style JSON
-	// bodies, the top-level "model" field), tier 0 included. Empty means
-	// the request goes as the caller wrote it.
+	// a later tier (a fallback) with its model rewritten to Model (for
+	// OpenAI-style JSON bodies, the top-level "model" field); tier 0 gets
+	// the request as the caller wrote it. Empty means no rewrite: a later
+	// tier without Model behind a tier 0 with one is a configuration
+	// error (the fallback would get the primary's model) unless SameModel
+	// says it serves that model too.
 	Model string
+	// SameModel marks a later tier without Model as serving the model the
+	// caller asked for (another deployment of the same model), so that
+	// sending it the request as written is meant.
+	SameModel bool
 	// Quality is the tier's answer quality in [0, 1], used only for the
 	// expected-quality figure. Zero means 1.
 	Quality float64

@@ -38,6 +38,7 @@ type Client struct {
 	replayBytes int
 	estimate    func(method string, req any) int64
 	usage       func(method string, reply any) int64
+	keys        *keyer // nil unless the tiers balance by affinity
 	tel         *telemetry.Telemetry
 
 	owned     []*grpc.ClientConn
@@ -76,6 +77,7 @@ func build(cfg *config) (_ *Client, err error) {
 		replayBytes: cfg.replayBytes,
 		estimate:    cfg.estimate,
 		usage:       cfg.usage,
+		keys:        newKeyer(pl.Affinity, cfg.keyHook),
 	}
 	defer func() {
 		if err != nil {
@@ -122,7 +124,7 @@ func build(cfg *config) (_ *Client, err error) {
 		}
 		c.tiers = append(c.tiers, p)
 	}
-	pl.StartProbes(HealthProber{Conns: conns, Service: cfg.probeSvc})
+	pl.StartProbes(HealthProber{Conns: conns, Service: cfg.probeSvc}, nil)
 	return c, nil
 }
 

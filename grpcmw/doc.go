@@ -20,7 +20,8 @@
 // primary model, later tiers are fallbacks. Each call goes through the
 // pipeline httpmw shares: tiers → the tier's rate limiter → the attempt loop that
 // runs failover and hedging together → sturdy's balancer (P2C Peak-EWMA by
-// default) over the endpoints health allows.
+// default) over the endpoints health allows. A Router (NewRouter) serves
+// several model groups, a Client each, picked per call by a GroupKey.
 //
 //	c, err := grpcmw.New(
 //		grpcmw.WithTier(degrade.Tier{Name: "big", Model: "llama-70b"},
@@ -125,6 +126,14 @@
 // message rather than change the caller's. The primary tier gets the
 // caller's request as written, as in httpmw. For streams it applies to
 // every message sent.
+//
+// # Cache affinity
+//
+// WithAffinity routes calls with the same key to the same replica while
+// its load allows (balancer.PrefixAffinity), so that a self-hosted
+// server's prompt cache hits. gRPC messages have no one shape: the key
+// comes from WithAffinityKey's hook (balancer.PromptKey of the prompt a
+// message carries) or from a session in the outgoing metadata.
 //
 // # Health
 //

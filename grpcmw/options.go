@@ -71,6 +71,7 @@ type config struct {
 	replayBytes int
 	estimate    func(method string, req any) int64
 	usage       func(method string, reply any) int64
+	keyHook     KeyFunc
 }
 
 // ModelRewrite returns the request to send to tier (for example, a copy
@@ -160,6 +161,30 @@ func WithThrottle(cfg ratelimit.ThrottleConfig) Option {
 // cfg.Health must be unset: the tiers and WithHealth fill them.
 func WithBalancer(cfg balancer.Config) Option {
 	return optionFunc(func(c *config) { c.Balancer = cfg })
+}
+
+// WithAffinity turns on cache-aware routing for every tier: the
+// balancer.PrefixAffinity policy with a's settings (zero fields mean
+// their defaults), so that calls with the same key go to the same replica
+// while its load allows, and its prompt cache hits. WithBalancer's Policy
+// must then be left unset (or PrefixAffinity) and its Config.Affinity
+// unset; WithBalancer with Policy PrefixAffinity alone is WithAffinity
+// with its Config.Affinity.
+//
+// The key is found once per call, before its first attempt, and every
+// attempt and tier of the call routes by it: from WithAffinityKey's hook
+// (gRPC messages have no one shape, so only a hook can read a prompt),
+// else the outgoing metadata named by a.SessionHeader. A call with no
+// key goes by P2C Peak-EWMA. a.BlockSize and a.SessionFromUser are
+// httpmw's; grpcmw ignores them.
+func WithAffinity(a balancer.Affinity) Option {
+	return optionFunc(func(c *config) { c.Affinity = &a })
+}
+
+// WithAffinityKey sets the hook that finds a call's affinity key (see
+// KeyFunc and WithAffinity, which it needs).
+func WithAffinityKey(f KeyFunc) Option {
+	return optionFunc(func(c *config) { c.keyHook = f })
 }
 
 // WithMaxWait lets a call wait up to d for a tier's limiter when every
@@ -307,6 +332,7 @@ func newConfig(opts []Option) *config {
 			}
 		}
 	}
+	c.Errs = append(c.Errs, checkAffinity(c)...)
 	if c.replayMsgs >= 0 && c.replayBytes < 0 {
 		bad("WithStreamReplay bytes %d: it must not be negative", c.replayBytes)
 	}

@@ -309,14 +309,21 @@ func (s *stream) decide(mode decideMode) error {
 		},
 		Once: mode == modeSend,
 	}
-	if s.c.estimate != nil {
-		s.mu.Lock()
-		if len(s.buf) > 0 {
-			call.Tokens = s.c.estimate(s.method, s.buf[0])
-		}
-		s.mu.Unlock()
+	var first any
+	s.mu.Lock()
+	sent := len(s.buf) > 0
+	if sent {
+		first = s.buf[0]
 	}
-	w, served, err := chain.Run(s.ctx, s.c.chain, &call)
+	s.mu.Unlock()
+	if s.c.estimate != nil && sent {
+		call.Tokens = s.c.estimate(s.method, first)
+	}
+	ctx := s.ctx
+	if s.c.keys != nil {
+		ctx = s.c.keys.withKey(ctx, s.method, first)
+	}
+	w, served, err := chain.Run(ctx, s.c.chain, &call)
 	s.mu.Lock()
 	s.deciding, s.cur, s.buf = false, nil, nil
 	if err != nil {

@@ -103,6 +103,9 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 	if c.estimate != nil {
 		call.Tokens = c.estimate(method, req)
 	}
+	if c.keys != nil {
+		ctx = c.keys.withKey(ctx, method, req)
+	}
 	won, served, err := chain.Run(ctx, c.chain, &call)
 	if err != nil {
 		err = statusError(ctx, err)

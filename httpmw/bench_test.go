@@ -46,8 +46,11 @@ func benchRequest(b *testing.B) *http.Request {
 	return req
 }
 
-func runBench(b *testing.B, rt http.RoundTripper) {
-	req := benchRequest(b)
+func runBench(b *testing.B, rt http.RoundTripper) { runBenchReq(b, rt, benchRequest(b)) }
+
+// runBenchReq sends a copy of req through rt b.N times, reading each
+// response to its end.
+func runBenchReq(b *testing.B, rt http.RoundTripper, req *http.Request) {
 	buf := make([]byte, 1024)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -94,6 +97,14 @@ var floorKey = []string{"Bearer a-key"} // shared, as an endpoint's header value
 
 func (f floorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	o := new(outRequest)
+	floorRequest(o, req)
+	return f.stubTransport.RoundTrip(&o.r)
+}
+
+// floorRequest fills o with the least copy of req an attempt can send: a
+// request and URL of its own, and a header map of its own with the
+// endpoint's credential instead of the caller's.
+func floorRequest(o *outRequest, req *http.Request) {
 	o.r = *req
 	o.u = *req.URL
 	o.r.URL = &o.u
@@ -102,7 +113,6 @@ func (f floorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	delete(h, "Authorization")
 	h["Authorization"] = floorKey
 	o.r.Header = h
-	return f.stubTransport.RoundTrip(&o.r)
 }
 
 func BenchmarkRoundTripFloor(b *testing.B) { runBench(b, floorTransport{}) }
@@ -136,14 +146,7 @@ func (f floorTimeoutTransport) RoundTrip(req *http.Request) (*http.Response, err
 	o := new(floorTimeoutState)
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := attempt.StartTimer(time.Time{}, time.Minute, cancel, attempt.ErrAttemptTimeout)
-	o.r = *req
-	o.u = *req.URL
-	o.r.URL = &o.u
-	o.u.Host = "127.0.0.1:1"
-	h := maps.Clone(req.Header)
-	delete(h, "Authorization")
-	h["Authorization"] = floorKey
-	o.r.Header = h
+	floorRequest(&o.outRequest, req)
 	o.r = *o.r.WithContext(ctx)
 	resp, err := f.stubTransport.RoundTrip(&o.r)
 	timer.Stop()

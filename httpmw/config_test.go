@@ -3,6 +3,7 @@ package httpmw
 import (
 	"math"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -44,6 +45,16 @@ func TestNewTransportRejectsBadConfiguration(t *testing.T) {
 		{"bad failover", []Option{WithTier(degrade.Tier{}, good), WithFailover(failover.Config{MaxAttempts: -1})}, "MaxAttempts"},
 		{"bad probes", []Option{WithTier(degrade.Tier{}, good), WithProbes(health.ProbeConfig{Jitter: 1})}, "Jitter"},
 		{"NaN probe jitter", []Option{WithTier(degrade.Tier{}, good), WithProbes(health.ProbeConfig{Jitter: math.NaN()})}, "Jitter"},
+		{"base path ending in /v1", []Option{WithTier(degrade.Tier{}, URL("a", "https://api.example.test/v1", nil))}, "drop /v1 from Address"},
+		{"base path ending in /v1/", []Option{WithTier(degrade.Tier{}, URL("a", "https://x.example.test/openai/v1/", nil))}, "ends in /v1"},
+		{"http on the TLS port", []Option{WithTier(degrade.Tier{}, URL("a", "http://h:443", nil))}, "use https://"},
+		{"https on port 80", []Option{WithTier(degrade.Tier{}, URL("a", "https://h:80", nil))}, "use http://"},
+		{"probe path without slash", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, ProbePath: "health"})}, "must start with /"},
+		{"probe path and no probe", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, ProbePath: "/x", NoProbe: true})}, "NoProbe"},
+		{"empty query key", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, Query: url.Values{"": {"1"}}})}, "Query"},
+		{"fallback without model", []Option{WithTier(degrade.Tier{Name: "big", Model: "gpt-4o"}, good), WithTier(degrade.Tier{Name: "small"}, URL("b", "http://h", nil))}, `tier "small" (WithTier #2) has no Model while tier "big" (WithTier #1) serves "gpt-4o"`},
+		{"same model on tier 0", []Option{WithTier(degrade.Tier{SameModel: true}, good)}, "SameModel is for a later tier"},
+		{"same model with a model", []Option{WithTier(degrade.Tier{Model: "a"}, good), WithTier(degrade.Tier{Model: "b", SameModel: true}, URL("b", "http://h", nil))}, "SameModel is for a later tier"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

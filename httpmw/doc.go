@@ -68,6 +68,22 @@
 // goes back to the endpoint that answered (an absolute redirect to its
 // origin, or a relative one); a redirect elsewhere carries none.
 //
+// Misconfiguration: an endpoint Address ending in /v1 (the request path
+// has it already), or http:// on port 443 and https:// on port 80, is a
+// construction error; a scheme that contradicts a port it does not name
+// cannot be seen without a dial. At run time, a 404 or 400 that one
+// endpoint answers is retried on the others of its tier: if one serves,
+// the first endpoint's health learns a failure (it is ejected as any
+// failing endpoint) and the call is served; if all answer so, the first
+// answer stands (the request was at fault).
+//
+// Model groups: a Transport is one chain of tiers whatever model a request
+// names. A Router (NewRouter) serves several: each request goes to the
+// Group its body's "model" names (or an alias), each group a Transport of
+// its own, so that a call fails over and falls back within its group.
+// Deployments: an endpoint whose Model differs from its tier's gets the
+// body's model under that name.
+//
 // Fallback: when a later tier serves, the top-level "model" of a JSON body
 // is rewritten to Tier.Model, and nothing else: every other byte goes out
 // as the caller wrote it. A body that is not a well-formed JSON object
@@ -75,6 +91,13 @@
 // with no "model" key (Azure names the model in the URL) is sent as is.
 // WithModelRewrite covers other formats. The response names who served
 // it in the Sturdy-Endpoint and Sturdy-Tier headers (and the spans).
+//
+// Cache affinity: for self-hosted servers with a prompt cache (vLLM,
+// SGLang), WithAffinity routes requests that share a prompt prefix, or a
+// session (a header, the body's "prompt_cache_key"), to the same replica
+// while its load allows (balancer.PrefixAffinity). The key is read once
+// per call from the body the Transport keeps for replay; WithAffinityKey
+// covers other formats.
 //
 // # Contracts
 //

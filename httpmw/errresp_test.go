@@ -92,3 +92,25 @@ func TestErrorStatusByClass(t *testing.T) {
 		assert.Equal(t, want, errorStatus(c), c.String())
 	}
 }
+
+// A Router hands the final error response on with the call's error: a
+// client that retries gets one answer, and CallError its attempts.
+func TestCallErrorThroughARouter(t *testing.T) {
+	down := closedURL(t)
+	r, err := NewRouter(newBase(t), []Group{
+		{Name: "m", Options: []Option{WithTier(degrade.Tier{}, ep("down", down, ""))}},
+	}, testOpts()...)
+	require.NoError(t, err)
+	defer r.Close()
+	req := chatReq(t, "m", false)
+	req.Header.Set(HeaderRetryCount, "0")
+	resp, err := r.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Equal(t, "false", resp.Header.Get(HeaderShouldRetry))
+	se := CallError(resp)
+	require.NotNil(t, se)
+	assert.Len(t, se.Attempts, 3)
+	assert.Equal(t, req.URL, resp.Request.URL)
+}

@@ -117,3 +117,52 @@ func ExampleTransport_RoundTrip_failedEverywhere() {
 	// Output:
 	// 502 false a:unavailable, b:unavailable
 }
+
+// Requests that share a long prompt prefix (here a document in the system
+// prompt) go to the same replica, where its prompt cache holds the
+// prefix; so do requests with the same session header.
+func ExampleWithAffinity() {
+	var replicas []httpmw.Endpoint
+	for i := range 4 {
+		name := fmt.Sprintf("vllm-%d", i)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, `{"id":"x"}`)
+		}))
+		defer srv.Close()
+		replicas = append(replicas, httpmw.URL(name, srv.URL, nil))
+	}
+	tr, err := httpmw.NewTransport(nil, httpmw.WithEndpoints(replicas...),
+		httpmw.WithAffinity(balancer.Affinity{SessionHeader: "X-Session-Id"}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
+	served := func(body string, session string) string {
+		req, _ := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(body))
+		if session != "" {
+			req.Header.Set("X-Session-Id", session)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get(httpmw.HeaderEndpoint)
+	}
+	doc := strings.Repeat("The quarterly report says revenue grew in every region. ", 80) // 4.4 KiB
+	ask := func(q string) string {
+		return fmt.Sprintf(`{"model":"m","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, doc, q)
+	}
+	first := served(ask("Summarise it."), "")
+	fmt.Println(served(ask("Which region grew most?"), "") == first)
+	fmt.Println(served(ask("And least?"), "") == first)
+	a := served(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, "conversation-1")
+	fmt.Println(served(`{"model":"m","messages":[{"role":"user","content":"hello again"}]}`, "conversation-1") == a)
+	// Output:
+	// true
+	// true
+	// true
+}

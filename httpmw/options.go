@@ -2,6 +2,7 @@ package httpmw
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -31,7 +32,11 @@ type Endpoint struct {
 	// optional base-path prefix, e.g. "https://api.openai.com" or
 	// "https://x.openai.azure.com/openai". A request's path is appended to
 	// the prefix (see the package doc). No query, fragment or user info:
-	// put credentials in Header.
+	// put credentials in Header, a query in Query. Model, if set and not
+	// the tier's, is the endpoint's own name for the tier's model (an
+	// Azure deployment, a vLLM --served-model-name): requests to this
+	// endpoint go out with the body's "model" rewritten to it, in tier 0
+	// too.
 	sturdy.Endpoint
 	// Header is sent on every request to this endpoint and only to it,
 	// replacing the caller's credentials: put the endpoint's
@@ -42,6 +47,17 @@ type Endpoint struct {
 	// "anthropic", "gcp.gemini", ...) or your own. Empty means
 	// DefaultProvider ("openai": the API httpmw speaks).
 	Provider string
+	// Query is set in the URL query of every request to this endpoint,
+	// replacing the caller's values of the same keys: Azure OpenAI's
+	// "api-version", say. Nil means none.
+	Query url.Values
+	// ProbePath is the path this endpoint's probe GETs when probes are on
+	// (WithProbes), e.g. "/v1/models" for a provider without /health.
+	// Empty means the Transport's (WithProbePath).
+	ProbePath string
+	// NoProbe leaves this endpoint to passive health (its answers to
+	// calls) when probes are on.
+	NoProbe bool
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header
@@ -72,6 +88,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	pipeline.Config
+	groupKey     GroupKey // a Router's; a Transport ignores it
 	classifier   Classifier
 	rewrite      ModelRewrite
 	maxBody      int64
@@ -80,6 +97,7 @@ type config struct {
 	errResponses bool          // WithErrorResponses
 	noTerm       bool
 	probePath    string
+	keyHook      KeyFunc
 	eps          [][]Endpoint // by tier, as WithTier gave them
 }
 
@@ -157,6 +175,37 @@ func WithBalancer(cfg balancer.Config) Option {
 	return optionFunc(func(c *config) { c.Balancer = cfg })
 }
 
+// WithAffinity turns on cache-aware routing for every tier: the
+// balancer.PrefixAffinity policy with a's settings (zero fields mean
+// their defaults), so that requests sharing a prompt prefix or a session
+// go to the same replica while its load allows, and its prompt cache
+// hits. WithBalancer's Policy must then be left unset (or PrefixAffinity)
+// and its Config.Affinity unset; WithBalancer with Policy PrefixAffinity
+// alone is WithAffinity with its Config.Affinity.
+//
+// The key is found once per call, before its first attempt, and every
+// attempt and tier of the call routes by it: from WithAffinityKey's hook,
+// else a.SessionHeader's header, else the body's "prompt_cache_key"
+// (and, with a.SessionFromUser, "user"), else the prompt of an OpenAI
+// chat/completions or completions body, hashed in blocks of a.BlockSize
+// bytes and seeded with the body's "model" and "cache_salt" (see
+// balancer.Affinity). A call with no key, or a prompt shorter than
+// a.MinBlocks blocks, goes by P2C Peak-EWMA. The body is read from the
+// copy the Transport keeps to replay it (a body with GetBody is read once,
+// up to WithMaxBodyBuffer, and the copy shared with the model rewrite of
+// fallback tiers); a longer body gets no key. A fallback tier routes by
+// the key of the caller's model, not its own.
+func WithAffinity(a balancer.Affinity) Option {
+	return optionFunc(func(c *config) { c.Affinity = &a })
+}
+
+// WithAffinityKey sets the hook that finds a call's affinity key before
+// the Transport's own reading (see KeyFunc and WithAffinity, which it
+// needs).
+func WithAffinityKey(f KeyFunc) Option {
+	return optionFunc(func(c *config) { c.keyHook = f })
+}
+
 // WithMaxWait lets a call wait up to d for a tier's limiter when every
 // tier refuses it (degrade.Config.MaxWait). Zero (the default) fails such
 // a call at once.
@@ -224,8 +273,13 @@ func WithOnStateChange(f func(health.StateChange)) Option {
 // The options below are HTTP's own.
 
 // WithProbePath sets the path a probe GETs, appended to each endpoint's
-// URL with the endpoint's own headers; the answer must be 2xx. The
-// default is "/health", as vLLM and TGI serve it.
+// URL with the endpoint's own headers (Endpoint.ProbePath overrides it,
+// Endpoint.NoProbe turns the probe off). The default is "/health", as
+// vLLM, SGLang and TGI serve it. A probe checks that the server is up:
+// it fails on a connection error, a timeout, a 5xx, 408 or 429, and
+// passes on any other answer, so that a provider without the path (404)
+// or one that wants another credential there (401, 403) is never ejected
+// by its probe; calls still report such answers.
 func WithProbePath(path string) Option {
 	return optionFunc(func(c *config) { c.probePath = path })
 }
@@ -261,4 +315,15 @@ func WithTTFBTimeout(d time.Duration) Option {
 // OpenAI's.
 func WithoutStreamTerminator() Option {
 	return optionFunc(func(c *config) { c.noTerm = true })
+}
+
+// GroupKey returns the model a request names, for a Router to pick its
+// group; body is the request's body, read whole (nil when it has none).
+type GroupKey func(req *http.Request, body []byte) string
+
+// WithGroupKey makes a Router pick a request's group by f instead of the
+// JSON body's top-level "model" (for other body formats, or a model named
+// in a header or the path). A Transport ignores it.
+func WithGroupKey(f GroupKey) Option {
+	return optionFunc(func(c *config) { c.groupKey = f })
 }

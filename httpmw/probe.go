@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,10 +23,7 @@ func (p *prober) Probe(ctx context.Context, se sturdy.Endpoint) error {
 	if ep == nil {
 		return fmt.Errorf("httpmw: probe: unknown endpoint %q", se.Name)
 	}
-	path := p.path
-	if path == "" {
-		path = "/health"
-	}
+	path := cmp.Or(ep.probePath, p.path, "/health")
 	u := ep.base + "/" + strings.TrimLeft(path, "/")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -43,8 +41,17 @@ func (p *prober) Probe(ctx context.Context, se sturdy.Endpoint) error {
 		return fmt.Errorf("httpmw: probe of %s: %w", ep.name, err)
 	}
 	body.Drain(resp.Body, body.DrainLimit)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if !probeUp(resp.StatusCode) {
 		return fmt.Errorf("httpmw: probe of %s: status %d", ep.name, resp.StatusCode)
 	}
 	return nil
+}
+
+// probeUp reports whether a probe's answer says the server is up: any
+// answer but a 5xx, 408 or 429. A 404 (no such path: OpenAI and Azure
+// serve no /health) or a 401 or 403 (the path wants another credential)
+// comes from a server that is up; ejecting it for that would take a
+// healthy provider out for good.
+func probeUp(code int) bool {
+	return code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 }

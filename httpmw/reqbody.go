@@ -263,13 +263,14 @@ func (b *reqBody) rewrittenFor(t *Transport, ti *tierState) (io.ReadCloser, func
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rewritten == nil {
-		b.rewritten = make([][]byte, len(t.tiers))
-		b.rwErr = make([]error, len(t.tiers))
+		n := len(t.tiers) + len(t.targets)
+		b.rewritten = make([][]byte, n)
+		b.rwErr = make([]error, n)
 	}
-	out, err := b.rewritten[ti.index], b.rwErr[ti.index]
+	out, err := b.rewritten[ti.slot], b.rwErr[ti.slot]
 	if out == nil && err == nil {
 		out, err = b.rewrite(t, ti)
-		b.rewritten[ti.index], b.rwErr[ti.index] = out, err
+		b.rewritten[ti.slot], b.rwErr[ti.slot] = out, err
 	}
 	if err != nil {
 		return nil, nil, 0, err
@@ -306,7 +307,9 @@ func (b *reqBody) rewrite(t *Transport, ti *tierState) ([]byte, error) {
 		raw = b.raw
 	}
 	if t.rewrite != nil {
-		out, err := t.rewrite(degrade.Tier(t.chain.Tier(ti.index)), b.req, raw)
+		tier := degrade.Tier(t.chain.Tier(ti.index))
+		tier.Model = ti.model // an endpoint's deployment name, if it has one
+		out, err := t.rewrite(tier, b.req, raw)
 		if err != nil {
 			return nil, fmt.Errorf("httpmw: rewriting the model for tier %s: %w", ti.name, err)
 		}

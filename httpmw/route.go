@@ -54,6 +54,11 @@ type endpoint struct {
 	rawPrefix string // its escaped form
 	base      string // scheme://host + prefix, for probes
 	header    []headerKV
+	query     url.Values // Endpoint.Query; nil: none
+	probePath string     // Endpoint.ProbePath
+	model     string     // Endpoint.Model: the endpoint's name for its tier's model
+	target    *tierState // the rewrite to model; nil when it names the tier's
+	noProbe   bool       // Endpoint.NoProbe
 	nameHdr   []string
 	server    []attribute.KeyValue // server.address, server.port
 	provider  string               // gen_ai.provider.name
@@ -77,7 +82,21 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 	case u.User != nil:
 		return nil, fmt.Errorf("endpoint %q: Address has user info; put credentials in Endpoint.Header instead", e.Name)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, fmt.Errorf("endpoint %q: Address has a query or fragment; give only scheme, host and an optional base path", e.Name)
+		return nil, fmt.Errorf("endpoint %q: Address has a query or fragment; give only scheme, host and an optional base path (a query goes in Endpoint.Query)", e.Name)
+	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/v1"):
+		return nil, fmt.Errorf("endpoint %q: Address ends in /v1, but the request path already starts with it (openai-go and go-openai send /v1/chat/completions): every call would go to .../v1/v1/...; drop /v1 from Address", e.Name)
+	case u.Scheme == "http" && u.Port() == "443":
+		return nil, fmt.Errorf("endpoint %q: Address is http:// on port 443, the HTTPS port; use https://", e.Name)
+	case u.Scheme == "https" && u.Port() == "80":
+		return nil, fmt.Errorf("endpoint %q: Address is https:// on port 80, the plain HTTP port; use http://", e.Name)
+	}
+	for k, vs := range e.Query {
+		if k == "" || len(vs) == 0 {
+			return nil, fmt.Errorf("endpoint %q: Query has an empty key or a key without values", e.Name)
+		}
+	}
+	if e.ProbePath != "" && (e.NoProbe || !strings.HasPrefix(e.ProbePath, "/")) {
+		return nil, fmt.Errorf("endpoint %q: ProbePath %q must start with / and not be given with NoProbe", e.Name, e.ProbePath)
 	}
 	ep := &endpoint{
 		name:      e.Name,
@@ -89,6 +108,15 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 		nameHdr:   []string{e.Name},
 		server:    serverAttrs(u),
 		provider:  cmp.Or(e.Provider, DefaultProvider),
+		probePath: e.ProbePath,
+		noProbe:   e.NoProbe,
+		model:     e.Model,
+	}
+	if len(e.Query) > 0 {
+		ep.query = make(url.Values, len(e.Query))
+		for k, vs := range e.Query {
+			ep.query[k] = append([]string(nil), vs...)
+		}
 	}
 	ep.base = u.Scheme + "://" + u.Host + ep.rawPrefix
 	for k, vs := range e.Header {
@@ -152,6 +180,13 @@ func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Reques
 // endpoint. The joined path is built in buf if it fits.
 func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
 	u.Scheme, u.Host, u.User = ep.scheme, ep.host, nil
+	if ep.query != nil {
+		q := u.Query()
+		for k, vs := range ep.query {
+			q[k] = vs
+		}
+		u.RawQuery, u.ForceQuery = q.Encode(), false
+	}
 	if ep.prefix == "" {
 		return
 	}

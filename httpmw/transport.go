@@ -44,12 +44,14 @@ var (
 )
 
 type tierState struct {
-	index   int
+	index   int // the tier's index in the chain
+	slot    int // the request body's rewrite cache slot (reqBody.rewrittenFor)
 	name    string
 	model   string
 	quoted  []byte // JSON string of model; nil: no rewrite
 	nameHdr []string
 	hedged  bool // attempts may run at once: each gets a header map of its own
+	size    int  // endpoints in the tier
 }
 
 // Transport is an http.RoundTripper that sends each request to the
@@ -63,10 +65,12 @@ type Transport struct {
 	chain       *chain.Chain
 	tel         *telemetry.Telemetry
 	tiers       []*tierState
+	targets     []*tierState // endpoints' own model names (deployments), after the tiers in a body's rewrite cache
 	byName      map[string]*endpoint
 	names       []string
 	classify    Classifier
 	rewrite     ModelRewrite
+	keys        *keyer // nil unless the tiers balance by affinity
 	maxBody     int64
 	ttfb        time.Duration
 	respTimeout time.Duration // WithResponseTimeout
@@ -121,9 +125,10 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if t.classify == nil {
 		t.classify = Classify
 	}
+	var eps []*endpoint // endpoints with a deployment name of their own
 	for i, tc := range cfg.Tiers {
 		name := cmp.Or(tc.Name, chain.DefaultTierName(i))
-		ts := &tierState{index: i, name: name, model: tc.Model, nameHdr: []string{name}}
+		ts := &tierState{index: i, slot: i, name: name, model: tc.Model, nameHdr: []string{name}, size: len(cfg.eps[i])}
 		if i > 0 && tc.Model != "" {
 			ts.quoted = body.QuoteModel(tc.Model)
 		}
@@ -140,8 +145,20 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 				t.byName[ep.name] = ep
 				t.names = append(t.names, ep.name)
 			}
+			if e.Model != "" && e.Model != tc.Model {
+				eps = append(eps, ep)
+			}
 		}
 	}
+	// An endpoint that knows the tier's model by a name of its own (a
+	// deployment) gets its body rewritten to that name, whatever the
+	// tier, in a rewrite cache slot after the tiers'.
+	for _, ep := range eps {
+		ts := t.tiers[ep.tier]
+		ep.target = &tierState{index: ts.index, slot: len(t.tiers) + len(t.targets), name: ts.name, model: ep.model, quoted: body.QuoteModel(ep.model)}
+		t.targets = append(t.targets, ep.target)
+	}
+	cfg.Errs = append(cfg.Errs, checkAffinity(&cfg)...)
 	if makesClientSpans(base) {
 		cfg.AttemptSpanKind = trace.SpanKindInternal
 	}
@@ -150,10 +167,11 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		return nil, err
 	}
 	t.pl, t.chain, t.tel = pl, pl.Chain, pl.Tel
+	t.keys = newKeyer(pl.Affinity, cfg.keyHook)
 	for i, ts := range t.tiers {
 		ts.hedged = pl.Chain.Hedged(i)
 	}
-	pl.StartProbes(&prober{t: t, path: cfg.probePath})
+	pl.StartProbes(&prober{t: t, path: cfg.probePath}, func(name string) bool { return t.byName[name].noProbe })
 	return t, nil
 }
 
@@ -242,7 +260,7 @@ func putCall(c *call) {
 	c.t, c.req = nil, nil
 	c.body = reqBody{}
 	c.to = callTimeout{}
-	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens = false, 0, 0
+	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude = false, 0, 0, nil
 	calls.Put(c)
 }
 
@@ -286,7 +304,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// window; a borderline prompt still gets the server's answer.
 		c.dc.PromptTokens = int(req.ContentLength / 5)
 	}
+	if t.keys != nil {
+		ctx = t.keys.withKey(ctx, c)
+	}
 	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
+	if err != nil && !c.dc.Once {
+		resp, served, err = c.misrouted(ctx, resp, err)
+	}
 	c.body.finish()
 	if err != nil {
 		return c.failed(tc, resp, err)
@@ -316,6 +340,42 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// with its body (respBody.release).
 	t.tel.RecordFirstByte(tc, served.Outcome().End, served.Tier)
 	return resp, nil
+}
+
+// errMisrouted is the failure an endpoint's health learns when it answered
+// 404 or 400 to a request that another endpoint of its tier then served.
+var errMisrouted = errors.New("httpmw: answered 404 or 400 to a request another endpoint of its tier served (a wrong base path or a missing deployment?)")
+
+// misrouted retries a call that failed with one endpoint's 404 or 400 on
+// the other endpoints of its tier (and on, as any call): such an answer
+// is the caller's fault only if the others give it too. If another
+// endpoint of the same tier serves the call, the first endpoint is at
+// fault (a wrong base path, a deployment it lacks): its health learns a
+// failure, so that it is ejected as any failing endpoint, and the call is
+// served. Otherwise the first answer stands.
+func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, chain.Served, error) {
+	se, ok := errors.AsType[*sturdy.Error](err)
+	if !ok || se.Class != sturdy.Fatal || resp == nil || resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+		return resp, chain.Served{}, err
+	}
+	x := c.t.byName[se.Endpoint]
+	if x == nil || c.t.tiers[x.tier].size < 2 || attempt.CallerErr(ctx) != nil {
+		return resp, chain.Served{}, err
+	}
+	c.dc.Exclude = []string{x.name}
+	again, served, err2 := chain.Run(ctx, c.t.chain, &c.dc)
+	c.dc.Exclude = nil
+	if err2 != nil {
+		if again != nil {
+			discard(again)
+		}
+		return resp, chain.Served{}, err
+	}
+	if ep := c.t.byName[served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
+		c.t.pl.Tracker.Observe(x.name, sturdy.Outcome{Class: sturdy.Unavailable, Err: errMisrouted})
+	}
+	discard(resp)
+	return again, served, nil
 }
 
 // failed turns a call that no tier served into what RoundTrip returns:
@@ -397,8 +457,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		n       int64
 		err     error
 	)
-	if ts.quoted != nil || (a.Tier > 0 && t.rewrite != nil && ts.model != "") {
-		rc, getBody, n, err = c.body.rewrittenFor(t, ts)
+	rw := ts
+	if ep.target != nil {
+		rw = ep.target // the endpoint's own name for the model, whatever the tier
+	}
+	if rw.quoted != nil || (a.Tier > 0 && t.rewrite != nil && rw.model != "") {
+		rc, getBody, n, err = c.body.rewrittenFor(t, rw)
 	} else {
 		rc, getBody, n, err = c.body.plain()
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -164,4 +165,34 @@ func httptestGet(s *Server, path string) *http.Response {
 	res := rec.Result()
 	_, _ = io.Copy(io.Discard, res.Body)
 	return res
+}
+
+func TestEmbeddings(t *testing.T) {
+	s := NewLLM(Config{Models: []string{"embed-a"}})
+	defer s.Close()
+	do := func(body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/embeddings", strings.NewReader(body)))
+		return w
+	}
+	w := do(`{"model":"embed-a","input":["abcd","abcdefgh"]}`)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	var out struct {
+		Data []struct {
+			Index     int       `json:"index"`
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+		Model string `json:"model"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
+	assert.Len(t, out.Data, 2)
+	assert.Equal(t, 1, out.Data[1].Index)
+	assert.Equal(t, "embed-a", out.Model)
+	assert.Equal(t, 3, out.Usage.PromptTokens)
+	assert.Equal(t, http.StatusNotFound, do(`{"model":"other","input":"x"}`).Code)
+	assert.Equal(t, http.StatusBadRequest, do(`{"model":"embed-a","input":3}`).Code)
+	assert.Equal(t, map[string]int64{"embed-a": 2, "other": 1}, s.Stats().ByModel)
 }

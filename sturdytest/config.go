@@ -39,7 +39,8 @@ type Config struct {
 	// ChunkDelay is the wait between two stream chunks.
 	ChunkDelay time.Duration
 
-	// ErrorRate is the share of chat completions (0..1) answered 500.
+	// ErrorRate is the share of chat completions and embeddings (0..1)
+	// answered 500.
 	ErrorRate float64
 	// RateLimit answers 429 to some or all chat completions.
 	RateLimit RateLimit

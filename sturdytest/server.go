@@ -159,9 +159,10 @@ func (s *Server) SeenCredentials() []string { return s.stats.credentials() }
 func (s *Server) Reset() { s.stats.reset() }
 
 const (
-	pathChat   = "/v1/chat/completions"
-	pathModels = "/v1/models"
-	pathHealth = "/health"
+	pathChat       = "/v1/chat/completions"
+	pathEmbeddings = "/v1/embeddings"
+	pathModels     = "/v1/models"
+	pathHealth     = "/health"
 )
 
 // ServeHTTP serves POST /v1/chat/completions, GET /v1/models and
@@ -178,7 +179,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	path := r.URL.Path
 	switch path {
-	case pathChat, pathModels, pathHealth:
+	case pathChat, pathEmbeddings, pathModels, pathHealth:
 	default:
 		path = "other"
 	}
@@ -215,6 +216,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == pathChat && r.Method == http.MethodPost:
 		s.chat(w, r, &cfg)
+	case path == pathEmbeddings && r.Method == http.MethodPost:
+		s.embeddings(w, r, &cfg)
 	case path == pathModels && r.Method == http.MethodGet:
 		s.models(w, &cfg)
 	default:

@@ -20,9 +20,9 @@ type Stats struct {
 	// without a response (Aborted) or given up by the client before the
 	// headers (Canceled) have no entry.
 	ByStatus map[int]int64
-	// ByModel counts chat completions by the "model" of their body,
-	// whatever their outcome once the body was read (accepted, 404, 400,
-	// 429, 500 alike).
+	// ByModel counts chat completions and embeddings by the "model" of
+	// their body, whatever their outcome once the body was read
+	// (accepted, 404, 400, 429, 500 alike).
 	ByModel map[string]int64
 	// InFlight is the number of requests being handled now; MaxInFlight
 	// the most at once since creation or Reset.

@@ -28,7 +28,7 @@ var SweepSpecs = []string{"shared-context", "chat", "hot-prefixes"}
 // and with NumClients.
 type SweepRow struct {
 	Workload  string
-	Bound     float64 // AffinityLoadBound
+	Bound     float64 // Affinity.LoadBound
 	MinBlocks int
 	Index     bool
 	One, Many Result
@@ -161,13 +161,13 @@ func (s *Suite) Checks() []Check {
 			or, ok4 := get(w, "oracle")
 			if ok1 && ok2 {
 				x := float64(rr.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, fmtDur(a.P90), fmtDur(rr.P90)), x >= 5})
+				out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(rr.P90)), x >= 5})
 				y := a.OutputRate / rr.OutputRate
 				out = append(out, Check{w, aff, "output tok/s ≥ 1.5× round-robin", fmt.Sprintf("%.2f× (%.0f vs %.0f)", y, a.OutputRate, rr.OutputRate), y >= 1.5})
 			}
 			if ok1 && ok3 {
 				x := float64(p2c.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, fmtDur(a.P90), fmtDur(p2c.P90)), x >= 3})
+				out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x >= 3})
 			}
 			if ok1 && ok4 {
 				x := a.HitRate / or.HitRate
@@ -177,7 +177,7 @@ func (s *Suite) Checks() []Check {
 		if a, ok := get("no-sharing", aff); ok {
 			if p2c, ok := get("no-sharing", "p2c-peak-ewma"); ok {
 				x := float64(a.P90)/float64(p2c.P90) - 1
-				out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, fmtDur(a.P90), fmtDur(p2c.P90)), x <= 0.05})
+				out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x <= 0.05})
 			}
 		}
 		for _, c := range []string{aff, multi} {
@@ -200,7 +200,8 @@ func (s *Suite) Checks() []Check {
 	return out
 }
 
-func fmtDur(d time.Duration) string {
+// FormatDuration writes d as the report does: ms below a second, then s.
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d >= 10*time.Second:
 		return fmt.Sprintf("%.1f s", d.Seconds())
@@ -217,11 +218,11 @@ func (s *Suite) sweep(seed uint64, scale float64) error {
 		}
 		w := sp.Gen(seed, scale)
 		for _, eps := range []float64{0.25, 0.5, 1} {
-			for _, mb := range []int{4, 32} {
+			for _, mb := range []int{1, 8} {
 				for _, idx := range []bool{true, false} {
-					cfg := balancer.Config{Policy: balancer.PrefixAffinity, AffinityLoadBound: eps, AffinityMinBlocks: mb}
+					cfg := balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: eps, MinBlocks: mb}}
 					if !idx {
-						cfg.AffinityIndex = -1
+						cfg.Affinity.Index = -1
 					}
 					row := SweepRow{Workload: sp.Name, Bound: eps, MinBlocks: mb, Index: idx}
 					var err error

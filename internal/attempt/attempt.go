@@ -156,11 +156,17 @@ func noopDone(sturdy.Outcome) {}
 // value that stands on its own — an HTTP adapter reads an error body into
 // memory before returning it.
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
+	return RunExcluding(ctx, s, nil, fn, cleanup)
+}
+
+// RunExcluding is Run for a call that must not go to the endpoints
+// exclude names: they count as tried from the start.
+func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if d, ok := s.begin(now); ok {
-		return runHedged(ctx, s, fn, nil, cleanup, d, now)
+		return runHedged(ctx, s, exclude, fn, nil, cleanup, d, now)
 	}
-	return runSequential(ctx, s, fn, cleanup, now)
+	return runSequential(ctx, s, exclude, fn, cleanup, now)
 }
 
 // begin counts the call with its policies' budgets and returns the hedge
@@ -185,9 +191,9 @@ func (s *Spec) begin(now time.Time) (time.Duration, bool) {
 func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], cleanup func(T)) (T, Winner, error) {
 	now := time.Now()
 	if d, ok := s.begin(now); ok {
-		return runHedged(ctx, s, nil, fn, cleanup, d, now)
+		return runHedged(ctx, s, nil, nil, fn, cleanup, d, now)
 	}
-	return runSequential(ctx, s, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
+	return runSequential(ctx, s, nil, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, sturdy.OutcomeOf(err)
 	}, cleanup, now)
@@ -201,7 +207,7 @@ func RunSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 	if s.Retry != nil {
 		s.Retry.Deposit(now)
 	}
-	return runSequential(ctx, s, fn, cleanup, now)
+	return runSequential(ctx, s, nil, fn, cleanup, now)
 }
 
 func (s *Spec) maxAttempts() int {

@@ -118,7 +118,7 @@ func (c *hedgedCall[T]) recycle(pool *sync.Pool) {
 }
 
 // runHedged runs a call with hedging.
-func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
+func runHedged[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], efn ErrFunc[T], cleanup func(T), delay time.Duration, start time.Time) (T, Winner, error) {
 	var zero T
 	var pool *sync.Pool // none in a bubble
 	if !bubbled(start) {
@@ -130,7 +130,7 @@ func runHedged[T any](ctx context.Context, s *Spec, fn Func[T], efn ErrFunc[T], 
 	c.s = &c.spec
 	s = c.s
 	defer putScratch(c.sc)
-	c.tried = c.sc.tried[:0]
+	c.tried = append(c.sc.tried[:0], exclude...)
 	c.cancels = c.cancel0[:0]
 
 	c.mu.Lock()

@@ -27,7 +27,7 @@ func putScratch(sc *scratch) {
 }
 
 // runSequential runs attempts one after another on the caller's goroutine.
-func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T), start time.Time) (T, Winner, error) {
+func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), start time.Time) (T, Winner, error) {
 	var zero T
 	// The tried set and the records are only needed once an attempt
 	// fails: a call whose first attempt succeeds never takes a scratch.
@@ -37,7 +37,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 			putScratch(sc)
 		}
 	}()
-	var tried []string
+	tried := exclude // read only until the scratch takes a copy
 	var attempts []sturdy.Attempt
 	maxN := s.maxAttempts()
 
@@ -98,7 +98,7 @@ func runSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		}
 		if sc == nil {
 			sc = getScratch()
-			tried, attempts = sc.tried[:0], sc.attempts[:0]
+			tried, attempts = append(sc.tried[:0], tried...), sc.attempts[:0]
 		}
 		if ep != nil {
 			tried = append(tried, ep.Name)

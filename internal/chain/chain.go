@@ -20,6 +20,7 @@ import (
 type TierConfig struct {
 	Name          string
 	Model         string
+	SameModel     bool
 	Quality       float64
 	ContextWindow int
 	Timeout       time.Duration

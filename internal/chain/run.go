@@ -32,6 +32,9 @@ type Call[T any] struct {
 	// NoHedge says the call may not hedge (a stream), whatever its tiers'
 	// policies.
 	NoHedge bool
+	// Exclude names endpoints the call must not be sent to, as if it had
+	// tried them already. Nil means none.
+	Exclude []string
 }
 
 // Served is what a served call still holds. Call Release exactly once,
@@ -218,7 +221,7 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 	if !r.final(i) {
 		flags.flags |= noWait
 	}
-	v, w, err := attempt.Run(ctx, t.spec(&flags), r.call.Fn, r.call.Cleanup)
+	v, w, err := attempt.RunExcluding(ctx, t.spec(&flags), r.call.Exclude, r.call.Fn, r.call.Cleanup)
 	if err == nil {
 		if timer != nil {
 			// The objective is for the answer to start; the body may take

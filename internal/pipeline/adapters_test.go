@@ -41,6 +41,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 		"WithLimiter", "WithThrottle", "WithBalancer", "WithMaxWait", "WithModelRewrite",
 		"WithTracerProvider", "WithMeterProvider", "WithCallerCredentials",
 		"WithOnAttempt", "WithOnFallback", "WithOnStateChange", "WithoutAttemptHistograms",
+		"WithAffinity", "WithAffinityKey",
 	}
 	h, g := optionSignatures(t, "../../httpmw/options.go"), optionSignatures(t, "../../grpcmw/options.go")
 	for _, name := range shared {
@@ -53,7 +54,7 @@ func TestAdaptersShareOptions(t *testing.T) {
 }
 
 // optionSignatures maps each exported With* func of the file to its
-// parameter types as written (Endpoint and ModelRewrite are each
+// parameter types as written (Endpoint, ModelRewrite and KeyFunc are each
 // adapter's own type of the same name).
 func optionSignatures(t *testing.T, path string) map[string]string {
 	t.Helper()
@@ -137,7 +138,7 @@ func (b *httpBase) RoundTrip(r *http.Request) (*http.Response, error) {
 		_ = r.Body.Close()
 	}
 	ep := r.URL.Host
-	code := map[string]int{"ok": 200, "down": 503, "bad": 400, "auth": 401}[b.s.answer(ep, b.c.next(ep))]
+	code := map[string]int{"ok": 200, "down": 503, "bad": 422, "auth": 401}[b.s.answer(ep, b.c.next(ep))]
 	return &http.Response{
 		StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(`{"id":"x"}`)), ContentLength: 10, Request: r,
@@ -329,13 +330,7 @@ func runHTTP(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 	if o.httpRewrite != nil {
 		opts = append(opts, httpmw.WithModelRewrite(o.httpRewrite))
 	}
-	for _, ti := range tiers {
-		var eps []httpmw.Endpoint
-		for _, name := range ti.eps {
-			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
-		}
-		opts = append(opts, httpmw.WithTier(ti.t, eps...))
-	}
+	opts = append(opts, httpTiers(tiers)...)
 	tr, err := httpmw.NewTransport(base, opts...)
 	require.NoError(t, err)
 	defer tr.Close()
@@ -407,7 +402,7 @@ func runGRPC(t *testing.T, tiers []tier, o shared, s script, calls int, rec *rec
 func TestAdaptersRejectAlike(t *testing.T) {
 	tier := degrade.Tier{Name: "fb", Quality: 2, Failover: &failover.Config{MaxAttempts: -1}}
 	h, err := httpmw.NewTransport(&httpBase{},
-		httpmw.WithTier(degrade.Tier{Name: "p"}, httpmw.URL("a", "http://a", nil)),
+		httpmw.WithTier(degrade.Tier{Name: "p", Model: "big"}, httpmw.URL("a", "http://a", nil)),
 		httpmw.WithTier(tier, httpmw.URL("b", "http://b", nil)),
 		httpmw.WithFailover(failover.Config{MaxBackoff: -1}), httpmw.WithHedge(hedgeBad),
 		httpmw.WithHealth(health.Config{FailureRate: 2}), httpmw.WithProbes(health.ProbeConfig{Interval: -1}),
@@ -416,7 +411,7 @@ func TestAdaptersRejectAlike(t *testing.T) {
 	require.Error(t, err)
 	assert.Nil(t, h)
 	g, gerr := grpcmw.New(
-		grpcmw.WithTier(degrade.Tier{Name: "p"}, grpcmw.Conn("a", grpcConn{})),
+		grpcmw.WithTier(degrade.Tier{Name: "p", Model: "big"}, grpcmw.Conn("a", grpcConn{})),
 		grpcmw.WithTier(tier, grpcmw.Conn("b", grpcConn{})),
 		grpcmw.WithFailover(failover.Config{MaxBackoff: -1}), grpcmw.WithHedge(hedgeBad),
 		grpcmw.WithHealth(health.Config{FailureRate: 2}), grpcmw.WithProbes(health.ProbeConfig{Interval: -1}),
@@ -429,6 +424,7 @@ func TestAdaptersRejectAlike(t *testing.T) {
 		"WithProbes: health:", "WithBalancer: balancer: Config.Decay", "WithMaxWait is -1ns",
 		"WithThrottle: ratelimit: ThrottleConfig.K",
 		`tier "fb" (WithTier #2): Quality is 2`, `tier "fb" (WithTier #2): Failover: failover: MaxAttempts is -1`,
+		`tier "fb" (WithTier #2) has no Model while tier "p" (WithTier #1) serves "big"`,
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
@@ -497,4 +493,75 @@ func TestAdaptersThrottleAlike(t *testing.T) {
 	}
 	assert.Positive(t, throttled, "the refusing tier was never throttled")
 	assert.Equal(t, 40, attempts+throttled)
+}
+
+// The same affinity key routes alike through both adapters: each key's
+// calls land on the same endpoint in httpmw and grpcmw (rendezvous
+// hashing over the same names), and a failed one fails over to the same
+// next endpoint.
+func TestAdaptersRouteByKeyAlike(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	var tiers = []tier{{degrade.Tier{Name: "big"}, names}}
+	for _, down := range []string{"", "a", "c"} {
+		s := script{}
+		if down != "" {
+			s[down] = []string{"down"}
+		}
+		for k := range 8 {
+			key := balancer.SessionKey(fmt.Sprintf("session-%d", k))
+			hrec, grec := &recorder{}, &recorder{}
+			runHTTPKeyed(t, tiers, s, key, hrec)
+			runGRPCKeyed(t, tiers, s, key, grec)
+			require.NotEmpty(t, hrec.events)
+			assert.Equal(t, hrec.events, grec.events, "key %d, %q down", k, down)
+		}
+	}
+}
+
+func runHTTPKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *recorder) {
+	base := &httpBase{s: s}
+	opts := []httpmw.Option{httpmw.WithAffinity(balancer.Affinity{}), httpmw.WithOnAttempt(rec.attempt),
+		httpmw.WithFailover(noBackoff),
+		httpmw.WithAffinityKey(func(*http.Request, []byte) (balancer.Key, bool) { return key, true })}
+	opts = append(opts, httpTiers(tiers)...)
+	tr, err := httpmw.NewTransport(base, opts...)
+	require.NoError(t, err)
+	defer tr.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+}
+
+func runGRPCKeyed(t *testing.T, tiers []tier, s script, key balancer.Key, rec *recorder) {
+	cnt := &counter{}
+	opts := []grpcmw.Option{grpcmw.WithAffinity(balancer.Affinity{}), grpcmw.WithOnAttempt(rec.attempt),
+		grpcmw.WithFailover(noBackoff),
+		grpcmw.WithAffinityKey(func(context.Context, string, any) (balancer.Key, bool) { return key, true })}
+	for _, ti := range tiers {
+		var eps []grpcmw.Endpoint
+		for _, name := range ti.eps {
+			eps = append(eps, grpcmw.Conn(name, grpcConn{ep: name, s: s, c: cnt}))
+		}
+		opts = append(opts, grpcmw.WithTier(ti.t, eps...))
+	}
+	c, err := grpcmw.New(opts...)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, &testpb.SimpleResponse{}))
+}
+
+// httpTiers gives each tier of tiers to httpmw, its endpoints at
+// http://<name>.
+func httpTiers(tiers []tier) []httpmw.Option {
+	var opts []httpmw.Option
+	for _, ti := range tiers {
+		var eps []httpmw.Endpoint
+		for _, name := range ti.eps {
+			eps = append(eps, httpmw.URL(name, "http://"+name, nil))
+		}
+		opts = append(opts, httpmw.WithTier(ti.t, eps...))
+	}
+	return opts
 }

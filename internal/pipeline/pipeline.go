@@ -9,6 +9,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,14 +47,17 @@ type Tier struct {
 // Config is what the options both adapters share set. Its zero value,
 // with tiers added, is the default configuration.
 type Config struct {
-	Tiers             []Tier
-	Failover          failover.Config
-	Hedge             *hedge.Config
-	Health            health.Config
-	Probes            *health.ProbeConfig
-	Limiter           ratelimit.Config
-	Throttle          *ratelimit.ThrottleConfig
-	Balancer          balancer.Config
+	Tiers    []Tier
+	Failover failover.Config
+	Hedge    *hedge.Config
+	Health   health.Config
+	Probes   *health.ProbeConfig
+	Limiter  ratelimit.Config
+	Throttle *ratelimit.ThrottleConfig
+	Balancer balancer.Config
+	// Affinity is WithAffinity's: it turns PrefixAffinity on for every
+	// tier, with these settings.
+	Affinity          *balancer.Affinity
 	MaxWait           time.Duration
 	TracerProvider    trace.TracerProvider
 	MeterProvider     metric.MeterProvider
@@ -90,6 +94,10 @@ type Pipeline struct {
 	Tel       *telemetry.Telemetry
 	Balancers []*balancer.Balancer // by tier
 	TierNames []string
+	// Affinity is the balancers' Config.Affinity when their policy is
+	// PrefixAffinity (WithAffinity, or WithBalancer's Policy), nil
+	// otherwise: the adapter then finds each call's key as it says.
+	Affinity *balancer.Affinity
 
 	probes     *health.ProbeConfig
 	endpoints  []sturdy.Endpoint
@@ -122,6 +130,20 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 	cc.Tiers, errs = tiers(cfg, p.Op, errs)
 	errs = append(errs, chain.Validate(cc)...)
+	if a := cfg.Affinity; a != nil {
+		switch {
+		case cfg.Balancer.Policy != balancer.P2CPeakEWMA && cfg.Balancer.Policy != balancer.PrefixAffinity:
+			bad("WithAffinity turns on the PrefixAffinity policy, but WithBalancer sets Policy %v; leave WithBalancer's Policy unset", cfg.Balancer.Policy)
+		case cfg.Balancer.Affinity != (balancer.Affinity{}):
+			bad("WithBalancer: Config.Affinity is set as well as WithAffinity; give one of them")
+		default:
+			if _, err := balancer.New(balancer.Config{Policy: balancer.PrefixAffinity, Affinity: *a}); err != nil {
+				bad("WithAffinity: %w", err)
+				break
+			}
+			cfg.Balancer.Policy, cfg.Balancer.Affinity = balancer.PrefixAffinity, *a
+		}
+	}
 	if cfg.Balancer.Endpoints != nil || cfg.Balancer.Health != nil {
 		bad("WithBalancer: leave Config.Endpoints and Config.Health unset; the tiers' endpoints and WithHealth fill them")
 	} else if _, err := balancer.New(cfg.Balancer); err != nil {
@@ -134,6 +156,10 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	}
 
 	pl := &Pipeline{probes: cfg.Probes}
+	if cfg.Balancer.Policy == balancer.PrefixAffinity {
+		a := cfg.Balancer.Affinity
+		pl.Affinity = &a
+	}
 	var tel *telemetry.Telemetry // set below, before any call can run
 	if pl.Tracker, err = health.New(withStateHooks(cfg, &tel)); err != nil {
 		bad("WithHealth: %w", err)
@@ -192,14 +218,24 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 }
 
 // StartProbes starts the active health probes WithProbes configured, if
-// any, with prober; Close stops them.
-func (p *Pipeline) StartProbes(prober health.Prober) {
+// any, with prober, of every endpoint but those skip names (nil: none);
+// Close stops them.
+func (p *Pipeline) StartProbes(prober health.Prober, skip func(name string) bool) {
 	if p.probes == nil || p.stopProbes != nil {
+		return
+	}
+	var eps []sturdy.Endpoint
+	for _, ep := range p.endpoints {
+		if skip == nil || !skip(ep.Name) {
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stopProbes, p.probesDone = cancel, make(chan struct{})
-	eps, cfg := p.endpoints, *p.probes
+	cfg := *p.probes
 	go func() {
 		defer close(p.probesDone)
 		_ = p.Tracker.RunProbes(ctx, prober, eps, cfg)
@@ -234,6 +270,12 @@ func tiers(cfg *Config, op string, errs []error) ([]chain.TierConfig, []error) {
 		}
 		if len(t.Endpoints) == 0 {
 			bad("%s has no endpoints; give it at least one", at)
+		}
+		switch first := cfg.Tiers[0].Model; {
+		case i > 0 && t.Model == "" && first != "" && !t.SameModel:
+			bad("%s has no Model while %s serves %q: its requests would go out naming the primary's model; set Model, or SameModel if it serves that model too", at, TierName(0, cmp.Or(cfg.Tiers[0].Name, chain.DefaultTierName(0))), first)
+		case t.SameModel && (i == 0 || t.Model != ""):
+			bad("%s: SameModel is for a later tier without Model", at)
 		}
 		for j, ep := range t.Endpoints {
 			switch {

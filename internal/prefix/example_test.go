@@ -25,7 +25,7 @@ func ExampleRead() {
 	var b1, b2 [prefix.MaxBlocks]uint64
 	n1, session, ok := prefix.Read([]byte(turn1), 0, b1[:])
 	n2, _, _ := prefix.Read([]byte(turn2), 0, b2[:])
-	fmt.Println(n1, string(session), ok)
+	fmt.Println(n1, string(session.User), ok)
 	fmt.Println(n2, slices.Equal(b1[:n1], b2[:n1]))
 
 	_, _, ok = prefix.Read([]byte(`{"messages":[{"role":"user","content":"hi"}`), 0, b1[:])

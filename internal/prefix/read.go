@@ -26,22 +26,22 @@ const (
 // out[i] stands for the prompt's first i+1 blocks under the body's "model"
 // and "cache_salt". A prompt shorter than one block gives n == 0.
 //
-// session is the raw content of the body's "prompt_cache_key" string, or
-// else of its "user" string (escapes left as sent), nil if neither is
-// set; it points into body.
+// s holds the raw contents of the body's "prompt_cache_key" and "user"
+// strings (escapes left as sent), nil where absent or empty; they point
+// into body.
 //
 // The body must be a JSON object with either "messages" (chat completions:
 // an array of objects with a string "role" and a "content" that is a
 // string, an array of parts or null) or a string "prompt" (completions).
 // Anything else, including malformed JSON and a body with both, gives
 // ok == false and no key.
-func Read(body []byte, blockSize int, out []uint64) (n int, session []byte, ok bool) {
+func Read(body []byte, blockSize int, out []uint64) (n int, s Session, ok bool) {
 	if blockSize < 1 {
 		blockSize = DefaultBlockSize
 	}
 	r := reader{b: body, c: newChain(0, blockSize, out)}
 	if !r.read() {
-		return 0, nil, false
+		return 0, Session{}, false
 	}
 	// The seed may follow the prompt in the body, so the chain starts from
 	// zero and each hash is keyed with the seed once the body is read:
@@ -51,7 +51,28 @@ func Read(body []byte, blockSize int, out []uint64) (n int, session []byte, ok b
 	for i := range r.c.n {
 		out[i] = Mix(seed, out[i])
 	}
-	return r.c.n, r.session(), true
+	return r.c.n, Session{CacheKey: nonEmpty(r.cacheKey), User: nonEmpty(r.user)}, true
+}
+
+// Session is what a body says of its session, as Read found it.
+type Session struct {
+	CacheKey []byte // "prompt_cache_key": OpenAI routes on it
+	User     []byte // "user": the end user
+}
+
+// Get returns the cache key, or else the user; nil if neither is set.
+func (s Session) Get() []byte {
+	if s.CacheKey != nil {
+		return s.CacheKey
+	}
+	return s.User
+}
+
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // reader reads a body once, hashing the prompt as it goes.
@@ -116,16 +137,6 @@ func (r *reader) read() bool {
 	}
 	end := o.end()
 	return end >= 0 && skipWS(b, end) == len(b) && messages != prompt
-}
-
-func (r *reader) session() []byte {
-	if len(r.cacheKey) > 0 {
-		return r.cacheKey
-	}
-	if len(r.user) > 0 {
-		return r.user
-	}
-	return nil
 }
 
 // stringAt returns the raw content of the value b[v:end] if it is a string.
@@ -274,4 +285,23 @@ func readPart(c *chain, b []byte, i int) int {
 		c.write(b[i:end])
 	}
 	return end
+}
+
+// Text hashes text, a prompt in whatever form its clients agree on, into
+// out as Read hashes a body's prompt: one chained hash per whole block of
+// blockSize bytes (DefaultBlockSize if blockSize < 1), keyed with model
+// and salt. It is for prompts that are not OpenAI-style JSON (a gRPC
+// message's field): its hashes are not Read's for the same words, so a
+// pool's clients must all use one or the other.
+func Text(model, salt string, text []byte, blockSize int, out []uint64) int {
+	if blockSize < 1 {
+		blockSize = DefaultBlockSize
+	}
+	c := newChain(0, blockSize, out)
+	c.write(text[:min(len(text), c.room())])
+	seed := Mix(Sum64(k2, model), Sum64(k3, salt))
+	for i := range c.n {
+		out[i] = Mix(seed, out[i])
+	}
+	return c.n
 }

@@ -15,10 +15,10 @@ func read(t testing.TB, body string, bs int) (blocks []uint64, session string, o
 	t.Helper()
 	var out [MaxBlocks]uint64
 	n, s, ok := Read([]byte(body), bs, out[:])
-	if !ok && (n != 0 || s != nil) {
-		t.Fatalf("Read(%.60q) = %d blocks, session %q with ok false", body, n, s)
+	if !ok && (n != 0 || s.Get() != nil) {
+		t.Fatalf("Read(%.60q) = %d blocks, session %q with ok false", body, n, s.Get())
 	}
-	return out[:n], string(s), ok
+	return out[:n], string(s.Get()), ok
 }
 
 // chat returns a chat-completions body with the given extra members
@@ -476,8 +476,8 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		want, ws, wok := reference(body, bs, max)
-		if ok != wok || !slices.Equal(out[:n], want) || string(s) != ws {
-			t.Fatalf("Read(%q, %d, [%d]) = %x %q %v; encoding/json gives %x %q %v", body, bs, max, out[:n], s, ok, want, ws, wok)
+		if ok != wok || !slices.Equal(out[:n], want) || string(s.Get()) != ws {
+			t.Fatalf("Read(%q, %d, [%d]) = %x %q %v; encoding/json gives %x %q %v", body, bs, max, out[:n], s.Get(), ok, want, ws, wok)
 		}
 	})
 }

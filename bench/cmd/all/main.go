@@ -1,7 +1,8 @@
 // Command all runs sturdy's whole benchmark suite — the overhead
-// microbenchmarks (go test -bench in the bench module) and the load
-// simulations (package sim) — and writes BENCHMARKS.md and the plots under
-// bench/plots from what it measured. From the repository root:
+// microbenchmarks (go test -bench in the bench module), the load
+// simulations (package sim) and the cache-aware routing simulation
+// (package kvsim, about a minute) — and writes BENCHMARKS.md and the
+// plots under bench/plots from what it measured. From the repository root:
 //
 //	go run ./bench/cmd/all
 //
@@ -36,6 +37,8 @@ func main() {
 		waitLoad  = flag.Float64("wait-load", 0, "before starting, wait (up to 10 minutes) for the 1-minute load average to fall below this; 0 means don't wait")
 		skipMicro = flag.Bool("skip-micro", false, "skip the microbenchmarks")
 		skipSim   = flag.Bool("skip-sim", false, "skip the simulations")
+		skipKV    = flag.Bool("skip-kvsim", false, "skip the cache-aware routing simulation")
+		kvSeeds   = flag.Int("kvsim-seeds", 5, "seeds of the cache-aware routing simulation")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -83,6 +86,12 @@ func main() {
 			r.Sims = append(r.Sims, res)
 			r.Load = append(r.Load, loadPoint{fmt.Sprintf("after scenario %d", sc.ID), loadAvg()})
 		}
+	}
+	if !*skipKV && ctx.Err() == nil {
+		if r.KV, err = runKVSim(*kvSeeds, *scale, log.Printf); err != nil {
+			log.Fatal(err)
+		}
+		r.Load = append(r.Load, loadPoint{"after the cache-aware routing simulation", loadAvg()})
 	}
 	r.Elapsed = time.Since(r.Start)
 	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {

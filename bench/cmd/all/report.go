@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sturdyai/sturdy/bench/kvsim"
 	"github.com/sturdyai/sturdy/bench/sim"
 )
 
@@ -21,6 +22,7 @@ type report struct {
 	MicroOrder []string
 	MicroCmds  []string
 	Sims       []*sim.Result
+	KV         *kvsim.Suite // the cache-aware routing simulation; nil if skipped
 }
 
 // added returns name's ns/op and allocs/op above base's.
@@ -77,6 +79,9 @@ func (r *report) checks() []sim.Check {
 			out = append(out, c)
 		}
 	}
+	if r.KV != nil {
+		out = append(out, kvsimChecks(r.KV)...)
+	}
 	return out
 }
 
@@ -130,7 +135,8 @@ func (r *report) markdown() string {
 	for _, c := range r.MicroCmds {
 		w("%s\n", c)
 	}
-	w("cd .. && go run ./bench/cmd/sim -reps %d -plots bench/plots\n\n", r.Reps)
+	w("cd .. && go run ./bench/cmd/sim -reps %d -plots bench/plots\n", r.Reps)
+	w("go run ./bench/cmd/kvsim -out bench/kvsim/report   # the cache-aware routing simulation's full report\n\n")
 	w("# CI smoke test (each scenario in short mode, a few seconds; fails only if a scenario stops producing results):\ngo test -race ./bench/...\n```\n\n")
 
 	w("## Targets\n\n| target | measured | |\n|---|---|---|\n")
@@ -154,6 +160,9 @@ func (r *report) markdown() string {
 		for _, s := range r.Sims {
 			w("%s", s.Markdown())
 		}
+	}
+	if r.KV != nil {
+		kvsimMarkdown(w, r.KV)
 	}
 	r.notes(w)
 	return b.String()
