@@ -36,9 +36,12 @@ type Tier struct {
 	// expected-quality figure. Zero means 1.
 	Quality float64
 	// ContextWindow is the tier's context window in tokens. A too-large
-	// outcome moves the call to a later tier with a larger window; a call
-	// whose prompt is known to exceed it skips the tier. Zero means
-	// unknown.
+	// outcome moves the call to a later tier whose window is larger or
+	// unknown; a call whose prompt is known to exceed it skips the tier.
+	// Zero means unknown: the adapters then learn it, for a tier with a
+	// Model, from the first too-large answer that names it ("maximum
+	// context length is 4096 tokens"). A configured window wins over a
+	// learned one.
 	ContextWindow int
 	// Timeout is the tier's latency objective: a call that this tier has
 	// not answered within it (for HTTP, the headers and first body byte)

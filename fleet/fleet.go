@@ -48,8 +48,12 @@ type Config struct {
 	// "p2c_peak_ewma" (the default), "round_robin", "weighted_round_robin"
 	// or "least_outstanding".
 	Balancer string `json:"balancer,omitempty" yaml:"balancer,omitempty"`
-	// TTFBTimeout bounds the wait for a response's first byte.
+	// TTFBTimeout bounds the wait for a stream's first byte
+	// (httpmw.WithTTFBTimeout).
 	TTFBTimeout Duration `json:"ttfb_timeout,omitempty" yaml:"ttfb_timeout,omitempty"`
+	// ResponseTimeout bounds the wait for a non-streaming call's answer
+	// (httpmw.WithResponseTimeout).
+	ResponseTimeout Duration `json:"response_timeout,omitempty" yaml:"response_timeout,omitempty"`
 	// MaxBodyBuffer bounds the request bodies buffered for replay, in
 	// bytes; zero means httpmw's default.
 	MaxBodyBuffer int64 `json:"max_body_buffer,omitempty" yaml:"max_body_buffer,omitempty"`
@@ -284,6 +288,9 @@ func (c *Config) shared() ([]httpmw.Option, error) {
 	}
 	if c.TTFBTimeout != 0 {
 		opts = append(opts, httpmw.WithTTFBTimeout(time.Duration(c.TTFBTimeout)))
+	}
+	if c.ResponseTimeout != 0 {
+		opts = append(opts, httpmw.WithResponseTimeout(time.Duration(c.ResponseTimeout)))
 	}
 	if c.MaxBodyBuffer != 0 {
 		opts = append(opts, httpmw.WithMaxBodyBuffer(c.MaxBodyBuffer))

@@ -34,7 +34,8 @@ const fleetJSON = `{
   "health": {"consecutive_failures": 3},
   "probes": {"interval": "1h"},
   "balancer": "round_robin",
-  "ttfb_timeout": "10s"
+  "ttfb_timeout": "10s",
+  "response_timeout": "5m"
 }`
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -49,6 +50,7 @@ func TestParseAndBuild(t *testing.T) {
 	c, err := Parse([]byte(fleetJSON))
 	require.NoError(t, err)
 	assert.Equal(t, 10*time.Second, time.Duration(c.TTFBTimeout))
+	assert.Equal(t, 5*time.Minute, time.Duration(c.ResponseTimeout))
 	assert.Equal(t, 2*time.Second, time.Duration(c.Groups[0].Tiers[1].Timeout))
 	r, err := c.router(nil, env(map[string]string{"AZURE_URL": azureSrv.URL(), "AZURE_KEY": "azure-secret", "VLLM_URL": "http://127.0.0.1:1"}), nil)
 	require.NoError(t, err)

@@ -297,8 +297,11 @@ func WithCodeClass(code codes.Code, class sturdy.Class) Option {
 
 // WithTooLarge reports whether an INVALID_ARGUMENT status says the request
 // exceeds the model's context window; such attempts are classed TooLarge,
-// and degrade moves the call to a tier with a larger window. The default
-// is none: INVALID_ARGUMENT is Fatal.
+// and the call moves to a later tier whose window is larger or unknown.
+// A message that names the window ("maximum context length is 4096
+// tokens", and the other servers' wordings httpmw reads) teaches the
+// chain that tier's window, as in httpmw. The default is none:
+// INVALID_ARGUMENT is Fatal.
 func WithTooLarge(f func(*status.Status) bool) Option {
 	return optionFunc(func(c *config) { c.tooLarge = f })
 }

@@ -111,7 +111,12 @@ func (k *keyer) key(c *call) (balancer.Key, bool) {
 func (b *reqBody) held(t *Transport) []byte {
 	switch b.mode {
 	case bodyBuffered:
-		return b.buf
+		if b.chunks == nil {
+			return b.buf
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.flat()
 	case bodyGetBody:
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -128,6 +128,10 @@ func FuzzClassify(f *testing.F) {
 			if o.Class != want[true] {
 				t.Fatalf("%d: %v", code, o.Class)
 			}
+		case code == 429 && o.Class == sturdy.Auth:
+			if !bytes.Contains(bytes.ToLower(body), []byte("insufficient_quota")) {
+				t.Fatalf("429 read as Auth without insufficient_quota")
+			}
 		case code == 429 || code == 529:
 			if o.Class != sturdy.Overloaded {
 				t.Fatalf("%d: %v", code, o.Class)

@@ -142,8 +142,12 @@ func (b *reqBody) requestModel(t *Transport, ts *tierState) string {
 		return ts.model
 	}
 	switch b.mode {
-	case bodyBuffered, bodyOnce:
-		return findModel(b.buf)
+	case bodyBuffered:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return findModel(b.flat())
+	case bodyOnce:
+		return findModel(b.buf) // the start, if in one piece
 	case bodyGetBody:
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -88,15 +88,17 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	pipeline.Config
-	groupKey   GroupKey // a Router's; a Transport ignores it
-	classifier Classifier
-	rewrite    ModelRewrite
-	maxBody    int64
-	ttfb       time.Duration
-	noTerm     bool
-	probePath  string
-	keyHook    KeyFunc
-	eps        [][]Endpoint // by tier, as WithTier gave them
+	groupKey     GroupKey // a Router's; a Transport ignores it
+	classifier   Classifier
+	rewrite      ModelRewrite
+	maxBody      int64
+	ttfb         time.Duration
+	respTimeout  time.Duration // WithResponseTimeout
+	errResponses bool          // WithErrorResponses
+	noTerm       bool
+	probePath    string
+	keyHook      KeyFunc
+	eps          [][]Endpoint // by tier, as WithTier gave them
 }
 
 // The options below exist in grpcmw too, with the same names, argument
@@ -310,10 +312,15 @@ func WithMaxBodyBuffer(n int64) Option {
 	return optionFunc(func(c *config) { c.maxBody = n })
 }
 
-// WithTTFBTimeout fails over an attempt that has not delivered its
-// response headers and first body byte within d (class Timeout). Zero (the
-// default) means no time-to-first-byte timeout; the caller's deadline and
-// failover's AttemptTimeout still apply.
+// WithTTFBTimeout fails over an attempt of a streaming call that has not
+// delivered its response headers and first body byte within d (class
+// Timeout, ErrTTFB). It applies to streams only (a request with Accept:
+// text/event-stream, or a JSON body whose top-level "stream" is true): a
+// non-streaming answer's first byte comes only once all of it is
+// generated, which WithResponseTimeout bounds. Zero (the default) means no
+// time-to-first-byte timeout; the caller's deadline and failover's
+// AttemptTimeout still apply. ContextWithTimeouts and HeaderTTFBTimeout
+// override it per call.
 func WithTTFBTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.ttfb = d })
 }

@@ -28,6 +28,7 @@ func (t *Transport) redirect(req *http.Request) (*http.Response, error) {
 	if !t.passCreds {
 		stripCallerCredentials(out.Header)
 	}
+	stripTimeoutHeaders(out.Header) // sturdy's own, never sent
 	prev := t.byName[req.Response.Header.Get(HeaderEndpoint)]
 	var ep *endpoint
 	switch {

@@ -171,7 +171,11 @@ func (r *Router) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := rt.tr.RoundTrip(out)
 	if resp != nil {
-		resp.Request = req
+		if se := CallError(resp); se != nil {
+			resp.Request = withCallError(req, se) // CallError works through a Router too
+		} else {
+			resp.Request = req
+		}
 	}
 	return resp, err
 }

@@ -3,6 +3,7 @@ package httpmw
 import (
 	"go.opentelemetry.io/otel/trace"
 
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -58,26 +59,28 @@ type tierState struct {
 // records OpenTelemetry spans and metrics. Build it with NewTransport. It
 // is safe for concurrent use. Close it to stop its health probes.
 type Transport struct {
-	base       http.RoundTripper
-	pl         *pipeline.Pipeline
-	chain      *chain.Chain
-	tel        *telemetry.Telemetry
-	tiers      []*tierState
-	targets    []*tierState // endpoints' own model names (deployments), after the tiers in a body's rewrite cache
-	byName     map[string]*endpoint
-	names      []string
-	classify   Classifier
-	rewrite    ModelRewrite
-	keys       *keyer // nil unless the tiers balance by affinity
-	maxBody    int64
-	ttfb       time.Duration
-	checkTerm  bool
-	passCreds  bool
-	hasTokens  bool
-	hasWindows bool // some tier has a ContextWindow: estimate prompt sizes
-	loads      bool // WithLoadReports
-	closeOnce  sync.Once
-	closed     atomic.Bool
+	base        http.RoundTripper
+	pl          *pipeline.Pipeline
+	chain       *chain.Chain
+	tel         *telemetry.Telemetry
+	tiers       []*tierState
+	targets     []*tierState // endpoints' own model names (deployments), after the tiers in a body's rewrite cache
+	byName      map[string]*endpoint
+	names       []string
+	classify    Classifier
+	rewrite     ModelRewrite
+	keys        *keyer // nil unless the tiers balance by affinity
+	maxBody     int64
+	ttfb        time.Duration
+	respTimeout time.Duration // WithResponseTimeout
+	checkTerm   bool
+	passCreds   bool
+	errResps    bool // WithErrorResponses
+	hasTokens   bool
+	hasWindows  bool // some tier has a ContextWindow: estimate prompt sizes
+	loads       bool // WithLoadReports
+	closeOnce   sync.Once
+	closed      atomic.Bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -104,16 +107,21 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if cfg.ttfb < 0 {
 		bad("WithTTFBTimeout(%v): it must not be negative", cfg.ttfb)
 	}
+	if cfg.respTimeout < 0 {
+		bad("WithResponseTimeout(%v): it must not be negative", cfg.respTimeout)
+	}
 	t := &Transport{
-		base:      base,
-		byName:    map[string]*endpoint{},
-		classify:  cfg.classifier,
-		rewrite:   cfg.rewrite,
-		maxBody:   cfg.maxBody,
-		ttfb:      cfg.ttfb,
-		checkTerm: !cfg.noTerm,
-		passCreds: cfg.CallerCredentials,
-		loads:     cfg.LoadReports,
+		base:        base,
+		byName:      map[string]*endpoint{},
+		classify:    cfg.classifier,
+		rewrite:     cfg.rewrite,
+		maxBody:     cfg.maxBody,
+		ttfb:        cfg.ttfb,
+		respTimeout: cfg.respTimeout,
+		checkTerm:   !cfg.noTerm,
+		passCreds:   cfg.CallerCredentials,
+		errResps:    cfg.errResponses,
+		loads:       cfg.LoadReports,
 	}
 	if t.classify == nil {
 		t.classify = Classify
@@ -230,6 +238,8 @@ type call struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
+	to   callTimeout        // each attempt's timeout
+	scan body.StreamScanner // reads whether the call streams (timeoutFor)
 	dc   chain.Call[*http.Response]
 }
 
@@ -253,6 +263,7 @@ func getCall(t *Transport, req *http.Request) *call {
 func putCall(c *call) {
 	c.t, c.req = nil, nil
 	c.body = reqBody{}
+	c.to = callTimeout{}
 	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude = false, 0, 0, nil
 	calls.Put(c)
 }
@@ -275,7 +286,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, tc := t.tel.StartCall(req.Context())
 	c := getCall(t, req)
 	defer putCall(c)
-	if err := c.body.init(req, t.maxBody); err != nil {
+	err := c.body.init(req, t.maxBody)
+	if err != nil {
+		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
+		tc.End()
+		return nil, err
+	}
+	if c.to, err = c.timeoutFor(); err != nil {
+		c.body.finish()
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
 		tc.End()
 		return nil, err
@@ -395,11 +413,14 @@ func (c *call) failed(tc telemetry.Call, resp *http.Response, err error) (*http.
 		if s := attemptsSummary(se.Attempts); s != "" {
 			h.Set(HeaderAttempts, s)
 		}
-		resp.Request = c.req
+		resp.Request = withCallError(c.req, se)
 		return resp, nil
 	}
 	if resp != nil {
 		discard(resp)
+	}
+	if c.t.answersWithResponse(c.req, se) {
+		return errorResponse(c.req, se), nil
 	}
 	return nil, se
 }
@@ -455,14 +476,18 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 
 	var cancel context.CancelCauseFunc
 	var timer *attempt.Timer
-	if t.ttfb > 0 {
+	cause := c.to.cause
+	if c.to.d > 0 {
 		ctx, cancel = context.WithCancelCause(ctx)
-		timer = attempt.StartTimer(time.Time{}, t.ttfb, cancel, ErrTTFB)
+		timer = attempt.StartTimer(time.Time{}, c.to.d, cancel, cause)
 	}
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	st := new(attemptState)
-	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged)
+	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip)
+	if c.to.strip {
+		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
+	}
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
 	sp := trace.SpanFromContext(ctx)
 	recording := sp.IsRecording()
@@ -487,7 +512,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		o.Load = loadReport(resp)
 	}
 	if err != nil {
-		o = ttfbOutcome(ctx, o, timer)
+		o = ttfbOutcome(ctx, o, timer, cause)
 		if cancel != nil {
 			cancel(err)
 		}
@@ -503,7 +528,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		// The TTFB timeout bounds the error body too: a 503 whose body
 		// never comes must not hold the attempt (and the call) past it.
 		bufferErrorBody(resp, cancel)
-		return resp, ttfbOutcome(ctx, o, timer)
+		return resp, ttfbOutcome(ctx, o, timer, cause)
 	}
 
 	w := &st.body
@@ -531,17 +556,24 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		if rerr == nil || rerr == io.EOF {
 			rerr = errEmptyEvent
 			if fired {
-				rerr = ErrTTFB
+				rerr = cause
 			}
 		}
-		o = ttfbOutcome(ctx, sturdy.Outcome{Class: sturdy.ClassOf(rerr), Err: rerr}, nil)
+		o = ttfbOutcome(ctx, sturdy.Outcome{Class: sturdy.ClassOf(rerr), Err: rerr}, nil, cause)
 		if fired {
-			o = sturdy.Outcome{Class: sturdy.Timeout, Err: ErrTTFB}
+			o = sturdy.Outcome{Class: sturdy.Timeout, Err: cause}
 		}
 		w.discard()
 		return nil, o
 	}
 	w.head, w.headErr = w.headBuf[:nr], rerr
+	if isEventStream(ct) && startsWithErrorEvent(w.head) {
+		// A stream that failed after its 200: nothing reached the caller
+		// yet, so the call may still fail over or fall back.
+		ev, _ := readFirstEvent(w.rc, w.head)
+		w.discard()
+		return nil, classifyErrorEvent(bytes.ToLower(ev))
+	}
 	return resp, o
 }
 
@@ -554,13 +586,14 @@ func contentType(h http.Header) string {
 	return ""
 }
 
-// ttfbOutcome turns the failure of an attempt whose context the TTFB
-// timer cancelled into a Timeout. It stops timer (which may be nil): call
-// it once per attempt, as a timer must be stopped exactly once.
-func ttfbOutcome(ctx context.Context, o sturdy.Outcome, timer *attempt.Timer) sturdy.Outcome {
+// ttfbOutcome turns the failure of an attempt whose context its timer
+// (TTFB or response timeout) cancelled with cause into a Timeout. It stops
+// timer (which may be nil): call it once per attempt, as a timer must be
+// stopped exactly once.
+func ttfbOutcome(ctx context.Context, o sturdy.Outcome, timer *attempt.Timer, cause error) sturdy.Outcome {
 	timer.Stop()
-	if context.Cause(ctx) == ErrTTFB {
-		return sturdy.Outcome{Class: sturdy.Timeout, Err: ErrTTFB}
+	if cause != nil && context.Cause(ctx) == cause {
+		return sturdy.Outcome{Class: sturdy.Timeout, Err: cause}
 	}
 	return o
 }

@@ -145,11 +145,16 @@ func TestTTFBTimeoutFailsOver(t *testing.T) {
 		ok, okURL := memLLM(t, mt, sturdytest.Config{Name: "ok"})
 		tr := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("stalled", stalledURL, ""), ep("ok", okURL, "")),
 			WithTTFBTimeout(100*time.Millisecond))
-		for _, stream := range []bool{true, false} {
+		// The TTFB timeout is for streams; a non-streaming call has
+		// WithResponseTimeout (timeouts_test.go).
+		tr2 := newMemTr(t, mt, WithTier(degrade.Tier{}, ep("stalled", stalledURL, ""), ep("ok", okURL, "")),
+			WithResponseTimeout(100*time.Millisecond))
+		for i, tr := range []*Transport{tr, tr2} {
+			stream := i == 0
 			start := time.Now()
 			resp, err := tr.RoundTrip(chatReq(t, "m", stream))
 			require.NoError(t, err)
-			assert.Equal(t, 100*time.Millisecond, time.Since(start), "failed over at the TTFB timeout, not after the 3s stall (stream=%v)", stream)
+			assert.Equal(t, 100*time.Millisecond, time.Since(start), "failed over at the timeout, not after the 3s stall (stream=%v)", stream)
 			readAll(t, resp)
 			assert.Equal(t, "ok", resp.Header.Get(HeaderEndpoint))
 		}

@@ -526,7 +526,9 @@ func TestHeadersThenNothing(t *testing.T) {
 			b := startRecording(t, answer(http.StatusOK, "application/json", okBody))
 			opts := []httpmw.Option{httpmw.WithFailover(failover.Config{BaseBackoff: -1, BudgetRatio: -1, AttemptTimeout: tc.attemptTime})}
 			if tc.ttfb > 0 {
-				opts = append(opts, httpmw.WithTTFBTimeout(tc.ttfb))
+				// The call does not stream: WithResponseTimeout bounds it
+				// (WithTTFBTimeout is for streams).
+				opts = append(opts, httpmw.WithTTFBTimeout(tc.ttfb), httpmw.WithResponseTimeout(tc.ttfb))
 			}
 			c := twoEndpoints(t, a, b, opts...)
 			ty.calls.Add(1)

@@ -220,7 +220,7 @@ func TestClientsFailOverSlowFirstByteWithinTTFB(t *testing.T) {
 		t.Run(cl.name, func(t *testing.T) {
 			slow := startLLM(t, sturdytest.Config{Name: "slow", SlowFirstByte: 5 * time.Second})
 			ok := startLLM(t, sturdytest.Config{Name: "ok"})
-			tr := newTransport(t, httpmw.WithTTFBTimeout(500*time.Millisecond),
+			tr := newTransport(t, httpmw.WithTTFBTimeout(500*time.Millisecond), httpmw.WithResponseTimeout(500*time.Millisecond),
 				httpmw.WithTier(degrade.Tier{}, endpoint(slow, "k"), endpoint(ok, "k")))
 			c := cl.new(tr)
 			for range 2 {

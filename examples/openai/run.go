@@ -22,7 +22,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	local := fs.Bool("local", false, "use local fake servers even when "+envKey+" and "+envPrimaryURLs+" are set")
 	prompt := fs.String("prompt", "In one sentence: why do inference clients need failover?", "the user message")
 	timeout := fs.Duration("timeout", 60*time.Second, "deadline of each call")
-	ttfb := fs.Duration("ttfb", 15*time.Second, "fail over an attempt whose first byte takes longer than this")
+	ttfb := fs.Duration("ttfb", 15*time.Second, "fail over a streaming attempt whose first byte takes longer than this")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: openai [flags]\n\n"+
 			"Sends chat completions with openai-go through sturdy's httpmw: two providers of\n"+

@@ -82,6 +82,9 @@ type tier struct {
 	specs  [4]attempt.Spec
 	single attempt.Spec // one attempt: for requests that cannot be replayed
 	served atomic.Uint64
+	// learned is the context window the tier's servers named in a
+	// too-large answer (WindowError); 0: none. See window.
+	learned atomic.Int64
 }
 
 const (

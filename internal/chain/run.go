@@ -284,7 +284,9 @@ func (r *run[T]) next(t *tier, err error) int {
 	case r.call.Once && wentOut:
 		return -1
 	case class == sturdy.TooLarge:
-		next := r.c.largerWindow(t.index)
+		named := namedWindow(err)
+		t.learn(named)
+		next := r.c.largerWindow(t.index, named)
 		r.from, r.reason = t.index, sturdy.FallbackTooLarge
 		return next
 	case slow:
@@ -346,12 +348,22 @@ func (r *run[T]) fail(err error) (T, Served, error) {
 	return r.last, Served{}, r.c.failure(r.ctx, err, r.attempts, r.skipped)
 }
 
-// largerWindow returns the first tier after i with a larger context
-// window than tier i's, or -1.
-func (c *Chain) largerWindow(i int) int {
+// largerWindow returns the first tier after i whose context window is
+// larger than tier i's, or unknown; -1 when none is. Tier i's window is
+// its configured ContextWindow, else named (the window its answer named),
+// else the one it learned; a later tier's is configured, else learned.
+// When tier i's window is unknown, the next tier is taken: it may be
+// larger.
+func (c *Chain) largerWindow(i, named int) int {
 	w := c.tiers[i].ContextWindow
+	if w == 0 {
+		w = named
+	}
+	if w == 0 {
+		w = c.tiers[i].window()
+	}
 	for j := i + 1; j < len(c.tiers); j++ {
-		if cw := c.tiers[j].ContextWindow; w > 0 && cw > w || w == 0 && cw > 0 {
+		if cw := c.tiers[j].window(); w == 0 || cw == 0 || cw > w {
 			return j
 		}
 	}

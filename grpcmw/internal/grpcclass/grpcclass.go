@@ -2,12 +2,15 @@ package grpcclass
 
 import (
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/toolarge"
 )
 
 // numCodes is one past the last gRPC code (Unauthenticated = 16).
@@ -89,6 +92,11 @@ func (c *Classifier) Outcome(err error, header, trailer metadata.MD) sturdy.Outc
 	case codes.InvalidArgument:
 		if c.TooLarge != nil && c.TooLarge(st) {
 			out.Class = sturdy.TooLarge
+			// A message that names the window ("maximum context length
+			// is 4096 tokens") teaches the fallback chain the tier's.
+			if n := toolarge.Window([]byte(strings.ToLower(st.Message()))); n > 0 {
+				out.Err = &chain.WindowError{Limit: n, Err: err}
+			}
 		}
 	case codes.ResourceExhausted:
 		v, present := pushback(trailer)

@@ -121,7 +121,7 @@ func run(duration time.Duration, rate int, every time.Duration, maxInflight int,
 	}
 	count := &rig.CountingTransport{Base: &http.Transport{MaxIdleConnsPerHost: 32}}
 	tr, err := httpmw.NewTransport(count, httpmw.WithTier(tiers[0], eps[0]...), httpmw.WithTier(tiers[1], eps[1]...),
-		httpmw.WithTTFBTimeout(300*time.Millisecond),
+		httpmw.WithTTFBTimeout(300*time.Millisecond), httpmw.WithResponseTimeout(300*time.Millisecond),
 		httpmw.WithFailover(failover.Config{}),
 		httpmw.WithHedge(hedge.Config{}),
 		httpmw.WithProbes(health.ProbeConfig{Interval: time.Second, Timeout: 300 * time.Millisecond}))
