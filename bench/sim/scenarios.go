@@ -38,6 +38,7 @@ var Scenarios = []Scenario{
 	{5, "hedging", Hedging},
 	{6, "random-503s", Random503s},
 	{7, "total-outage", TotalOutage},
+	{8, "learned-capacity", LearnedCapacity},
 }
 
 func ms(v float64) string  { return fmt.Sprintf("%.0f ms", v) }
