@@ -10,67 +10,65 @@ import (
 	"time"
 )
 
-// Learned capacity.
-//
-// A key with no configured request rate is paced at a rate learned from
-// what its server says: its 429s (Overloaded outcomes) and successes, and
-// the rate-limit headers of its responses (Listen). The learning is
-// CUBIC's (RFC 9438) applied to a request rate instead of a congestion
-// window, as the AWS SDKs' "adaptive" retry mode applies it to a
-// client-side token bucket (botocore's ClientRateLimiter):
-//
-//   - Nothing is paced until the server first refuses (429) the key: a
-//     key that is never refused costs nothing and is never slowed.
-//   - On a refusal the key's rate falls to Beta times an estimate of what
-//     the server accepts (multiplicative decrease), and the server's
-//     Retry-After, if any, is honoured as a cooldown before anything else.
-//     The estimate is the rate of successes since the previous decrease
-//     (over at least two seconds), or, right after a first refusal, the
-//     rate of successes in the last second; never more than the rate the
-//     key was paced at.
-//   - After the cooldown the rate grows back along CUBIC's curve: quickly
-//     at first, flat as it nears the rate of the last refusal (W_max,
-//     reached Recover after the cooldown), then ever faster beyond it, so
-//     that a server whose capacity grew is found again. The ramp after a
-//     Retry-After is therefore paced, not a burst.
-//   - Refusals that arrive during a cooldown are the same event (requests
-//     sent before it) and do not decrease the rate again.
-//
-// Why CUBIC's curve and not plain AIMD or a gradient: a provider's limit
-// is a token bucket whose refusals cost a Retry-After of idleness each, so
-// what matters is to sit just under the limit for as long as possible and
-// probe beyond it rarely. Linear additive increase crosses the limit at
-// the same slope every time; CUBIC's curve is flat around the last
-// refusal's rate and probes steeply only after a long quiet. The gradient
-// limiters of Netflix's concurrency-limits (Gradient2) and Envoy's
-// adaptive concurrency size a concurrency window from latency, but a rate
-// limiter answers 429 at once and its latency does not rise before it
-// refuses, so there is no gradient to follow. Decreases by a factor keep
-// the Chiu–Jain property that clients sharing a limit converge to equal
-// shares.
-
 // Defaults of LearnConfig.
 const (
 	DefaultLearnBeta    = 0.95
 	DefaultLearnRecover = 12 * time.Second
 )
 
-// LearnConfig configures learned capacity. Every zero field means its
-// documented default, so the zero LearnConfig learns.
+// LearnConfig configures learned capacity: a key with no configured
+// request rate is paced at a rate learned from what its server says, its
+// 429s (Overloaded outcomes) and successes (Observe) and the rate-limit
+// headers of its responses (Listen). Every zero field means its documented
+// default, so the zero LearnConfig learns.
+//
+// The learning is CUBIC's (RFC 9438) applied to a request rate instead of
+// a congestion window, as the AWS SDKs' "adaptive" retry mode applies it
+// to a client-side token bucket (botocore's ClientRateLimiter):
+//
+//   - Nothing is paced until the server first refuses the key: a key that
+//     is never refused costs nothing and is never slowed.
+//   - On a refusal the rate falls to Beta times an estimate of what the
+//     server accepts (multiplicative decrease; the estimate is described
+//     at learner.refused), and the server's Retry-After, if any, is
+//     honoured as a cooldown first.
+//   - After the cooldown the rate grows back along CUBIC's curve: quickly
+//     at first, flat as it nears the rate of the last refusal (W_max,
+//     reached Recover after the cooldown), then ever faster beyond it, so
+//     that a server whose capacity grew is found again. The ramp after a
+//     Retry-After is paced, not a burst. After a first refusal, when the
+//     estimate is rough, the curve runs in one second instead (probing).
+//   - Refusals that arrive during a cooldown belong to the same event
+//     (requests sent before it) and do not decrease the rate again.
+//
+// Why CUBIC's curve and not plain AIMD or a gradient: a provider's limit
+// is a token bucket whose every refusal costs a Retry-After of idleness,
+// so what matters is to sit just under the limit for as long as possible
+// and probe beyond it rarely. Linear additive increase crosses the limit
+// at the same slope every time; CUBIC's curve is flat around the last
+// refusal's rate and probes steeply only after a long quiet. The gradient
+// limiters of Netflix's concurrency-limits (Gradient2) and Envoy's
+// adaptive concurrency size a concurrency window from latency, but a rate
+// limiter answers 429 at once and its latency does not rise before it
+// refuses, so there is no gradient to follow. Decreases by a factor keep
+// the Chiu–Jain property (AIMD) that clients sharing one limit converge
+// towards equal shares.
 type LearnConfig struct {
 	// Off turns learning off: keys with no configured request rate are
 	// then only paused by Retry-After cooldowns and never paced.
 	Off bool
 	// Beta is the multiplicative decrease: after a refusal the key's rate
 	// falls to Beta times the estimated rate the server accepts. It must
-	// be in (0, 1); zero means DefaultLearnBeta (RFC 9438 uses 0.7 for
-	// congestion windows, where a lost packet costs a round trip; here a
-	// refusal costs a whole Retry-After, so smaller cuts are cheaper).
+	// be in (0, 1); zero means DefaultLearnBeta. (RFC 9438 uses 0.7 for
+	// congestion windows, and botocore too; here the decrease starts from
+	// the rate the server was seen to accept, not from the rate that was
+	// refused, so a smaller cut is enough.)
 	Beta float64
 	// Recover is how long after the cooldown the rate takes to grow back
 	// to the rate of the last refusal (CUBIC's K). Longer means fewer
-	// refusals once the limit is found, but a slower climb to it. Zero
-	// means DefaultLearnRecover.
+	// refusals, each a Retry-After of idleness, once the limit is found,
+	// but a slower discovery of a limit that was raised. Zero means
+	// DefaultLearnRecover.
 	Recover time.Duration
 }
 

@@ -99,7 +99,7 @@ func LearnedCapacity(ctx context.Context, o Options) (*Result, error) {
 				HandleIf(func(r *http.Response, err error) bool { return retryable(r, err) }).
 				WithFailureRateThreshold(0.5, 10, 2*time.Minute).Build())
 		})},
-		{Name: "sturdy, learning off (Retry-After only)", New: sturdy(ratelimit.Limit{}, httpmw.WithLimiter(ratelimit.Config{Learn: ratelimit.LearnConfig{Off: true}}))},
+		{Name: "sturdy, learning off (Retry-After only)", New: sturdy(ratelimit.Limit{}, noLearning)},
 		{Name: "sturdy, limit 190 req/s (configured)", New: sturdy(ratelimit.Limit{RequestsPerSecond: 0.95 * capacity, Burst: 10})},
 		{Name: "sturdy (defaults: learned)", New: sturdy(ratelimit.Limit{})},
 	}
