@@ -248,7 +248,8 @@ func (lr *learner) served(now int64) {
 //     rate the key was paced at (the server's burst went at once: far
 //     above its limit), found again as after a first refusal;
 //   - otherwise the rate of successes in the last second since that
-//     cooldown ended (what the server accepted while paced);
+//     cooldown ended (what the server accepted while paced), less the
+//     server's burst spread over that time (burstless);
 //   - for a key a LearnStore shares, the rate the fleet was paced at times
 //     the share of this replica's answers in the last second that were
 //     successes: its own successes are only its part of the fleet's;
@@ -276,7 +277,9 @@ func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared
 		// (the server's burst went at once). Halve, and find it again.
 		est, probe = cur/2, true
 	case lr.st.Max > 0 && shared:
-		est = cur * okShare
+		est = cur * okShare * burstless(now-lr.epochStart)
+	case lr.st.Max > 0:
+		est = ok * burstless(now-lr.epochStart)
 	case lr.st.Max == 0:
 		est, probe = math.Sqrt(max(ok, 1)*max(peak, ok, 1)), true
 	}
@@ -289,6 +292,16 @@ func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared
 	lr.coolUntil, lr.epochStart, lr.epochServed = end, end, 0
 	lr.paced.Store(true)
 	return lr.st, true
+}
+
+// burstless discounts, from a rate of successes measured over an epoch of
+// t nanoseconds that began with the server's bucket full (it refills
+// during the cooldown), the server's burst, taken to be 100 ms of its rate
+// as learnedBurst takes it: a refusal that comes t after pacing resumed at
+// a rate r means r ≈ limit + burst/t, so the rate accepted overstates the
+// limit by about that much (by 8% after 1.25 s, 1% after 10 s).
+func burstless(t int64) float64 {
+	return max(0.5, 1-0.1/max(float64(t)/1e9, 0.1))
 }
 
 // told applies a rate the server reported, valid until until.
