@@ -39,6 +39,7 @@ var Scenarios = []Scenario{
 	{6, "random-503s", Random503s},
 	{7, "total-outage", TotalOutage},
 	{8, "learned-capacity", LearnedCapacity},
+	{9, "fleet-on-redis", FleetOnRedis},
 }
 
 func ms(v float64) string  { return fmt.Sprintf("%.0f ms", v) }
