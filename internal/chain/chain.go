@@ -204,6 +204,9 @@ func New(cfg *Config) (*Chain, error) {
 		return nil, errors.Join(errs...)
 	}
 	lc := cfg.Limiter
+	// Learning is per endpoint (pacing); the tiers' limiter applies what
+	// was configured and the servers' cooldowns, and learns nothing.
+	lc.Learn.Off = true
 	lc.Overrides = make(map[string]ratelimit.Limit, len(cfg.Limiter.Overrides)+len(cfg.Tiers))
 	for k, v := range cfg.Limiter.Overrides {
 		lc.Overrides[k] = v
