@@ -442,8 +442,9 @@ func (l *Limiter) share(key string, st Learned, at int64) {
 // ParseHeaders read them at now, unless the key has a configured request
 // rate or learning is off. A request quota that says how much is left and
 // when it is full again gives the rate the server refills it at, which
-// becomes the key's ceiling for a minute (toldRate); a request quota with
-// nothing left pauses the key until one request has refilled, and a token
+// becomes the key's ceiling for a minute (toldRate, less 3%); a request
+// quota with less left than a small reserve (a quarter of it, or 50 ms of
+// its rate if less) pauses the key until the reserve has refilled, and a token
 // quota with nothing left pauses it until the quota resets. Retry-After is
 // left to Observe, which sees it on the outcome.
 func (l *Limiter) Listen(key string, sig Signal, now time.Time) {
@@ -455,8 +456,14 @@ func (l *Limiter) Listen(key string, sig Signal, now time.Time) {
 	if r, ok := toldRate(q); ok {
 		st := l.learnerOf(key, ns).told(toldMargin*r, ns+int64(toldFor))
 		l.share(key, st, 0)
-		if q.Remaining == 0 {
-			l.Cooldown(key, now.Add(time.Duration(float64(time.Second)/r)))
+		// Keep a reserve in the server's bucket for the jitter between
+		// sending and arriving: a quarter of it, or 50 ms of its rate if
+		// less. Below that, pause until it has refilled (at least one
+		// request's worth): a few milliseconds against a refusal's whole
+		// Retry-After.
+		reserve := min(float64(q.Limit)/4, r*0.05)
+		if short := reserve - float64(q.Remaining); short > 0 || q.Remaining == 0 {
+			l.Cooldown(key, now.Add(time.Duration(max(short, 1)/r*float64(time.Second))))
 		}
 	}
 	for _, t := range [...]Quota{sig.Tokens, sig.InputTokens, sig.OutputTokens} {

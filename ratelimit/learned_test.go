@@ -125,7 +125,9 @@ func TestListenFollowsTheServersQuota(t *testing.T) {
 		// OpenAI: 10000 RPM, one used, back in 6 ms: 166.7/s.
 		{"openai", Signal{Requests: q(10000, 9999, 6*time.Millisecond)}, toldMargin * 1 / 0.006, 0},
 		{"full bucket says no rate", Signal{Requests: q(20, 20, 0)}, 0, 0},
-		{"none left: one refill", Signal{Requests: q(20, 0, 100*time.Millisecond)}, toldMargin * 200, 5 * time.Millisecond},
+		// 200/s; the reserve is min(20/4, 200 × 50 ms) = 5 requests: 25 ms.
+		{"none left: until the reserve refills", Signal{Requests: q(20, 0, 100*time.Millisecond)}, toldMargin * 200, 25 * time.Millisecond},
+		{"above the reserve: no pause", Signal{Requests: q(20, 6, 70*time.Millisecond)}, toldMargin * 200, 0},
 		{"tokens exhausted: until their reset", Signal{Tokens: q(1000, 0, 2*time.Second)}, 0, 2 * time.Second},
 		{"unknown figures are ignored", Signal{Requests: Quota{Remaining: 3, HasRemaining: true}}, 0, 0},
 	} {
