@@ -250,7 +250,7 @@ func New(cfg *Config) (*Chain, error) {
 		}
 		pick := tc.Picker
 		if c.pacing != nil {
-			pick = &picker{next: tc.Picker, p: c.pacing}
+			pick = &picker{next: tc.Picker, p: c.pacing, op: cfg.Names.Op}
 		}
 		for f := range t.specs {
 			s := attempt.Spec{Picker: pick, Retry: t.retry, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}

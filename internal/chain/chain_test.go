@@ -525,3 +525,17 @@ func TestListenPacesAtTheToldRate(t *testing.T) {
 		assert.Zero(t, c.LearnedRate("other"))
 	})
 }
+
+func TestAPacedTierIsSkippedAsLimitedEvenForOnceCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: time.Second}}}
+		var fb []Fallback
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}, OnFallback: onFallback(&fb)})
+		_, _, _ = runCall(c, b, Call[string]{}) // p1 says wait: it is paced from now on
+		fb = nil
+		_, tier, err := runCall(c, b, Call[string]{Once: true})
+		require.NoError(t, err, "nothing went out to p1, so a call that cannot be replayed may still fall back")
+		assert.Equal(t, 1, tier)
+		assert.Equal(t, []Fallback{{0, 1, sturdy.FallbackLimited}}, fb)
+	})
+}

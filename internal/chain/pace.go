@@ -80,6 +80,7 @@ func (p *pacing) listen(endpoint string, h http.Header) {
 type picker struct {
 	next sturdy.Picker
 	p    *pacing
+	op   string // the chain's error prefix
 }
 
 var _ sturdy.Picker = (*picker)(nil)
@@ -104,7 +105,13 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 			excl = append(excl, ep.Name)
 		}
 		if ep, done, err = pk.next.Pick(ctx, excl); err != nil {
-			return nil, nil, lerr
+			// Every endpoint is paced: nothing went out, and the call
+			// may fall back (a *sturdy.Error with no attempts says so).
+			e := &sturdy.Error{Op: pk.op, Class: sturdy.Overloaded, Err: lerr}
+			if le, ok := lerr.(*ratelimit.LimitedError); ok {
+				e.RetryAfter = le.RetryAfter
+			}
+			return nil, nil, e
 		}
 	}
 }

@@ -286,6 +286,9 @@ func (r *run[T]) next(t *tier, err error) int {
 		return next
 	case slow:
 		r.from, r.reason = t.index, sturdy.FallbackSlow
+	case !wentOut && errors.Is(err, ratelimit.ErrLimited):
+		// Every endpoint was paced (learned capacity): a local refusal.
+		r.from, r.reason = t.index, sturdy.FallbackLimited
 	default:
 		r.from, r.reason = t.index, sturdy.FallbackFailed
 	}
