@@ -116,9 +116,10 @@ type Learned struct {
 	// to accept when it last refused the key (CUBIC's W_max). Zero means
 	// the key was never refused.
 	Max float64
-	// Probe says Max is a rough guess (a first refusal, with little to go
-	// on): the rate then grows back to it, and beyond it, within
-	// ProbeRecover rather than Recover, to find the limit quickly.
+	// Probe says Max is a rough guess (a first refusal with little to go
+	// on, or a refusal right after a cooldown): the rate then grows back
+	// to it within a second rather than Recover, and beyond it as fast,
+	// to find the limit quickly.
 	Probe bool
 	// Since is when the rate starts growing back: the end of the cooldown
 	// that followed that refusal, in Unix nanoseconds.
