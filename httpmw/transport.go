@@ -521,6 +521,8 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
+	// The server's rate-limit headers pace the endpoint before its 429.
+	t.chain.Listen(a.Endpoint.Name, resp.Header)
 	resp.Header[HeaderEndpoint] = ep.nameHdr
 	resp.Header[HeaderTier] = ts.nameHdr
 

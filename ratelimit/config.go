@@ -84,8 +84,14 @@ type Config struct {
 	MaxKeys int
 	// Store holds per-key bucket and cooldown state. Nil means an
 	// in-process store private to the Limiter. A shared store (e.g. Redis)
-	// makes the limits fleet-wide.
+	// makes the limits fleet-wide; one that is also a LearnStore shares
+	// what is learned (Learn) as well.
 	Store Store
+	// Learn configures learned capacity: keys with no configured request
+	// rate are paced at a rate learned from their servers' refusals,
+	// successes and rate-limit headers (Observe, Listen). The zero value
+	// learns with the defaults; Learn.Off turns it off.
+	Learn LearnConfig
 }
 
 func (c *Config) validate() error {
@@ -96,6 +102,9 @@ func (c *Config) validate() error {
 		if err := l.validate("Overrides[" + strconv.Quote(k) + "]"); err != nil {
 			return err
 		}
+	}
+	if err := c.Learn.validate(); err != nil {
+		return err
 	}
 	if c.MaxKeys < 0 {
 		return fmt.Errorf("ratelimit: MaxKeys must be ≥ 0 (0 = %d), got %d", DefaultMaxKeys, c.MaxKeys)

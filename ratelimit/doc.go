@@ -43,8 +43,25 @@
 // triple), and Retry-After. It turns them into one Signal: for requests and
 // for tokens, the limit, what remains of it and how long until it resets,
 // each known or not. Malformed values are ignored one by one, and a
-// response without such headers costs no allocation. A Limiter does not
-// consume Signals yet.
+// response without such headers costs no allocation.
+//
+// Learned capacity: a key with no configured request rate is paced at a
+// rate the Limiter learns from its server (Config.Learn; on by default).
+// Nothing is paced until the server first answers 429 (an Overloaded
+// outcome, given to Observe); from then on the key's rate follows CUBIC's
+// curve (RFC 9438) as the AWS SDKs' adaptive retry mode applies it to a
+// request rate: on each refusal it falls to Beta times the rate the server
+// was seen to accept, the server's Retry-After is honoured as a cooldown,
+// and afterwards the rate climbs back, flat near the rate of the refusal
+// and faster beyond it, so the ramp after a Retry-After is paced rather
+// than a burst. Rate-limit headers given to Listen or ListenHeaders say
+// the rate outright: a request quota that reports how much is left and
+// when it is full again gives the rate the server refills it at, which
+// caps the key's pace (3% below it) before any 429; a quota with nothing
+// left pauses the key until it refills. A Store that is also a LearnStore
+// (the Redis store) shares what is learned across the replicas of a
+// client, so that they pace one provider key together. LearnConfig's doc
+// says why CUBIC's curve and not a gradient.
 //
 // Throttle is separate: client-side adaptive throttling from Google's SRE
 // book ("Handling Overload", K = 2 over two minutes). It needs no

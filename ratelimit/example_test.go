@@ -144,3 +144,24 @@ func ExampleParseHeaders() {
 	// requests left: 0 full in 30s retry after 30s
 	// output tokens left: 16000 limit known: false
 }
+
+// A response's rate-limit headers pace the key before its first 429: here
+// 10 of 20 requests are left and the bucket is full again in 50 ms, so the
+// server refills 200 requests a second, and the key is paced a little
+// below that.
+func ExampleLimiter_ListenHeaders() {
+	l, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		panic(err)
+	}
+	h := http.Header{}
+	h.Set("x-ratelimit-limit-requests", "20")
+	h.Set("x-ratelimit-remaining-requests", "10")
+	h.Set("x-ratelimit-reset-requests", "50ms")
+	fmt.Printf("before: %.0f req/s (0: unpaced)\n", l.LearnedRate("gpt-4o"))
+	l.ListenHeaders("gpt-4o", h)
+	fmt.Printf("after: %.0f req/s\n", l.LearnedRate("gpt-4o"))
+	// Output:
+	// before: 0 req/s (0: unpaced)
+	// after: 194 req/s
+}

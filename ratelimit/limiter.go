@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -30,6 +31,11 @@ type Limiter struct {
 	limitFunc func(string) (Limit, bool)
 	store     Store
 	mem       *memStore // the store when it is the in-process one: no interface calls, no contexts
+
+	learnOff bool
+	curve    curve
+	learners sync.Map   // key → *learner, for keys with no configured request rate
+	shared   LearnStore // the store, when it shares what is learned
 }
 
 // New returns a Limiter configured by cfg. It fails only for values that
@@ -38,7 +44,9 @@ func New(cfg Config) (*Limiter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Limiter{def: cfg.Default.normalized(), limitFunc: cfg.LimitFunc, store: cfg.Store}
+	l := &Limiter{def: cfg.Default.normalized(), limitFunc: cfg.LimitFunc, store: cfg.Store,
+		learnOff: cfg.Learn.Off, curve: cfg.Learn.curve()}
+	l.shared, _ = cfg.Store.(LearnStore)
 	if len(cfg.Overrides) > 0 {
 		l.overrides = make(map[string]Limit, len(cfg.Overrides))
 		for k, v := range cfg.Overrides {
@@ -152,6 +160,12 @@ func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.
 	if err != nil {
 		return Permit{}, err
 	}
+	if lim.RequestsPerSecond == 0 && !l.learnOff {
+		if r := l.learnedRate(ctx, key, now); r > 0 {
+			r = quantize(r)
+			lim.RequestsPerSecond, lim.Burst = r, learnedBurst(r)
+		}
+	}
 	var d Decision
 	var e *entry
 	if l.mem != nil {
@@ -188,13 +202,39 @@ func (l *Limiter) Cooldown(key string, until time.Time) {
 }
 
 // Observe learns from the outcome of a call admitted for key: an
-// Overloaded outcome with a RetryAfter pauses the key for that long.
-// Outcomes of this package's own refusals (errors matching ErrLimited) are
-// ignored, so that feeding every outcome back cannot make a refusal extend
-// itself.
+// Overloaded outcome with a RetryAfter pauses the key for that long, and,
+// unless the key has a configured request rate or learning is off
+// (Config.Learn), Overloaded outcomes and successes teach the key's
+// learned rate (see LearnConfig). Outcomes of this package's own refusals
+// (errors matching ErrLimited) are ignored, so that feeding every outcome
+// back cannot make a refusal extend itself.
 func (l *Limiter) Observe(key string, o sturdy.Outcome) {
-	if o.Class != sturdy.Overloaded || o.RetryAfter <= 0 || errors.Is(o.Err, ErrLimited) {
-		return
+	switch o.Class {
+	case sturdy.Success:
+		if l.learns(key) {
+			now := endOf(o)
+			l.learnerOf(key, now).served(now)
+		}
+	case sturdy.Overloaded:
+		if errors.Is(o.Err, ErrLimited) {
+			return
+		}
+		now := endOf(o)
+		if o.RetryAfter > 0 {
+			l.Cooldown(key, time.Unix(0, now).Add(o.RetryAfter))
+		}
+		if l.learns(key) {
+			if st, ok := l.learnerOf(key, now).refused(now, o.RetryAfter, l.curve, l.shared != nil); ok {
+				l.share(key, st, now)
+			}
+		}
 	}
-	l.Cooldown(key, time.Now().Add(o.RetryAfter))
+}
+
+// endOf is when o ended, in Unix nanoseconds.
+func endOf(o sturdy.Outcome) int64 {
+	if o.End.IsZero() {
+		return time.Now().UnixNano()
+	}
+	return o.End.UnixNano()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/httpmw"
+	"github.com/sturdyai/sturdy/ratelimit"
 	"github.com/sturdyai/sturdy/reliability/internal/rig"
 	"github.com/sturdyai/sturdy/sturdytest"
 )
@@ -154,7 +155,11 @@ func TestRetriedErrorResponsesKeepTheirConnection(t *testing.T) {
 				httpmw.URL("bad", bad.URL(), nil), httpmw.URL("good", good.URL(), nil)),
 				httpmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
 				httpmw.WithFailover(failover.Config{BaseBackoff: -1, BudgetRatio: -1, MaxRetryAfterWait: -1}),
-				httpmw.WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}))
+				httpmw.WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}),
+				// The subject is the error answers' connections: keep
+				// sending to the endpoint that answers 429 rather than
+				// pacing it at a learned rate.
+				httpmw.WithLimiter(ratelimit.Config{Learn: ratelimit.LearnConfig{Off: true}}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -53,6 +53,15 @@ type BackendConfig struct {
 	// as vLLM does): other clients' requests, which this client does not
 	// see and which do not slow it down (yet).
 	ReportQueue float64
+	// Quota, if set, names a rate limit (RPS, Burst) that every backend of
+	// the run with the same Quota shares, as replicas behind one provider
+	// key do; the first such backend's RPS and Burst define it.
+	Quota string
+	// RateHeaders makes every answer carry OpenAI-style rate-limit headers
+	// for the requests bucket: x-ratelimit-limit-requests (the burst),
+	// -remaining-requests (whole tokens left) and -reset-requests (the
+	// time until the bucket is full again, as a Go duration).
+	RateHeaders bool
 	Seed        uint64
 }
 
@@ -75,10 +84,9 @@ type Backend struct {
 	failProb atomic.Uint64 // math.Float64bits
 	pinned   atomic.Int64  // a fixed service time, 0 = none
 
-	mu       sync.Mutex
-	rng      *rand.Rand
-	tokens   float64
-	lastFill time.Time
+	mu     sync.Mutex
+	rng    *rand.Rand
+	bucket *bucket // the rate limit, own or shared (Quota); nil: none
 
 	Series *Series // arrivals per bucket, from Start
 
@@ -115,14 +123,52 @@ func newModel(cfg BackendConfig, series *Series) *Backend {
 	if cfg.Burst == 0 {
 		cfg.Burst = math.Max(1, cfg.RPS/10)
 	}
-	return &Backend{
-		cfg:      cfg,
-		slots:    make(chan struct{}, cfg.Slots),
-		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
-		tokens:   cfg.Burst,
-		lastFill: time.Now(),
-		Series:   series,
+	b := &Backend{
+		cfg:    cfg,
+		slots:  make(chan struct{}, cfg.Slots),
+		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		Series: series,
 	}
+	if cfg.RPS > 0 {
+		b.bucket = newBucket(cfg.RPS, cfg.Burst)
+	}
+	return b
+}
+
+// bucket is a server-side token bucket, shared by the backends of one
+// Quota.
+type bucket struct {
+	mu       sync.Mutex
+	rps      float64
+	burst    float64
+	tokens   float64
+	lastFill time.Time
+}
+
+func newBucket(rps, burst float64) *bucket {
+	return &bucket{rps: rps, burst: burst, tokens: burst, lastFill: time.Now()}
+}
+
+// take refills the bucket to now and takes a token if there is one.
+func (q *bucket) take(now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tokens = math.Min(q.burst, q.tokens+now.Sub(q.lastFill).Seconds()*q.rps)
+	q.lastFill = now
+	if q.tokens < 1 {
+		return false
+	}
+	q.tokens--
+	return true
+}
+
+// state returns the whole tokens left at now and the time until the
+// bucket is full.
+func (q *bucket) state(now time.Time) (remaining int, reset time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := math.Min(q.burst, q.tokens+now.Sub(q.lastFill).Seconds()*q.rps)
+	return int(t), time.Duration((q.burst - t) / q.rps * float64(time.Second))
 }
 
 // Name returns the backend's name.
@@ -146,16 +192,11 @@ func (b *Backend) Close() {
 
 // decide draws what happens to one request.
 func (b *Backend) decide(now time.Time) (limited, fail bool, service time.Duration) {
+	if b.bucket != nil && !b.bucket.take(now) {
+		return true, false, 0
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cfg.RPS > 0 {
-		b.tokens = math.Min(b.cfg.Burst, b.tokens+now.Sub(b.lastFill).Seconds()*b.cfg.RPS)
-		b.lastFill = now
-		if b.tokens < 1 {
-			return true, false, 0
-		}
-		b.tokens--
-	}
 	if p := math.Float64frombits(b.failProb.Load()); p > 0 && b.rng.Float64() < p {
 		return false, true, 0
 	}
@@ -208,6 +249,13 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Backend", b.cfg.Name)
 	reply := b.handle(r.Context())
 	b.reportLoad(w.Header(), r.Header.Get("Endpoint-Load-Metrics-Format"))
+	if b.cfg.RateHeaders && b.bucket != nil {
+		rem, reset := b.bucket.state(time.Now())
+		h := w.Header()
+		h.Set("X-Ratelimit-Limit-Requests", strconv.Itoa(int(b.bucket.burst)))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.Itoa(rem))
+		h.Set("X-Ratelimit-Reset-Requests", reset.String())
+	}
 	switch reply {
 	case replyLimited:
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(b.cfg.RetryAfter.Seconds()))))

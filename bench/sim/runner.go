@@ -82,6 +82,7 @@ func runOne(ctx context.Context, rs runSpec, cs clientSpec, seed uint64) (*Run, 
 			b.Close()
 		}
 	}()
+	quotas := map[string]*bucket{} // shared rate limits, fresh for every run
 	for i, bc := range rs.Backends {
 		bc.Seed = seed*1000 + uint64(i)
 		var b *Backend
@@ -93,6 +94,13 @@ func runOne(ctx context.Context, rs runSpec, cs clientSpec, seed uint64) (*Run, 
 		}
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if bc.Quota != "" && b.bucket != nil {
+			if q, ok := quotas[bc.Quota]; ok {
+				b.bucket = q
+			} else {
+				quotas[bc.Quota] = b.bucket
+			}
 		}
 		e.Backends = append(e.Backends, b)
 		e.Names = append(e.Names, bc.Name)

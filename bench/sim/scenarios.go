@@ -38,6 +38,8 @@ var Scenarios = []Scenario{
 	{5, "hedging", Hedging},
 	{6, "random-503s", Random503s},
 	{7, "total-outage", TotalOutage},
+	{8, "learned-capacity", LearnedCapacity},
+	{9, "fleet-on-redis", FleetOnRedis},
 	{12, "recovery", Recovery},
 	{13, "load-reports", LoadReports},
 }
@@ -406,6 +408,10 @@ func (t *FallbackRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.Fallback.RoundTrip(r)
 }
 
+// noLearning turns learned capacity off, for the rows that show sturdy
+// without it.
+var noLearning = httpmw.WithLimiter(ratelimit.Config{Learn: ratelimit.LearnConfig{Off: true}})
+
 // Storm429 is scenario 4: the primary model's rate limit is exceeded
 // two-fold, and a slower fallback model takes the excess.
 func Storm429(ctx context.Context, o Options) (*Result, error) {
@@ -453,8 +459,9 @@ func Storm429(ctx context.Context, o Options) (*Result, error) {
 				WithFailureRateThreshold(0.5, 10, 2*time.Minute).Build())
 		})},
 		{Name: "sturdy degrade (limit 190 req/s)", New: sturdy(ratelimit.Limit{RequestsPerSecond: 0.95 * capacity, Burst: 10})},
-		{Name: "sturdy degrade (Retry-After only)", New: sturdy(ratelimit.Limit{})},
-		{Name: "sturdy degrade (Retry-After only, no wait)", New: sturdy(ratelimit.Limit{}, httpmw.WithFailover(failover.Config{MaxRetryAfterWait: -1}))},
+		{Name: "sturdy degrade (Retry-After only)", New: sturdy(ratelimit.Limit{}, noLearning)},
+		{Name: "sturdy degrade (Retry-After only, no wait)", New: sturdy(ratelimit.Limit{}, noLearning, httpmw.WithFailover(failover.Config{MaxRetryAfterWait: -1}))},
+		{Name: "sturdy degrade (defaults: learned)", New: sturdy(ratelimit.Limit{})},
 	}
 	if o.Short {
 		clients = []clientSpec{clients[0], clients[3]}
@@ -523,7 +530,7 @@ func Storm429(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	for _, name := range []string{"sturdy degrade (limit 190 req/s)", "sturdy degrade (Retry-After only)", "sturdy degrade (Retry-After only, no wait)"} {
+	for _, name := range []string{"sturdy degrade (limit 190 req/s)", "sturdy degrade (Retry-After only)", "sturdy degrade (Retry-After only, no wait)", "sturdy degrade (defaults: learned)"} {
 		s := res.Row(spec.Condition, name)
 		if s == nil {
 			continue
@@ -538,7 +545,9 @@ func Storm429(ctx context.Context, o Options) (*Result, error) {
 		"with Retry-After: 1 then cools the whole primary tier for a second, so the primary serves about a quarter of its capacity "+
 		"and the fallback takes the rest (safe, but more of the slower model than needed). In that configuration the call falls back at once: a "+
 		"tier with a fallback behind it never waits for a server's Retry-After (MaxRetryAfterWait applies to the last tier only), so "+
-		"the \"no wait\" row (MaxRetryAfterWait: -1) behaves the same.")
+		"the \"no wait\" row (MaxRetryAfterWait: -1) behaves the same. The \"Retry-After only\" rows turn learned capacity off "+
+		"(ratelimit.LearnConfig{Off: true}), as sturdy behaved before it; the \"defaults\" row learns the primary's rate from its 429s "+
+		"and successes (scenario 8 runs the same storm long enough for the learning to settle).")
 	res.Plot = "scenario4.png"
 	if o.PlotDir != "" {
 		if err := TimeSeriesPlot(o.PlotDir+"/"+res.Plot, "Attempts reaching the primary (first repetition)", "attempts / s", samples, bucket.Seconds(), capacity); err != nil {

@@ -27,6 +27,9 @@ func TestScenariosProduceResults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(res.Rows) == 0 && len(res.Notes) > 0 {
+				t.Skip(res.Notes[0]) // a scenario that needs what this machine lacks (redis-server)
+			}
 			if err := res.Produced(); err != nil {
 				t.Fatal(err)
 			}

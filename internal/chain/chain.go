@@ -114,6 +114,7 @@ type Chain struct {
 	op         string // names the chain in errors: Names.Op
 	maxWait    time.Duration
 	onFallback func(from, to int, reason sturdy.FallbackReason)
+	pacing     *pacing // the endpoints' learned rates; nil: learning is off
 	failed     atomic.Uint64
 	fallbacks  atomic.Uint64
 }
@@ -207,12 +208,22 @@ func New(cfg *Config) (*Chain, error) {
 		return nil, errors.Join(errs...)
 	}
 	lc := cfg.Limiter
+	// Learning is per endpoint (pacing); the tiers' limiter applies what
+	// was configured and the servers' cooldowns, and learns nothing.
+	lc.Learn.Off = true
 	lc.Overrides = make(map[string]ratelimit.Limit, len(cfg.Limiter.Overrides)+len(cfg.Tiers))
 	for k, v := range cfg.Limiter.Overrides {
 		lc.Overrides[k] = v
 	}
 	c := &Chain{op: cfg.Names.Op, maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
 	hooks := WithOnAttempt(cfg.Hooks, cfg.OnAttempt)
+	var err error
+	if c.pacing, err = newPacing(cfg.Limiter); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
+	}
+	if c.pacing != nil {
+		hooks = learningHooks(c.pacing, hooks)
+	}
 	for i, tc := range cfg.Tiers {
 		if tc.Name == "" {
 			tc.Name = DefaultTierName(i)
@@ -241,18 +252,21 @@ func New(cfg *Config) (*Chain, error) {
 		if cfg.Throttle != nil {
 			t.throttle, _ = ratelimit.NewThrottle(*cfg.Throttle)
 		}
+		pick := tc.Picker
+		if c.pacing != nil {
+			pick = &picker{next: tc.Picker, p: c.pacing, op: cfg.Names.Op}
+		}
 		for f := range t.specs {
-			s := attempt.Spec{Picker: tc.Picker, Retry: t.retry, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}
+			s := attempt.Spec{Picker: pick, Retry: t.retry, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}
 			if t.hedge != nil && f&noHedge == 0 {
 				s.Hedge = t.hedge
 			}
 			s.LaterTier = f&noWait != 0
 			t.specs[f] = s
 		}
-		t.single = attempt.Spec{Picker: tc.Picker, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}
+		t.single = attempt.Spec{Picker: pick, Hooks: hooks, Op: cfg.Names.Op, Tier: i, TierName: tc.Name}
 		c.tiers = append(c.tiers, t)
 	}
-	var err error
 	if c.limiter, err = ratelimit.New(lc); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
 	}

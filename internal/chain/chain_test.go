@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -450,5 +451,91 @@ func TestLocalCooldownWait(t *testing.T) {
 			b.by["p1"] = sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 2 * time.Second}
 			b.mu.Unlock()
 		}
+	})
+}
+
+func TestAnEndpointThatSaidWaitCoolsAloneNotItsTier(t *testing.T) {
+	for _, learn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("learning %v", learn), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: 2 * time.Second}}}
+				primary := fakepick.New("p1", "p2")
+				c := mustChain(t, Config{
+					Tiers:   []Tier{{Picker: primary}, {Picker: fakepick.New("f1")}},
+					Limiter: ratelimit.Config{Learn: ratelimit.LearnConfig{Off: !learn}},
+				})
+				if _, tier, err := runCall(c, b, Call[string]{}); err != nil || tier != 1 {
+					t.Fatalf("tier=%d err=%v: p1's 429 sends the first call to the fallback", tier, err)
+				}
+				served := map[int]int{}
+				for range 4 {
+					_, tier, err := runCall(c, b, Call[string]{})
+					require.NoError(t, err)
+					served[tier]++
+				}
+				if !learn {
+					// Without learning, one 429 pauses the whole tier.
+					assert.Equal(t, map[int]int{1: 4}, served)
+					return
+				}
+				assert.Equal(t, map[int]int{0: 4}, served, "p2 serves the primary tier while p1 cools down")
+				assert.Equal(t, 1, strings.Count(strings.Join(b.seen(), ","), "p1"), "p1 was not tried again during its Retry-After: %v", b.seen())
+				assert.Positive(t, c.LearnedRate("p1"), "p1 is paced from now on")
+				assert.Zero(t, c.LearnedRate("p2"), "p2 never refused: unpaced")
+			})
+		})
+	}
+}
+
+func TestEveryEndpointPacedFallsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: time.Second}}}
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}})
+		_, tier, err := runCall(c, b, Call[string]{})
+		require.NoError(t, err)
+		require.Equal(t, 1, tier)
+		time.Sleep(time.Second) // the Retry-After is over
+		b.mu.Lock()
+		delete(b.by, "p1")
+		b.mu.Unlock()
+		// p1 is paced at a few requests a second after one refusal with
+		// nothing served: a burst of calls goes mostly to the fallback,
+		// not all to p1 at once.
+		served := map[int]int{}
+		for range 20 {
+			_, tier, err := runCall(c, b, Call[string]{})
+			require.NoError(t, err)
+			served[tier]++
+		}
+		assert.Positive(t, served[0], "the primary is back, paced")
+		assert.Greater(t, served[1], served[0], "the ramp is paced, not a burst")
+	})
+}
+
+func TestListenPacesAtTheToldRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}}})
+		h := http.Header{}
+		h.Set("X-Ratelimit-Limit-Requests", "20")
+		h.Set("X-Ratelimit-Remaining-Requests", "10")
+		h.Set("X-Ratelimit-Reset-Requests", "50ms") // 10 requests refill in 50 ms: 200/s
+		c.Listen("p1", h)
+		assert.InDelta(t, 0.97*200, c.LearnedRate("p1"), 1e-6)
+		c.Listen("other", http.Header{"Content-Type": {"application/json"}})
+		assert.Zero(t, c.LearnedRate("other"))
+	})
+}
+
+func TestAPacedTierIsSkippedAsLimitedEvenForOnceCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Overloaded, RetryAfter: time.Second}}}
+		var fb []Fallback
+		c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}, OnFallback: onFallback(&fb)})
+		_, _, _ = runCall(c, b, Call[string]{}) // p1 says wait: it is paced from now on
+		fb = nil
+		_, tier, err := runCall(c, b, Call[string]{Once: true})
+		require.NoError(t, err, "nothing went out to p1, so a call that cannot be replayed may still fall back")
+		assert.Equal(t, 1, tier)
+		assert.Equal(t, []Fallback{{0, 1, sturdy.FallbackLimited}}, fb)
 	})
 }

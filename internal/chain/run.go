@@ -275,7 +275,7 @@ func (r *run[T]) next(t *tier, err error) int {
 		class = sturdy.Timeout
 	}
 	if class == sturdy.Overloaded && se != nil && se.RetryAfter > 0 {
-		r.retryAfter(t, se.RetryAfter)
+		r.retryAfter(t, se)
 	}
 	wentOut := se == nil || len(se.Attempts) > 0
 	switch {
@@ -291,21 +291,57 @@ func (r *run[T]) next(t *tier, err error) int {
 		return next
 	case slow:
 		r.from, r.reason = t.index, sturdy.FallbackSlow
+	case !wentOut && errors.Is(err, ratelimit.ErrLimited):
+		// Every endpoint was paced (learned capacity): a local refusal.
+		r.from, r.reason = t.index, sturdy.FallbackLimited
 	default:
 		r.from, r.reason = t.index, sturdy.FallbackFailed
 	}
 	return t.index + 1
 }
 
-// retryAfter handles a tier whose every attempt was turned away with a
-// server's Retry-After of d: the tier is paused for later calls, and when
-// the call is falling back rather than waiting for it, the tier is noted
-// for comeBack.
-func (r *run[T]) retryAfter(t *tier, d time.Duration) {
-	t.cool(r.c.limiter, d)
+// retryAfter handles a tier whose attempts ended with a server's
+// Retry-After (the longest is se.RetryAfter): the tier is paused for later
+// calls, and when the call is falling back rather than waiting for it, the
+// tier is noted for comeBack. With learned pacing, the tier is paused only
+// when every one of its endpoints said to wait: the others are paced at
+// their own learned rates, and each endpoint that said it cools down alone
+// (its health cooldown and its learned rate's).
+func (r *run[T]) retryAfter(t *tier, se *sturdy.Error) {
+	d := se.RetryAfter
+	if r.c.pacing == nil || t.allSaidWait(se.Attempts) {
+		t.cool(r.c.limiter, d)
+	}
 	if r.back < 0 && !r.final(t.index) && !r.call.Once && d <= t.retry.MaxRetryAfterWait() {
 		r.back, r.backWait = t.index, d
 	}
+}
+
+// allSaidWait reports whether every endpoint of t is among those whose
+// attempts were turned away with a Retry-After.
+func (t *tier) allSaidWait(attempts []sturdy.Attempt) bool {
+	l, ok := t.Picker.(interface{ Len() int })
+	if !ok {
+		return true
+	}
+	n := l.Len()
+	seen := 0
+	for i, a := range attempts {
+		if a.Tier != t.Name || a.Class != sturdy.Overloaded || a.RetryAfter <= 0 {
+			continue
+		}
+		dup := false
+		for _, b := range attempts[:i] {
+			if b.Endpoint == a.Endpoint && b.Tier == t.Name && b.Class == sturdy.Overloaded && b.RetryAfter > 0 {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			seen++
+		}
+	}
+	return seen >= n
 }
 
 // comeBack is the one place that decides to wait for a server's

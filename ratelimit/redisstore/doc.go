@@ -41,6 +41,18 @@
 // is written when Redis is back, so the fleet still learns of it. Nothing
 // but the caller's own context ending makes Take return an error.
 //
+// # Learned rates
+//
+// A Store is also a ratelimit.LearnStore: what each replica's Limiter
+// learns about a key with no configured rate (its 429s, its rate-limit
+// headers; see ratelimit.LearnConfig) is kept in one Redis hash per key
+// and reread by every replica at most every ratelimit.LearnSync, so the
+// fleet paces the key at one learned rate against one shared bucket. A
+// decrease recorded by one replica whose cooldown covers another's
+// refusal is the same event: a storm seen by every replica is one
+// decrease. While Redis is away, each replica keeps pacing at what it
+// learned itself, on local limits sized to Config.Share.
+//
 // The script shapes follow the GCRA of github.com/go-redis/redis_rate
 // (itself after Brandur Leach's and rwz's redis-gcra), extended to two
 // buckets and a cooldown per key.

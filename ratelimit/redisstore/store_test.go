@@ -34,6 +34,10 @@ func (r *replica) states() []State {
 }
 
 func newReplica(t testing.TB, addr string, lim ratelimit.Limit, cfg Config) *replica {
+	return newLearningReplica(t, addr, lim, cfg, ratelimit.LearnConfig{})
+}
+
+func newLearningReplica(t testing.TB, addr string, lim ratelimit.Limit, cfg Config, learn ratelimit.LearnConfig) *replica {
 	t.Helper()
 	r := &replica{}
 	cfg.Client = newClient(t, addr)
@@ -45,7 +49,7 @@ func newReplica(t testing.TB, addr string, lim ratelimit.Limit, cfg Config) *rep
 	var err error
 	r.store, err = New(cfg)
 	require.NoError(t, err)
-	r.lim, err = ratelimit.New(ratelimit.Config{Default: lim, Store: r.store})
+	r.lim, err = ratelimit.New(ratelimit.Config{Default: lim, Store: r.store, Learn: learn})
 	require.NoError(t, err)
 	return r
 }
@@ -263,7 +267,12 @@ func TestTokenEstimateIsReservedThenCorrectedForTheFleet(t *testing.T) {
 
 func TestCooldownSetByOneReplicaIsSeenByAll(t *testing.T) {
 	srv := startRedis(t)
-	fleet := newFleet(t, srv.Addr(), 3, ratelimit.Limit{}, Config{})
+	// Cooldowns alone: the learned pacing a refusal also starts on a key
+	// with no configured rate is learn_test.go's subject.
+	var fleet []*replica
+	for range 3 {
+		fleet = append(fleet, newLearningReplica(t, srv.Addr(), ratelimit.Limit{}, Config{}, ratelimit.LearnConfig{Off: true}))
+	}
 	fleet[0].lim.Observe("gpt", sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: 300 * time.Millisecond})
 	for _, r := range fleet {
 		_, err := r.lim.Allow(t.Context(), "gpt", 0)

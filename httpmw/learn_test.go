@@ -1,0 +1,52 @@
+package httpmw_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/httpmw"
+)
+
+// A provider that says, on a successful answer, that its request quota is
+// spent is not sent the next call: it goes to the fallback tier, before
+// any 429.
+func TestRateLimitHeadersPaceTheEndpointBeforeA429(t *testing.T) {
+	var primaryCalls atomic.Int32
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		primaryCalls.Add(1)
+		h := w.Header()
+		h.Set("X-Ratelimit-Limit-Requests", "60")
+		h.Set("X-Ratelimit-Remaining-Requests", "0")
+		h.Set("X-Ratelimit-Reset-Requests", "60s") // one request a second, none left
+		_, _ = io.WriteString(w, "primary")
+	}))
+	defer primary.Close()
+	fallback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "fallback")
+	}))
+	defer fallback.Close()
+	tr, err := httpmw.NewTransport(nil,
+		httpmw.WithTier(degrade.Tier{Name: "big"}, httpmw.URL("p", primary.URL, nil)),
+		httpmw.WithTier(degrade.Tier{Name: "small"}, httpmw.URL("f", fallback.URL, nil)))
+	require.NoError(t, err)
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
+	var got []string
+	for range 3 {
+		resp, err := client.Post("http://llm/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got = append(got, string(b))
+	}
+	assert.Equal(t, []string{"primary", "fallback", "fallback"}, got)
+	assert.Equal(t, int32(1), primaryCalls.Load(), "no call reached the spent primary")
+}

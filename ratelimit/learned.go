@@ -1,0 +1,502 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of LearnConfig.
+const (
+	DefaultLearnBeta    = 0.95
+	DefaultLearnRecover = 12 * time.Second
+)
+
+// LearnConfig configures learned capacity: a key with no configured
+// request rate is paced at a rate learned from what its server says, its
+// 429s (Overloaded outcomes) and successes (Observe) and the rate-limit
+// headers of its responses (Listen). Every zero field means its documented
+// default, so the zero LearnConfig learns.
+//
+// The learning is CUBIC's (RFC 9438) applied to a request rate instead of
+// a congestion window, as the AWS SDKs' "adaptive" retry mode applies it
+// to a client-side token bucket (botocore's ClientRateLimiter):
+//
+//   - Nothing is paced until the server first refuses the key: a key that
+//     is never refused costs nothing and is never slowed.
+//   - On a refusal the rate falls to Beta times an estimate of what the
+//     server accepts (multiplicative decrease; the estimate is described
+//     at learner.refused), and the server's Retry-After, if any, is
+//     honoured as a cooldown first.
+//   - After the cooldown the rate grows back along CUBIC's curve: quickly
+//     at first, flat as it nears the rate of the last refusal (W_max,
+//     reached Recover after the cooldown), then ever faster beyond it, so
+//     that a server whose capacity grew is found again. The ramp after a
+//     Retry-After is paced, not a burst. After a first refusal, when the
+//     estimate is rough, the curve runs in one second instead (probing).
+//   - Refusals that arrive during a cooldown belong to the same event
+//     (requests sent before it) and do not decrease the rate again.
+//
+// Why CUBIC's curve and not plain AIMD or a gradient: a provider's limit
+// is a token bucket whose every refusal costs a Retry-After of idleness,
+// so what matters is to sit just under the limit for as long as possible
+// and probe beyond it rarely. Linear additive increase crosses the limit
+// at the same slope every time; CUBIC's curve is flat around the last
+// refusal's rate and probes steeply only after a long quiet. The gradient
+// limiters of Netflix's concurrency-limits (Gradient2) and Envoy's
+// adaptive concurrency size a concurrency window from latency, but a rate
+// limiter answers 429 at once and its latency does not rise before it
+// refuses, so there is no gradient to follow. Decreases by a factor keep
+// the Chiu–Jain property (AIMD) that clients sharing one limit converge
+// towards equal shares.
+type LearnConfig struct {
+	// Off turns learning off: keys with no configured request rate are
+	// then only paused by Retry-After cooldowns and never paced.
+	Off bool
+	// Beta is the multiplicative decrease: after a refusal the key's rate
+	// falls to Beta times the estimated rate the server accepts. It must
+	// be in (0, 1); zero means DefaultLearnBeta. (RFC 9438 uses 0.7 for
+	// congestion windows, and botocore too; here the decrease starts from
+	// the rate the server was seen to accept, not from the rate that was
+	// refused, so a smaller cut is enough.)
+	Beta float64
+	// Recover is how long after the cooldown the rate takes to grow back
+	// to the rate of the last refusal (CUBIC's K). Longer means fewer
+	// refusals, each a Retry-After of idleness, once the limit is found,
+	// but a slower discovery of a limit that was raised. Zero means
+	// DefaultLearnRecover.
+	Recover time.Duration
+}
+
+func (c LearnConfig) validate() error {
+	if b := c.Beta; math.IsNaN(b) || b < 0 || b >= 1 {
+		return fmt.Errorf("ratelimit: Learn.Beta must be in (0, 1) (0 = %v), got %v", DefaultLearnBeta, b)
+	}
+	if c.Recover < 0 {
+		return fmt.Errorf("ratelimit: Learn.Recover must be ≥ 0 (0 = %v), got %v", DefaultLearnRecover, c.Recover)
+	}
+	return nil
+}
+
+// curve is a LearnConfig's CUBIC curve: W(t) = Max·(1 + c·(t − k)³),
+// with t in seconds since the cooldown ended; c makes W(0) = Beta·Max.
+type curve struct {
+	beta, k, c float64
+}
+
+func (c LearnConfig) curve() curve {
+	b := c.Beta
+	if b == 0 {
+		b = DefaultLearnBeta
+	}
+	r := c.Recover
+	if r == 0 {
+		r = DefaultLearnRecover
+	}
+	k := r.Seconds()
+	return curve{beta: b, k: k, c: (1 - b) / (k * k * k)}
+}
+
+// probeK is CUBIC's K, in seconds, after a first refusal (Learned.Probe).
+const probeK = 1.0
+
+// maxLearnedRate bounds the curve's growth: beyond it a key is unpaced in
+// all but name.
+const maxLearnedRate = 1e9
+
+// Learned is what a Limiter has learned about one key's admissible
+// request rate. LearnStore implementations keep and share it; its zero
+// value has learned nothing and paces nothing.
+type Learned struct {
+	// Max is the rate, in requests per second, the server was estimated
+	// to accept when it last refused the key (CUBIC's W_max). Zero means
+	// the key was never refused.
+	Max float64
+	// Probe says Max is a rough guess (a first refusal with little to go
+	// on, or a refusal right after a cooldown): the rate then grows back
+	// to it within a second rather than Recover, and beyond it as fast,
+	// to find the limit quickly.
+	Probe bool
+	// Since is when the rate starts growing back: the end of the cooldown
+	// that followed that refusal, in Unix nanoseconds.
+	Since int64
+	// Told is the request rate the server last reported in its rate-limit
+	// headers, a ceiling until ToldUntil (Unix nanoseconds). Zero: none.
+	Told      float64
+	ToldUntil int64
+}
+
+// Rate returns the learned rate at now (Unix nanoseconds) on cv's curve;
+// zero means unpaced.
+func (s Learned) rate(now int64, cv curve) float64 {
+	r := 0.0
+	if s.Max > 0 {
+		t := max(float64(now-s.Since)/1e9, 0)
+		k, c := cv.k, cv.c
+		if s.Probe {
+			k, c = probeK, (1-cv.beta)/(probeK*probeK*probeK)
+		}
+		x := t - k
+		r = min(s.Max*(1+c*x*x*x), maxLearnedRate)
+	}
+	if s.Told > 0 && now < s.ToldUntil && (r == 0 || s.Told < r) {
+		r = s.Told
+	}
+	return r
+}
+
+// Rate returns the rate the key is paced at, at now, with the default
+// curve; zero means unpaced.
+func (s Learned) Rate(now time.Time) float64 { return s.rate(now.UnixNano(), LearnConfig{}.curve()) }
+
+// quantize rounds a learned rate to steps of about 0.7% (1/100 of an
+// octave), so that a shared Store that caches per-limit values (the Redis
+// store's script arguments) sees a bounded set of limits rather than a new
+// one at every admission.
+func quantize(r float64) float64 { return math.Exp2(math.Round(math.Log2(r)*100) / 100) }
+
+// learnedBurst is how many requests a learned rate lets go at once: 100 ms
+// of it, as the bursts of the rate-limit buckets providers document are
+// short (OpenAI enforces a per-minute limit over shorter periods).
+func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/10))) }
+
+// recent counts a key's answers over the last second, in ten slices of
+// 100 ms: successes, and answers of any kind (successes and refusals).
+type recent struct {
+	slot     [learnSlots]int64 // the absolute slice each entry holds
+	ok, seen [learnSlots]int64
+}
+
+const (
+	learnSlots  = 10
+	learnSlice  = int64(100 * time.Millisecond)
+	learnWindow = learnSlots * learnSlice
+)
+
+func (r *recent) add(now int64, ok bool) {
+	s := now / learnSlice
+	i := s % learnSlots
+	if r.slot[i] != s {
+		r.slot[i], r.ok[i], r.seen[i] = s, 0, 0
+	}
+	if ok {
+		r.ok[i]++
+	}
+	r.seen[i]++
+}
+
+// rates returns, over the last second at now (or since born, if later),
+// the rate of successes, the highest rate of answers in one slice
+// (requests per second) and the share of answers that were successes.
+func (r *recent) rates(now, born int64) (ok, peak, okShare float64) {
+	oldest := now/learnSlice - learnSlots + 1
+	var n, seen int64
+	for i := range r.slot {
+		if r.slot[i] >= oldest && r.slot[i] <= now/learnSlice {
+			n += r.ok[i]
+			seen += r.seen[i]
+			peak = max(peak, float64(r.seen[i]))
+		}
+	}
+	span := min(learnWindow, max(now-born, learnSlice))
+	return float64(n) / (float64(span) / 1e9), peak / (float64(learnSlice) / 1e9), float64(n) / float64(max(seen, 1))
+}
+
+// learner is one key's learning state in this process.
+type learner struct {
+	mu     sync.Mutex
+	st     Learned
+	born   int64 // when the learner was made
+	recent recent
+	// epoch counts the successes since the last decrease's cooldown ended
+	// (or since the learner was made): their rate is the estimate of what
+	// the server accepts.
+	epochStart  int64
+	epochServed int64
+	// coolUntil is when the last decrease's cooldown ends: refusals before
+	// it are the same event.
+	coolUntil int64
+	// paced mirrors st.Max > 0 || st.Told > 0, for admission without the
+	// lock while nothing is learned.
+	paced atomic.Bool
+	// synced is when st was last read from a LearnStore.
+	synced atomic.Int64
+}
+
+func newLearner(now int64) *learner {
+	return &learner{born: now, epochStart: now}
+}
+
+// served counts a success at now.
+func (lr *learner) served(now int64) {
+	lr.mu.Lock()
+	lr.recent.add(now, true)
+	lr.epochServed++
+	lr.mu.Unlock()
+}
+
+// refused applies a server's refusal at now, followed by a cooldown of
+// retryAfter: a multiplicative decrease, unless the refusal belongs to a
+// decrease already made. It returns the state and whether it changed.
+//
+// The decrease is from an estimate of the rate the server accepts:
+//   - while a rate the server reported (headers) is in force, that rate;
+//   - within 200 ms of the end of the last decrease's cooldown, half the
+//     rate the key was paced at (the server's burst went at once: far
+//     above its limit), found again as after a first refusal;
+//   - otherwise the rate of successes in the last second since that
+//     cooldown ended (what the server accepted while paced), less the
+//     server's burst spread over that time (burstless);
+//   - for a key a LearnStore shares, the rate the fleet was paced at times
+//     the share of this replica's answers in the last second that were
+//     successes: its own successes are only its part of the fleet's;
+//   - on a first refusal, the geometric mean of the rate of successes in
+//     the last second (the server accepted at least that) and the highest
+//     rate of answers in one 100 ms slice of it (it refused at that): the
+//     middle, on a log scale, of what is known;
+//
+// and never more than the rate the key was paced at.
+func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared bool) (Learned, bool) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	lr.recent.add(now, false)
+	if now < lr.coolUntil {
+		return lr.st, false
+	}
+	cur := lr.st.rate(now, cv)
+	ok, peak, okShare := lr.recent.rates(now, max(lr.born, lr.epochStart))
+	est, probe := ok, false
+	switch {
+	case lr.st.Told > 0 && now < lr.st.ToldUntil:
+		est = lr.st.Told
+	case lr.st.Max > 0 && now-max(lr.born, lr.epochStart) < 2*learnSlice:
+		// Refused within 200 ms of pacing again: far above the limit
+		// (the server's burst went at once). Halve, and find it again.
+		est, probe = cur/2, true
+	case lr.st.Max > 0 && shared:
+		est = cur * okShare * burstless(now-lr.epochStart)
+	case lr.st.Max > 0:
+		est = ok * burstless(now-lr.epochStart)
+	case lr.st.Max == 0:
+		est, probe = math.Sqrt(max(ok, 1)*max(peak, ok, 1)), true
+	}
+	if cur > 0 {
+		est = min(est, cur)
+	}
+	est = max(est, 1) // a key that served nothing lately still gets a request a second
+	end := now + int64(max(retryAfter, 0))
+	lr.st.Max, lr.st.Probe, lr.st.Since = est, probe, end
+	lr.coolUntil, lr.epochStart, lr.epochServed = end, end, 0
+	lr.paced.Store(true)
+	return lr.st, true
+}
+
+// burstless discounts, from a rate of successes measured over an epoch of
+// t nanoseconds that began with the server's bucket full (it refills
+// during the cooldown), the server's burst, taken to be 100 ms of its rate
+// as learnedBurst takes it: a refusal that comes t after pacing resumed at
+// a rate r means r ≈ limit + burst/t, so the rate accepted overstates the
+// limit by about that much (by 8% after 1.25 s, 1% after 10 s).
+func burstless(t int64) float64 {
+	return max(0.5, 1-0.1/max(float64(t)/1e9, 0.1))
+}
+
+// told applies a rate the server reported, valid until until.
+func (lr *learner) told(rate float64, until int64) Learned {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	lr.st.Told, lr.st.ToldUntil = rate, until
+	lr.paced.Store(true)
+	return lr.st
+}
+
+// rate returns the key's learned rate at now; zero means unpaced.
+func (lr *learner) rate(now int64, cv curve) float64 {
+	if !lr.paced.Load() {
+		return 0
+	}
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.st.rate(now, cv)
+}
+
+// adopt replaces the state with one read from a shared store.
+func (lr *learner) adopt(st Learned) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if st.Since != lr.st.Since && st.Since > lr.coolUntil {
+		// Another replica decreased: its cooldown is this one's guard,
+		// and a new epoch of successes starts with it.
+		lr.coolUntil, lr.epochStart, lr.epochServed = st.Since, st.Since, 0
+	}
+	lr.st = st
+	lr.paced.Store(st.Max > 0 || st.Told > 0)
+}
+
+// toldRate reads a request rate from a quota a server reported: a token
+// bucket of q.Limit requests that refills to full in q.Reset drains and
+// refills at (Limit − Remaining)/Reset. That is what OpenAI's and
+// Anthropic's headers describe (Anthropic documents a token bucket;
+// OpenAI's reset is "the time until the rate limit resets to its initial
+// state"). ok is false when the quota does not say.
+func toldRate(q Quota) (float64, bool) {
+	if !q.HasLimit || !q.HasRemaining || !q.HasReset || q.Reset <= 0 || q.Remaining >= q.Limit {
+		return 0, false
+	}
+	return float64(q.Limit-q.Remaining) / q.Reset.Seconds(), true
+}
+
+// LearnStore is a Store that also keeps what Limiters learn about keys
+// with no configured request rate, so that every replica of a client that
+// shares the Store paces a key alike: a provider's quota belongs to its
+// API key, not to one process. A Limiter whose Config.Store is a
+// LearnStore reads a key's state from it at most every LearnSync, and
+// writes every decrease and every rate a server reported.
+//
+// Errors are dropped, as Adjust's are: a Limiter goes on with what it has
+// learned itself, and a store that can fail should fall back to a local
+// copy and report its failures itself.
+type LearnStore interface {
+	Store
+	// Learned returns key's shared learned state; the zero Learned if
+	// none.
+	Learned(ctx context.Context, key string) (Learned, error)
+	// Learn records st as key's shared learned state and returns the
+	// state in force. at is when the refusal behind st happened (Unix
+	// nanoseconds), or zero when st only reports a server's told rate: a
+	// decrease recorded by another replica whose cooldown (Since) ends
+	// after at is the same event, and wins. Told and ToldUntil are kept
+	// from whichever report lasts longer.
+	Learn(ctx context.Context, key string, st Learned, at int64) (Learned, error)
+}
+
+// LearnSync is how often a Limiter rereads a key's learned state from a
+// LearnStore.
+const LearnSync = 200 * time.Millisecond
+
+// toldMargin is the share of a server's told rate a key is paced at: a
+// little below it, so that the server's bucket keeps some slack for the
+// jitter between a request's sending and its arrival (pacing at exactly
+// the server's rate leaves its bucket empty, and any early arrival is
+// refused).
+const toldMargin = 0.97
+
+// toldFor is how long a rate a server reported stays a ceiling without
+// being reported again.
+const toldFor = time.Minute
+
+// learns reports whether key's rate is learned: learning is on and the key
+// has no configured request rate.
+func (l *Limiter) learns(key string) bool {
+	if l.learnOff {
+		return false
+	}
+	lim, err := l.limitOf(key)
+	return err == nil && lim.RequestsPerSecond == 0
+}
+
+// learnerOf returns key's learner, making it if need be.
+func (l *Limiter) learnerOf(key string, now int64) *learner {
+	if v, ok := l.learners.Load(key); ok {
+		return v.(*learner)
+	}
+	v, _ := l.learners.LoadOrStore(key, newLearner(now))
+	return v.(*learner)
+}
+
+// learnedRate is key's learned rate at now (zero: unpaced), refreshed
+// from a LearnStore when one is configured.
+func (l *Limiter) learnedRate(ctx context.Context, key string, now time.Time) float64 {
+	ns := now.UnixNano()
+	if l.shared == nil {
+		v, ok := l.learners.Load(key)
+		if !ok {
+			return 0
+		}
+		return v.(*learner).rate(ns, l.curve)
+	}
+	lr := l.learnerOf(key, ns)
+	if last := lr.synced.Load(); ns-last >= int64(LearnSync) && lr.synced.CompareAndSwap(last, ns) {
+		if st, err := l.shared.Learned(ctx, key); err == nil {
+			lr.adopt(st)
+		}
+	}
+	return lr.rate(ns, l.curve)
+}
+
+// share writes a key's new state to the LearnStore, if any, and adopts
+// what is in force there.
+func (l *Limiter) share(key string, st Learned, at int64) {
+	if l.shared == nil {
+		return
+	}
+	if got, err := l.shared.Learn(context.Background(), key, st, at); err == nil {
+		l.learnerOf(key, at).adopt(got)
+	}
+}
+
+// Listen learns from the rate-limit headers of a response for key, as
+// ParseHeaders read them at now, unless the key has a configured request
+// rate or learning is off. A request quota that says how much is left and
+// when it is full again gives the rate the server refills it at, which
+// becomes the key's ceiling for a minute (toldRate, less 3%); a request
+// quota with less left than a small reserve (a quarter of it, or 50 ms of
+// its rate if less) pauses the key until the reserve has refilled, and a token
+// quota with nothing left pauses it until the quota resets. Retry-After is
+// left to Observe, which sees it on the outcome.
+func (l *Limiter) Listen(key string, sig Signal, now time.Time) {
+	if !l.learns(key) {
+		return
+	}
+	ns := now.UnixNano()
+	q := sig.Requests
+	if r, ok := toldRate(q); ok {
+		st := l.learnerOf(key, ns).told(toldMargin*r, ns+int64(toldFor))
+		l.share(key, st, 0)
+		// Keep a reserve in the server's bucket for the jitter between
+		// sending and arriving: a quarter of it, or 50 ms of its rate if
+		// less. Below that, pause until it has refilled (at least one
+		// request's worth): a few milliseconds against a refusal's whole
+		// Retry-After.
+		reserve := min(float64(q.Limit)/4, r*0.05)
+		if short := reserve - float64(q.Remaining); short > 0 || q.Remaining == 0 {
+			l.Cooldown(key, now.Add(time.Duration(max(short, 1)/r*float64(time.Second))))
+		}
+	}
+	for _, t := range [...]Quota{sig.Tokens, sig.InputTokens, sig.OutputTokens} {
+		if t.HasRemaining && t.Remaining == 0 && t.HasReset && t.Reset > 0 {
+			l.Cooldown(key, now.Add(t.Reset))
+		}
+	}
+}
+
+// LearnedRate returns the rate key is paced at now, in requests per
+// second; zero means it is not paced (nothing learned, learning off, or a
+// configured rate).
+func (l *Limiter) LearnedRate(key string) float64 {
+	if !l.learns(key) {
+		return 0
+	}
+	v, ok := l.learners.Load(key)
+	if !ok {
+		return 0
+	}
+	return v.(*learner).rate(time.Now().UnixNano(), l.curve)
+}
+
+// ListenHeaders is Listen for a response's headers: it reads them as
+// ParseHeaders does and learns from what they say. It reads the clock
+// only when a rate-limit header is there, and a response without any
+// costs one pass over its header map and no allocation.
+func (l *Limiter) ListenHeaders(key string, h http.Header) {
+	if l.learnOff || len(h) == 0 {
+		return
+	}
+	if sig, ok, now := parseHeadersLazily(h, time.Now); ok {
+		l.Listen(key, sig, now)
+	}
+}

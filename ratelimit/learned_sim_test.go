@@ -1,0 +1,186 @@
+package ratelimit
+
+import (
+	"container/heap"
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// provider is a server-side token bucket on a simulated clock.
+type provider struct {
+	rps, burst, tokens float64
+	last               int64
+}
+
+func (p *provider) take(now int64) bool {
+	p.tokens = math.Min(p.burst, p.tokens+float64(now-p.last)/1e9*p.rps)
+	p.last = now
+	if p.tokens < 1 {
+		return false
+	}
+	p.tokens--
+	return true
+}
+
+type simEvent struct {
+	at  int64
+	key string
+	o   sturdy.Outcome
+}
+
+type simEvents []simEvent
+
+func (h simEvents) Len() int           { return len(h) }
+func (h simEvents) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h simEvents) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *simEvents) Push(x any)        { *h = append(*h, x.(simEvent)) }
+func (h *simEvents) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+type stormResult struct {
+	served, sent, refused float64 // per second of the measured window, ÷ capacity for the first two
+}
+
+// simulateStorm drives limiters (one per client process, each pacing key)
+// with Poisson arrivals at offered req/s for each process, in simulated
+// time (after a calm second at a quarter of that), against one provider bucket of capacity req/s (burst capacity/10)
+// that answers 429 with Retry-After 1s; answers take 40 ms. It reports
+// what reached the provider from measureFrom to the end.
+func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity float64, dur, measureFrom time.Duration) stormResult {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	start := time.Now().Add(time.Second).UnixNano()
+	p := &provider{rps: capacity, burst: capacity / 10, tokens: capacity / 10, last: start}
+	ctx := context.Background()
+	var ev simEvents
+	next := make([]int64, len(ls))
+	for i := range next {
+		next[i] = start + int64(rng.ExpFloat64()/offered*1e9)
+	}
+	var served, sent, refused float64
+	end := start + int64(dur)
+	from := start + int64(measureFrom)
+	for {
+		// The next arrival of any process, or the next answer.
+		pi := 0
+		for i := range next {
+			if next[i] < next[pi] {
+				pi = i
+			}
+		}
+		if len(ev) > 0 && ev[0].at <= next[pi] {
+			e := heap.Pop(&ev).(simEvent)
+			ls[e.key[0]-'0'].Observe("k", e.o)
+			continue
+		}
+		now := next[pi]
+		if now >= end {
+			break
+		}
+		rate := offered
+		if now < start+int64(time.Second) {
+			rate = offered / 4 // a calm second first, as in bench/sim
+		}
+		next[pi] = now + int64(rng.ExpFloat64()/rate*1e9)
+		if _, err := ls[pi].take(ctx, "k", 0, 0, time.Unix(0, now)); err != nil {
+			continue // to the fallback
+		}
+		ok := p.take(now)
+		if now >= from {
+			sent++
+			if ok {
+				served++
+			} else {
+				refused++
+			}
+		}
+		key := string(rune('0' + pi))
+		if ok {
+			at := now + int64(40*time.Millisecond)
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, End: time.Unix(0, at)}})
+		} else {
+			at := now + int64(time.Millisecond)
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, End: time.Unix(0, at)}})
+		}
+	}
+	w := (dur - measureFrom).Seconds()
+	return stormResult{served: served / w / capacity, sent: sent / w / capacity, refused: refused / math.Max(sent, 1)}
+}
+
+// TestLearnedRateHoldsA2xStorm is a seeded simulation on a simulated
+// clock: one client process, nothing configured, sending twice what a
+// provider's token bucket allows (200 req/s, burst 20, 429 with
+// Retry-After: 1s). After the first 5 seconds of learning, what reaches
+// the provider stays within 1.1× its limit, and 0.9× of it is served on
+// average over six seeds (at least 0.85× in each).
+func TestLearnedRateHoldsA2xStorm(t *testing.T) {
+	mean := 0.0
+	for seed := uint64(1); seed <= 6; seed++ {
+		l := newLimiter(t, Config{})
+		r := simulateStorm(t, seed, []*Limiter{l}, 400, 200, 30*time.Second, 5*time.Second)
+		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused", seed, r.served, r.sent, 100*r.refused)
+		assert.GreaterOrEqual(t, r.served, 0.85, "seed %d", seed)
+		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
+		assert.Less(t, r.refused, 0.01, "seed %d", seed)
+		mean += r.served / 6
+	}
+	assert.GreaterOrEqual(t, mean, 0.9, "served over six seeds")
+}
+
+// TestLearnedRatesOfSeparateProcessesStayWithinTheLimit: three processes
+// that share a provider key but nothing else each learn their own rate;
+// together they stay within 1.1× the limit after learning.
+func TestLearnedRatesOfSeparateProcessesStayWithinTheLimit(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		ls := []*Limiter{newLimiter(t, Config{}), newLimiter(t, Config{}), newLimiter(t, Config{})}
+		r := simulateStorm(t, seed, ls, 400.0/3, 200, 30*time.Second, 5*time.Second)
+		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused", seed, r.served, r.sent, 100*r.refused)
+		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
+		assert.GreaterOrEqual(t, r.served, 0.7, "seed %d", seed)
+	}
+}
+
+// sharedLearn is an in-process LearnStore with the merge rule the Redis
+// store's script applies, over one shared memory Store: the fleet's
+// buckets and learned state in one place, as with Redis, on the simulated
+// clock.
+type sharedLearn struct {
+	Store
+	st Learned
+}
+
+func (s *sharedLearn) Learned(context.Context, string) (Learned, error) { return s.st, nil }
+
+func (s *sharedLearn) Learn(_ context.Context, _ string, st Learned, at int64) (Learned, error) {
+	if at > 0 && !(s.st.Max > 0 && s.st.Since > at) {
+		s.st.Max, s.st.Probe, s.st.Since = st.Max, st.Probe, st.Since
+	}
+	if st.ToldUntil > s.st.ToldUntil {
+		s.st.Told, s.st.ToldUntil = st.Told, st.ToldUntil
+	}
+	return s.st, nil
+}
+
+// TestFleetSharingALearnStoreStaysWithinTheLimit: three processes sharing
+// a LearnStore (as through Redis) pace the key together.
+func TestFleetSharingALearnStoreStaysWithinTheLimit(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		shared := &sharedLearn{Store: NewMemoryStore(0)}
+		ls := []*Limiter{newLimiter(t, Config{Store: shared}), newLimiter(t, Config{Store: shared}), newLimiter(t, Config{Store: shared})}
+		r := simulateStorm(t, seed, ls, 400.0/3, 200, 30*time.Second, 5*time.Second)
+		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused", seed, r.served, r.sent, 100*r.refused)
+		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
+		assert.GreaterOrEqual(t, r.served, 0.5, "seed %d", seed)
+	}
+}

@@ -1,0 +1,166 @@
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sturdyai/sturdy"
+)
+
+// at returns base + d as a time, for outcomes on a clock of the test's own.
+func at(base time.Time, d time.Duration) time.Time { return base.Add(d) }
+
+func refusedAt(t time.Time, ra time.Duration) sturdy.Outcome {
+	return sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: ra, End: t}
+}
+
+func servedAt(t time.Time) sturdy.Outcome { return sturdy.Outcome{Class: sturdy.Success, End: t} }
+
+func TestLearnedRateFollowsTheCubicCurve(t *testing.T) {
+	cv := LearnConfig{Beta: 0.9, Recover: 8 * time.Second}.curve()
+	st := Learned{Max: 200, Since: 0}
+	s := func(x float64) int64 { return int64(x * 1e9) }
+	assert.InDelta(t, 180, st.rate(s(0), cv), 1e-9, "Beta × Max when growth starts")
+	assert.InDelta(t, 200, st.rate(s(8), cv), 1e-9, "back at Max after Recover")
+	assert.InDelta(t, 180, st.rate(-s(1), cv), 1e-9, "flat during the cooldown")
+	assert.Less(t, st.rate(s(6), cv)-st.rate(s(5), cv), st.rate(s(1), cv)-st.rate(s(0), cv), "concave: flat near Max")
+	assert.Greater(t, st.rate(s(12), cv)-st.rate(s(11), cv), st.rate(s(9), cv)-st.rate(s(8), cv), "convex beyond it: probing")
+	probe := Learned{Max: 200, Probe: true}
+	assert.InDelta(t, 200, probe.rate(s(probeK), cv), 1e-9, "a probe is back at Max after probeK")
+	told := Learned{Max: 200, Told: 150, ToldUntil: s(60)}
+	assert.InDelta(t, 150, told.rate(s(8), cv), 1e-9, "a told rate is a ceiling")
+	assert.InDelta(t, Learned{Max: 200}.rate(s(61), cv), told.rate(s(61), cv), 1e-9, "until it expires")
+	assert.Zero(t, Learned{}.rate(s(5), cv), "nothing learned: unpaced")
+}
+
+func TestNothingIsPacedBeforeTheFirstRefusal(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now()
+	for i := range 1000 {
+		_, err := l.take(context.Background(), "k", 0, 0, at(base, time.Duration(i)*time.Microsecond))
+		require.NoError(t, err)
+		l.Observe("k", servedAt(at(base, time.Duration(i)*time.Microsecond)))
+	}
+	assert.Zero(t, l.LearnedRate("k"))
+}
+
+func TestRefusalsDuringTheCooldownAreOneDecrease(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now()
+	// 100 successes over the last second, then refusals.
+	for i := range 100 {
+		l.Observe("k", servedAt(at(base, time.Duration(i)*10*time.Millisecond)))
+	}
+	l.Observe("k", refusedAt(at(base, time.Second), time.Second))
+	v, _ := l.learners.Load("k")
+	first := v.(*learner).st
+	require.Positive(t, first.Max)
+	assert.True(t, first.Probe, "a first refusal is a rough guess")
+	for i := range 20 {
+		l.Observe("k", refusedAt(at(base, time.Second+time.Duration(i)*10*time.Millisecond), time.Second))
+	}
+	assert.Equal(t, first, v.(*learner).st, "the in-flight refusals of one storm are one event")
+	// Answers during the cooldown: the key is refused (cooldown), then
+	// paced.
+	_, err := l.take(context.Background(), "k", 0, 0, at(base, 1500*time.Millisecond))
+	refusal(t, err, "k", CauseCooldown)
+}
+
+func TestFirstEstimateIsBetweenWhatWasServedAndWhatWasRefused(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now().Truncate(time.Second) // slices of 100 ms fall on the tenths
+	// 100 req/s served for 0.9 s, then 40 answers in the last 100 ms
+	// (400 req/s), the last refused.
+	for i := range 90 {
+		l.Observe("k", servedAt(at(base, time.Duration(i)*10*time.Millisecond)))
+	}
+	for i := range 39 {
+		l.Observe("k", servedAt(at(base, 900*time.Millisecond+time.Duration(i)*2500*time.Microsecond)))
+	}
+	l.Observe("k", refusedAt(at(base, 999*time.Millisecond), time.Second))
+	v, _ := l.learners.Load("k")
+	st := v.(*learner).st
+	ok, peak := 129.0, 400.0
+	assert.InDelta(t, math.Sqrt(ok*peak), st.Max, 1, "the geometric mean of what was served and what was refused")
+	assert.InDelta(t, float64(at(base, 1999*time.Millisecond).UnixNano()), float64(st.Since), 1, "growth resumes when the Retry-After ends")
+}
+
+func TestAConfiguredRateIsNotLearned(t *testing.T) {
+	l := newLimiter(t, Config{Overrides: map[string]Limit{"fixed": {RequestsPerSecond: 5}}})
+	now := time.Now()
+	l.Observe("fixed", refusedAt(now, time.Second))
+	l.Listen("fixed", Signal{Requests: Quota{Limit: 10, Remaining: 5, Reset: time.Second, HasLimit: true, HasRemaining: true, HasReset: true}}, now)
+	assert.Zero(t, l.LearnedRate("fixed"))
+	_, ok := l.learners.Load("fixed")
+	assert.False(t, ok, "no learner for a key with a configured rate")
+}
+
+func TestLearningOff(t *testing.T) {
+	l := newLimiter(t, Config{Learn: LearnConfig{Off: true}})
+	now := time.Now()
+	l.Observe("k", refusedAt(now, 10*time.Millisecond))
+	l.ListenHeaders("k", http.Header{"X-Ratelimit-Limit-Requests": {"10"}, "X-Ratelimit-Remaining-Requests": {"5"}, "X-Ratelimit-Reset-Requests": {"1s"}})
+	assert.Zero(t, l.LearnedRate("k"))
+	_, err := l.take(context.Background(), "k", 0, 0, now.Add(5*time.Millisecond))
+	refusal(t, err, "k", CauseCooldown) // Retry-After is still honoured
+}
+
+func TestListenFollowsTheServersQuota(t *testing.T) {
+	now := time.Now()
+	q := func(limit, remaining int64, reset time.Duration) Quota {
+		return Quota{Limit: limit, Remaining: remaining, Reset: reset, HasLimit: true, HasRemaining: true, HasReset: true}
+	}
+	for _, tc := range []struct {
+		name     string
+		sig      Signal
+		rate     float64
+		cooldown time.Duration // how long the key is refused from now; 0: not
+	}{
+		// OpenAI: 10000 RPM, one used, back in 6 ms: 166.7/s.
+		{"openai", Signal{Requests: q(10000, 9999, 6*time.Millisecond)}, toldMargin * 1 / 0.006, 0},
+		{"full bucket says no rate", Signal{Requests: q(20, 20, 0)}, 0, 0},
+		// 200/s; the reserve is min(20/4, 200 × 50 ms) = 5 requests: 25 ms.
+		{"none left: until the reserve refills", Signal{Requests: q(20, 0, 100*time.Millisecond)}, toldMargin * 200, 25 * time.Millisecond},
+		{"above the reserve: no pause", Signal{Requests: q(20, 6, 70*time.Millisecond)}, toldMargin * 200, 0},
+		{"tokens exhausted: until their reset", Signal{Tokens: q(1000, 0, 2*time.Second)}, 0, 2 * time.Second},
+		{"unknown figures are ignored", Signal{Requests: Quota{Remaining: 3, HasRemaining: true}}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLimiter(t, Config{})
+			l.Listen("k", tc.sig, now)
+			assert.InDelta(t, tc.rate, l.LearnedRate("k"), 1e-6)
+			if tc.cooldown == 0 {
+				_, err := l.take(context.Background(), "k", 0, 0, now)
+				assert.NoError(t, err)
+				return
+			}
+			_, err := l.take(context.Background(), "k", 0, 0, now.Add(tc.cooldown-time.Millisecond))
+			refusal(t, err, "k", CauseCooldown)
+			_, err = l.take(context.Background(), "k", 0, 0, now.Add(tc.cooldown+time.Millisecond))
+			assert.NoError(t, err)
+		})
+	}
+}
+
+func TestListenHeadersCostsNoAllocationWithoutRateLimitHeaders(t *testing.T) {
+	l := newLimiter(t, Config{})
+	h := noRateLimitHeader()
+	assert.Zero(t, testing.AllocsPerRun(100, func() { l.ListenHeaders("k", h) }))
+	l.ListenHeaders("k", openAIResponseHeader())
+	assert.Positive(t, l.LearnedRate("k"))
+}
+
+func TestLearnConfigRejectsValuesThatCannotWork(t *testing.T) {
+	for _, c := range []LearnConfig{{Beta: 1}, {Beta: -0.1}, {Beta: math.NaN()}, {Recover: -time.Second}} {
+		_, err := New(Config{Learn: c})
+		assert.ErrorContains(t, err, "ratelimit: Learn.", "%+v", c)
+	}
+	_, err := New(Config{Learn: LearnConfig{Beta: 0.7, Recover: time.Second}})
+	assert.NoError(t, err)
+}
