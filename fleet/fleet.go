@@ -101,6 +101,9 @@ type Endpoint struct {
 	Query     map[string]Secret `json:"query,omitempty" yaml:"query,omitempty"`
 	ProbePath string            `json:"probe_path,omitempty" yaml:"probe_path,omitempty"`
 	NoProbe   bool              `json:"no_probe,omitempty" yaml:"no_probe,omitempty"`
+	// Limit is the endpoint's own request rate (a provider key's quota);
+	// token limits are a tier's.
+	Limit *Limit `json:"limit,omitempty" yaml:"limit,omitempty"`
 }
 
 // Failover is the part of failover.Config a file usually sets.
@@ -244,6 +247,9 @@ func (e Endpoint) endpoint(at string, lookup func(string) (string, bool)) (httpm
 		Provider:  e.Provider,
 		ProbePath: e.ProbePath,
 		NoProbe:   e.NoProbe,
+	}
+	if l := e.Limit; l != nil {
+		ep.Limit = ratelimit.Limit{RequestsPerSecond: l.RequestsPerSecond, Burst: l.Burst, TokensPerMinute: l.TokensPerMinute, TokenBurst: l.TokenBurst}
 	}
 	expand := func(kind, key string, s Secret) string {
 		v, missing := s.expand(lookup)

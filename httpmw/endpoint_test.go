@@ -13,6 +13,7 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/health"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // A later tier that serves the primary's model under another deployment
@@ -162,4 +163,30 @@ func TestMisroutedEndpointIsEjected(t *testing.T) {
 	assert.Equal(t, 2, a.count()+b.count(), "each endpoint asked once")
 	assert.Equal(t, health.Healthy, tr2.State("a"))
 	assert.Equal(t, health.Healthy, tr2.State("b"))
+}
+
+// An endpoint's own Limit (a provider key's quota) passes it over for the
+// others of its tier once spent, and then the tier for the fallback: no
+// request beyond the quota goes out.
+func TestEndpointLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		capped, other, fb := &memRec{h: okJSON}, &memRec{h: okJSON}, &memRec{h: okJSON}
+		quota := Endpoint{Endpoint: sturdy.Endpoint{Name: "capped", Address: mt.add(capped)}, Limit: ratelimit.Limit{RequestsPerSecond: 2, Burst: 2}}
+		tr := newMemTr(t, mt, WithTier(degrade.Tier{Model: "m"}, quota, URL("other", mt.add(other), nil)),
+			WithTier(degrade.Tier{Model: "small"}, URL("fb", mt.add(fb), nil)))
+		for range 10 {
+			resp, err := tr.RoundTrip(chatReq(t, "m", false))
+			require.NoError(t, err)
+			readAll(t, resp)
+		}
+		assert.Equal(t, 2, capped.count(), "the quota's burst, and no more within the second")
+		assert.Equal(t, 8, other.count(), "the rest on the other endpoint of the tier")
+		assert.Zero(t, fb.count())
+		time.Sleep(time.Second)
+		resp, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, 11, capped.count()+other.count())
+	})
 }

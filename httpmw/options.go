@@ -58,6 +58,13 @@ type Endpoint struct {
 	// NoProbe leaves this endpoint to passive health (its answers to
 	// calls) when probes are on.
 	NoProbe bool
+	// Limit is the endpoint's own request rate (RequestsPerSecond, Burst),
+	// a provider key's quota, beside its tier's Limit: a call finds the
+	// endpoint over it passed over for another of its tier, as when its
+	// learned rate refuses. Token limits apply per tier only. The zero
+	// Limit is none (the rate is then learned from the endpoint's 429s
+	// and rate-limit headers).
+	Limit ratelimit.Limit
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header

@@ -23,6 +23,7 @@ import (
 	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // ScopeName is the OpenTelemetry instrumentation scope of the Transport.
@@ -151,6 +152,12 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			}
 			if e.Model != "" && e.Model != tc.Model {
 				eps = append(eps, ep)
+			}
+			if e.Limit != (ratelimit.Limit{}) {
+				if cfg.EndpointLimits == nil {
+					cfg.EndpointLimits = map[string]ratelimit.Limit{}
+				}
+				cfg.EndpointLimits[e.Name] = e.Limit
 			}
 		}
 	}

@@ -33,11 +33,14 @@ type TierConfig struct {
 // Config is what New builds a Chain from.
 type Config struct {
 	Tiers    []TierConfig
-	Failover failover.Config           // the tiers' default failover
-	Hedge    *hedge.Config             // the tiers' default hedging; nil: none
-	Limiter  ratelimit.Config          // the limiter's settings; Overrides gain the tiers' Limits
-	Throttle *ratelimit.ThrottleConfig // adaptive throttling per tier; nil: none
-	MaxWait  time.Duration
+	Failover failover.Config  // the tiers' default failover
+	Hedge    *hedge.Config    // the tiers' default hedging; nil: none
+	Limiter  ratelimit.Config // the limiter's settings; Overrides gain the tiers' Limits
+	// EndpointLimits are endpoints' own request limits, by name, applied
+	// where an endpoint is picked (as its learned rate is).
+	EndpointLimits map[string]ratelimit.Limit
+	Throttle       *ratelimit.ThrottleConfig // adaptive throttling per tier; nil: none
+	MaxWait        time.Duration
 
 	// Hooks observe every attempt (telemetry's spans); nil means none.
 	Hooks *attempt.Hooks
@@ -218,7 +221,7 @@ func New(cfg *Config) (*Chain, error) {
 	c := &Chain{op: cfg.Names.Op, maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
 	hooks := WithOnAttempt(cfg.Hooks, cfg.OnAttempt)
 	var err error
-	if c.pacing, err = newPacing(cfg.Limiter); err != nil {
+	if c.pacing, err = newPacing(cfg.Limiter, cfg.EndpointLimits); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
 	}
 	if c.pacing != nil {

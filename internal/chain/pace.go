@@ -35,11 +35,12 @@ type pacing struct {
 	active atomic.Bool // some endpoint was refused or told a rate
 }
 
-func newPacing(cfg ratelimit.Config) (*pacing, error) {
-	if cfg.Learn.Off {
+func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing, error) {
+	if cfg.Learn.Off && len(limits) == 0 {
 		return nil, nil
 	}
-	ec := ratelimit.Config{Learn: cfg.Learn, MaxKeys: cfg.MaxKeys}
+	// A configured limit is applied as is: its key never learns.
+	ec := ratelimit.Config{Learn: cfg.Learn, MaxKeys: cfg.MaxKeys, Overrides: limits}
 	if cfg.Store != nil {
 		ec.Store = prefixed(cfg.Store, "endpoint/")
 	}
@@ -48,6 +49,9 @@ func newPacing(cfg ratelimit.Config) (*pacing, error) {
 		return nil, err
 	}
 	p := &pacing{l: l}
+	if len(limits) > 0 {
+		p.active.Store(true)
+	}
 	if _, ok := ec.Store.(ratelimit.LearnStore); ok {
 		// Another replica may have learned already.
 		p.active.Store(true)

@@ -53,6 +53,9 @@ type Config struct {
 	Health   health.Config
 	Probes   *health.ProbeConfig
 	Limiter  ratelimit.Config
+	// EndpointLimits are the endpoints' own request limits (a provider
+	// key's quota), by endpoint name, applied where an endpoint is picked.
+	EndpointLimits map[string]ratelimit.Limit
 	Throttle *ratelimit.ThrottleConfig
 	Balancer balancer.Config
 	// Affinity is WithAffinity's: it turns PrefixAffinity on for every
@@ -128,7 +131,7 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(p.Op+": "+format, args...)) }
 
 	cc := &chain.Config{
-		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, Throttle: cfg.Throttle,
+		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, EndpointLimits: cfg.EndpointLimits, Throttle: cfg.Throttle,
 		MaxWait: cfg.MaxWait, Names: names(p.Op), Hooks: new(attempt.Hooks),
 	}
 	cc.Tiers, errs = tiers(cfg, p.Op, errs)
