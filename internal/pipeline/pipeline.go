@@ -56,8 +56,8 @@ type Config struct {
 	// EndpointLimits are the endpoints' own request limits (a provider
 	// key's quota), by endpoint name, applied where an endpoint is picked.
 	EndpointLimits map[string]ratelimit.Limit
-	Throttle *ratelimit.ThrottleConfig
-	Balancer balancer.Config
+	Throttle       *ratelimit.ThrottleConfig
+	Balancer       balancer.Config
 	// Affinity is WithAffinity's: it turns PrefixAffinity on for every
 	// tier, with these settings.
 	Affinity          *balancer.Affinity
