@@ -24,7 +24,10 @@ const (
 // default; New rejects only values that cannot work.
 type Config struct {
 	// ConsecutiveFailures ejects a member after this many failure-class
-	// outcomes in a row (sturdy.Class.Failure). Zero means 5; a negative
+	// outcomes in a row (sturdy.Class.Failure). Attempts cut by the
+	// failover policy's attempt timeout count for neither rule: slow is
+	// the balancer's to weigh, and a replica that recovers gets its share
+	// back at once instead of after an ejection. Zero means 5; a negative
 	// value turns the rule off.
 	ConsecutiveFailures int
 

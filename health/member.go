@@ -1,11 +1,13 @@
 package health
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/policy"
 	"github.com/sturdyai/sturdy/internal/window"
 )
 
@@ -138,6 +140,13 @@ func (m *Member) Observe(o sturdy.Outcome) {
 	}
 	failure := o.Class.Failure()
 	if !failure && o.Class != sturdy.Success {
+		return
+	}
+	if failure && errors.Is(o.Err, policy.ErrAttemptTimeout) {
+		// Cut by sturdy's own attempt timeout: the endpoint was slower
+		// than the tier's recent latencies, which the balancer weighs (and
+		// forgets as soon as it is fast again). Ejecting it for that would
+		// keep a replica that recovers out for the whole ejection.
 		return
 	}
 	now := m.t.now()

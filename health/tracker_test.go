@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/policy"
 )
 
 var (
@@ -29,6 +30,10 @@ func seq(pattern string) []sturdy.Outcome {
 	}
 	var out []sturdy.Outcome
 	for _, r := range pattern {
+		if r == 'K' { // cut by sturdy's own attempt timeout
+			out = append(out, sturdy.Outcome{Class: sturdy.Timeout, Err: fmt.Errorf("attempt: %w", policy.ErrAttemptTimeout)})
+			continue
+		}
 		out = append(out, sturdy.Outcome{Class: classes[r]})
 	}
 	return out
@@ -60,6 +65,8 @@ func TestPassiveEjectionRules(t *testing.T) {
 		{"five consecutive failures eject", "FFFFF", Ejected, ReasonConsecutiveFailures},
 		{"four consecutive failures do not", "FFFF", Healthy, ""},
 		{"timeouts are failures", "TTTTT", Ejected, ReasonConsecutiveFailures},
+		{"attempts cut by sturdy's attempt timeout are not", repeat("K", 20), Healthy, ""},
+		{"nor do they break a run of failures", "FFKKFFF", Ejected, ReasonConsecutiveFailures},
 		{"a success resets the run", "FFFFSFFFF", Healthy, ""},
 		{"overloaded never ejects", repeat("O", 100), Healthy, ""},
 		{"overloaded does not break a run of failures", "FFFOOFF", Ejected, ReasonConsecutiveFailures},
