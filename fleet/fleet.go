@@ -101,8 +101,8 @@ type Endpoint struct {
 	Query     map[string]Secret `json:"query,omitempty" yaml:"query,omitempty"`
 	ProbePath string            `json:"probe_path,omitempty" yaml:"probe_path,omitempty"`
 	NoProbe   bool              `json:"no_probe,omitempty" yaml:"no_probe,omitempty"`
-	// Limit is the endpoint's own request rate (a provider key's quota);
-	// token limits are a tier's.
+	// Limit is the endpoint's own request and token rates (a provider
+	// key's quota).
 	Limit *Limit `json:"limit,omitempty" yaml:"limit,omitempty"`
 }
 

@@ -51,7 +51,7 @@ func TestNewTransportRejectsBadConfiguration(t *testing.T) {
 		{"https on port 80", []Option{WithTier(degrade.Tier{}, URL("a", "https://h:80", nil))}, "use http://"},
 		{"probe path without slash", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, ProbePath: "health"})}, "must start with /"},
 		{"probe path and no probe", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, ProbePath: "/x", NoProbe: true})}, "NoProbe"},
-		{"endpoint token limit", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, Limit: ratelimit.Limit{TokensPerMinute: 1}})}, "token limits are a tier's"},
+		{"endpoint negative limit", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, Limit: ratelimit.Limit{TokensPerMinute: -1}})}, `endpoint "a": Limit has a negative`},
 		{"empty query key", []Option{WithTier(degrade.Tier{}, Endpoint{Endpoint: sturdy.Endpoint{Name: "a", Address: "http://h"}, Query: url.Values{"": {"1"}}})}, "Query"},
 		{"fallback without model", []Option{WithTier(degrade.Tier{Name: "big", Model: "gpt-4o"}, good), WithTier(degrade.Tier{Name: "small"}, URL("b", "http://h", nil))}, `tier "small" (WithTier #2) has no Model while tier "big" (WithTier #1) serves "gpt-4o"`},
 		{"same model on tier 0", []Option{WithTier(degrade.Tier{SameModel: true}, good)}, "SameModel is for a later tier"},

@@ -3,6 +3,7 @@ package httpmw
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -188,5 +189,33 @@ func TestEndpointLimit(t *testing.T) {
 		require.NoError(t, err)
 		readAll(t, resp)
 		assert.Equal(t, 11, capped.count()+other.count())
+	})
+}
+
+// An endpoint's token quota is charged with the response's usage: okJSON
+// answers report 7 tokens each, so a 30-token quota serves 4 calls, then
+// the endpoint is passed over until the quota refills.
+func TestEndpointTokenLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mt := newMemTransport(t)
+		capped, other := &memRec{h: okJSON}, &memRec{h: okJSON}
+		quota := Endpoint{Endpoint: sturdy.Endpoint{Name: "capped", Address: mt.add(capped)}, Limit: ratelimit.Limit{TokensPerMinute: 30, TokenBurst: 30}}
+		tr := newMemTr(t, mt, WithTier(degrade.Tier{}, quota, URL("other", mt.add(other), nil)))
+		call := func() {
+			req, err := http.NewRequest(http.MethodPost, chatPath, strings.NewReader(`{"model":"m","x":1}`)) // estimated 4 tokens
+			require.NoError(t, err)
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+		}
+		for range 12 {
+			call()
+		}
+		assert.Equal(t, 4, capped.count(), "4 × 7 tokens of 30: a fifth, estimated at 4, does not fit the 2 left")
+		assert.Equal(t, 8, other.count())
+		time.Sleep(time.Minute)
+		call()
+		call()
+		assert.Equal(t, 5, capped.count(), "refilled after a minute")
 	})
 }

@@ -58,12 +58,14 @@ type Endpoint struct {
 	// NoProbe leaves this endpoint to passive health (its answers to
 	// calls) when probes are on.
 	NoProbe bool
-	// Limit is the endpoint's own request rate (RequestsPerSecond, Burst),
-	// a provider key's quota, beside its tier's Limit: a call finds the
-	// endpoint over it passed over for another of its tier, as when its
-	// learned rate refuses. Token limits apply per tier only. The zero
-	// Limit is none (the rate is then learned from the endpoint's 429s
-	// and rate-limit headers).
+	// Limit is the endpoint's own request and token rates, a provider
+	// key's quota, beside its tier's Limit: an endpoint over it is passed
+	// over for another of its tier (then the call falls back), as when
+	// its learned rate refuses. Tokens are charged as for a tier's limit:
+	// the request's estimate at the pick, corrected to the response's
+	// usage when its body is closed, refunded for an attempt that failed.
+	// The zero Limit is none (the rate is then learned from the
+	// endpoint's 429s and rate-limit headers).
 	Limit ratelimit.Limit
 }
 

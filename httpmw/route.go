@@ -98,8 +98,8 @@ func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
 			return nil, fmt.Errorf("endpoint %q: Query has an empty key or a key without values", e.Name)
 		}
 	}
-	if l := e.Limit; l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute != 0 || l.TokenBurst != 0 {
-		return nil, fmt.Errorf("endpoint %q: Limit must have a non-negative RequestsPerSecond and Burst, and no token limit (token limits are a tier's)", e.Name)
+	if l := e.Limit; l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0 {
+		return nil, fmt.Errorf("endpoint %q: Limit has a negative rate or burst", e.Name)
 	}
 	if e.ProbePath != "" && (e.NoProbe || !strings.HasPrefix(e.ProbePath, "/")) {
 		return nil, fmt.Errorf("endpoint %q: ProbePath %q must start with / and not be given with NoProbe", e.Name, e.ProbePath)
@@ -158,7 +158,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [40]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [32]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and

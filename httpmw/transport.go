@@ -154,6 +154,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 				eps = append(eps, ep)
 			}
 			if e.Limit != (ratelimit.Limit{}) {
+				t.hasTokens = t.hasTokens || e.Limit.TokensPerMinute > 0
 				if cfg.EndpointLimits == nil {
 					cfg.EndpointLimits = map[string]ratelimit.Limit{}
 				}

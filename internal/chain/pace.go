@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 type pacing struct {
 	l      *ratelimit.Limiter
 	active atomic.Bool // some endpoint was refused or told a rate
+	tokens bool        // some endpoint has a token limit: calls keep a ledger
 }
 
 func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing, error) {
@@ -51,6 +53,9 @@ func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing
 	p := &pacing{l: l}
 	if len(limits) > 0 {
 		p.active.Store(true)
+	}
+	for _, lim := range limits {
+		p.tokens = p.tokens || lim.TokensPerMinute > 0
 	}
 	if _, ok := ec.Store.(ratelimit.LearnStore); ok {
 		// Another replica may have learned already.
@@ -97,9 +102,20 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 		return ep, done, err
 	}
 	var excl []string
+	var led *ledger
+	if pk.p.tokens {
+		led = ledgerOf(ctx)
+	}
 	for {
-		_, lerr := pk.p.l.Allow(ctx, ep.Name, 0)
+		var est int64
+		if led != nil {
+			est = led.est
+		}
+		permit, lerr := pk.p.l.Allow(ctx, ep.Name, est)
 		if lerr == nil {
+			if led != nil {
+				led.add(ep.Name, permit)
+			}
 			return ep, done, nil
 		}
 		done(sturdy.Outcome{Class: sturdy.Canceled}) // not sent: nothing to learn
@@ -143,6 +159,11 @@ func learningHooks(p *pacing, inner *attempt.Hooks) *attempt.Hooks {
 		End: func(ctx context.Context, a attempt.Info, o sturdy.Outcome, won bool) {
 			if a.Endpoint != nil {
 				p.observe(a.Endpoint.Name, o)
+				if p.tokens && !won {
+					if led := ledgerOf(ctx); led != nil {
+						led.settle(a.Endpoint.Name, 0) // refunded: the attempt served nothing
+					}
+				}
 			}
 			if inner != nil && inner.End != nil {
 				inner.End(ctx, a, o, won)
@@ -209,4 +230,48 @@ func (p *prefixLearnStore) Learned(ctx context.Context, key string) (ratelimit.L
 
 func (p *prefixLearnStore) Learn(ctx context.Context, key string, st ratelimit.Learned, at int64) (ratelimit.Learned, error) {
 	return p.ls.Learn(ctx, p.prefix+key, st, at)
+}
+
+// ledger holds, for a call on a chain whose endpoints have token limits,
+// the permits its attempts took on their endpoints: a failed attempt's
+// tokens are refunded when it ends, the winner's corrected to the call's
+// real usage when it is released.
+type ledger struct {
+	est     int64 // the call's estimated tokens, charged at each pick
+	mu      sync.Mutex
+	permits []endpointPermit
+}
+
+type endpointPermit struct {
+	name   string
+	permit ratelimit.Permit
+}
+
+type ledgerKey struct{}
+
+func ledgerOf(ctx context.Context) *ledger {
+	l, _ := ctx.Value(ledgerKey{}).(*ledger)
+	return l
+}
+
+func (l *ledger) add(name string, p ratelimit.Permit) {
+	l.mu.Lock()
+	l.permits = append(l.permits, endpointPermit{name, p})
+	l.mu.Unlock()
+}
+
+// settle ends the permits of endpoint name (all of them when name is
+// empty) with tokens spent.
+func (l *ledger) settle(name string, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.permits[:0]
+	for _, ep := range l.permits {
+		if name == "" || ep.name == name {
+			ep.permit.Done(tokens)
+			continue
+		}
+		kept = append(kept, ep)
+	}
+	l.permits = kept
 }

@@ -45,6 +45,7 @@ type Served struct {
 
 	w      attempt.Winner
 	permit ratelimit.Permit
+	ledger *ledger // the endpoints' token permits; nil: none
 	cancel context.CancelCauseFunc
 }
 
@@ -65,6 +66,10 @@ func (s *Served) Release(tokens int64) {
 	s.w.Release()
 	s.permit.Done(tokens)
 	s.permit = ratelimit.Permit{}
+	if s.ledger != nil {
+		s.ledger.settle("", tokens)
+		s.ledger = nil
+	}
 	if s.cancel != nil {
 		s.cancel(errReleased)
 		s.cancel = nil
@@ -101,6 +106,7 @@ type run[T any] struct {
 	// back is the first tier that gave up on a server's Retry-After because
 	// a later tier could take the call at once, and backWait that wait.
 	back     int
+	ledger   *ledger // endpoints' token permits, when some endpoint has a token limit
 	backWait time.Duration
 	cameBack bool
 }
@@ -115,6 +121,10 @@ type run[T any] struct {
 // their own) and a *sturdy.Error that lists every attempt of every tier.
 func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
 	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1}
+	if c.pacing != nil && c.pacing.tokens && call.Tokens > 0 {
+		r.ledger = &ledger{est: call.Tokens}
+		r.ctx = context.WithValue(ctx, ledgerKey{}, r.ledger)
+	}
 	for i := 0; ; {
 		for i < r.end {
 			t, permit, ok := r.admit(i)
@@ -235,7 +245,7 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 		if r.haveLast {
 			release(r.call.Cleanup, r.last)
 		}
-		return v, Served{Tier: i, w: w, permit: permit, cancel: cancel}, nil
+		return v, Served{Tier: i, w: w, permit: permit, ledger: r.ledger, cancel: cancel}, nil
 	}
 	slow := cancel != nil && context.Cause(ctx) == errSlow && r.ctx.Err() == nil
 	if timer != nil {
