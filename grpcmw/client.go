@@ -19,6 +19,7 @@ import (
 	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // Client sends gRPC calls over pools of endpoints with failover, hedging,
@@ -63,6 +64,20 @@ func New(opts ...Option) (*Client, error) {
 }
 
 func build(cfg *config) (_ *Client, err error) {
+	for _, eps := range cfg.eps {
+		for _, ep := range eps {
+			switch l := ep.Limit; {
+			case l == ratelimit.Limit{}:
+			case l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0:
+				cfg.Errs = append(cfg.Errs, fmt.Errorf("grpcmw: endpoint %q: Limit has a negative rate or burst", ep.Name))
+			default:
+				if cfg.EndpointLimits == nil {
+					cfg.EndpointLimits = map[string]ratelimit.Limit{}
+				}
+				cfg.EndpointLimits[ep.Name] = l
+			}
+		}
+	}
 	pl, err := pipeline.Build(&cfg.Config, pipeline.Protocol{Op: "grpcmw", Scope: Scope, NoGenAI: true})
 	if err != nil {
 		return nil, err

@@ -39,6 +39,12 @@ type Endpoint struct {
 	// meant for one provider never reaches another). Its keys replace the
 	// caller's values of the same keys. Nil means none.
 	Metadata metadata.MD
+	// Limit is the endpoint's own request and token rates (a quota),
+	// beside its tier's Limit: an endpoint over it is passed over for
+	// another of its tier, then the call falls back. Tokens are charged
+	// as for a tier (WithTokens' estimate, corrected to its usage). The
+	// zero Limit is none.
+	Limit ratelimit.Limit
 }
 
 // Conn returns an Endpoint named name whose calls go over cc.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/grpcmw"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // modelOf reads the model a call names from its "model" metadata (the
@@ -106,4 +107,25 @@ func TestRouterPassThroughAndErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// An endpoint's own Limit passes it over for the others of its tier once
+// spent.
+func TestEndpointLimit(t *testing.T) {
+	a, b := startBuf(t, "a"), startBuf(t, "b")
+	capped := grpcmw.Conn("a", a.dial(t))
+	capped.Limit = ratelimit.Limit{RequestsPerSecond: 0.001, Burst: 2}
+	c := newClient(t, roundRobin, grpcmw.WithEndpoints(capped, grpcmw.Conn("b", b.dial(t))))
+	stub := grpc_testing.NewTestServiceClient(c)
+	for range 10 {
+		_, err := stub.UnaryCall(context.Background(), req("x"))
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 2, a.calls.Load(), "its quota's burst")
+	assert.EqualValues(t, 8, b.calls.Load())
+
+	bad := grpcmw.Conn("x", a.dial(t))
+	bad.Limit = ratelimit.Limit{Burst: -1}
+	_, err := grpcmw.New(grpcmw.WithEndpoints(bad))
+	assert.ErrorContains(t, err, `endpoint "x": Limit has a negative`)
 }
