@@ -89,7 +89,7 @@ func runHTTP(b *testing.B, rt http.RoundTripper) {
 func sturdyHTTP(b *testing.B, opts ...httpmw.Option) *httpmw.Transport {
 	tr, err := httpmw.NewTransport(stub{}, append([]httpmw.Option{
 		httpmw.WithTier(degrade.Tier{Name: "primary"},
-			httpmw.URL("a", "http://10.0.0.1:8000", nil), httpmw.URL("b", "http://10.0.0.2:8000", nil), httpmw.URL("c", "http://10.0.0.3:8000", nil),
+			httpmw.URL("a", "http://127.0.0.1:8001", nil), httpmw.URL("b", "http://127.0.0.2:8001", nil), httpmw.URL("c", "http://127.0.0.3:8001", nil),
 		),
 		httpmw.WithHealth(health.Config{}),
 		httpmw.WithBalancer(balancer.Config{}),
