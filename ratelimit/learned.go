@@ -489,14 +489,17 @@ func (l *Limiter) LearnedRate(key string) float64 {
 }
 
 // ListenHeaders is Listen for a response's headers: it reads them as
-// ParseHeaders does and learns from what they say. It reads the clock
-// only when a rate-limit header is there, and a response without any
-// costs one pass over its header map and no allocation.
-func (l *Limiter) ListenHeaders(key string, h http.Header) {
+// ParseHeaders does and learns from what they say, and reports whether
+// they said anything. It reads the clock only when a rate-limit header is
+// there, and a response without any costs one pass over its header map
+// and no allocation.
+func (l *Limiter) ListenHeaders(key string, h http.Header) bool {
 	if l.learnOff || len(h) == 0 {
-		return
+		return false
 	}
-	if sig, ok, now := parseHeadersLazily(h, time.Now); ok {
+	sig, ok, now := parseHeadersLazily(h, time.Now)
+	if ok {
 		l.Listen(key, sig, now)
 	}
+	return ok
 }

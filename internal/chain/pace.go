@@ -78,9 +78,9 @@ func (p *pacing) observe(endpoint string, o sturdy.Outcome) {
 
 // listen feeds a response's rate-limit headers to endpoint's learned rate.
 func (p *pacing) listen(endpoint string, h http.Header) {
-	before := p.l.LearnedRate(endpoint)
-	p.l.ListenHeaders(endpoint, h)
-	if before == 0 && !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
+	// A response without rate-limit headers costs the header scan alone:
+	// no clock read, no learner lookup.
+	if p.l.ListenHeaders(endpoint, h) && !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
 		p.active.Store(true)
 	}
 }
