@@ -190,18 +190,14 @@ func (r *Router) readBody(req *http.Request) ([]byte, error) {
 	if req.ContentLength > r.maxBody {
 		return nil, fmt.Errorf("httpmw: the request body (%d bytes) is longer than WithMaxBodyBuffer (%d): a Router must read the model", req.ContentLength, r.maxBody)
 	}
-	var buf bytes.Buffer
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength) + 1) // +1: ReadFrom sees EOF without growing
-	}
-	n, err := buf.ReadFrom(io.LimitReader(req.Body, r.maxBody+1))
+	raw, err := readSized(req.Body, r.maxBody+1, req.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("httpmw: reading the request body: %w", err)
 	}
-	if n > r.maxBody {
+	if int64(len(raw)) > r.maxBody {
 		return nil, fmt.Errorf("httpmw: the request body is longer than WithMaxBodyBuffer (%d): a Router must read the model", r.maxBody)
 	}
-	return buf.Bytes(), nil
+	return raw, nil
 }
 
 // Group returns the Transport of the group named name (its Stats, State,
