@@ -42,8 +42,8 @@ type Endpoint struct {
 	// Limit is the endpoint's own request and token rates (a quota),
 	// beside its tier's Limit: an endpoint over it is passed over for
 	// another of its tier, then the call falls back. Tokens are charged
-	// as for a tier (WithTokens' estimate, corrected to its usage). The
-	// zero Limit is none.
+	// as for a tier: WithTokens' estimate, corrected to its usage for a
+	// unary call (a stream's estimate stands). The zero Limit is none.
 	Limit ratelimit.Limit
 }
 
