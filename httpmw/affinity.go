@@ -120,22 +120,8 @@ func (b *reqBody) held(t *Transport) []byte {
 	case bodyGetBody:
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if b.raw == nil {
-			rc, err := b.req.GetBody()
-			if err != nil {
-				return nil
-			}
-			raw, err := readSized(rc, t.maxBody+1, b.req.ContentLength)
-			_ = rc.Close()
-			if err != nil || int64(len(raw)) > t.maxBody {
-				return nil
-			}
-			if raw == nil {
-				raw = []byte{}
-			}
-			b.raw = raw
-		}
-		return b.raw
+		raw, _ := b.getBodyRaw(t) // nil when it cannot be read: no key
+		return raw
 	}
 	return nil
 }

@@ -286,25 +286,10 @@ func (b *reqBody) rewrite(t *Transport, ti *tierState) ([]byte, error) {
 	case bodyOnce:
 		return nil, errTooLongToRewrite
 	case bodyGetBody:
-		if b.raw == nil {
-			rc, err := b.req.GetBody()
-			if err != nil {
-				return nil, fmt.Errorf("httpmw: Request.GetBody: %w", err)
-			}
-			raw, err = io.ReadAll(io.LimitReader(rc, t.maxBody+1))
-			_ = rc.Close()
-			if err != nil {
-				return nil, fmt.Errorf("httpmw: reading the request body: %w", err)
-			}
-			if int64(len(raw)) > t.maxBody {
-				return nil, errTooLongToRewrite
-			}
-			if raw == nil {
-				raw = []byte{}
-			}
-			b.raw = raw
+		var err error
+		if raw, err = b.getBodyRaw(t); err != nil {
+			return nil, err
 		}
-		raw = b.raw
 	}
 	if t.rewrite != nil {
 		tier := degrade.Tier(t.chain.Tier(ti.index))
@@ -385,3 +370,29 @@ func (r *chunksBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (*chunksBody) Close() error { return nil }
+
+// getBodyRaw reads a GetBody body once, in one buffer of its size, and
+// keeps it in b.raw for the rewrites and the affinity key. b.mu is held.
+// A body longer than WithMaxBodyBuffer is errTooLongToRewrite.
+func (b *reqBody) getBodyRaw(t *Transport) ([]byte, error) {
+	if b.raw != nil {
+		return b.raw, nil
+	}
+	rc, err := b.req.GetBody()
+	if err != nil {
+		return nil, fmt.Errorf("httpmw: Request.GetBody: %w", err)
+	}
+	raw, err := readSized(rc, t.maxBody+1, b.req.ContentLength)
+	_ = rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("httpmw: reading the request body: %w", err)
+	}
+	if int64(len(raw)) > t.maxBody {
+		return nil, errTooLongToRewrite
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	b.raw = raw
+	return raw, nil
+}
