@@ -285,11 +285,10 @@ func TestIsCallerCredential(t *testing.T) {
 
 // attemptState, with the 8-byte header the allocator adds to objects
 // with pointers above 512 bytes, must fit the 768-byte size class: a few
-// bytes more would cost the next class, 256 bytes more per attempt (in a
-// CPU profile of BenchmarkRoundTripSturdy, the 1024-byte class cost about
-// twice the malloc time of the 768-byte one). outRequest is shared with
-// the floor benchmarks, so its pathBuf stays as it is, even though 24
-// bytes are left in the class.
+// bytes more would cost the next class, 256 bytes more per attempt for
+// the garbage collector. outRequest is shared with the floor benchmarks,
+// so its pathBuf stays as it is, even though 24 bytes are left in the
+// class.
 func TestAttemptStateSizeClass(t *testing.T) {
 	if got := unsafe.Sizeof(attemptState{}) + 8; got > 768 {
 		t.Fatalf("attemptState takes %d bytes with its malloc header; it must fit the 768-byte size class", got)
