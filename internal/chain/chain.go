@@ -118,6 +118,7 @@ type Chain struct {
 	maxWait    time.Duration
 	onFallback func(from, to int, reason sturdy.FallbackReason)
 	pacing     *pacing // the endpoints' learned rates; nil: learning is off
+	listens    bool    // pacing learns from rate-limit headers (Listens)
 	failed     atomic.Uint64
 	fallbacks  atomic.Uint64
 }
@@ -226,6 +227,7 @@ func New(cfg *Config) (*Chain, error) {
 	}
 	if c.pacing != nil {
 		hooks = learningHooks(c.pacing, hooks)
+		c.listens = !cfg.Limiter.Learn.Off
 	}
 	for i, tc := range cfg.Tiers {
 		if tc.Name == "" {
