@@ -168,13 +168,13 @@ func newTestServer(id string, withHealth bool, opts ...grpc.ServerOption) *testS
 }
 
 // startTCP serves on a loopback TCP port until the test ends.
-func startTCP(t testing.TB, id string) *testServer {
+func startTCP(t testing.TB, id string, opts ...grpc.ServerOption) *testServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(id, true)
+	s := newTestServer(id, true, opts...)
 	s.addr = lis.Addr().String()
 	go func() { _ = s.srv.Serve(lis) }()
 	t.Cleanup(s.srv.Stop)

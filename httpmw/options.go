@@ -253,8 +253,9 @@ func WithoutAttemptHistograms() Option {
 // Endpoint-Load-Metrics-Format: TEXT, as vLLM and Triton expect, and
 // reads the Endpoint-Load-Metrics response header in its TEXT, JSON or
 // BIN form, or Endpoint-Load-Metrics-Bin; over gRPC the Client reads the
-// endpoint-load-metrics-bin trailer of unary calls, which grpc-go servers
-// send when they install orca.CallMetricsServerOption. A malformed
+// endpoint-load-metrics-bin trailer of unary calls, and of streams when
+// they end (the balancer learns it as the stream's report), which grpc-go
+// servers send when they install orca.CallMetricsServerOption. A malformed
 // report is ignored. Off by default: without it nothing is asked for or
 // read. It has the same name and meaning in httpmw and grpcmw.
 func WithLoadReports() Option {
