@@ -9,12 +9,25 @@ func (c *Chain) ListenMetadata(endpoint string, md map[string][]string) bool {
 	if !c.listens {
 		return false
 	}
-	p := c.pacing
-	said := p.l.ListenMetadata(endpoint, md)
-	if said && !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
-		p.active.Store(true)
+	said := c.pacing.l.ListenMetadata(endpoint, md)
+	if said {
+		c.pacing.heard(endpoint)
 	}
 	return said
+}
+
+// heard turns pacing on once a response's rate-limit fields gave endpoint
+// a rate: a request rate makes picks consult the limiter, a token rate
+// also makes calls keep a ledger, so that each pick charges the call's
+// estimate. Until then a pick costs an atomic load, and a call no ledger.
+func (p *pacing) heard(endpoint string) {
+	if !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
+		p.active.Store(true)
+	}
+	if !p.tokens.Load() && p.l.ToldTokensPerMinute(endpoint) > 0 {
+		p.tokens.Store(true)
+		p.active.Store(true)
+	}
 }
 
 // Listens reports whether Listen and ListenMetadata learn anything: false

@@ -34,7 +34,7 @@ import (
 type pacing struct {
 	l      *ratelimit.Limiter
 	active atomic.Bool // some endpoint was refused or told a rate
-	tokens bool        // some endpoint has a token limit: calls keep a ledger
+	tokens atomic.Bool // some endpoint has a token limit, configured or told: calls keep a ledger
 }
 
 func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing, error) {
@@ -55,7 +55,9 @@ func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing
 		p.active.Store(true)
 	}
 	for _, lim := range limits {
-		p.tokens = p.tokens || lim.TokensPerMinute > 0
+		if lim.TokensPerMinute > 0 {
+			p.tokens.Store(true)
+		}
 	}
 	if _, ok := ec.Store.(ratelimit.LearnStore); ok {
 		// Another replica may have learned already.
@@ -80,8 +82,8 @@ func (p *pacing) observe(endpoint string, o sturdy.Outcome) {
 func (p *pacing) listen(endpoint string, h http.Header) {
 	// A response without rate-limit headers costs the header scan alone:
 	// no clock read, no learner lookup.
-	if p.l.ListenHeaders(endpoint, h) && !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
-		p.active.Store(true)
+	if p.l.ListenHeaders(endpoint, h) {
+		p.heard(endpoint)
 	}
 }
 
@@ -103,7 +105,7 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 	}
 	var excl []string
 	var led *ledger
-	if pk.p.tokens {
+	if pk.p.tokens.Load() {
 		led = ledgerOf(ctx)
 	}
 	for {
@@ -159,7 +161,7 @@ func learningHooks(p *pacing, inner *attempt.Hooks) *attempt.Hooks {
 		End: func(ctx context.Context, a attempt.Info, o sturdy.Outcome, won bool) {
 			if a.Endpoint != nil {
 				p.observe(a.Endpoint.Name, o)
-				if p.tokens && !won {
+				if p.tokens.Load() && !won {
 					if led := ledgerOf(ctx); led != nil {
 						led.settle(a.Endpoint.Name, 0) // refunded: the attempt served nothing
 					}
