@@ -45,6 +45,13 @@ type Endpoint struct {
 	// as for a tier: WithTokens' estimate, corrected to its usage for a
 	// unary call (a stream's estimate stands). The zero Limit is none.
 	Limit ratelimit.Limit
+	// QuotaKey names the provider quota the endpoint draws on, when
+	// several endpoints share one (deployments behind one API key):
+	// endpoints with the same QuotaKey are paced as one, with one learned
+	// rate, one rate their rate-limit metadata told, one cooldown and one
+	// Limit (set it on one of them, or the same on each). Empty means the
+	// endpoint is its own quota. It has the same meaning in httpmw.
+	QuotaKey string
 }
 
 // Conn returns an Endpoint named name whose calls go over cc.

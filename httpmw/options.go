@@ -67,6 +67,13 @@ type Endpoint struct {
 	// The zero Limit is none (the rate is then learned from the
 	// endpoint's 429s and rate-limit headers).
 	Limit ratelimit.Limit
+	// QuotaKey names the provider quota the endpoint draws on, when
+	// several endpoints share one (deployments behind one API key):
+	// endpoints with the same QuotaKey are paced as one, with one learned
+	// rate, one rate their rate-limit headers told, one cooldown and one
+	// Limit (set it on one of them, or the same on each). Empty means the
+	// endpoint is its own quota. It has the same meaning in grpcmw.
+	QuotaKey string
 }
 
 // URL returns an Endpoint named name at the base URL baseURL, with header

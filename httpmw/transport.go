@@ -153,6 +153,12 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			if e.Model != "" && e.Model != tc.Model {
 				eps = append(eps, ep)
 			}
+			if e.QuotaKey != "" {
+				if cfg.QuotaKeys == nil {
+					cfg.QuotaKeys = map[string]string{}
+				}
+				cfg.QuotaKeys[e.Name] = e.QuotaKey
+			}
 			if e.Limit != (ratelimit.Limit{}) {
 				t.hasTokens = t.hasTokens || e.Limit.TokensPerMinute > 0
 				if cfg.EndpointLimits == nil {

@@ -42,6 +42,10 @@ type Config struct {
 	Throttle       *ratelimit.ThrottleConfig // adaptive throttling per tier; nil: none
 	MaxWait        time.Duration
 
+	// QuotaKeys are endpoints' quota keys, by name: endpoints with the
+	// same key are paced as one (quota.go). Nil or "": each its own.
+	QuotaKeys map[string]string
+
 	// Hooks observe every attempt (telemetry's spans); nil means none.
 	Hooks *attempt.Hooks
 	// OnAttempt is the user's hook: every attempt once it has ended.
@@ -163,7 +167,8 @@ func Validate(cfg *Config) []error {
 	for i, t := range cfg.Tiers {
 		errs = append(errs, validateTier(n, i, &t, seen)...)
 	}
-	return errs
+	_, qerrs := quotaLimits(n.Op, cfg.EndpointLimits, quotaKeys(cfg.QuotaKeys))
+	return append(errs, qerrs...)
 }
 
 // validateTier returns the problems of tier i; seen holds the names of the
@@ -222,7 +227,9 @@ func New(cfg *Config) (*Chain, error) {
 	c := &Chain{op: cfg.Names.Op, maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
 	hooks := WithOnAttempt(cfg.Hooks, cfg.OnAttempt)
 	var err error
-	if c.pacing, err = newPacing(cfg.Limiter, cfg.EndpointLimits); err != nil {
+	keys := quotaKeys(cfg.QuotaKeys)
+	limits, _ := quotaLimits(cfg.Names.Op, cfg.EndpointLimits, keys) // validated
+	if c.pacing, err = newPacing(cfg.Limiter, limits, keys); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
 	}
 	if c.pacing != nil {

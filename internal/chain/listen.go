@@ -9,22 +9,23 @@ func (c *Chain) ListenMetadata(endpoint string, md map[string][]string) bool {
 	if !c.listens {
 		return false
 	}
-	said := c.pacing.l.ListenMetadata(endpoint, md)
+	k := c.pacing.key(endpoint)
+	said := c.pacing.l.ListenMetadata(k, md)
 	if said {
-		c.pacing.heard(endpoint)
+		c.pacing.heard(k)
 	}
 	return said
 }
 
-// heard turns pacing on once a response's rate-limit fields gave endpoint
-// a rate: a request rate makes picks consult the limiter, a token rate
+// heard turns pacing on once a response's rate-limit fields gave the
+// limiter key a rate: a request rate makes picks consult the limiter, a token rate
 // also makes calls keep a ledger, so that each pick charges the call's
 // estimate. Until then a pick costs an atomic load, and a call no ledger.
-func (p *pacing) heard(endpoint string) {
-	if !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
+func (p *pacing) heard(key string) {
+	if !p.active.Load() && p.l.LearnedRate(key) > 0 {
 		p.active.Store(true)
 	}
-	if !p.tokens.Load() && p.l.ToldTokensPerMinute(endpoint) > 0 {
+	if !p.tokens.Load() && p.l.ToldTokensPerMinute(key) > 0 {
 		p.tokens.Store(true)
 		p.active.Store(true)
 	}

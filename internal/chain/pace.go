@@ -35,9 +35,15 @@ type pacing struct {
 	l      *ratelimit.Limiter
 	active atomic.Bool // some endpoint was refused or told a rate
 	tokens atomic.Bool // some endpoint has a token limit, configured or told: calls keep a ledger
+
+	// keys are the limiter keys of endpoints with a quota key, by
+	// endpoint name (quota.go); nil: none.
+	keys map[string]string
 }
 
-func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing, error) {
+// newPacing returns the pacing of endpoints with limits, by limiter key,
+// and keys (nil: every endpoint is its own key).
+func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit, keys map[string]string) (*pacing, error) {
 	if cfg.Learn.Off && len(limits) == 0 {
 		return nil, nil
 	}
@@ -50,7 +56,7 @@ func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing
 	if err != nil {
 		return nil, err
 	}
-	p := &pacing{l: l}
+	p := &pacing{l: l, keys: keys}
 	if len(limits) > 0 {
 		p.active.Store(true)
 	}
@@ -75,15 +81,15 @@ func (p *pacing) observe(endpoint string, o sturdy.Outcome) {
 	default:
 		return
 	}
-	p.l.Observe(endpoint, o)
+	p.l.Observe(p.key(endpoint), o)
 }
 
 // listen feeds a response's rate-limit headers to endpoint's learned rate.
 func (p *pacing) listen(endpoint string, h http.Header) {
 	// A response without rate-limit headers costs the header scan alone:
 	// no clock read, no learner lookup.
-	if p.l.ListenHeaders(endpoint, h) {
-		p.heard(endpoint)
+	if k := p.key(endpoint); p.l.ListenHeaders(k, h) {
+		p.heard(k)
 	}
 }
 
@@ -113,7 +119,7 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 		if led != nil {
 			est = led.est
 		}
-		permit, lerr := pk.p.l.Allow(ctx, ep.Name, est)
+		permit, lerr := pk.p.l.Allow(ctx, pk.p.key(ep.Name), est)
 		if lerr == nil {
 			if led != nil {
 				led.add(ep.Name, permit)
@@ -191,7 +197,7 @@ func (c *Chain) LearnedRate(endpoint string) float64 {
 	if c.pacing == nil {
 		return 0
 	}
-	return c.pacing.l.LearnedRate(endpoint)
+	return c.pacing.l.LearnedRate(c.pacing.key(endpoint))
 }
 
 // prefixStore keeps another Store's keys under a prefix.
