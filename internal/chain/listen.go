@@ -31,6 +31,11 @@ func (p *pacing) heard(key string) {
 	}
 }
 
+// PacesTokens reports whether some endpoint has a token rate, configured
+// or told by its server's rate-limit fields: calls' token estimates are
+// then charged to endpoints, and an adapter should report their usage.
+func (c *Chain) PacesTokens() bool { return c.pacing != nil && c.pacing.tokens.Load() }
+
 // Listens reports whether Listen and ListenMetadata learn anything: false
 // when learning is off (ratelimit.LearnConfig.Off), so that an adapter
 // can skip reading what only they would use.
