@@ -149,3 +149,21 @@ func (nopConnForQuota) Invoke(context.Context, string, any, any, ...grpc.CallOpt
 func (nopConnForQuota) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 	return nil, errors.New("unary only")
 }
+
+// Two Clients (two groups of a Router, say) with one shared Store share a
+// QuotaKey's bucket: the quota's one call a minute, spent through one,
+// refuses the other's.
+func TestQuotaKeyAcrossClientsWithASharedStore(t *testing.T) {
+	store := ratelimit.NewMemoryStore(0)
+	newQuotaClient := func(name string) *Client {
+		ep := Conn(name, nopConnForQuota{})
+		ep.QuotaKey, ep.Limit = "org-1", ratelimit.Limit{RequestsPerSecond: 1.0 / 60, Burst: 1}
+		c, err := New(WithEndpoints(ep), WithLimiter(ratelimit.Config{Store: store}))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	chat, embed := newQuotaClient("chat-deployment"), newQuotaClient("embed-deployment")
+	require.NoError(t, chat.Invoke(context.Background(), "/m", nil, nil))
+	assert.ErrorIs(t, embed.Invoke(context.Background(), "/m", nil, nil), ratelimit.ErrLimited)
+}

@@ -71,7 +71,11 @@ type Endpoint struct {
 	// several endpoints share one (deployments behind one API key):
 	// endpoints with the same QuotaKey are paced as one, with one learned
 	// rate, one rate their rate-limit headers told, one cooldown and one
-	// Limit (set it on one of them, or the same on each). Empty means the
+	// Limit (set it on one of them, or the same on each). They share it
+	// within one Transport (with a Router, within one group); a shared
+	// Store in WithLimiter shares its buckets and cooldowns across them
+	// and across processes, and a LearnStore (ratelimit/redisstore) its
+	// learned rate too; a told token rate stays in each. Empty means the
 	// endpoint is its own quota. It has the same meaning in grpcmw.
 	QuotaKey string
 }
