@@ -66,6 +66,12 @@ func New(opts ...Option) (*Client, error) {
 func build(cfg *config) (_ *Client, err error) {
 	for _, eps := range cfg.eps {
 		for _, ep := range eps {
+			if ep.QuotaKey != "" {
+				if cfg.QuotaKeys == nil {
+					cfg.QuotaKeys = map[string]string{}
+				}
+				cfg.QuotaKeys[ep.Name] = ep.QuotaKey
+			}
 			switch l := ep.Limit; {
 			case l == ratelimit.Limit{}:
 			case l.RequestsPerSecond < 0 || l.Burst < 0 || l.TokensPerMinute < 0 || l.TokenBurst < 0:

@@ -88,6 +88,21 @@
 // sentinels). When a server asked to wait, a google.rpc.RetryInfo detail
 // says how long.
 //
+// # Rate limits the servers report
+//
+// Unless learning is off (ratelimit.LearnConfig.Off in WithLimiter), the
+// Client reads the rate-limit fields a server sends as response metadata,
+// the same fields under the same (lower-case) names as httpmw's response
+// headers: OpenAI/Azure x-ratelimit-*, Anthropic anthropic-ratelimit-*
+// and the IETF RateLimit and RateLimit-Policy fields. They pace the
+// endpoint before its RESOURCE_EXHAUSTED, as over HTTP (see ratelimit's
+// Limiter.Listen). A unary call's are read from its headers and trailer;
+// a stream's from its headers once its first message has come, and from
+// its trailer when it ends. grpc-go copies header metadata for each call
+// that asks for it, so the headers (and a stream's trailer) of an
+// endpoint whose last ones carried no rate-limit field are read on one
+// call in 64 only, until they do again.
+//
 // # Unary calls and hedging
 //
 // Hedged attempts of one call run at once, so they never share a reply:

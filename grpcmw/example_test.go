@@ -17,6 +17,7 @@ import (
 	"github.com/sturdyai/sturdy/balancer"
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/grpcmw"
+	"github.com/sturdyai/sturdy/ratelimit"
 )
 
 // modelServer answers UnaryCall with its name and the model it was asked
@@ -126,4 +127,39 @@ func ExampleStatusError() {
 	// Unavailable
 	// a first unavailable
 	// b retry unavailable
+}
+
+// Two deployments behind one API key draw on one quota: with one
+// QuotaKey they are paced as one. Here the key allows one call a minute
+// (a Limit given once, on either deployment); the second call does not go
+// to the other deployment but falls back to the next tier.
+func Example_quotaKey() {
+	d1, stop1 := serve(&modelServer{name: "big-1"})
+	defer stop1()
+	d2, stop2 := serve(&modelServer{name: "big-2"})
+	defer stop2()
+	small, stopSmall := serve(&modelServer{name: "small-1"})
+	defer stopSmall()
+
+	east, west := grpcmw.Conn("big-1", d1), grpcmw.Conn("big-2", d2)
+	east.QuotaKey, west.QuotaKey = "org-1", "org-1"
+	east.Limit = ratelimit.Limit{RequestsPerSecond: 1.0 / 60, Burst: 1}
+	c, err := grpcmw.New(
+		grpcmw.WithTier(degrade.Tier{Name: "big"}, east, west),
+		grpcmw.WithTier(degrade.Tier{Name: "small"}, grpcmw.Conn("small-1", small)),
+		grpcmw.WithBalancer(balancer.Config{Policy: balancer.RoundRobin, Seed: 1}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	stub := testpb.NewTestServiceClient(c)
+	for range 2 {
+		resp, err := stub.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		fmt.Println(resp.GetServerId(), err)
+	}
+	// Output:
+	// big-1 <nil>
+	// small-1 <nil>
 }

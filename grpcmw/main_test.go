@@ -31,6 +31,9 @@ type behavior struct {
 	// failAfter is how many stream messages are sent before a stream
 	// fails with code; negative: streams succeed whatever code says.
 	failAfter int
+	// header and okTrailer are added to the response headers and the
+	// trailer of unary calls and server streams that succeed.
+	header, okTrailer metadata.MD
 }
 
 // testServer is a grpc_testing.TestService with a scripted behavior, and
@@ -84,8 +87,12 @@ func (s *testServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (
 	if b.code != codes.OK {
 		return nil, s.fail(ctx, b)
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs("server", s.id))
-	_ = grpc.SetTrailer(ctx, metadata.Pairs("served-by", s.id))
+	header, trailer := metadata.Pairs("server", s.id), metadata.Pairs("served-by", s.id)
+	if b.header != nil || b.okTrailer != nil {
+		header, trailer = metadata.Join(header, b.header), metadata.Join(trailer, b.okTrailer)
+	}
+	_ = grpc.SetHeader(ctx, header)
+	_ = grpc.SetTrailer(ctx, trailer)
 	return &testpb.SimpleResponse{ServerId: s.id, Payload: req.GetPayload()}, nil
 }
 
@@ -95,6 +102,12 @@ func (s *testServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest,
 	n := len(req.GetResponseParameters())
 	if n == 0 {
 		n = 3
+	}
+	if b.header != nil {
+		_ = st.SetHeader(b.header)
+	}
+	if b.okTrailer != nil && (b.code == codes.OK || b.failAfter < 0) {
+		st.SetTrailer(b.okTrailer)
 	}
 	for i := range n {
 		if b.code != codes.OK && b.failAfter >= 0 && i == b.failAfter {
@@ -155,13 +168,13 @@ func newTestServer(id string, withHealth bool, opts ...grpc.ServerOption) *testS
 }
 
 // startTCP serves on a loopback TCP port until the test ends.
-func startTCP(t testing.TB, id string) *testServer {
+func startTCP(t testing.TB, id string, opts ...grpc.ServerOption) *testServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(id, true)
+	s := newTestServer(id, true, opts...)
 	s.addr = lis.Addr().String()
 	go func() { _ = s.srv.Serve(lis) }()
 	t.Cleanup(s.srv.Stop)

@@ -45,6 +45,17 @@ type Endpoint struct {
 	// as for a tier: WithTokens' estimate, corrected to its usage for a
 	// unary call (a stream's estimate stands). The zero Limit is none.
 	Limit ratelimit.Limit
+	// QuotaKey names the provider quota the endpoint draws on, when
+	// several endpoints share one (deployments behind one API key):
+	// endpoints with the same QuotaKey are paced as one, with one learned
+	// rate, one rate their rate-limit metadata told, one cooldown and one
+	// Limit (set it on one of them, or the same on each). They share it
+	// within one Client (with a Router, within one group); a shared
+	// Store in WithLimiter shares its buckets and cooldowns across them
+	// and across processes, and a LearnStore (ratelimit/redisstore) its
+	// learned rate too; a told token rate stays in each. Empty means the
+	// endpoint is its own quota. It has the same meaning in httpmw.
+	QuotaKey string
 }
 
 // Conn returns an Endpoint named name whose calls go over cc.
@@ -232,8 +243,9 @@ func WithoutAttemptHistograms() Option {
 // Endpoint-Load-Metrics-Format: TEXT, as vLLM and Triton expect, and
 // reads the Endpoint-Load-Metrics response header in its TEXT, JSON or
 // BIN form, or Endpoint-Load-Metrics-Bin; over gRPC the Client reads the
-// endpoint-load-metrics-bin trailer of unary calls, which grpc-go servers
-// send when they install orca.CallMetricsServerOption. A malformed
+// endpoint-load-metrics-bin trailer of unary calls, and of streams when
+// they end (the balancer learns it as the stream's report), which grpc-go
+// servers send when they install orca.CallMetricsServerOption. A malformed
 // report is ignored. Off by default: without it nothing is asked for or
 // read. It has the same name and meaning in httpmw and grpcmw.
 func WithLoadReports() Option {

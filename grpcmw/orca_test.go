@@ -68,3 +68,61 @@ func TestLoadReportsSteerP2C(t *testing.T) {
 		}
 	}
 }
+
+// reportingStreamServer is reportingServer for streams, on a loopback
+// TCP port: orca.CallMetricsServerOption's stream interceptor sends the
+// report in the stream's trailer.
+func reportingStreamServer(t *testing.T, id string, queue float64, calls *int, mu *sync.Mutex) *testServer {
+	record := grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		mu.Lock()
+		*calls++
+		mu.Unlock()
+		orca.CallMetricsRecorderFromContext(ss.Context()).SetNamedMetric("num_requests_waiting", queue)
+		time.Sleep(2 * time.Millisecond) // a service time, so that streams overlap
+		return h(srv, ss)
+	})
+	return startTCP(t, id, orca.CallMetricsServerOption(nil), record)
+}
+
+// A stream's load report comes in its trailer, when it ends: with
+// WithLoadReports P2C prices it as a unary call's, and the replica
+// reporting a long queue gets little of the streams.
+func TestStreamLoadReportsSteerP2C(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		var mu sync.Mutex
+		var busyCalls, idleCalls int
+		busy := reportingStreamServer(t, "busy", 50, &busyCalls, &mu)
+		idle := reportingStreamServer(t, "idle", 0.5, &idleCalls, &mu)
+		opts := []grpcmw.Option{insecureDial, grpcmw.WithEndpoints(grpcmw.Target("busy", busy.addr), grpcmw.Target("idle", idle.addr)),
+			grpcmw.WithBalancer(balancer.Config{Seed: 1})}
+		if on {
+			opts = append(opts, grpcmw.WithLoadReports())
+		}
+		c := newClient(t, opts...)
+		client := testpb.NewTestServiceClient(c)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 25 {
+					st, err := client.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+					if !assert.NoError(t, err) {
+						return
+					}
+					msgs, err := recvAll(t, st.Recv)
+					assert.NoError(t, err)
+					assert.Len(t, msgs, 3)
+				}
+			})
+		}
+		wg.Wait()
+		mu.Lock()
+		share := float64(busyCalls) / float64(busyCalls+idleCalls)
+		mu.Unlock()
+		require.Equal(t, 200, busyCalls+idleCalls)
+		if on {
+			assert.Less(t, share, 0.05, "busy replica's share with reports")
+		} else {
+			assert.Greater(t, share, 0.1, "busy replica's share without reports")
+		}
+	}
+}

@@ -22,6 +22,8 @@ type endpoint struct {
 	server []attribute.KeyValue
 	// spanAttrs are the last attempt span's attributes (semconv.go).
 	spanAttrs atomic.Pointer[methodAttrs]
+	// gate decides which attempts read the response headers (listen.go).
+	gate listenGate
 }
 
 // outgoing gives ctx the endpoint's own metadata, replacing the caller's

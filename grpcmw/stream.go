@@ -15,6 +15,7 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/grpcmw/internal/grpcload"
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -76,7 +77,9 @@ type streamAttempt struct {
 	cs     grpc.ClientStream
 	cancel context.CancelFunc
 	tier   int
-	live   bool // replay caught up: the caller's sends go straight to cs
+	name   string    // the endpoint's
+	ep     *endpoint // the endpoint's conn and state
+	live   bool      // replay caught up: the caller's sends go straight to cs
 }
 
 type decideMode uint8
@@ -279,20 +282,37 @@ func (s *stream) RecvMsg(m any) error {
 	}
 	if ran {
 		if s.firstEOF {
-			s.finish(sturdy.Outcome{}, io.EOF)
+			s.end(w, io.EOF)
 			return io.EOF
 		}
 		return nil
 	}
 	err = w.cs.RecvMsg(m)
 	if err != nil {
-		out := sturdy.Outcome{}
-		if !errors.Is(err, io.EOF) {
-			out = s.c.cls.Outcome(err, nil, w.cs.Trailer())
-		}
-		s.finish(out, err)
+		s.end(w, err)
 	}
 	return err
+}
+
+// end finishes the stream whose winner w's RecvMsg returned err (io.EOF
+// for a clean end): its trailer is there to read now. A clean end reads it
+// only for what it may carry: a load report (WithLoadReports), which the
+// balancer learns as unary calls' reports, and rate-limit fields.
+func (s *stream) end(w *streamAttempt, err error) {
+	var trailer metadata.MD
+	clean := errors.Is(err, io.EOF)
+	if !clean || s.c.loads || s.c.wantTrailer(w.ep) {
+		trailer = w.cs.Trailer()
+	}
+	out := sturdy.Outcome{}
+	if !clean {
+		out = s.c.cls.Outcome(err, nil, trailer)
+	}
+	if s.c.loads {
+		out.Load = grpcload.Report(trailer)
+	}
+	s.c.listen(w.name, w.ep, nil, trailer, readTrailer)
+	s.finish(out, err)
 }
 
 // decide runs the call through the stream chain until an attempt reaches
@@ -371,7 +391,7 @@ func (s *stream) attempt(ctx context.Context, a attempt.Info, mode decideMode) (
 		cancel()
 		return nil, s.c.cls.Outcome(err, nil, nil)
 	}
-	at := &streamAttempt{cs: cs, cancel: cancel, tier: a.Tier}
+	at := &streamAttempt{cs: cs, cancel: cancel, tier: a.Tier, name: a.Endpoint.Name, ep: ep}
 	fail := func(out sturdy.Outcome) (*streamAttempt, sturdy.Outcome) {
 		endAttemptSpan(sp, out.Err)
 		s.mu.Lock()
@@ -416,19 +436,41 @@ func (s *stream) attempt(ctx context.Context, a attempt.Info, mode decideMode) (
 			}
 		}
 		if err != nil {
-			return fail(s.c.cls.Outcome(err, nil, cs.Trailer()))
+			return fail(s.attemptFailed(at, err))
 		}
+		s.c.listen(at.name, ep, md, nil, readHeader)
 		return at, sturdy.Outcome{}
 	}
 	switch err := cs.RecvMsg(s.first); {
 	case err == nil:
+		s.listenHeader(at)
 		return at, sturdy.Outcome{}
 	case errors.Is(err, io.EOF):
 		s.firstEOF = true
+		s.listenHeader(at)
 		return at, sturdy.Outcome{}
 	default:
-		return fail(s.c.cls.Outcome(err, nil, cs.Trailer()))
+		return fail(s.attemptFailed(at, err))
 	}
+}
+
+// attemptFailed classifies the error that ended attempt at before its first
+// response, and listens to its trailer.
+func (s *stream) attemptFailed(at *streamAttempt, err error) sturdy.Outcome {
+	trailer := at.cs.Trailer()
+	s.c.listen(at.name, at.ep, nil, trailer, readTrailer)
+	return s.c.cls.Outcome(err, nil, trailer)
+}
+
+// listenHeader reads the response headers of at, which has received its
+// first message (or its end), when the endpoint's gate asks: they are
+// there, and reading them does not block.
+func (s *stream) listenHeader(at *streamAttempt) {
+	if !s.c.wantHeader(at.ep) {
+		return
+	}
+	md, _ := at.cs.Header()
+	s.c.listen(at.name, at.ep, md, nil, readHeader)
 }
 
 // finish ends the stream's call once: it reports the winner's outcome,
@@ -452,8 +494,15 @@ func (s *stream) finish(out sturdy.Outcome, err error) {
 	}
 	s.mu.Unlock()
 	s.stop()
-	if out.Class != sturdy.Success {
+	switch {
+	case out.Class != sturdy.Success:
 		s.served.SetOutcome(out)
+	case out.Load != nil:
+		// The winner's outcome stands (its latency is the first
+		// message's); the report at the end is the freshest.
+		o := s.served.Outcome()
+		o.Load = out.Load
+		s.served.SetOutcome(o)
 	}
 	s.served.Release(-1)
 	w.cancel()

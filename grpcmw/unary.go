@@ -62,22 +62,34 @@ type unaryAttempt struct {
 	trailer metadata.MD
 	peer    peer.Peer
 	opts    []grpc.CallOption
+	// optsHeader says opts ask for the header.
+	optsHeader bool
 }
 
 // options returns the attempt's call options: the caller's, with the
-// attempt's own header, trailer and peer destinations.
-func (a *unaryAttempt) options(base []grpc.CallOption, w *wants) []grpc.CallOption {
-	if a.opts != nil {
+// attempt's own header (if header), trailer and peer destinations.
+func (a *unaryAttempt) options(base []grpc.CallOption, w *wants, header bool) []grpc.CallOption {
+	if a.opts != nil && a.optsHeader == header {
 		return a.opts
 	}
-	opts := append(base, grpc.Trailer(&a.trailer))
-	if w.header != nil {
+	// One allocation for the caller's options and the attempt's.
+	n := len(base) + 1
+	if header {
+		n++
+	}
+	if w.peer != nil {
+		n++
+	}
+	opts := make([]grpc.CallOption, len(base), n)
+	copy(opts, base)
+	opts = append(opts, grpc.Trailer(&a.trailer))
+	if header {
 		opts = append(opts, grpc.Header(&a.header))
 	}
 	if w.peer != nil {
 		opts = append(opts, grpc.Peer(&a.peer))
 	}
-	a.opts = opts
+	a.opts, a.optsHeader = opts, header
 	return opts
 }
 
@@ -162,13 +174,21 @@ func (uc *unaryCall) attempt(ctx context.Context, a attempt.Info) (*unaryAttempt
 		at = &uc.seq
 		at.reply, at.header, at.trailer, at.peer = uc.reply, nil, nil, peer.Peer{}
 	}
+	header := uc.w.header != nil || c.wantHeader(ep)
 	sp := attemptSpan(ctx, ep, uc.method)
-	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w)...)
+	err = ep.cc.Invoke(ep.outgoing(ctx), uc.method, req, at.reply, at.options(uc.base, &uc.w, header)...)
 	endAttemptSpan(sp, err)
 	o := c.cls.Outcome(err, at.header, at.trailer)
 	if c.loads {
 		o.Load = grpcload.Report(at.trailer)
 	}
+	// The server's rate-limit metadata paces the endpoint before its
+	// RESOURCE_EXHAUSTED, as httpmw's response headers do.
+	read := readTrailer
+	if header {
+		read |= readHeader
+	}
+	c.listen(a.Endpoint.Name, ep, at.header, at.trailer, read)
 	return at, o
 }
 

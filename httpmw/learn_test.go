@@ -50,3 +50,48 @@ func TestRateLimitHeadersPaceTheEndpointBeforeA429(t *testing.T) {
 	assert.Equal(t, []string{"primary", "fallback", "fallback"}, got)
 	assert.Equal(t, int32(1), primaryCalls.Load(), "no call reached the spent primary")
 }
+
+// Two deployments behind one API key share its quota: with one QuotaKey,
+// a quota spent on one pauses both and the next calls fall back; without,
+// the other deployment is tried first.
+func TestQuotaKeySharesTheHeadersPace(t *testing.T) {
+	for _, tc := range []struct {
+		quotaKey string
+		want     []string
+	}{
+		{"org-1", []string{"primary", "fallback", "fallback"}},
+		{"", []string{"primary", "primary", "fallback"}},
+	} {
+		t.Run("QuotaKey="+tc.quotaKey, func(t *testing.T) {
+			spent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				h := w.Header()
+				h.Set("X-Ratelimit-Limit-Requests", "60")
+				h.Set("X-Ratelimit-Remaining-Requests", "0")
+				h.Set("X-Ratelimit-Reset-Requests", "60s")
+				_, _ = io.WriteString(w, "primary")
+			}))
+			defer spent.Close()
+			fallback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "fallback")
+			}))
+			defer fallback.Close()
+			d1, d2 := httpmw.URL("d1", spent.URL, nil), httpmw.URL("d2", spent.URL, nil)
+			d1.QuotaKey, d2.QuotaKey = tc.quotaKey, tc.quotaKey
+			tr, err := httpmw.NewTransport(nil,
+				httpmw.WithTier(degrade.Tier{Name: "big"}, d1, d2),
+				httpmw.WithTier(degrade.Tier{Name: "small"}, httpmw.URL("f", fallback.URL, nil)))
+			require.NoError(t, err)
+			defer tr.Close()
+			client := &http.Client{Transport: tr}
+			var got []string
+			for range 3 {
+				resp, err := client.Post("http://llm/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+				require.NoError(t, err)
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got = append(got, string(b))
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

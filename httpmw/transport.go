@@ -153,6 +153,12 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			if e.Model != "" && e.Model != tc.Model {
 				eps = append(eps, ep)
 			}
+			if e.QuotaKey != "" {
+				if cfg.QuotaKeys == nil {
+					cfg.QuotaKeys = map[string]string{}
+				}
+				cfg.QuotaKeys[e.Name] = e.QuotaKey
+			}
 			if e.Limit != (ratelimit.Limit{}) {
 				t.hasTokens = t.hasTokens || e.Limit.TokensPerMinute > 0
 				if cfg.EndpointLimits == nil {
@@ -328,7 +334,9 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call) (_ *http.Respon
 		return nil, false, err
 	}
 	c.dc.Once = c.body.once()
-	if t.hasTokens && req.ContentLength > 0 {
+	// A server's token quota (rate-limit headers) may pace an endpoint
+	// by tokens while learning is on: estimate whenever it might.
+	if (t.hasTokens || t.chain.Listens()) && req.ContentLength > 0 {
 		c.dc.Tokens = req.ContentLength / 4 // about 4 bytes a token
 	}
 	if t.hasWindows && req.ContentLength > 0 {
@@ -569,7 +577,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	w.rc, w.cancel = resp.Body, cancel
 	ct := contentType(resp.Header)
 	w.sse = t.checkTerm && isEventStream(ct)
-	if t.hasTokens && (isEventStream(ct) || isJSON(ct)) {
+	if (t.hasTokens || t.chain.PacesTokens()) && (isEventStream(ct) || isJSON(ct)) {
 		w.scanUse = true
 		w.usage = newUsageScanner()
 	}

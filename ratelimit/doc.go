@@ -43,7 +43,8 @@
 // triple), and Retry-After. It turns them into one Signal: for requests and
 // for tokens, the limit, what remains of it and how long until it resets,
 // each known or not. Malformed values are ignored one by one, and a
-// response without such headers costs no allocation.
+// response without such headers costs no allocation. ParseMetadata reads
+// the same fields from gRPC metadata, whose keys are lower case.
 //
 // Learned capacity: a key with no configured request rate is paced at a
 // rate the Limiter learns from its server (Config.Learn; on by default).
@@ -58,9 +59,12 @@
 // the rate outright: a request quota that reports how much is left and
 // when it is full again gives the rate the server refills it at, which
 // caps the key's pace (3% below it) before any 429; a quota with nothing
-// left pauses the key until it refills. A Store that is also a LearnStore
+// left pauses the key until it refills. A token quota likewise becomes the
+// key's token rate, unless it has a configured one, against which each
+// admission charges its estimate (ToldTokensPerMinute). A Store that is also a LearnStore
 // (the Redis store) shares what is learned across the replicas of a
-// client, so that they pace one provider key together. LearnConfig's doc
+// client, so that they pace one provider key together (the request rate;
+// a told token rate stays in the process). LearnConfig's doc
 // says why CUBIC's curve and not a gradient.
 //
 // Throttle is separate: client-side adaptive throttling from Google's SRE

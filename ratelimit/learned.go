@@ -446,9 +446,13 @@ func (l *Limiter) share(key string, st Learned, at int64) {
 // becomes the key's ceiling for a minute (toldRate, less 3%); a request
 // quota with less left than a small reserve (a quarter of it, or 50 ms of
 // its rate if less) pauses the key until the reserve has refilled, and a token
-// quota with nothing left pauses it until the quota resets. Retry-After is
-// left to Observe, which sees it on the outcome.
+// quota with nothing left pauses it until the quota resets. A token quota
+// likewise gives the rate the server refills it at, which becomes the
+// key's token limit for a minute unless it has a configured
+// TokensPerMinute (see ToldTokensPerMinute). Retry-After is left to
+// Observe, which sees it on the outcome.
 func (l *Limiter) Listen(key string, sig Signal, now time.Time) {
+	l.listenTokens(key, sig, now)
 	if !l.learns(key) {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sturdyai/sturdy"
@@ -36,6 +37,9 @@ type Limiter struct {
 	curve    curve
 	learners sync.Map   // key → *learner, for keys with no configured request rate
 	shared   LearnStore // the store, when it shares what is learned
+
+	toldTokens sync.Map    // key → *toldTokens: token rates servers reported (tokens.go)
+	toldAny    atomic.Bool // some key was told a token rate
 }
 
 // New returns a Limiter configured by cfg. It fails only for values that
@@ -116,11 +120,13 @@ func (l *Limiter) adjust(key string, e *entry, requests, tokens int64) {
 	if err != nil {
 		return
 	}
+	now := time.Now()
+	lim = l.withToldTokens(key, lim, now.UnixNano())
 	if l.mem != nil {
-		l.mem.adjust(key, e, lim, requests, tokens, time.Now())
+		l.mem.adjust(key, e, lim, requests, tokens, now)
 		return
 	}
-	_ = l.store.Adjust(context.Background(), key, lim, requests, tokens, time.Now())
+	_ = l.store.Adjust(context.Background(), key, lim, requests, tokens, now)
 }
 
 // Allow admits one call to key estimated at estTokens tokens (≤ 0: none,
@@ -166,6 +172,7 @@ func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.
 			lim.RequestsPerSecond, lim.Burst = r, learnedBurst(r)
 		}
 	}
+	lim = l.withToldTokens(key, lim, now.UnixNano())
 	var d Decision
 	var e *entry
 	if l.mem != nil {

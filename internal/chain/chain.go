@@ -42,6 +42,10 @@ type Config struct {
 	Throttle       *ratelimit.ThrottleConfig // adaptive throttling per tier; nil: none
 	MaxWait        time.Duration
 
+	// QuotaKeys are endpoints' quota keys, by name: endpoints with the
+	// same key are paced as one (quota.go). Nil or "": each its own.
+	QuotaKeys map[string]string
+
 	// Hooks observe every attempt (telemetry's spans); nil means none.
 	Hooks *attempt.Hooks
 	// OnAttempt is the user's hook: every attempt once it has ended.
@@ -118,6 +122,7 @@ type Chain struct {
 	maxWait    time.Duration
 	onFallback func(from, to int, reason sturdy.FallbackReason)
 	pacing     *pacing // the endpoints' learned rates; nil: learning is off
+	listens    bool    // pacing learns from rate-limit headers (Listens)
 	failed     atomic.Uint64
 	fallbacks  atomic.Uint64
 }
@@ -162,7 +167,8 @@ func Validate(cfg *Config) []error {
 	for i, t := range cfg.Tiers {
 		errs = append(errs, validateTier(n, i, &t, seen)...)
 	}
-	return errs
+	_, qerrs := quotaLimits(n.Op, cfg.EndpointLimits, quotaKeys(cfg.QuotaKeys))
+	return append(errs, qerrs...)
 }
 
 // validateTier returns the problems of tier i; seen holds the names of the
@@ -221,11 +227,14 @@ func New(cfg *Config) (*Chain, error) {
 	c := &Chain{op: cfg.Names.Op, maxWait: cfg.MaxWait, onFallback: cfg.OnFallback}
 	hooks := WithOnAttempt(cfg.Hooks, cfg.OnAttempt)
 	var err error
-	if c.pacing, err = newPacing(cfg.Limiter, cfg.EndpointLimits); err != nil {
+	keys := quotaKeys(cfg.QuotaKeys)
+	limits, _ := quotaLimits(cfg.Names.Op, cfg.EndpointLimits, keys) // validated
+	if c.pacing, err = newPacing(cfg.Limiter, limits, keys); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
 	}
 	if c.pacing != nil {
 		hooks = learningHooks(c.pacing, hooks)
+		c.listens = !cfg.Limiter.Learn.Off
 	}
 	for i, tc := range cfg.Tiers {
 		if tc.Name == "" {

@@ -34,10 +34,16 @@ import (
 type pacing struct {
 	l      *ratelimit.Limiter
 	active atomic.Bool // some endpoint was refused or told a rate
-	tokens bool        // some endpoint has a token limit: calls keep a ledger
+	tokens atomic.Bool // some endpoint has a token limit, configured or told: calls keep a ledger
+
+	// keys are the limiter keys of endpoints with a quota key, by
+	// endpoint name (quota.go); nil: none.
+	keys map[string]string
 }
 
-func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing, error) {
+// newPacing returns the pacing of endpoints with limits, by limiter key,
+// and keys (nil: every endpoint is its own key).
+func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit, keys map[string]string) (*pacing, error) {
 	if cfg.Learn.Off && len(limits) == 0 {
 		return nil, nil
 	}
@@ -50,12 +56,14 @@ func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit) (*pacing
 	if err != nil {
 		return nil, err
 	}
-	p := &pacing{l: l}
+	p := &pacing{l: l, keys: keys}
 	if len(limits) > 0 {
 		p.active.Store(true)
 	}
 	for _, lim := range limits {
-		p.tokens = p.tokens || lim.TokensPerMinute > 0
+		if lim.TokensPerMinute > 0 {
+			p.tokens.Store(true)
+		}
 	}
 	if _, ok := ec.Store.(ratelimit.LearnStore); ok {
 		// Another replica may have learned already.
@@ -73,15 +81,15 @@ func (p *pacing) observe(endpoint string, o sturdy.Outcome) {
 	default:
 		return
 	}
-	p.l.Observe(endpoint, o)
+	p.l.Observe(p.key(endpoint), o)
 }
 
 // listen feeds a response's rate-limit headers to endpoint's learned rate.
 func (p *pacing) listen(endpoint string, h http.Header) {
 	// A response without rate-limit headers costs the header scan alone:
 	// no clock read, no learner lookup.
-	if p.l.ListenHeaders(endpoint, h) && !p.active.Load() && p.l.LearnedRate(endpoint) > 0 {
-		p.active.Store(true)
+	if k := p.key(endpoint); p.l.ListenHeaders(k, h) {
+		p.heard(k)
 	}
 }
 
@@ -103,7 +111,7 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 	}
 	var excl []string
 	var led *ledger
-	if pk.p.tokens {
+	if pk.p.tokens.Load() {
 		led = ledgerOf(ctx)
 	}
 	for {
@@ -111,7 +119,7 @@ func (pk *picker) Pick(ctx context.Context, exclude []string) (*sturdy.Endpoint,
 		if led != nil {
 			est = led.est
 		}
-		permit, lerr := pk.p.l.Allow(ctx, ep.Name, est)
+		permit, lerr := pk.p.l.Allow(ctx, pk.p.key(ep.Name), est)
 		if lerr == nil {
 			if led != nil {
 				led.add(ep.Name, permit)
@@ -159,7 +167,7 @@ func learningHooks(p *pacing, inner *attempt.Hooks) *attempt.Hooks {
 		End: func(ctx context.Context, a attempt.Info, o sturdy.Outcome, won bool) {
 			if a.Endpoint != nil {
 				p.observe(a.Endpoint.Name, o)
-				if p.tokens && !won {
+				if p.tokens.Load() && !won {
 					if led := ledgerOf(ctx); led != nil {
 						led.settle(a.Endpoint.Name, 0) // refunded: the attempt served nothing
 					}
@@ -189,7 +197,7 @@ func (c *Chain) LearnedRate(endpoint string) float64 {
 	if c.pacing == nil {
 		return 0
 	}
-	return c.pacing.l.LearnedRate(endpoint)
+	return c.pacing.l.LearnedRate(c.pacing.key(endpoint))
 }
 
 // prefixStore keeps another Store's keys under a prefix.

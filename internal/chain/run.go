@@ -121,7 +121,7 @@ type run[T any] struct {
 // their own) and a *sturdy.Error that lists every attempt of every tier.
 func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
 	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1}
-	if c.pacing != nil && c.pacing.tokens && call.Tokens > 0 {
+	if c.pacing != nil && c.pacing.tokens.Load() && call.Tokens > 0 {
 		r.ledger = &ledger{est: call.Tokens}
 		r.ctx = context.WithValue(ctx, ledgerKey{}, r.ledger)
 	}

@@ -78,6 +78,10 @@ type Config struct {
 	OnFallback      func(sturdy.Fallback)
 	OnStateChange   func(health.StateChange)
 
+	// QuotaKeys are the endpoints' QuotaKeys, by endpoint name, for those
+	// that set one: endpoints with the same key are paced as one.
+	QuotaKeys map[string]string
+
 	// Errs are problems the options found as they were applied, and the
 	// adapter's own (URLs, conns); Build reports them with the rest.
 	Errs []error
@@ -131,7 +135,7 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(p.Op+": "+format, args...)) }
 
 	cc := &chain.Config{
-		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, EndpointLimits: cfg.EndpointLimits, Throttle: cfg.Throttle,
+		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, EndpointLimits: cfg.EndpointLimits, QuotaKeys: cfg.QuotaKeys, Throttle: cfg.Throttle,
 		MaxWait: cfg.MaxWait, Names: names(p.Op), Hooks: new(attempt.Hooks),
 	}
 	cc.Tiers, errs = tiers(cfg, p.Op, errs)
