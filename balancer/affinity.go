@@ -207,11 +207,12 @@ type affinityPick struct {
 // attempts in flight with this one and n the endpoints that take
 // traffic, with an ε that depends on what moving the key costs:
 //
-//   - A hot key is held to ⌈m/n⌉ (ε = 0) on every replica. Its traffic
-//     is more than a replica's share, so it must spread, and every
-//     replica it spreads to caches its prefix: after the first, moving
-//     it costs nothing, while letting it pile onto its first replicas
-//     is what bounded loads exist to prevent.
+//   - A hot key is held to ⌈m/n⌉ (ε = 0) on every replica. It takes at
+//     least half of a replica's share of the traffic, so with the other
+//     keys of its first replica it must spread, and every replica it
+//     spreads to caches its prefix: after the first, moving it costs
+//     nothing, while letting it pile onto its first replicas is what
+//     bounded loads exist to prevent.
 //   - A warm key's first replica has WarmLoadBound. Its prefix is cached
 //     there and, most likely, nowhere else: moving it costs a whole
 //     prefill and a second copy, which evicts other prefixes. The
@@ -245,9 +246,9 @@ func (a *affinityPick) bound(first bool) int64 {
 }
 
 // limit returns ⌈factor·m/n⌉ + slack, no bound for a factor ≤ 0 or too
-// large to count. It reads the pool's count the first time: an idle
-// endpoint is always within any bound, so most picks of a lightly loaded
-// pool never read it, a cache line every pick and done writes.
+// large to count. It reads the pool's count the first time it is needed:
+// an idle endpoint is within any bound, so most picks of a lightly loaded
+// pool never need it.
 func (a *affinityPick) limit(factor float64, slack int64) int64 {
 	if factor <= 0 {
 		return math.MaxInt64
