@@ -16,7 +16,8 @@ import (
 //     block, or the session) falls in one of 2^16 slots, and each slot
 //     ranks the endpoints by a hash of the slot and the endpoint's name.
 //     The first in that order takes the key if the filter and the load
-//     bound allow.
+//     bound allow; a warm key's first replica has a looser bound, a hot
+//     key's replicas a tighter one (affinityPick.bound).
 //  2. Otherwise the index of recent prompts: if this process sent a
 //     prompt that this key extends (its last block is one of the key's
 //     blocks, the deepest found wins), the endpoint it went to, if it may
@@ -161,11 +162,15 @@ func (b *Balancer) pickAffinity(ctx context.Context, s *snapshot, f *filter) int
 	}
 	slot := keys[0] >> (64 - slotBits)
 	// The filter is copied: a pointer to Pick's would make it escape, as the
-	// atomic loads under limit leak what a points to.
-	a := affinityPick{s: s, f: *f, slot: int(slot), sk: prefix.Mix(slot, slotSeed)}
+	// atomic loads under bound leak what a points to.
+	a := affinityPick{s: s, f: *f, slot: int(slot), sk: prefix.Mix(slot, slotSeed), n: len(s.entries)}
+	if f.health {
+		a.n = s.view.Load().allowed
+	}
+	a.heat = s.p.heat.observe(keys[0], s.p.total.picks.Add(1), a.n)
 	o := s.rv.top(a.slot, a.sk)
 	i := -1
-	if o.n > 0 && a.take(o.idx[0]) {
+	if o.n > 0 && a.take(o.idx[0], true) {
 		i = o.idx[0]
 	}
 	if i < 0 && b.recent != nil {
@@ -183,58 +188,94 @@ func (b *Balancer) pickAffinity(ctx context.Context, s *snapshot, f *filter) int
 	return i
 }
 
-// limit is the bound of consistent hashing with bounded loads (Mirrokni,
-// Thorup and Zadimoghaddam): an endpoint may take this attempt if it has
-// fewer than ⌈(1+ε)·m/n⌉ in flight, m the pool's attempts in flight with
-// this one and n the endpoints that take traffic. Some endpoint always
-// has fewer than that when all n may be picked (the m-1 attempts in flight
-// cannot fill n endpoints to ⌈(1+ε)·m/n⌉ each); exclusions can leave only
-// busier ones. It is at least 1.
-func (s *snapshot) limit(health bool) int64 {
-	p := s.p
-	if p.loadFactor <= 0 {
-		return math.MaxInt64
-	}
-	n := len(s.entries)
-	if health {
-		n = s.view.Load().allowed
-	}
-	m := max(p.total.Load(), 0) + 1
-	return int64(math.Ceil(p.loadFactor * float64(m) / float64(max(n, 1))))
-}
-
 // affinityPick is one PrefixAffinity pick, with a method per way of
 // choosing; each returns -1 if it chose nothing.
 type affinityPick struct {
-	s     *snapshot
-	f     filter
-	slot  int
-	sk    uint64 // the slot's hash
-	limit int64  // see snapshot.limit; 0 until needed
+	s    *snapshot
+	f    filter
+	slot int
+	sk   uint64 // the slot's hash
+	heat heat   // the key's, as this pick found it
+	n    int    // the endpoints the bound shares the load among
+	mean float64
 }
 
-// bound returns the pick's limit, reading the pool's count the first time.
-// An idle endpoint is always within it (the limit is at least 1), so most
-// picks of a lightly loaded pool never read the count, a cache line every
-// pick and done writes.
-func (a *affinityPick) bound() int64 {
-	if a.limit == 0 {
-		a.limit = a.s.limit(a.f.health)
+// bound returns how many attempts in flight an endpoint may hold and
+// still take this pick's key; first says whether it is the key's first
+// replica. It is the bound of consistent hashing with bounded loads
+// (Mirrokni, Thorup and Zadimoghaddam): ⌈(1+ε)·m/n⌉, m the pool's
+// attempts in flight with this one and n the endpoints that take
+// traffic, with an ε that depends on what moving the key costs:
+//
+//   - A hot key is held to ⌈m/n⌉ (ε = 0) on every replica. It takes at
+//     least half of a replica's share of the traffic, so with the other
+//     keys of its first replica it must spread, and every replica it
+//     spreads to caches its prefix: after the first, moving it costs
+//     nothing, while letting it pile onto its first replicas is what
+//     bounded loads exist to prevent.
+//   - A warm key's first replica has WarmLoadBound. Its prefix is cached
+//     there and, most likely, nowhere else: moving it costs a whole
+//     prefill and a second copy, which evicts other prefixes. The
+//     replicas that pass the default bound are most often not those
+//     with a burst of work but those that hashing gave more keys than
+//     the others (a binomial share: 1.4–1.6× the mean for 150 keys
+//     over 8), and moving a share of every one of their keys' requests
+//     makes each of those keys cached twice.
+//   - Any other key, or replica, has LoadBound: nothing says where the
+//     key is cached, so the bound balances load.
+//
+// The last two add one attempt of slack, as SGLang's router tolerates an
+// absolute imbalance (its balance_abs_threshold, 32 requests by default)
+// before it routes by load: when a client has a few attempts in flight
+// per endpoint, ⌈(1+ε)·m/n⌉ is 1 or 2, and a single attempt would turn
+// a key away from its cache. Some endpoint always has fewer than ⌈m/n⌉
+// when all n may be picked (the m-1 attempts in flight cannot fill n
+// endpoints to ⌈m/n⌉ each); exclusions can leave only busier ones. The
+// bound is at least 1, and infinite when LoadBound is negative.
+func (a *affinityPick) bound(first bool) int64 {
+	p := a.s.p
+	switch {
+	case p.loadFactor <= 0:
+		return math.MaxInt64
+	case a.heat == hot:
+		return a.limit(1, 0)
+	case a.heat == warm && first:
+		return a.limit(p.warmFactor, 1)
 	}
-	return a.limit
+	return a.limit(p.loadFactor, 1)
+}
+
+// limit returns ⌈factor·m/n⌉ + slack, no bound for a factor ≤ 0 or too
+// large to count. It reads the pool's count the first time it is needed:
+// an idle endpoint is within any bound, so most picks of a lightly loaded
+// pool never need it.
+func (a *affinityPick) limit(factor float64, slack int64) int64 {
+	if factor <= 0 {
+		return math.MaxInt64
+	}
+	if a.mean == 0 {
+		m := max(a.s.p.total.Load(), 0) + 1
+		a.mean = float64(m) / float64(max(a.n, 1))
+	}
+	x := math.Ceil(factor * a.mean)
+	if !(x < 1<<62) {
+		return math.MaxInt64
+	}
+	return int64(x) + slack
 }
 
 // take counts the attempt on endpoint i if the filter allows i and i is
-// within the bound. The check and the count are one step, so that
-// concurrent picks cannot all pass the bound on the same count.
-func (a *affinityPick) take(i int) bool {
+// within the bound; first says whether i is the key's first replica. The
+// check and the count are one step, so that concurrent picks cannot all
+// pass the bound on the same count.
+func (a *affinityPick) take(i int, first bool) bool {
 	if !a.f.ok(a.s, i) {
 		return false
 	}
 	l := a.s.lds[i]
 	for {
 		o := l.outstanding.Load()
-		if o > 0 && o >= a.bound() {
+		if o > 0 && o >= a.bound(first) {
 			return false
 		}
 		if l.outstanding.CompareAndSwap(o, o+1) {
@@ -252,7 +293,7 @@ func (a *affinityPick) recalled(r *recentIndex, keys []uint64) int {
 		if !ok {
 			continue
 		}
-		if i, ok := a.s.rv.byName[name]; ok && a.take(i) {
+		if i, ok := a.s.rv.byName[name]; ok && a.take(i, false) {
 			return i
 		}
 		return -1
@@ -263,7 +304,7 @@ func (a *affinityPick) recalled(r *recentIndex, keys []uint64) int {
 // ranked takes the first of the slot's candidates it can.
 func (a *affinityPick) ranked(o order) int {
 	for _, i := range o.idx[:o.n] {
-		if a.take(i) {
+		if a.take(i, false) {
 			return i
 		}
 	}
@@ -283,14 +324,14 @@ func (a *affinityPick) scanned() int {
 		}
 		x := score(a.sk, h)
 		l := s.lds[i].inflight()
-		if (l == 0 || l < a.bound()) && (best < 0 || x > bestScore) {
+		if (l == 0 || l < a.bound(false)) && (best < 0 || x > bestScore) {
 			best, bestScore = i, x
 		}
 		if least < 0 || l < leastLoad || (l == leastLoad && x > leastScore) {
 			least, leastLoad, leastScore = i, l, x
 		}
 	}
-	if best >= 0 && a.take(best) {
+	if best >= 0 && a.take(best, false) {
 		return best
 	}
 	if least >= 0 {

@@ -198,8 +198,8 @@ func TestAffinityStableWhenPoolChanges(t *testing.T) {
 }
 
 // boundOK reports whether every endpoint's attempts in flight are within
-// (1+ε)·mean + 1.
-func boundOK(b *Balancer, eps float64) (ok bool, loads []int64, total int64) {
+// (1+ε)·mean + slack.
+func boundOK(b *Balancer, eps, slack float64) (ok bool, loads []int64, total int64) {
 	s := b.snap.Load()
 	for _, l := range s.lds {
 		loads = append(loads, l.inflight())
@@ -207,21 +207,23 @@ func boundOK(b *Balancer, eps float64) (ok bool, loads []int64, total int64) {
 	}
 	mean := float64(total) / float64(len(loads))
 	for _, l := range loads {
-		if float64(l) > (1+eps)*mean+1 {
+		if float64(l) > (1+eps)*mean+slack {
 			return false, loads, total
 		}
 	}
 	return true, loads, total
 }
 
-func TestAffinityBoundsAHotKey(t *testing.T) {
+// TestAffinitySpreadsAHotKey pins what a key that takes every pick does to
+// the pool: warm for its first picks, it may load its first replica up to
+// the warm bound (⌈(1+ε_w)·m/n⌉ + 1, within (1+ε_w)·mean + 2); hot once
+// its picks are close enough, it goes wherever an endpoint holds fewer
+// than ⌈m/n⌉, so that 300 attempts in flight end up 60 on each of 5
+// endpoints, whatever LoadBound.
+func TestAffinitySpreadsAHotKey(t *testing.T) {
 	for _, eps := range []float64{0, 0.1, 1} {
 		t.Run(fmt.Sprint(eps), func(t *testing.T) {
-			cfg := Config{Affinity: Affinity{LoadBound: eps}}
-			if eps == 0 {
-				eps = DefaultAffinityLoadBound
-			}
-			b := affinity(t, endpointNames(5), cfg)
+			b := affinity(t, endpointNames(5), Config{Affinity: Affinity{LoadBound: eps}})
 			hot := keys(8, 1, DefaultAffinityMinBlocks+2)[0]
 			var held []func(sturdy.Outcome)
 			for i := range 300 {
@@ -230,8 +232,13 @@ func TestAffinityBoundsAHotKey(t *testing.T) {
 					t.Fatal(err)
 				}
 				held = append(held, done)
-				if ok, loads, _ := boundOK(b, eps); !ok {
-					t.Fatalf("after %d picks in flight: loads %v exceed (1+%v)·mean+1", i+1, loads, eps)
+				if ok, loads, _ := boundOK(b, DefaultAffinityWarmLoadBound, 2); !ok {
+					t.Fatalf("after %d picks in flight: loads %v exceed (1+%v)·mean+2", i+1, loads, DefaultAffinityWarmLoadBound)
+				}
+			}
+			for _, l := range b.snap.Load().lds {
+				if got := l.inflight(); got != 60 {
+					t.Errorf("300 attempts of a hot key in flight on 5 endpoints: one holds %d, want 60 on each", got)
 				}
 			}
 			for _, done := range held {
@@ -242,6 +249,158 @@ func TestAffinityBoundsAHotKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hold puts n attempts in flight on the named endpoint, with no key (P2C
+// with every other endpoint excluded), and returns their done funcs.
+func hold(t *testing.T, b *Balancer, name string, n int) []func(sturdy.Outcome) {
+	t.Helper()
+	var others []string
+	for _, e := range b.snap.Load().entries {
+		if e.Name != name {
+			others = append(others, e.Name)
+		}
+	}
+	var out []func(sturdy.Outcome)
+	for range n {
+		ep, done, err := b.Pick(context.Background(), others)
+		if err != nil || ep.Name != name {
+			t.Fatalf("Pick excluding all but %s = %v, %v", name, ep, err)
+		}
+		out = append(out, done)
+	}
+	return out
+}
+
+// TestAffinityBoundDependsOnHeat pins the three bounds on a key's first
+// replica F, on 8 endpoints each holding 4 attempts and F more:
+//
+//   - cold (never picked): ⌈1.25·m/n⌉ + 1, so with F at 7 (m = 36 with
+//     the pick, bound 7) the key goes elsewhere, and at 6 (bound 7) to F;
+//   - warm (picked once before): ⌈2·m/n⌉ + 1 = 10 at F = 7 or 9, so the key
+//     stays on F; at F = 10 (m = 39, bound 11) still, at 11 (bound 11) not;
+//   - hot (picked on every other pick): ⌈m/n⌉, so at F = 5 (m = 34,
+//     bound 5) the key goes elsewhere where a cold key would stay.
+func TestAffinityBoundDependsOnHeat(t *testing.T) {
+	names := endpointNames(8)
+	k := keys(21, 1, DefaultAffinityMinBlocks)[0]
+	other := keys(22, 1, DefaultAffinityMinBlocks)[0]
+	first := pickKey(t, affinity(t, names, Config{}), k)
+	cases := []struct {
+		name string
+		heat heat
+		f    int // attempts in flight on F
+		want bool
+	}{
+		{"cold under the bound", cold, 6, true},
+		{"cold at the bound", cold, 7, false},
+		{"warm past the cold bound", warm, 7, true},
+		{"warm under its bound", warm, 10, true},
+		{"warm at its bound", warm, 11, false},
+		{"hot at the mean", hot, 5, false},
+		{"hot under the mean", hot, 4, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := affinity(t, names, Config{Affinity: Affinity{Index: -1}})
+			switch c.heat {
+			case warm:
+				pickKey(t, b, k)
+			case hot:
+				for range 40 {
+					pickKey(t, b, k)
+					pickKey(t, b, other)
+				}
+			}
+			var held []func(sturdy.Outcome)
+			for _, n := range names {
+				extra := 4
+				if n == first {
+					extra = c.f
+				}
+				held = append(held, hold(t, b, n, extra)...)
+			}
+			e := b.p.heat.entries[k.blocks[DefaultAffinityMinBlocks-1]&(heatEntries-1)].Load()
+			ep, done, err := b.Pick(WithKey(context.Background(), k), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ep.Name == first; got != c.want {
+				t.Errorf("with %d in flight on the first replica %s and 4 on the others, the key went to %s (heat entry %#x); want first replica: %v", c.f, first, ep.Name, e, c.want)
+			}
+			done(sturdy.Outcome{})
+			for _, d := range held {
+				d(sturdy.Outcome{})
+			}
+		})
+	}
+}
+
+// TestAffinityBoundHasOneAttemptOfSlack pins the slack: with one attempt
+// in flight in a pool of 8, ⌈1.25·m/n⌉ is 1, and without the slack a new
+// key would leave its first replica for an idle one.
+func TestAffinityBoundHasOneAttemptOfSlack(t *testing.T) {
+	names := endpointNames(8)
+	k := keys(23, 1, DefaultAffinityMinBlocks)[0]
+	first := pickKey(t, affinity(t, names, Config{}), k)
+	b := affinity(t, names, Config{})
+	held := hold(t, b, first, 1)
+	if got := pickKey(t, b, k); got != first {
+		t.Errorf("with one attempt in flight on %s, a new key went to %s; want %s", first, got, first)
+	}
+	held = append(held, hold(t, b, first, 1)...)
+	if got := pickKey(t, b, k); got == first {
+		t.Errorf("with two attempts in flight on %s and none elsewhere (bound ⌈1.25·3/8⌉ + 1 = 2), the key still went there", first)
+	}
+	for _, d := range held {
+		d(sturdy.Outcome{})
+	}
+}
+
+func TestHeatTable(t *testing.T) {
+	const n = 8
+	window := uint64(warmWindow * n)
+	cases := []struct {
+		name  string
+		ticks []uint64 // picks of the key
+		want  heat     // heat at the last
+	}{
+		{"first pick", []uint64{5}, cold},
+		{"picked again at once", []uint64{5, 6}, warm},
+		{"picked again at the window's end", []uint64{5, 5 + window}, warm},
+		{"picked again past the window", []uint64{5, 6 + window}, cold},
+		{"every other pick for a while", every(1, 2, 40), hot},
+		{"every other pick, a few times", every(1, 2, 10), warm},
+		{"every n picks", every(1, n, 60), hot},
+		{"every 2n-2 picks", every(1, 2*n-2, 60), hot},
+		{"every 3n picks", every(1, 3*n, 60), warm},
+		{"hot, then quiet for a window", append(every(1, 2, 40), 80+window), cold},
+		{"across the counter's wrap", []uint64{1<<32 - 3, 1<<32 + 2}, warm},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHeatTable()
+			var got heat
+			for _, tick := range c.ticks {
+				got = h.observe(0xfeed, tick, n)
+			}
+			if got != c.want {
+				t.Errorf("heat after picks at %v = %d, want %d", c.ticks, got, c.want)
+			}
+			if other := h.observe(0xbeef, c.ticks[len(c.ticks)-1]+1, n); other != cold {
+				t.Errorf("another key's first pick = %d, want cold", other)
+			}
+		})
+	}
+}
+
+// every returns count ticks from start, step apart.
+func every(start, step uint64, count int) []uint64 {
+	out := make([]uint64, count)
+	for i := range out {
+		out[i] = start + uint64(i)*step
+	}
+	return out
 }
 
 func TestAffinityBoundsConcurrentPicks(t *testing.T) {
@@ -266,7 +425,7 @@ func TestAffinityBoundsConcurrentPicks(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if ok, loads, total := boundOK(b, DefaultAffinityLoadBound); !ok || total != 800 {
+	if ok, loads, total := boundOK(b, DefaultAffinityLoadBound, 1); !ok || total != 800 {
 		t.Errorf("800 concurrent picks of one key left loads %v (total %d); want each within 1.25·mean+1", loads, total)
 	}
 	for _, done := range held {
@@ -274,24 +433,46 @@ func TestAffinityBoundsConcurrentPicks(t *testing.T) {
 	}
 }
 
-func TestAffinityLoadBoundNegativeMeansNone(t *testing.T) {
-	b := affinity(t, endpointNames(4), Config{Affinity: Affinity{LoadBound: -1}})
-	hot := SessionKey("everyone")
-	seen := map[string]int{}
-	var held []func(sturdy.Outcome)
-	for range 50 {
-		ep, done, err := b.Pick(WithKey(context.Background(), hot), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen[ep.Name]++
-		held = append(held, done)
+// TestAffinityUnbounded pins the bounds' off switches: a negative
+// LoadBound lifts every bound, hot keys' too (50 picks of one key in flight
+// stay on one replica); a negative or infinite WarmLoadBound lifts the warm
+// bound alone (a warm key, not yet hot after 12 picks, stays on its
+// replica, where the default bound moves it after 3, to the replica the
+// index says it went to last).
+func TestAffinityUnbounded(t *testing.T) {
+	cases := []struct {
+		name     string
+		aff      Affinity
+		picks    int
+		replicas int
+	}{
+		{"negative LoadBound", Affinity{LoadBound: -1}, 50, 1},
+		{"negative WarmLoadBound", Affinity{WarmLoadBound: -1}, 12, 1},
+		{"infinite WarmLoadBound", Affinity{WarmLoadBound: math.Inf(1)}, 12, 1},
+		{"infinite bounds", Affinity{LoadBound: math.Inf(1), WarmLoadBound: math.Inf(1)}, 12, 1},
+		{"default bounds", Affinity{}, 12, 2},
 	}
-	if len(seen) != 1 {
-		t.Errorf("with no bound one key went to %v, want one replica", seen)
-	}
-	for _, done := range held {
-		done(sturdy.Outcome{})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := affinity(t, endpointNames(4), Config{Affinity: c.aff})
+			k := SessionKey("everyone")
+			seen := map[string]int{}
+			var held []func(sturdy.Outcome)
+			for range c.picks {
+				ep, done, err := b.Pick(WithKey(context.Background(), k), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen[ep.Name]++
+				held = append(held, done)
+			}
+			if len(seen) != c.replicas {
+				t.Errorf("%d picks in flight of one key went to %v, want %d replicas", c.picks, seen, c.replicas)
+			}
+			for _, done := range held {
+				done(sturdy.Outcome{})
+			}
+		})
 	}
 }
 

@@ -40,6 +40,12 @@ const (
 	// DefaultAffinityLoadBound is the ε of consistent hashing with bounded
 	// loads that KubeAI uses (a mean load factor of 125%).
 	DefaultAffinityLoadBound = 0.25
+	// DefaultAffinityWarmLoadBound lets a warm key's first replica hold
+	// twice the mean: rendezvous hashing of 150 keys over 8 replicas
+	// (bench/kvsim's workload (a)) gives the busiest replica 1.4–1.6× the
+	// mean share of keys, and a bound below that moves keys whose prefix
+	// that replica alone holds (see Affinity.WarmLoadBound).
+	DefaultAffinityWarmLoadBound = 1
 	// DefaultAffinityBlockSize is the adapters' block: 256 bytes of
 	// prompt text, about 64 tokens of English.
 	DefaultAffinityBlockSize = prefix.DefaultBlockSize
@@ -123,7 +129,7 @@ type Config struct {
 // Affinity configures cache-aware routing: PrefixAffinity's choices, and
 // how the adapters turn a request into its Key. Every zero field means its
 // documented default. httpmw and grpcmw take it in WithAffinity; the
-// Balancer itself reads MinBlocks, LoadBound and Index, and the adapters
+// Balancer itself reads MinBlocks, LoadBound, WarmLoadBound and Index, and the adapters
 // the rest.
 type Affinity struct {
 	// MinBlocks is how many leading blocks a prefix Key must have for
@@ -138,11 +144,25 @@ type Affinity struct {
 
 	// LoadBound is the ε of consistent hashing with bounded loads: a
 	// replica takes a keyed request only if its attempts in flight stay
-	// within ⌈(1+ε)·m/n⌉, m the pool's attempts in flight counting this
-	// one and n the endpoints health allows; otherwise the request goes to
-	// the key's next replica. Zero means 0.25; negative means no bound (a
-	// key sticks to its replica however busy).
+	// within ⌈(1+ε)·m/n⌉ + 1, m the pool's attempts in flight counting
+	// this one and n the endpoints health allows; otherwise the request
+	// goes to the key's next replica. It bounds keys this Balancer has not
+	// sent recently, and every replica but a key's first; warm keys'
+	// first replicas have WarmLoadBound, and hot keys (more than half a
+	// replica's share of the requests) are held to ⌈m/n⌉ on every
+	// replica (the package doc says why). Zero means 0.25; negative means
+	// no bound at all (a key sticks to its replica however busy, hot or
+	// not).
 	LoadBound float64
+
+	// WarmLoadBound is the ε of the bound on a warm key's first replica:
+	// a key this Balancer sent within its last 64·n picks, and that has
+	// less than half a replica's share of them, goes to its first replica
+	// while that holds fewer than ⌈(1+ε)·m/n⌉ + 1 attempts. Its prefix is
+	// cached there and, most likely, nowhere else, so moving it costs a
+	// whole prefill and a second copy of the prefix. Zero means 1 (twice
+	// the mean); negative means no bound for warm keys.
+	WarmLoadBound float64
 
 	// Index is the number of entries of PrefixAffinity's index of recent
 	// prompts: for the last block of each prompt it routed, the endpoint
@@ -191,8 +211,10 @@ type params struct {
 	// PrefixAffinity only.
 	minBlocks  int
 	loadFactor float64 // 1+ε; ≤ 0: no bound
+	warmFactor float64 // 1+ε of a warm key's first replica; ≤ 0: no bound
 	indexSize  int     // 0: no index
-	total      *count  // attempts in flight on the whole pool
+	total      *count  // attempts in flight on the whole pool, and keyed picks
+	heat       *heatTable
 }
 
 // count is a counter on a cache line of its own: every pick and done of a
@@ -200,7 +222,10 @@ type params struct {
 // that from every other core's cache.
 type count struct {
 	atomic.Int64
-	_ [cacheLine - 8]byte
+	// picks counts keyed picks: the clock of the heat table, written by
+	// the same picks.
+	picks atomic.Uint64
+	_     [cacheLine - 16]byte
 }
 
 func newParams(cfg *Config) (*params, error) {
@@ -241,10 +266,15 @@ func newParams(cfg *Config) (*params, error) {
 		if a.LoadBound < 0 {
 			p.loadFactor = 0
 		}
+		p.warmFactor = 1 + cmp.Or(a.WarmLoadBound, DefaultAffinityWarmLoadBound)
+		if a.WarmLoadBound < 0 || p.loadFactor == 0 {
+			p.warmFactor = 0
+		}
 		if a.Index >= 0 {
 			p.indexSize = 1 << bits.Len(uint(cmp.Or(a.Index, DefaultAffinityIndex)-1))
 		}
 		p.total = new(count)
+		p.heat = newHeatTable()
 	}
 	return p, nil
 }
@@ -257,6 +287,9 @@ func (a *Affinity) validate() error {
 	}
 	if math.IsNaN(a.LoadBound) {
 		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.LoadBound is NaN (0 means %v, negative means no bound)", DefaultAffinityLoadBound))
+	}
+	if math.IsNaN(a.WarmLoadBound) {
+		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.WarmLoadBound is NaN (0 means %v, negative means no bound)", DefaultAffinityWarmLoadBound))
 	}
 	if a.Index > maxAffinityIndex {
 		errs = append(errs, fmt.Errorf("balancer: Config.Affinity.Index %d is more than %d entries (0 means %d, negative means no index)", a.Index, maxAffinityIndex, DefaultAffinityIndex))

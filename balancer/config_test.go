@@ -34,6 +34,8 @@ func TestConfigValidation(t *testing.T) {
 		{"negative min blocks", Config{Affinity: Affinity{MinBlocks: -1}}, "Config.Affinity.MinBlocks -1 is not a number of blocks from 1 to 64"},
 		{"min blocks beyond a key", Config{Affinity: Affinity{MinBlocks: 65}}, "Config.Affinity.MinBlocks 65"},
 		{"load bound NaN", Config{Affinity: Affinity{LoadBound: math.NaN()}}, "Config.Affinity.LoadBound is NaN"},
+		{"warm load bound NaN", Config{Affinity: Affinity{WarmLoadBound: math.NaN()}}, "Config.Affinity.WarmLoadBound is NaN"},
+		{"infinite load bounds", Config{Policy: PrefixAffinity, Affinity: Affinity{LoadBound: math.Inf(1), WarmLoadBound: math.Inf(1)}}, ""},
 		{"index too large", Config{Affinity: Affinity{Index: 1 << 30}}, "Config.Affinity.Index 1073741824 is more than"},
 	}
 	for _, tt := range tests {

@@ -121,10 +121,11 @@
 // for its table; when the endpoints a pick must skip hold most of the
 // weight it falls back to nginx's linear scan under a lock, which above
 // 1024 endpoints allocates), and they allocate nothing otherwise; LeastOutstanding scans the
-// pool. PrefixAffinity allocates nothing and does constant work too (for
-// pools of 8 or more it keeps a 512 KiB table of each key slot's first
-// replicas, filled as slots are used, allocated anew by an Update that
-// changes the names or their order), except when a key's first four
+// pool. PrefixAffinity allocates nothing and does constant work too (it
+// keeps the 32 KiB table of keys' heat and, for pools of 8 or more, a
+// 512 KiB table of each key slot's first replicas, filled as slots are
+// used, allocated anew by an Update that changes the names or their
+// order), except when a key's first four
 // replicas are all tried, ejected or over the load bound: then it ranks
 // the whole pool. Peak-EWMA's update in a done func reads the clock only
 // if Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
@@ -176,9 +177,39 @@
 // hashing with bounded loads (Mirrokni, Thorup and Zadimoghaddam,
 // arXiv:1608.01350): while its attempts in flight stay within
 // ⌈(1+ε)·m/n⌉ (m the pool's attempts in flight with this one, n the
-// endpoints health allows, ε Config.Affinity.LoadBound, 0.25 as in
-// KubeAI's PrefixHash strategy). A hot prefix thus spreads over its first
-// few replicas instead of burying one.
+// endpoints health allows). The bound applies to requests, but what a
+// cache needs is keys that stay put, so ε depends on what moving the key
+// would cost, which the Balancer reads from the key's recent picks (a
+// 32 KiB table of, per key, its last pick and the mean gap between its
+// picks, counted in this Balancer's keyed picks, not in time):
+//
+//   - A hot key, one that takes at least half of a replica's share of
+//     the picks, is held to ⌈m/n⌉ on every replica: it must spread
+//     anyway, and each replica it spreads to caches its prefix, so
+//     moving it costs nothing after the first time.
+//   - A warm key, picked within the last 64·n picks and not hot, may
+//     load its first replica up to ⌈(1+ε)·m/n⌉ + 1 with ε
+//     Config.Affinity.WarmLoadBound (1): its prefix is cached there and
+//     most likely nowhere else. The per-request bound alone moved a share
+//     of the requests of every key of the replicas that hashing gave more
+//     keys than the mean (1.4–1.6× for 150 keys over 8 replicas), each
+//     move a whole prefill and a second copy of a prefix that evicts
+//     others; on bench/kvsim's workload (a) that cost a quarter of the
+//     hits an oracle gets, and raising ε for every key instead let a hot
+//     prefix load its replica 1.46× the mean at ε = 0.5.
+//   - Other keys, and every replica but a warm key's first, have
+//     ⌈(1+ε)·m/n⌉ + 1 with ε Config.Affinity.LoadBound (0.25, as in
+//     KubeAI's PrefixHash strategy).
+//
+// The one attempt of slack is the absolute tolerance SGLang's router has
+// (balance_abs_threshold, 32 requests by default) in a small dose: with a
+// few attempts in flight per endpoint ⌈(1+ε)·m/n⌉ is 1 or 2, and one
+// attempt would turn a key away from its cache; it matters most to
+// clients that each send a share of a fleet's traffic. Heat is each
+// Balancer's own, learned from the picks it made: with K clients sharing
+// a fleet, each sees a key's requests at 1/K of the rate and its own
+// picks at 1/K too, so its window covers the same share of the key's
+// requests; a key a client has not yet seen is cold to it.
 // Failover and hedging exclude the replicas a call tried, so its next
 // attempt goes to the next replica in the key's order; health and panic
 // mode filter as for any policy. Requests without a Key, or whose prompt

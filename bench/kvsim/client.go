@@ -43,10 +43,8 @@ func Clients() []Client {
 		Balancer("p2c-peak-ewma", balancer.Config{Policy: balancer.P2CPeakEWMA}, 1),
 		Balancer("least-outstanding", balancer.Config{Policy: balancer.LeastOutstanding}, 1),
 		Balancer("prefix-affinity", AffinityConfig, 1),
-		Balancer("prefix-affinity tuned", TunedConfig, 1),
 		Oracle(),
 		Balancer("prefix-affinity ×4", AffinityConfig, NumClients),
-		Balancer("prefix-affinity tuned ×4", TunedConfig, NumClients),
 	}
 }
 
@@ -54,17 +52,9 @@ func Clients() []Client {
 var RoundRobinConfig = balancer.Config{Policy: balancer.RoundRobin}
 
 // AffinityConfig is the PrefixAffinity client's configuration: the
-// library's defaults (Affinity.MinBlocks 8, LoadBound 0.25, Index 4096).
+// library's defaults (Affinity.MinBlocks 8, LoadBound 0.25, WarmLoadBound
+// 1, Index 4096).
 var AffinityConfig = balancer.Config{Policy: balancer.PrefixAffinity}
-
-// TunedConfig is PrefixAffinity with a looser load bound (Affinity.LoadBound
-// 0.5; a sweep of ε ∈ {0.25, 0.5, 1}, MinBlocks ∈ {1, 8}, index on or off,
-// one and four clients, is in the report): a replica may hold 1.5× the
-// mean in flight before a key overflows to its next replica, which then
-// lacks the key's context. 0.25 overflows often enough to cost workload
-// (a) a quarter of the oracle's hits; 0.5 lets a hot prefix load its
-// replica 1.46× the mean, beyond the 1.3× target.
-var TunedConfig = balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: 0.5}}
 
 // Balancer routes with n independent sturdy balancers built from cfg
 // (each request goes through the one Request.Client names, modulo n),

@@ -15,7 +15,7 @@ func ExampleRun() {
 		fmt.Println(err)
 		return
 	}
-	aff, err := kvsim.Run(&w, kvsim.DefaultHardware, kvsim.Balancer("prefix-affinity", kvsim.TunedConfig, 1), 1)
+	aff, err := kvsim.Run(&w, kvsim.DefaultHardware, kvsim.Balancer("prefix-affinity", kvsim.AffinityConfig, 1), 1)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -29,9 +29,38 @@ var SweepSpecs = []string{"shared-context", "chat", "hot-prefixes"}
 type SweepRow struct {
 	Workload  string
 	Bound     float64 // Affinity.LoadBound
+	WarmBound float64 // Affinity.WarmLoadBound; negative: none
 	MinBlocks int
 	Index     bool
 	One, Many Result
+}
+
+// SweepSettings are the PrefixAffinity settings of the knob sweep: each
+// pair of LoadBound ε ∈ {0.25, 0.5} and WarmLoadBound ∈ {0.25, 1, none},
+// with the index and without, at MinBlocks 8; and the defaults at
+// MinBlocks 1.
+func SweepSettings() []SweepRow {
+	var out []SweepRow
+	for _, eps := range []float64{0.25, 0.5} {
+		for _, warm := range []float64{0.25, 1, -1} {
+			for _, idx := range []bool{true, false} {
+				out = append(out, SweepRow{Bound: eps, WarmBound: warm, MinBlocks: 8, Index: idx})
+			}
+		}
+	}
+	for _, idx := range []bool{true, false} {
+		out = append(out, SweepRow{Bound: balancer.DefaultAffinityLoadBound, WarmBound: balancer.DefaultAffinityWarmLoadBound, MinBlocks: 1, Index: idx})
+	}
+	return out
+}
+
+// Config returns the balancer configuration of the row's setting.
+func (r SweepRow) Config() balancer.Config {
+	cfg := balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: r.Bound, WarmLoadBound: r.WarmBound, MinBlocks: r.MinBlocks}}
+	if !r.Index {
+		cfg.Affinity.Index = -1
+	}
+	return cfg
 }
 
 // Suite is every run of a comparison.
@@ -147,54 +176,53 @@ type Check struct {
 	Met      bool
 }
 
-// Checks measures the targets for each PrefixAffinity client
-// (single and ×4, defaults and tuned).
+// Checks measures the targets for the PrefixAffinity client with
+// the library's defaults (single and ×4).
 func (s *Suite) Checks() []Check {
 	var out []Check
 	get := func(w, c string) (Summary, bool) { return s.Summary(w, c) }
-	for _, aff := range []string{"prefix-affinity", "prefix-affinity tuned"} {
-		multi := aff + " ×4"
-		for _, w := range []string{"shared-context", "events"} {
-			a, ok1 := get(w, aff)
-			rr, ok2 := get(w, "round-robin")
-			p2c, ok3 := get(w, "p2c-peak-ewma")
-			or, ok4 := get(w, "oracle")
-			if ok1 && ok2 {
-				x := float64(rr.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(rr.P90)), x >= 5})
-				y := a.OutputRate / rr.OutputRate
-				out = append(out, Check{w, aff, "output tok/s ≥ 1.5× round-robin", fmt.Sprintf("%.2f× (%.0f vs %.0f)", y, a.OutputRate, rr.OutputRate), y >= 1.5})
-			}
-			if ok1 && ok3 {
-				x := float64(p2c.P90) / float64(a.P90)
-				out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x >= 3})
-			}
-			if ok1 && ok4 {
-				x := a.HitRate / or.HitRate
-				out = append(out, Check{w, aff, "hit rate ≥ 85% of the oracle's", fmt.Sprintf("%.0f%% (%.3f vs %.3f)", 100*x, a.HitRate, or.HitRate), x >= 0.85})
-			}
+	aff := "prefix-affinity"
+	multi := aff + " ×4"
+	for _, w := range []string{"shared-context", "events"} {
+		a, ok1 := get(w, aff)
+		rr, ok2 := get(w, "round-robin")
+		p2c, ok3 := get(w, "p2c-peak-ewma")
+		or, ok4 := get(w, "oracle")
+		if ok1 && ok2 {
+			x := float64(rr.P90) / float64(a.P90)
+			out = append(out, Check{w, aff, "TTFT p90 ≥ 5× lower than round-robin", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(rr.P90)), x >= 5})
+			y := a.OutputRate / rr.OutputRate
+			out = append(out, Check{w, aff, "output tok/s ≥ 1.5× round-robin", fmt.Sprintf("%.2f× (%.0f vs %.0f)", y, a.OutputRate, rr.OutputRate), y >= 1.5})
 		}
-		if a, ok := get("no-sharing", aff); ok {
-			if p2c, ok := get("no-sharing", "p2c-peak-ewma"); ok {
-				x := float64(a.P90)/float64(p2c.P90) - 1
-				out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x <= 0.05})
-			}
+		if ok1 && ok3 {
+			x := float64(p2c.P90) / float64(a.P90)
+			out = append(out, Check{w, aff, "TTFT p90 ≥ 3× lower than P2C", fmt.Sprintf("%.1f× (%s vs %s)", x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x >= 3})
 		}
-		for _, c := range []string{aff, multi} {
-			if a, ok := get("hot-prefixes", c); ok {
-				out = append(out, Check{"hot-prefixes", c, "max replica load ≤ 1.3× mean", fmt.Sprintf("%.2f× (worst seed %.2f×)", a.LoadSkew, a.SkewMax), a.LoadSkew <= 1.3})
-			}
+		if ok1 && ok4 {
+			x := a.HitRate / or.HitRate
+			out = append(out, Check{w, aff, "hit rate ≥ 85% of the oracle's", fmt.Sprintf("%.0f%% (%.3f vs %.3f)", 100*x, a.HitRate, or.HitRate), x >= 0.85})
 		}
-		for _, sp := range s.Specs {
-			if sp.Name == "no-sharing" {
-				continue
-			}
-			one, ok1 := get(sp.Name, aff)
-			four, ok2 := get(sp.Name, multi)
-			if ok1 && ok2 && one.HitRate > 0 {
-				x := four.HitRate/one.HitRate - 1
-				out = append(out, Check{sp.Name, multi, "K=4 hit rate within 10% of one client's", fmt.Sprintf("%+.1f%% (%.3f vs %.3f)", 100*x, four.HitRate, one.HitRate), x >= -0.10})
-			}
+	}
+	if a, ok := get("no-sharing", aff); ok {
+		if p2c, ok := get("no-sharing", "p2c-peak-ewma"); ok {
+			x := float64(a.P90)/float64(p2c.P90) - 1
+			out = append(out, Check{"no-sharing", aff, "TTFT p90 within 5% of P2C (or lower)", fmt.Sprintf("%+.1f%% (%s vs %s)", 100*x, FormatDuration(a.P90), FormatDuration(p2c.P90)), x <= 0.05})
+		}
+	}
+	for _, c := range []string{aff, multi} {
+		if a, ok := get("hot-prefixes", c); ok {
+			out = append(out, Check{"hot-prefixes", c, "max replica load ≤ 1.3× mean", fmt.Sprintf("%.2f× (worst seed %.2f×)", a.LoadSkew, a.SkewMax), a.LoadSkew <= 1.3})
+		}
+	}
+	for _, sp := range s.Specs {
+		if sp.Name == "no-sharing" {
+			continue
+		}
+		one, ok1 := get(sp.Name, aff)
+		four, ok2 := get(sp.Name, multi)
+		if ok1 && ok2 && one.HitRate > 0 {
+			x := four.HitRate/one.HitRate - 1
+			out = append(out, Check{sp.Name, multi, "K=4 hit rate within 10% of one client's", fmt.Sprintf("%+.1f%% (%.3f vs %.3f)", 100*x, four.HitRate, one.HitRate), x >= -0.10})
 		}
 	}
 	return out
@@ -217,24 +245,17 @@ func (s *Suite) sweep(seed uint64, scale float64) error {
 			continue
 		}
 		w := sp.Gen(seed, scale)
-		for _, eps := range []float64{0.25, 0.5, 1} {
-			for _, mb := range []int{1, 8} {
-				for _, idx := range []bool{true, false} {
-					cfg := balancer.Config{Policy: balancer.PrefixAffinity, Affinity: balancer.Affinity{LoadBound: eps, MinBlocks: mb}}
-					if !idx {
-						cfg.Affinity.Index = -1
-					}
-					row := SweepRow{Workload: sp.Name, Bound: eps, MinBlocks: mb, Index: idx}
-					var err error
-					if row.One, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, 1), seed); err != nil {
-						return err
-					}
-					if row.Many, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, NumClients), seed); err != nil {
-						return err
-					}
-					s.Sweep = append(s.Sweep, row)
-				}
+		for _, row := range SweepSettings() {
+			row.Workload = sp.Name
+			cfg := row.Config()
+			var err error
+			if row.One, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, 1), seed); err != nil {
+				return err
 			}
+			if row.Many, err = Run(&w, DefaultHardware, Balancer("sweep", cfg, NumClients), seed); err != nil {
+				return err
+			}
+			s.Sweep = append(s.Sweep, row)
 		}
 	}
 	return nil

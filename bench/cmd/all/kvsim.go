@@ -10,7 +10,7 @@ import (
 // kvsimClients are the clients of the BENCHMARKS.md rows: the cache-blind
 // balancers, sturdy's PrefixAffinity with the library defaults (one
 // client and kvsim.NumClients independent ones) and the oracle. The full
-// comparison, tuned settings and knob sweep included, is KVSIM.md.
+// comparison, knob sweep included, is KVSIM.md.
 var kvsimClients = []string{"round-robin", "p2c-peak-ewma", "least-outstanding", "prefix-affinity", "prefix-affinity ×4", "oracle"}
 
 // runKVSim runs the cache-aware routing simulation for seeds 1..seeds:
@@ -48,10 +48,10 @@ func kvsimMarkdown(w func(string, ...any), s *kvsim.Suite) {
 		"[bench/kvsim/report/KVSIM.md](bench/kvsim/report/KVSIM.md)), routed by sturdy's real `balancer` with "+
 		"`balancer.PrefixKey` keys of the prompt (blocks of 64 tokens, as httpmw hashes 256-byte blocks) or by an oracle that sees every "+
 		"cache. Open-loop seeded arrivals, the same for every client; seeds %v; %d runs in %.0f s. `prefix-affinity` is "+
-		"`balancer.PrefixAffinity` with the library defaults (Affinity.MinBlocks 8, LoadBound 0.25, Index 4096); `×%d` is %d "+
+		"`balancer.PrefixAffinity` with the library defaults (Affinity.MinBlocks 8, LoadBound 0.25, WarmLoadBound 1, Index 4096); `×%d` is %d "+
 		"independent balancers sharing the fleet, each sending a random quarter of the requests. Hit rate = cached / prompt tokens; "+
 		"TTFT includes queueing; load = mean requests in flight per replica, max/mean. Means over seeds, [min–max] where it varies. "+
-		"`go run ./bench/cmd/kvsim -out bench/kvsim/report` regenerates the full report (also a tuned setting, a knob sweep and plots).\n\n",
+		"`go run ./bench/cmd/kvsim -out bench/kvsim/report` regenerates the full report (also a knob sweep and plots).\n\n",
 		s.Seeds, len(s.Runs), s.Elapsed.Seconds(), kvsim.NumClients, kvsim.NumClients)
 	for _, sp := range s.Specs {
 		w("### %s\n\n", sp.Title)
