@@ -45,6 +45,10 @@ type genState struct {
 	prevNL, sse, chunk bool
 	chunkSets          *telemetry.GenAISets // before the response: no response model
 	ep                 *endpoint
+	// tel and call record the chunks (write): the body's Read has them
+	// here, not from the call, which Close may release meanwhile.
+	tel  *telemetry.Telemetry
+	call telemetry.Call
 }
 
 func newGenState(op, provider string) *genState {
@@ -57,7 +61,8 @@ func newGenState(op, provider string) *genState {
 
 // write scans p for the token counts and the response model and, in an
 // event stream, times each chunk (SSE event) after the first.
-func (s *genState) write(tel *telemetry.Telemetry, call telemetry.Call, p []byte) {
+func (s *genState) write(p []byte) {
+	tel, call := s.tel, s.call
 	s.input.write(p)
 	s.output.write(p)
 	if s.nHead < len(s.head) {

@@ -11,8 +11,6 @@ import (
 
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/internal/body"
-	"github.com/sturdyai/sturdy/internal/chain"
-	"github.com/sturdyai/sturdy/internal/telemetry"
 )
 
 // ErrStreamTruncated is the outcome error of a stream that ended without
@@ -42,11 +40,13 @@ type respBody struct {
 	stuck   error                   // sticky error once the body ended
 
 	// Set once the call is served, before the caller sees the body.
-	served   chain.Served
-	call     telemetry.Call
-	tel      *telemetry.Telemetry
-	gen      *genState // nil: no GenAI metrics; guarded by usageMu
-	callerCx context.Context
+	gen *genState // nil: no GenAI metrics; guarded by usageMu
+	// c is the served call, which the body owns from then until release
+	// gives it back to the pool: only release (and end, once it claimed
+	// the release) may touch it. Keeping the call's state there rather
+	// than here keeps attemptState in a smaller size class
+	// (TestAttemptStateSizeClass, BenchmarkRoundTripSturdy).
+	c *call
 
 	released atomic.Bool
 	headBuf  [64]byte // the first read: what decides that the attempt won
@@ -88,7 +88,7 @@ func (b *respBody) scan(p []byte) {
 			b.usage.write(p)
 		}
 		if b.gen != nil {
-			b.gen.write(b.tel, b.call, p)
+			b.gen.write(p)
 		}
 		b.usageMu.Unlock()
 	}
@@ -96,26 +96,30 @@ func (b *respBody) scan(p []byte) {
 
 // end settles the body at its first error or EOF.
 func (b *respBody) end(n int, err error) (int, error) {
+	truncated := err == io.EOF && b.sse && !b.done.sawDone()
+	if truncated {
+		err = io.ErrUnexpectedEOF
+	}
+	b.stuck = err
+	if !b.released.CompareAndSwap(false, true) {
+		return n, err // Close released the call: b.c is not ours to read
+	}
 	var o sturdy.Outcome
 	amend := true
 	switch {
+	case truncated:
+		o = sturdy.Outcome{Class: sturdy.Unavailable, Err: ErrStreamTruncated}
 	case err == io.EOF:
-		if amend = b.sse && !b.done.sawDone(); amend {
-			err = io.ErrUnexpectedEOF
-			o = sturdy.Outcome{Class: sturdy.Unavailable, Err: ErrStreamTruncated}
-		}
-	case b.callerCx != nil && b.callerCx.Err() != nil:
-		o = sturdy.Outcome{Class: sturdy.Canceled, Err: b.callerCx.Err()}
+		amend = false
+	case b.c != nil && b.c.req.Context().Err() != nil:
+		o = sturdy.Outcome{Class: sturdy.Canceled, Err: b.c.req.Context().Err()}
 	default:
 		// A cut after the first byte: too late to fail over, so the caller
 		// gets the error, and health learns of it (unless Close released
 		// the call first).
 		o = sturdy.Outcome{Class: sturdy.Unavailable, Err: err}
 	}
-	b.stuck = err
-	if b.released.CompareAndSwap(false, true) {
-		b.release(o, amend)
-	}
+	b.release(o, amend)
 	return n, err
 }
 
@@ -133,12 +137,23 @@ func (b *respBody) Close() error {
 
 // release runs once, for whichever of end and Close claimed b.released
 // first: it reports the outcome (o, if amend, replaces the winner's) and
-// the token usage, ends the spans and releases the winner's context.
+// the token usage, ends the spans, releases the winner's context and
+// gives the call back to the pool.
 func (b *respBody) release(o sturdy.Outcome, amend bool) {
+	c := b.c
+	if c == nil {
+		// Not served (cannot happen: RoundTrip sets c before the caller
+		// sees the body); there is no call to report.
+		if b.cancel != nil {
+			b.cancel(errBodyClosed)
+		}
+		return
+	}
+	served, tel := &c.served, c.t.tel
 	class := sturdy.Success // read to its end, or closed by the caller
 	if amend {
-		o.Latency = b.served.Outcome().Latency
-		b.served.SetOutcome(o)
+		o.Latency = served.Outcome().Latency
+		served.SetOutcome(o)
 		class = o.Class
 	}
 	tokens := int64(-1)
@@ -147,9 +162,9 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		tokens = b.usage.tokens()
 		b.usageMu.Unlock()
 	}
-	b.served.Release(tokens)
-	a := b.served.Attempt()
-	b.tel.RecordCall(b.call, b.served.Tier, a.Endpoint.Name, class, a.N)
+	served.Release(tokens)
+	a := served.Attempt()
+	tel.RecordCall(c.tc, served.Tier, a.Endpoint.Name, class, a.N)
 	if g := b.gen; g != nil {
 		b.usageMu.Lock()
 		in, out := g.tokens()
@@ -162,12 +177,13 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		if g.sse {
 			first = g.firstByte
 		}
-		b.tel.RecordGenAI(b.call, g.ep.genAISets(b.tel, &g.g), first, in, out)
+		tel.RecordGenAI(c.tc, g.ep.genAISets(tel, &g.g), first, in, out)
 	}
-	b.call.End()
+	c.tc.End()
 	if b.cancel != nil {
 		b.cancel(errBodyClosed)
 	}
+	putCall(c)
 }
 
 // discard releases a response the call does not keep (a losing hedge).

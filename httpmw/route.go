@@ -158,7 +158,7 @@ func validHeaderName(k string) bool {
 type outRequest struct {
 	r       http.Request
 	u       url.URL
-	pathBuf [32]byte // fills attemptState's size class (with its malloc header; TestAttemptStateSizeClass); written once
+	pathBuf [32]byte // room for the joined path; written once
 }
 
 // request fills o with the request an attempt sends to ep, on ctx, and

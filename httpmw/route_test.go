@@ -284,12 +284,14 @@ func TestIsCallerCredential(t *testing.T) {
 }
 
 // attemptState, with the 8-byte header the allocator adds to objects
-// with pointers above 512 bytes, must fill its size class (1024 bytes)
-// exactly: a few bytes more would cost the next class, 128 bytes more per
-// attempt; pathBuf is sized to the room left.
+// with pointers above 512 bytes, must fit the 768-byte size class: a few
+// bytes more would cost the next class, 256 bytes more per attempt for
+// the garbage collector. outRequest is shared with the floor benchmarks,
+// so its pathBuf stays as it is, even though 24 bytes are left in the
+// class.
 func TestAttemptStateSizeClass(t *testing.T) {
-	if got := unsafe.Sizeof(attemptState{}) + 8; got != 1024 {
-		t.Fatalf("attemptState takes %d bytes with its malloc header; resize outRequest.pathBuf to make it 1024", got)
+	if got := unsafe.Sizeof(attemptState{}) + 8; got > 768 {
+		t.Fatalf("attemptState takes %d bytes with its malloc header; it must fit the 768-byte size class", got)
 	}
 }
 

@@ -247,7 +247,9 @@ func (t *Transport) Availability(name string) (health.Availability, bool) {
 	return t.pl.Tracker.Availability(name)
 }
 
-// call is one RoundTrip's state, shared by its attempts.
+// call is one RoundTrip's state, shared by its attempts, and, once the
+// call is served, what the response body still holds of it until its
+// release (respBody.c).
 type call struct {
 	t    *Transport
 	req  *http.Request
@@ -255,12 +257,19 @@ type call struct {
 	to   callTimeout        // each attempt's timeout
 	scan body.StreamScanner // reads whether the call streams (timeoutFor)
 	dc   chain.Call[*http.Response]
+
+	// Set once the call is served; the response body reports them at its
+	// release.
+	served chain.Served
+	tc     telemetry.Call
 }
 
 // calls recycles call states with their attempt func already bound, so
-// that a call costs neither the struct nor the method value. A call is
-// free once chain.Run has returned: every attempt has returned by then,
-// and nothing handed to the caller points back to it.
+// that a call costs neither the struct nor the method value. A call that
+// failed is free once chain.Run has returned: every attempt has returned
+// by then, and nothing handed to the caller points back to it. A served
+// call is the response body's until the body releases it (respBody.c),
+// at EOF, a read error or Close.
 var calls = sync.Pool{New: func() any {
 	c := new(call)
 	c.dc.Fn = c.attempt
@@ -279,6 +288,7 @@ func putCall(c *call) {
 	c.body = reqBody{}
 	c.to = callTimeout{}
 	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude = false, 0, 0, nil
+	c.served, c.tc = chain.Served{}, telemetry.Call{}
 	calls.Put(c)
 }
 
@@ -299,18 +309,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx, tc := t.tel.StartCall(req.Context())
 	c := getCall(t, req)
-	defer putCall(c)
+	resp, held, err := c.roundTrip(ctx, tc)
+	if !held {
+		putCall(c)
+	}
+	return resp, err
+}
+
+// roundTrip is RoundTrip once the call has its state. held says that the
+// response body holds c (respBody.c) and gives it back to the pool at its
+// release; otherwise RoundTrip does, at once.
+func (c *call) roundTrip(ctx context.Context, tc telemetry.Call) (_ *http.Response, held bool, _ error) {
+	t, req := c.t, c.req
 	err := c.body.init(req, t.maxBody)
 	if err != nil {
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
 		tc.End()
-		return nil, err
+		return nil, false, err
 	}
 	if c.to, err = c.timeoutFor(); err != nil {
 		c.body.finish()
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
 		tc.End()
-		return nil, err
+		return nil, false, err
 	}
 	c.dc.Once = c.body.once()
 	// A server's token quota (rate-limit headers) may pace an endpoint
@@ -333,7 +354,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.body.finish()
 	if err != nil {
-		return c.failed(tc, resp, err)
+		resp, err = c.failed(tc, resp, err)
+		return resp, false, err
 	}
 	w, _ := resp.Body.(*respBody)
 	if w == nil {
@@ -342,12 +364,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.tel.RecordCall(tc, served.Tier, served.Attempt().Endpoint.Name, sturdy.Success, served.Attempt().N)
 		tc.End()
 		resp.Request = req
-		return resp, nil
+		return resp, false, nil
 	}
-	w.served, w.call, w.callerCx, w.tel = served, tc, req.Context(), t.tel
+	c.served, c.tc = served, tc
 	if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
 		if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
 			g.sse, g.firstByte = isStream(resp), served.Outcome().End
+			g.tel, g.call = t.tel, tc
 			w.usageMu.Lock()
 			w.gen = g
 			// The head the attempt read is handed out by Read, which
@@ -359,7 +382,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The first byte came when the winning attempt ended; the call ends
 	// with its body (respBody.release).
 	t.tel.RecordFirstByte(tc, served.Outcome().End, served.Tier)
-	return resp, nil
+	w.c = c // last: from here on the body owns the call
+	return resp, true, nil
 }
 
 // errMisrouted is the failure an endpoint's health learns when it answered

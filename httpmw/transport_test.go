@@ -523,3 +523,49 @@ func TestAccessors(t *testing.T) {
 	assert.Equal(t, health.Healthy, tr.State("a"))
 	assert.True(t, slices.Equal([]uint64{0, 0}, tr.Stats().Served))
 }
+
+// A served call's state goes back to the pool when its body is released
+// (respBody.c), and the next call may take it: a body used after its
+// release (a second Close, a Read) must not reach the state it gave back,
+// or it would report the next call, which is still being read, as done.
+func TestBodyAfterReleaseLeavesTheNextCallAlone(t *testing.T) {
+	var mu sync.Mutex
+	var ended []sturdy.Attempt
+	base := &captureBase{}
+	tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, ep("a", "http://127.0.0.1:1", "key-a")),
+		WithOnAttempt(func(a sturdy.Attempt) {
+			mu.Lock()
+			ended = append(ended, a)
+			mu.Unlock()
+		}))
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ended)
+	}
+	for range 20 {
+		before := count()
+		first, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		readAll(t, first) // EOF releases the call
+		require.Equal(t, before+1, count(), "the first call is reported at its EOF")
+
+		second, err := tr.RoundTrip(chatReq(t, "m", false))
+		require.NoError(t, err)
+		require.NoError(t, first.Body.Close())
+		n, err := first.Body.Read(make([]byte, 8))
+		assert.Zero(t, n)
+		assert.ErrorIs(t, err, io.EOF, "a released body stays at its end")
+		assert.Equal(t, before+1, count(), "the released body reported the second call, which is still open")
+
+		readAll(t, second)
+		require.NoError(t, second.Body.Close())
+		assert.Equal(t, before+2, count(), "the second call is reported once, at its EOF")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range ended {
+		assert.Equal(t, sturdy.Success, a.Class)
+	}
+	assert.Equal(t, uint64(40), tr.Stats().Served[0])
+}

@@ -1,0 +1,120 @@
+package httpmw
+
+import (
+	"net/http"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sturdyai/sturdy/degrade"
+)
+
+// BenchmarkRoundTripOverhead measures what BenchmarkRoundTripStub,
+// BenchmarkRoundTripFloor, BenchmarkRoundTripFloorTimeout and
+// BenchmarkRoundTripSturdy measure, but interleaved in batches of
+// overheadBatch calls within one process, so that every transport sees
+// the same machine load; on a shared machine, separate benchmarks a
+// second apart see loads that differ by more than the differences
+// measured. Each batch is timed twice: by the wall clock, and by the
+// process's CPU time (every thread's, the garbage collector's included),
+// which time slices given to other processes do not inflate. It reports
+// each transport's median ns per call over the batches, by both clocks,
+// and the medians of the per-round ratios of sturdy's added time (over the
+// stub) to the floor's and to the floor with a timeout's. Run it with
+// -benchtime 1x: one run makes all its rounds.
+func BenchmarkRoundTripOverhead(b *testing.B) {
+	tr, err := NewTransport(stubTransport{}, WithTier(degrade.Tier{Name: "primary", Model: "m"},
+		URL("a", "http://127.0.0.1:1", http.Header{"Authorization": {"Bearer a-key"}}),
+		URL("b", "http://127.0.0.1:2/openai", http.Header{"Api-Key": {"b-key"}}),
+	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	rts := []http.RoundTripper{stubTransport{}, floorTransport{}, floorTimeoutTransport{}, tr}
+	names := []string{"stub", "floor", "floor+timeout", "sturdy"}
+	req := benchRequest(b)
+	buf := make([]byte, 1024)
+	var wall, cpu clockStats
+	for range b.N {
+		for round := range overheadRounds {
+			var perWall, perCPU [4]float64
+			for i := range rts {
+				// Rotate the order, so that no transport always follows
+				// the same one (and inherits its garbage).
+				j := (i + round) % len(rts)
+				start, startCPU := time.Now(), processCPU(b)
+				for range overheadBatch {
+					roundTripOnce(b, rts[j], req, buf)
+				}
+				perCPU[j] = float64(processCPU(b)-startCPU) / overheadBatch
+				perWall[j] = float64(time.Since(start).Nanoseconds()) / overheadBatch
+			}
+			wall.add(perWall)
+			cpu.add(perCPU)
+		}
+	}
+	wall.report(b, names, "")
+	cpu.report(b, names, "cpu-")
+}
+
+// clockStats are one clock's batch times, by transport (stub, floor,
+// floor+timeout, sturdy), and the per-round ratios of sturdy's added time
+// to the floors'.
+type clockStats struct {
+	ns                 [4][]float64
+	vsFloor, vsTimeout []float64
+}
+
+func (c *clockStats) add(per [4]float64) {
+	for i, v := range per {
+		c.ns[i] = append(c.ns[i], v)
+	}
+	c.vsFloor = append(c.vsFloor, (per[3]-per[0])/(per[1]-per[0]))
+	c.vsTimeout = append(c.vsTimeout, (per[3]-per[0])/(per[2]-per[0]))
+}
+
+func (c *clockStats) report(b *testing.B, names []string, prefix string) {
+	for i, name := range names {
+		b.ReportMetric(median(c.ns[i]), prefix+name+"-ns/call")
+	}
+	b.ReportMetric(median(c.vsFloor), prefix+"sturdy/floor")
+	b.ReportMetric(median(c.vsTimeout), prefix+"sturdy/floor+timeout")
+}
+
+// processCPU is the CPU time the process has used, in nanoseconds.
+func processCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+const (
+	overheadRounds = 60
+	overheadBatch  = 3000
+)
+
+// roundTripOnce is one call of runBenchReq's loop.
+func roundTripOnce(b *testing.B, rt http.RoundTripper, req *http.Request, buf []byte) {
+	r := req.Clone(req.Context())
+	r.Body, _ = req.GetBody()
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = resp.Body.Close()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
