@@ -108,10 +108,10 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		key := string(rune('0' + pi))
 		if ok {
 			at := now + int64(40*time.Millisecond)
-			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, End: time.Unix(0, at)}})
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, Latency: 40 * time.Millisecond, End: time.Unix(0, at)}})
 		} else {
 			at := now + int64(time.Millisecond)
-			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, End: time.Unix(0, at)}})
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: time.Millisecond, End: time.Unix(0, at)}})
 		}
 	}
 	w := (dur - measureFrom).Seconds()
