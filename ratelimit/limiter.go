@@ -213,7 +213,7 @@ func (l *Limiter) Observe(key string, o sturdy.Outcome) {
 	case sturdy.Success:
 		if l.learns(key) {
 			now := endOf(o)
-			l.learnerOf(key, now).served(now, now-int64(o.Latency), l.shared != nil)
+			l.learnerOf(key, now).served(now, now-int64(o.Latency))
 		}
 	case sturdy.Overloaded:
 		if errors.Is(o.Err, ErrLimited) {
