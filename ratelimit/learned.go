@@ -165,13 +165,19 @@ func quantize(r float64) float64 { return math.Exp2(math.Round(math.Log2(r)*100)
 // shorter periods).
 const serverBurst = 0.1
 
-// learnedBurst is how many requests a learned rate lets go at once: the
-// burst a server is taken to have (serverBurst). A smaller one would spare
-// the server's bucket when several endpoints behind one key resume
-// together after a cooldown, but it refuses more of a Poisson load that
-// comes near the learned rate (at 100 req/s against 120, 2.9% with 50 ms
-// against 0.3% with 100 ms), and those calls fall back for nothing.
-func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/10))) } // r·serverBurst, without its rounding error
+// learnedBurst is how many requests a learned rate lets go at once: 50 ms
+// of it, half the burst a server is taken to have (serverBurst). When a
+// cooldown ends, the server's bucket is full and so is the key's: with
+// the same burst on both sides, the key's first burst (or those of several
+// endpoints behind one provider key, whose cooldowns end together) spends
+// the server's whole bucket, and the least jitter draws another 429 and
+// another Retry-After of idleness. With half, the resume leaves slack
+// (bench/sim: scenario 4's learned row back on the primary 100 ms after
+// the storm instead of 2.1 s; scenario 8's x-ratelimit-headers row at one
+// 429 per run instead of one to three). The price is a Poisson load close
+// to the learned rate: at 100 req/s against 120, 2.9% of its calls are
+// paced to the next tier instead of 0.3% with 100 ms.
+func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/20))) }
 
 // recent counts a key's answers over the last second, in ten slices of
 // 100 ms: successes, and answers of any kind (successes and refusals).

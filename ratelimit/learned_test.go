@@ -176,6 +176,29 @@ func TestARefusalRightAfterTheCooldown(t *testing.T) {
 	assert.False(t, st.Probe)
 }
 
+// TestALearnedRateLetsHalfTheServersBurstGoAtOnce: a key paced at a
+// learned rate r lets r/20 requests (50 ms of it) go at once, half the
+// 100 ms burst a server is taken to have, so that the first burst after a
+// cooldown leaves the server's refilled bucket some slack.
+func TestALearnedRateLetsHalfTheServersBurstGoAtOnce(t *testing.T) {
+	l := newLimiter(t, Config{})
+	now := time.Now()
+	// 200 req/s told (one used, back in 5 ms): paced at 97% of it.
+	l.Listen("k", Signal{Requests: Quota{Limit: 20, Remaining: 19, Reset: 5 * time.Millisecond, HasLimit: true, HasRemaining: true, HasReset: true}}, now)
+	r := l.LearnedRate("k")
+	require.InDelta(t, toldMargin*200, r, 1e-9)
+	n := 0
+	for range 100 {
+		if _, err := l.take(context.Background(), "k", 0, 0, now); err == nil {
+			n++
+		}
+	}
+	burst := int(math.Ceil(quantize(r) / 20))
+	assert.LessOrEqual(t, n, burst)
+	assert.GreaterOrEqual(t, n, burst-1, "the store's whole-nanosecond arithmetic may round one away")
+	assert.LessOrEqual(t, n, int(200*serverBurst/2), "half the server's burst")
+}
+
 func TestAConfiguredRateIsNotLearned(t *testing.T) {
 	l := newLimiter(t, Config{Overrides: map[string]Limit{"fixed": {RequestsPerSecond: 5}}})
 	now := time.Now()
