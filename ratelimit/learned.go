@@ -159,10 +159,25 @@ func (s Learned) Rate(now time.Time) float64 { return s.rate(now.UnixNano(), Lea
 // one at every admission.
 func quantize(r float64) float64 { return math.Exp2(math.Round(math.Log2(r)*100) / 100) }
 
-// learnedBurst is how many requests a learned rate lets go at once: 100 ms
-// of it, as the bursts of the rate-limit buckets providers document are
-// short (OpenAI enforces a per-minute limit over shorter periods).
-func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/10))) }
+// serverBurst is the burst a learner takes a server's bucket to have, in
+// seconds of its rate: 100 ms, as the bursts of the rate-limit buckets
+// providers document are short (OpenAI enforces a per-minute limit over
+// shorter periods).
+const serverBurst = 0.1
+
+// learnedBurst is how many requests a learned rate lets go at once: 50 ms
+// of it, half the burst a server is taken to have (serverBurst). When a
+// cooldown ends, the server's bucket is full and so is the key's: with
+// the same burst on both sides, the key's first burst (or those of several
+// endpoints behind one provider key, whose cooldowns end together) spends
+// the server's whole bucket, and the least jitter draws another 429 and
+// another Retry-After of idleness. With half, the resume leaves slack
+// (bench/sim: scenario 4's learned row back on the primary 100 ms after
+// the storm instead of 2.1 s; scenario 8's x-ratelimit-headers row at one
+// 429 per run instead of one to three). The price is a Poisson load close
+// to the learned rate: at 100 req/s against 120, 2.9% of its calls are
+// paced to the next tier instead of 0.3% with 100 ms.
+func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/20))) }
 
 // recent counts a key's answers over the last second, in ten slices of
 // 100 ms: successes, and answers of any kind (successes and refusals).
@@ -189,6 +204,24 @@ func (r *recent) add(now int64, ok bool) {
 	r.seen[i]++
 }
 
+// acceptedBefore is a lower bound of a server's rate from the successes r
+// counts by when they were sent, before at: a bucket of rate x and burst
+// x·serverBurst accepts at most x·(τ + serverBurst) requests over a span τ,
+// so x ≥ n/(τ + serverBurst) for the n accepted in any span τ that ends at
+// at. The bound is the highest over the spans of the last second.
+func (r *recent) acceptedBefore(at int64) float64 {
+	last := at / learnSlice
+	n, x := int64(0), 0.0
+	for s := last; s > last-learnSlots; s-- {
+		if i := s % learnSlots; r.slot[i] == s {
+			n += r.ok[i]
+		}
+		tau := float64(at-s*learnSlice) / 1e9
+		x = max(x, float64(n)/(tau+serverBurst))
+	}
+	return x
+}
+
 // rates returns, over the last second at now (or since born, if later),
 // the rate of successes, the highest rate of answers in one slice
 // (requests per second) and the share of answers that were successes.
@@ -212,6 +245,15 @@ type learner struct {
 	st     Learned
 	born   int64 // when the learner was made
 	recent recent
+	// sent counts the successes by when they were sent (answer time less
+	// latency), those answered within a second: a server's bucket
+	// charges a request when it arrives.
+	sent recent
+	// first is when the request behind the first refusal was sent, while
+	// the answers to those sent before it, which take a latency to come
+	// back, may still raise the first estimate (until its cooldown ends);
+	// zero otherwise.
+	first int64
 	// epoch counts the successes since the last decrease's cooldown ended
 	// (or since the learner was made): their rate is the estimate of what
 	// the server accepts.
@@ -231,12 +273,25 @@ func newLearner(now int64) *learner {
 	return &learner{born: now, epochStart: now}
 }
 
-// served counts a success at now.
-func (lr *learner) served(now int64) {
+// served counts a success answered at now and sent at start. During the
+// cooldown of a first refusal, a success sent before the refused request
+// raises the first estimate to what the successes sent before it show
+// (acceptedBefore): when the server refused, the answers to the requests
+// it had just accepted were still on their way, so the estimate made at
+// the refusal sees too few of them.
+func (lr *learner) served(now, start int64) {
 	lr.mu.Lock()
+	defer lr.mu.Unlock()
 	lr.recent.add(now, true)
+	if start/learnSlice > now/learnSlice-learnSlots {
+		// Answered within the ring's second: an older send would take
+		// the slot of a newer slice.
+		lr.sent.add(start, true)
+	}
 	lr.epochServed++
-	lr.mu.Unlock()
+	if lr.first != 0 && start < lr.first && now < lr.coolUntil {
+		lr.st.Max = max(lr.st.Max, lr.sent.acceptedBefore(lr.first))
+	}
 }
 
 // refused applies a server's refusal at now, followed by a cooldown of
@@ -245,9 +300,16 @@ func (lr *learner) served(now int64) {
 //
 // The decrease is from an estimate of the rate the server accepts:
 //   - while a rate the server reported (headers) is in force, that rate;
-//   - within 200 ms of the end of the last decrease's cooldown, half the
+//   - within 200 ms of the end of the last decrease's cooldown, if that
+//     decrease was a rough guess (Probe) or the key is shared, half the
 //     rate the key was paced at (the server's burst went at once: far
-//     above its limit), found again as after a first refusal;
+//     above its limit), found again as after a first refusal; otherwise
+//     the rate the key was paced at: 200 ms at a rate this process
+//     measured to be accepted cannot have emptied the server's refilled
+//     bucket, so the refusal says more about other clients of the key
+//     (other endpoints behind the same provider key, whose cooldowns end
+//     together) than about this one's rate, and halving on it cascades
+//     (bench/sim scenario 8, three replicas);
 //   - otherwise the rate of successes in the last second since that
 //     cooldown ended (what the server accepted while paced), less the
 //     server's burst spread over that time (burstless);
@@ -257,10 +319,14 @@ func (lr *learner) served(now int64) {
 //   - on a first refusal, the geometric mean of the rate of successes in
 //     the last second (the server accepted at least that) and the highest
 //     rate of answers in one 100 ms slice of it (it refused at that): the
-//     middle, on a log scale, of what is known;
+//     middle, on a log scale, of what is known; or, if higher and the
+//     key is not shared, the rate the successes sent before the refused
+//     request show the server accepted (acceptedBefore), which the
+//     answers still on their way raise until the cooldown ends (served);
 //
-// and never more than the rate the key was paced at.
-func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared bool) (Learned, bool) {
+// and never more than the rate the key was paced at. sent is when the
+// refused request was sent.
+func (lr *learner) refused(now, sent int64, retryAfter time.Duration, cv curve, shared bool) (Learned, bool) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
 	lr.recent.add(now, false)
@@ -269,20 +335,26 @@ func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared
 	}
 	cur := lr.st.rate(now, cv)
 	ok, peak, okShare := lr.recent.rates(now, max(lr.born, lr.epochStart))
-	est, probe := ok, false
+	est, probe, first := ok, false, int64(0)
 	switch {
 	case lr.st.Told > 0 && now < lr.st.ToldUntil:
 		est = lr.st.Told
-	case lr.st.Max > 0 && now-max(lr.born, lr.epochStart) < 2*learnSlice:
-		// Refused within 200 ms of pacing again: far above the limit
-		// (the server's burst went at once). Halve, and find it again.
+	case lr.st.Max > 0 && now-max(lr.born, lr.epochStart) < 2*learnSlice && (lr.st.Probe || shared):
+		// Refused within 200 ms of pacing again at a guess (or at the
+		// fleet's rate): far above the limit (the server's burst went at
+		// once). Halve, and find it again.
 		est, probe = cur/2, true
+	case lr.st.Max > 0 && now-max(lr.born, lr.epochStart) < 2*learnSlice:
+		est = cur // a plain multiplicative decrease
 	case lr.st.Max > 0 && shared:
 		est = cur * okShare * burstless(now-lr.epochStart)
 	case lr.st.Max > 0:
 		est = ok * burstless(now-lr.epochStart)
 	case lr.st.Max == 0:
 		est, probe = math.Sqrt(max(ok, 1)*max(peak, ok, 1)), true
+		if !shared {
+			est, first = max(est, lr.sent.acceptedBefore(sent)), sent
+		}
 	}
 	if cur > 0 {
 		est = min(est, cur)
@@ -291,18 +363,19 @@ func (lr *learner) refused(now int64, retryAfter time.Duration, cv curve, shared
 	end := now + int64(max(retryAfter, 0))
 	lr.st.Max, lr.st.Probe, lr.st.Since = est, probe, end
 	lr.coolUntil, lr.epochStart, lr.epochServed = end, end, 0
+	lr.first = first
 	lr.paced.Store(true)
 	return lr.st, true
 }
 
 // burstless discounts, from a rate of successes measured over an epoch of
 // t nanoseconds that began with the server's bucket full (it refills
-// during the cooldown), the server's burst, taken to be 100 ms of its rate
-// as learnedBurst takes it: a refusal that comes t after pacing resumed at
-// a rate r means r ≈ limit + burst/t, so the rate accepted overstates the
-// limit by about that much (by 8% after 1.25 s, 1% after 10 s).
+// during the cooldown), the server's burst (serverBurst): a refusal that
+// comes t after pacing resumed at a rate r means r ≈ limit + burst/t, so
+// the rate accepted overstates the limit by about that much (by 8% after
+// 1.25 s, 1% after 10 s).
 func burstless(t int64) float64 {
-	return max(0.5, 1-0.1/max(float64(t)/1e9, 0.1))
+	return max(0.5, 1-serverBurst/max(float64(t)/1e9, serverBurst))
 }
 
 // told applies a rate the server reported, valid until until.

@@ -48,6 +48,10 @@ func (h *simEvents) Pop() any {
 	return x
 }
 
+// stormEpoch is when simulateStorm's clock starts: a whole second, so
+// that its 100 ms slices fall alike in every run.
+var stormEpoch = time.Now().Truncate(time.Second)
+
 type stormResult struct {
 	served, sent, refused float64 // per second of the measured window, ÷ capacity for the first two
 }
@@ -60,7 +64,7 @@ type stormResult struct {
 func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity float64, dur, measureFrom time.Duration) stormResult {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
-	start := time.Now().Add(time.Second).UnixNano()
+	start := stormEpoch.Add(time.Second).UnixNano()
 	p := &provider{rps: capacity, burst: capacity / 10, tokens: capacity / 10, last: start}
 	ctx := context.Background()
 	var ev simEvents
@@ -108,10 +112,10 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		key := string(rune('0' + pi))
 		if ok {
 			at := now + int64(40*time.Millisecond)
-			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, End: time.Unix(0, at)}})
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, Latency: 40 * time.Millisecond, End: time.Unix(0, at)}})
 		} else {
 			at := now + int64(time.Millisecond)
-			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, End: time.Unix(0, at)}})
+			heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: time.Millisecond, End: time.Unix(0, at)}})
 		}
 	}
 	w := (dur - measureFrom).Seconds()

@@ -91,6 +91,114 @@ func TestFirstEstimateIsBetweenWhatWasServedAndWhatWasRefused(t *testing.T) {
 	assert.InDelta(t, float64(at(base, 1999*time.Millisecond).UnixNano()), float64(st.Since), 1, "growth resumes when the Retry-After ends")
 }
 
+// TestFirstEstimateCountsTheAnswersStillOnTheirWay: when a server first
+// refuses, the answers to the requests it accepted just before are still
+// on their way; as they arrive during the cooldown, the first estimate
+// rises to the rate the requests sent before the refusal show the server
+// accepted (acceptedBefore), and only those requests count.
+func TestFirstEstimateCountsTheAnswersStillOnTheirWay(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now().Truncate(time.Second) // slices of 100 ms fall on the tenths
+	sent := func(at, latency time.Duration) sturdy.Outcome {
+		return sturdy.Outcome{Class: sturdy.Success, Latency: latency, End: base.Add(at + latency)}
+	}
+	const latency = 80 * time.Millisecond
+	// 100 req/s sent for 0.5 s, then 400 req/s for 100 ms (the server
+	// accepts them all: its burst and 100 ms of its rate), then a refusal
+	// of the request sent at 600 ms, answered at once. Answers come back in
+	// the order they end.
+	var outs []sturdy.Outcome
+	for i := range 50 {
+		outs = append(outs, sent(time.Duration(i)*10*time.Millisecond, latency))
+	}
+	for i := range 40 {
+		outs = append(outs, sent(500*time.Millisecond+time.Duration(i)*2500*time.Microsecond, latency))
+	}
+	refusedAt := 600 * time.Millisecond
+	refusal := sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: time.Millisecond, End: base.Add(refusedAt + time.Millisecond)}
+	var late []sturdy.Outcome
+	for _, o := range outs {
+		if o.End.After(refusal.End) {
+			late = append(late, o)
+			continue
+		}
+		l.Observe("k", o)
+	}
+	require.NotEmpty(t, late)
+	l.Observe("k", refusal)
+	v, _ := l.learners.Load("k")
+	lr := v.(*learner)
+	atRefusal := lr.st.Max
+	for _, o := range late {
+		l.Observe("k", o)
+	}
+	// 40 accepted in the 100 ms before the refusal: x ≥ 40/(0.1 + serverBurst).
+	assert.InDelta(t, 40/(0.1+serverBurst), lr.st.Max, 1e-9, "raised by the answers sent before the refusal")
+	assert.Less(t, atRefusal, lr.st.Max*0.8, "the estimate at the refusal saw too few of them")
+	l.Observe("k", sent(refusedAt+50*time.Millisecond, latency))
+	l.Observe("k", sent(refusedAt+1200*time.Millisecond, latency))
+	assert.InDelta(t, 40/(0.1+serverBurst), lr.st.Max, 1e-9, "requests sent after the refusal, or answered after the cooldown, do not count")
+	assert.True(t, lr.st.Probe, "still a first estimate: probed")
+}
+
+// TestARefusalRightAfterTheCooldown: refused within 200 ms of pacing
+// again, a key whose rate was a guess (a first estimate) halves it and
+// probes again; a key whose rate was measured decreases from the rate it
+// was paced at, as for any refusal (the refusal is more likely other
+// clients of the same provider key than a measured rate being far off).
+func TestARefusalRightAfterTheCooldown(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now().Truncate(time.Second)
+	ms := func(n int) time.Time { return at(base, time.Duration(n)*time.Millisecond) }
+	state := func() Learned { v, _ := l.learners.Load("k"); return v.(*learner).st }
+	for i := range 100 {
+		l.Observe("k", servedAt(ms(10*i)))
+	}
+	l.Observe("k", refusedAt(ms(1000), time.Second)) // first: a guess, paced again at 2 s
+	guess := state()
+	require.True(t, guess.Probe)
+	l.Observe("k", refusedAt(ms(2050), time.Second))
+	st := state()
+	assert.InDelta(t, guess.rate(ms(2050).UnixNano(), l.curve)/2, st.Max, 1e-9, "a guess: halved")
+	assert.True(t, st.Probe, "and found again")
+
+	// Measured: 1.5 s of successes at 100/s after the cooldown (3.05 s),
+	// then a refusal; paced again at 5.55 s and refused 50 ms later.
+	for i := range 150 {
+		l.Observe("k", servedAt(ms(3050+10*i)))
+	}
+	l.Observe("k", refusedAt(ms(4550), time.Second))
+	measured := state()
+	require.False(t, measured.Probe)
+	l.Observe("k", refusedAt(ms(5600), time.Second))
+	st = state()
+	assert.InDelta(t, measured.rate(ms(5600).UnixNano(), l.curve), st.Max, 1e-9, "measured: a plain decrease from the rate paced at")
+	assert.False(t, st.Probe)
+}
+
+// TestALearnedRateLetsHalfTheServersBurstGoAtOnce: a key paced at a
+// learned rate r lets r/20 requests (50 ms of it) go at once, half the
+// 100 ms burst a server is taken to have, so that the first burst after a
+// cooldown leaves the server's refilled bucket some slack.
+func TestALearnedRateLetsHalfTheServersBurstGoAtOnce(t *testing.T) {
+	l := newLimiter(t, Config{})
+	now := time.Now()
+	// 200 req/s told (one used, back in 5 ms): paced at 97% of it.
+	l.Listen("k", Signal{Requests: Quota{Limit: 20, Remaining: 19, Reset: 5 * time.Millisecond, HasLimit: true, HasRemaining: true, HasReset: true}}, now)
+	r := l.LearnedRate("k")
+	require.InDelta(t, toldMargin*200, r, 1e-9)
+	n := 0
+	for range 100 {
+		if _, err := l.take(context.Background(), "k", 0, 0, now); err == nil {
+			n++
+		}
+	}
+	burst := int(math.Ceil(quantize(r) / 20))
+	assert.LessOrEqual(t, n, burst)
+	assert.GreaterOrEqual(t, n, burst-1, "the store's whole-nanosecond arithmetic may round one away")
+	assert.LessOrEqual(t, n, int(200*serverBurst/2), "half the server's burst")
+}
+
 func TestAConfiguredRateIsNotLearned(t *testing.T) {
 	l := newLimiter(t, Config{Overrides: map[string]Limit{"fixed": {RequestsPerSecond: 5}}})
 	now := time.Now()

@@ -220,7 +220,7 @@ func (l *Limiter) Observe(key string, o sturdy.Outcome) {
 	case sturdy.Success:
 		if l.learns(key) {
 			now := endOf(o)
-			l.learnerOf(key, now).served(now)
+			l.learnerOf(key, now).served(now, now-int64(o.Latency))
 		}
 	case sturdy.Overloaded:
 		if errors.Is(o.Err, ErrLimited) {
@@ -231,7 +231,7 @@ func (l *Limiter) Observe(key string, o sturdy.Outcome) {
 			l.Cooldown(key, time.Unix(0, now).Add(o.RetryAfter))
 		}
 		if l.learns(key) {
-			if st, ok := l.learnerOf(key, now).refused(now, o.RetryAfter, l.curve, l.shared != nil); ok {
+			if st, ok := l.learnerOf(key, now).refused(now, now-int64(o.Latency), o.RetryAfter, l.curve, l.shared != nil); ok {
 				l.share(key, st, now)
 			}
 		}
