@@ -55,19 +55,25 @@ func runBenchReq(b *testing.B, rt http.RoundTripper, req *http.Request) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		r := req.Clone(req.Context())
-		r.Body, _ = req.GetBody()
-		resp, err := rt.RoundTrip(r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for {
-			if _, err := resp.Body.Read(buf); err != nil {
-				break
-			}
-		}
-		_ = resp.Body.Close()
+		roundTripOnce(b, rt, req, buf)
 	}
+}
+
+// roundTripOnce sends a copy of req through rt and reads the response to
+// its end.
+func roundTripOnce(b *testing.B, rt http.RoundTripper, req *http.Request, buf []byte) {
+	r := req.Clone(req.Context())
+	r.Body, _ = req.GetBody()
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = resp.Body.Close()
 }
 
 func BenchmarkRoundTripStub(b *testing.B) { runBench(b, stubTransport{}) }

@@ -99,22 +99,6 @@ const (
 	overheadBatch  = 3000
 )
 
-// roundTripOnce is one call of runBenchReq's loop.
-func roundTripOnce(b *testing.B, rt http.RoundTripper, req *http.Request, buf []byte) {
-	r := req.Clone(req.Context())
-	r.Body, _ = req.GetBody()
-	resp, err := rt.RoundTrip(r)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		if _, err := resp.Body.Read(buf); err != nil {
-			break
-		}
-	}
-	_ = resp.Body.Close()
-}
-
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
