@@ -17,7 +17,8 @@ import (
 // about 1,000 tokens then go one every 6 s or so rather than all at once
 // until the server refuses. The bucket holds 100 ms of the rate (a call
 // larger than that is admitted when the bucket is full and leaves it in
-// debt: see Limit.TokenBurst), as learnedBurst does for requests.
+// debt: see Limit.TokenBurst), the burst a server is taken to have
+// (serverBurst); learned request rates keep half that (learnedBurst).
 //
 // What a server tells about tokens stays in this process: it is not
 // written to a LearnStore, unlike the request rate.
@@ -71,7 +72,8 @@ func (l *Limiter) withToldTokens(key string, lim Limit, now int64) Limit {
 	return lim
 }
 
-// tokenBurst is 100 ms of a token rate of tpm per minute, at least one.
+// tokenBurst is 100 ms (serverBurst) of a token rate of tpm per minute, at
+// least one.
 func tokenBurst(tpm int64) int64 { return max(1, int64(math.Ceil(float64(tpm)/600))) }
 
 // ToldTokensPerMinute returns the token rate key is paced at because its
