@@ -91,7 +91,7 @@ func TestRegisteredBalancerPrefersTheFastServer(t *testing.T) {
 // server reporting a long queue loses the calls although it is faster.
 func TestLoadReportsOutweighLatency(t *testing.T) {
 	for _, on := range []bool{true, false} {
-		busy, busyAddr := startReporting(t, "busy", 0, 50)
+		busy, busyAddr := startReporting(t, "busy", 0, 500)
 		idle, idleAddr := startReporting(t, "idle", 2*time.Millisecond, 0.5)
 		r := manual.NewBuilderWithScheme("sturdytest")
 		r.InitialState(resolver.State{Endpoints: []resolver.Endpoint{
@@ -119,6 +119,7 @@ func TestLoadReportsOutweighLatency(t *testing.T) {
 			require.NoError(t, err)
 		}
 		_ = cc.Close()
+		t.Logf("load reports %v: the busy server took %d of 100 calls", on, busy.calls.Load())
 		if on {
 			assert.Less(t, busy.calls.Load(), int64(15), "with reports the busy server took too many calls")
 		} else {
