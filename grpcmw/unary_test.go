@@ -102,7 +102,9 @@ func TestConfigErrorsAreClear(t *testing.T) {
 }
 
 func TestServerStoppedMidRunCallsContinueOnOthers(t *testing.T) {
-	servers := []*testServer{startTCP(t, "a"), startTCP(t, "b"), startTCP(t, "c")}
+	// a's Stop waits for its handlers, so that every call a counts is
+	// counted before atStop reads it.
+	servers := []*testServer{startTCP(t, "a", grpc.WaitForHandlers(true)), startTCP(t, "b"), startTCP(t, "c")}
 	var eps []grpcmw.Endpoint
 	for _, s := range servers {
 		eps = append(eps, grpcmw.Target(s.id, s.addr))
