@@ -616,11 +616,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		w.discard()
 		return nil, o
 	}
-	w.head, w.headErr = w.headBuf[:nr], rerr
-	if isEventStream(ct) && startsWithErrorEvent(w.head) {
+	// rerr is nil or io.EOF here.
+	w.headEnd, w.headEOF = uint8(nr), rerr == io.EOF
+	if head := w.headBuf[:nr]; isEventStream(ct) && startsWithErrorEvent(head) {
 		// A stream that failed after its 200: nothing reached the caller
 		// yet, so the call may still fail over or fall back.
-		ev, _ := readFirstEvent(w.rc, w.head)
+		ev, _ := readFirstEvent(w.rc, head)
 		w.discard()
 		return nil, classifyErrorEvent(bytes.ToLower(ev))
 	}
