@@ -375,15 +375,19 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		return resp, false, nil
 	}
 	c.served, c.tc = served, tc
-	if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
-		if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
-			g.sse, g.firstByte = isStream(resp), served.Outcome().End
-			g.tel, g.call = t.tel, tc
-			w.usageMu.Lock()
-			w.gen = g
-			// The head the attempt read is handed out by Read, which
-			// scans it then.
-			w.usageMu.Unlock()
+	// Without GenAI metrics (no MeterProvider), the endpoint is not even
+	// looked up.
+	if t.tel.GenAIEnabled(req.Context()) {
+		if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
+			if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
+				g.sse, g.firstByte = isStream(resp), served.Outcome().End
+				g.tel, g.call = t.tel, tc
+				w.usageMu.Lock()
+				w.gen = g
+				// The head the attempt read is handed out by Read, which
+				// scans it then.
+				w.usageMu.Unlock()
+			}
 		}
 	}
 	resp.Request = req
