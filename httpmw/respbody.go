@@ -18,19 +18,24 @@ import (
 var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [DONE]")
 
 // respBody wraps a winning (or candidate) response body. The attempt reads
-// the first chunk into head before it reports success, so that failover and
-// hedging decide before any byte reaches the caller; Read hands head out
+// the first chunk into headBuf before it reports success, so that failover
+// and hedging decide before any byte reaches the caller; Read hands it out
 // first, then passes the rest through unbuffered. It watches the bytes for
 // the stream terminator and the token usage, and releases the call (the
 // winner's context, balancer, health and token reports, the spans) once,
 // at EOF, at a read error or at Close.
 type respBody struct {
-	rc      io.ReadCloser
-	head    []byte
-	headErr error // came with the first chunk (io.EOF), delivered after head
-	sse     bool  // text/event-stream with terminator checking
-	scanUse bool  // JSON or SSE: scan for usage
-	done    doneScanner
+	rc io.ReadCloser
+	// headBuf[headOff:headEnd] is what the attempt read ahead that Read
+	// has not handed out yet; headEOF says io.EOF came with it, to be
+	// delivered after it. Offsets and a flag rather than a slice and an
+	// error keep attemptState in the 704-byte size class
+	// (TestAttemptStateSizeClass, BenchmarkRoundTripOverhead).
+	headOff, headEnd uint8
+	headEOF          bool
+	sse              bool // text/event-stream with terminator checking
+	scanUse          bool // JSON or SSE: scan for usage
+	done             doneScanner
 	// usage is written by Read and read by release, which a Close on
 	// another goroutine may run during a Read (net/http lets Close abort
 	// a Read); usageMu orders the two.
@@ -49,23 +54,27 @@ type respBody struct {
 	c *call
 
 	released atomic.Bool
-	headBuf  [64]byte // the first read: what decides that the attempt won
+	headBuf  [headLen]byte // the first read: what decides that the attempt won
 }
+
+// headLen is the size of the first read; headOff and headEnd index it.
+const headLen = 64
+
+const _ uint8 = headLen // a compile-time check that the offsets can hold it
 
 func (b *respBody) Read(p []byte) (int, error) {
 	if b.stuck != nil {
 		return 0, b.stuck
 	}
-	if len(b.head) > 0 {
-		n := copy(p, b.head)
-		b.head = b.head[n:]
+	if b.headOff < b.headEnd {
+		n := copy(p, b.headBuf[b.headOff:b.headEnd])
+		b.headOff += uint8(n)
 		b.scan(p[:n])
 		return n, nil
 	}
-	if b.headErr != nil {
-		err := b.headErr
-		b.headErr = nil
-		return b.end(0, err)
+	if b.headEOF {
+		b.headEOF = false
+		return b.end(0, io.EOF)
 	}
 	n, err := b.rc.Read(p)
 	b.scan(p[:n])

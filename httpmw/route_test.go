@@ -290,8 +290,8 @@ func TestIsCallerCredential(t *testing.T) {
 // so its pathBuf stays as it is, even though 24 bytes are left in the
 // class.
 func TestAttemptStateSizeClass(t *testing.T) {
-	if got := unsafe.Sizeof(attemptState{}) + 8; got > 768 {
-		t.Fatalf("attemptState takes %d bytes with its malloc header; it must fit the 768-byte size class", got)
+	if got := unsafe.Sizeof(attemptState{}) + 8; got > 704 {
+		t.Fatalf("attemptState takes %d bytes with its malloc header; it must fit the 704-byte size class", got)
 	}
 }
 

@@ -287,7 +287,7 @@ func putCall(c *call) {
 	c.t, c.req = nil, nil
 	c.body = reqBody{}
 	c.to = callTimeout{}
-	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude = false, 0, 0, nil
+	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude, c.dc.Start = false, 0, 0, nil, time.Time{}
 	c.served, c.tc = chain.Served{}, telemetry.Call{}
 	calls.Put(c)
 }
@@ -307,9 +307,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Response != nil {
 		return t.redirect(req)
 	}
-	ctx, tc := t.tel.StartCall(req.Context())
+	// One clock reading starts the call's telemetry and, unless reading
+	// the request body comes first, its first attempt.
+	now := time.Now()
+	ctx, tc := t.tel.StartCallAt(req.Context(), now)
 	c := getCall(t, req)
-	resp, held, err := c.roundTrip(ctx, tc)
+	resp, held, err := c.roundTrip(ctx, tc, now)
 	if !held {
 		putCall(c)
 	}
@@ -319,13 +322,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // roundTrip is RoundTrip once the call has its state. held says that the
 // response body holds c (respBody.c) and gives it back to the pool at its
 // release; otherwise RoundTrip does, at once.
-func (c *call) roundTrip(ctx context.Context, tc telemetry.Call) (_ *http.Response, held bool, _ error) {
+func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time) (_ *http.Response, held bool, _ error) {
 	t, req := c.t, c.req
 	err := c.body.init(req, t.maxBody)
 	if err != nil {
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
 		tc.End()
 		return nil, false, err
+	}
+	if c.body.mode == bodyNone || c.body.mode == bodyGetBody {
+		// init read nothing: the first attempt starts when the call did.
+		c.dc.Start = start
 	}
 	if c.to, err = c.timeoutFor(); err != nil {
 		c.body.finish()
@@ -349,6 +356,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call) (_ *http.Respon
 		ctx = t.keys.withKey(ctx, c)
 	}
 	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
+	c.dc.Start = time.Time{}
 	if err != nil && !c.dc.Once {
 		resp, served, err = c.misrouted(ctx, resp, err)
 	}
@@ -367,15 +375,19 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call) (_ *http.Respon
 		return resp, false, nil
 	}
 	c.served, c.tc = served, tc
-	if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
-		if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
-			g.sse, g.firstByte = isStream(resp), served.Outcome().End
-			g.tel, g.call = t.tel, tc
-			w.usageMu.Lock()
-			w.gen = g
-			// The head the attempt read is handed out by Read, which
-			// scans it then.
-			w.usageMu.Unlock()
+	// Without GenAI metrics (no MeterProvider), the endpoint is not even
+	// looked up.
+	if t.tel.GenAIEnabled(req.Context()) {
+		if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
+			if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
+				g.sse, g.firstByte = isStream(resp), served.Outcome().End
+				g.tel, g.call = t.tel, tc
+				w.usageMu.Lock()
+				w.gen = g
+				// The head the attempt read is handed out by Read, which
+				// scans it then.
+				w.usageMu.Unlock()
+			}
 		}
 	}
 	resp.Request = req
@@ -608,11 +620,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		w.discard()
 		return nil, o
 	}
-	w.head, w.headErr = w.headBuf[:nr], rerr
-	if isEventStream(ct) && startsWithErrorEvent(w.head) {
+	// rerr is nil or io.EOF here.
+	w.headEnd, w.headEOF = uint8(nr), rerr == io.EOF
+	if head := w.headBuf[:nr]; isEventStream(ct) && startsWithErrorEvent(head) {
 		// A stream that failed after its 200: nothing reached the caller
 		// yet, so the call may still fail over or fall back.
-		ev, _ := readFirstEvent(w.rc, w.head)
+		ev, _ := readFirstEvent(w.rc, head)
 		w.discard()
 		return nil, classifyErrorEvent(bytes.ToLower(ev))
 	}

@@ -121,6 +121,9 @@ func ParseHeaders(h http.Header, now time.Time) (Signal, bool) {
 			p.field(k, vs)
 		}
 	}
+	if !p.any {
+		return Signal{}, false
+	}
 	return p.signal()
 }
 
@@ -184,6 +187,10 @@ type headerParse struct {
 	rateLimit, rateLimitPolicy         []string // every line of the structured fields
 	retryAfterMs, retryAfter           string
 	hasRetryAfterMs, hasRetryAfter     bool
+	// any says some field was one of the above: without any, there is
+	// no signal to build (most responses: BenchmarkRoundTripOverhead in
+	// httpmw).
+	any bool
 }
 
 func (p *headerParse) field(k string, vs []string) {
@@ -246,7 +253,10 @@ func (p *headerParse) field(k string, vs []string) {
 		p.retryAfterMs, p.hasRetryAfterMs = v, true
 	case hdrRetryAfter:
 		p.retryAfter, p.hasRetryAfter = v, true
+	default:
+		return
 	}
+	p.any = true
 }
 
 // at is the time the response arrived: now, read from clock the first
@@ -266,6 +276,9 @@ func parseHeadersLazily(h http.Header, clock func() time.Time) (Signal, bool, ti
 		if len(vs) > 0 && maybeRateLimit(k) {
 			p.field(k, vs)
 		}
+	}
+	if !p.any {
+		return Signal{}, false, time.Time{}
 	}
 	s, ok := p.signal()
 	if ok {

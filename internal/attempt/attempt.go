@@ -156,13 +156,17 @@ func noopDone(sturdy.Outcome) {}
 // value that stands on its own — an HTTP adapter reads an error body into
 // memory before returning it.
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
-	return RunExcluding(ctx, s, nil, fn, cleanup)
+	return RunExcluding(ctx, s, nil, fn, cleanup, time.Time{})
 }
 
 // RunExcluding is Run for a call that must not go to the endpoints
-// exclude names: they count as tried from the start.
-func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T)) (T, Winner, error) {
-	now := time.Now()
+// exclude names (they count as tried from the start) and that started at
+// now: the caller's clock reading when it has one (the first attempt
+// starts then), zero to read the clock.
+func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), now time.Time) (T, Winner, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if d, ok := s.begin(now); ok {
 		return runHedged(ctx, s, exclude, fn, nil, cleanup, d, now)
 	}

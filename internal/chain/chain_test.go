@@ -539,3 +539,33 @@ func TestAPacedTierIsSkippedAsLimitedEvenForOnceCalls(t *testing.T) {
 		assert.Equal(t, []Fallback{{0, 1, sturdy.FallbackLimited}}, fb)
 	})
 }
+
+// Call.Start is when the call's first attempt starts: its latency counts
+// from there. A later tier's attempts, and an attempt that waited for
+// admission (MaxWait), start when they do.
+func TestCallStartIsTheFirstAttemptsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Unavailable}}, delay: map[string]time.Duration{"p1": time.Second, "f1": 2 * time.Second}}
+		var lat []time.Duration
+		onAttempt := func(a sturdy.Attempt) { lat = append(lat, a.Latency) }
+		c := mustChain(t, Config{OnAttempt: onAttempt, Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}})
+		start := time.Now()
+		time.Sleep(500 * time.Millisecond) // the adapter's work before Run
+		_, tier, err := runCall(c, b, Call[string]{Start: start})
+		require.NoError(t, err)
+		require.Equal(t, 1, tier)
+		assert.Equal(t, []time.Duration{1500 * time.Millisecond, 2 * time.Second}, lat)
+
+		// Every tier refused: the call waits for the limiter, and its
+		// attempt starts after the wait.
+		lat = nil
+		c = mustChain(t, Config{OnAttempt: onAttempt, MaxWait: 2 * time.Second, Tiers: []Tier{{Picker: fakepick.New("g1"), Limit: perSecond}}})
+		_, _, err = runCall(c, b, Call[string]{}) // spends the burst
+		require.NoError(t, err)
+		start = time.Now()
+		_, _, err = runCall(c, b, Call[string]{Start: start})
+		require.NoError(t, err)
+		assert.Equal(t, time.Second, time.Since(start), "the call waited for the limiter")
+		assert.Equal(t, time.Duration(0), lat[1], "the attempt after the wait")
+	})
+}

@@ -35,6 +35,11 @@ type Call[T any] struct {
 	// Exclude names endpoints the call must not be sent to, as if it had
 	// tried them already. Nil means none.
 	Exclude []string
+	// Start is when the call started, if the adapter read the clock then
+	// (it shares the reading with its telemetry): the call's first attempt
+	// starts then, unless the call waited for admission first. Zero means
+	// Run reads the clock.
+	Start time.Time
 }
 
 // Served is what a served call still holds. Call Release exactly once,
@@ -109,6 +114,8 @@ type run[T any] struct {
 	ledger   *ledger // endpoints' token permits, when some endpoint has a token limit
 	backWait time.Duration
 	cameBack bool
+
+	start time.Time // Call.Start until the first attempt loop takes it
 }
 
 // Run runs call through the chain: tier by tier from the primary,
@@ -120,7 +127,7 @@ type run[T any] struct {
 // already be cancelled, so Fn must return failed values that stand on
 // their own) and a *sturdy.Error that lists every attempt of every tier.
 func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
-	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1}
+	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1, start: call.Start}
 	if c.pacing != nil && c.pacing.tokens.Load() && call.Tokens > 0 {
 		r.ledger = &ledger{est: call.Tokens}
 		r.ctx = context.WithValue(ctx, ledgerKey{}, r.ledger)
@@ -198,6 +205,7 @@ func (r *run[T]) limited(i int, err error) (*tier, ratelimit.Permit, bool) {
 		return nil, ratelimit.Permit{}, false
 	}
 	// Every tier refused admission: wait for the soonest, and end there.
+	r.start = time.Time{} // the attempt starts after the wait
 	st := r.c.tiers[r.soonTier]
 	p, err := st.wait(r.ctx, r.c.limiter, r.call.Tokens, r.c.maxWait)
 	if err != nil {
@@ -231,7 +239,10 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 	if !r.final(i) {
 		flags.flags |= noWait
 	}
-	v, w, err := attempt.RunExcluding(ctx, t.spec(&flags), r.call.Exclude, r.call.Fn, r.call.Cleanup)
+	// Only the call's first attempt loop starts when the call did.
+	start := r.start
+	r.start = time.Time{}
+	v, w, err := attempt.RunExcluding(ctx, t.spec(&flags), r.call.Exclude, r.call.Fn, r.call.Cleanup, start)
 	if err == nil {
 		if timer != nil {
 			// The objective is for the answer to start; the body may take

@@ -478,7 +478,18 @@ const probeEvery = 1024
 // probeEvery make their span anyway, and one that records, or has a valid
 // context, ends the skipping for good.
 func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
-	start := time.Since(epoch)
+	return t.startCall(ctx, time.Since(epoch))
+}
+
+// StartCallAt is StartCall for a call that started at now: an adapter
+// that reads the clock at the call's start anyway (to start its first
+// attempt then, chain.Call.Start) shares that reading, which saves one
+// (BenchmarkRoundTripOverhead in httpmw).
+func (t *Telemetry) StartCallAt(ctx context.Context, now time.Time) (context.Context, Call) {
+	return t.startCall(ctx, now.Sub(epoch))
+}
+
+func (t *Telemetry) startCall(ctx context.Context, start time.Duration) (context.Context, Call) {
 	if (t.noopTP || t.globalTP != nil) && !t.live.Load() && !trace.SpanContextFromContext(ctx).IsValid() {
 		if t.skipSpan() {
 			return ctx, Call{ctx: ctx, start: start}
@@ -522,9 +533,13 @@ func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.C
 	if ci >= numClasses {
 		ci = int(sturdy.Fatal)
 	}
-	d := max(time.Since(epoch)-c.start, 0)
 	t.calls.Add(c.ctx, 1, ti.add[ci]...)
-	t.callDur.Record(c.ctx, d.Seconds(), ti.rec[ci]...)
+	// A histogram that records nothing (no MeterProvider installed) costs
+	// no clock read.
+	if t.callDur.Enabled(c.ctx) {
+		d := max(time.Since(epoch)-c.start, 0)
+		t.callDur.Record(c.ctx, d.Seconds(), ti.rec[ci]...)
+	}
 	if c.span != nil && c.span.IsRecording() {
 		if ei := ti.eps[endpoint]; ei != nil && class == sturdy.Success && attempts == 1 {
 			c.span.SetAttributes(ei.callOK...)
@@ -546,6 +561,9 @@ func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.C
 // served: from StartCall until at, the winning attempt's
 // sturdy.Outcome.End (which saves a clock read); a zero at means now.
 func (t *Telemetry) RecordFirstByte(c Call, at time.Time, tier int) {
+	if !t.callTTFB.Enabled(c.ctx) {
+		return
+	}
 	var d time.Duration
 	if at.IsZero() {
 		d = time.Since(epoch) - c.start
@@ -610,7 +628,7 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 		ei := t.endpoint(a.Tier, a.Endpoint.Name)
 		k := kindIndex(a.Kind)
 		t.attempts.Add(ctx, 1, ei.add[k][ci]...)
-		if t.attemptDur != nil {
+		if t.attemptDur != nil && t.attemptDur.Enabled(ctx) {
 			t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[ci]...)
 		}
 	}

@@ -292,6 +292,25 @@ func TestCallDurationIsTheWholeCallAndTTFBItsStart(t *testing.T) {
 	})
 }
 
+// A call started with StartCallAt is measured from the time it was given
+// (the adapter's clock reading at the call's start), not from the moment
+// StartCallAt ran.
+func TestStartCallAtMeasuresFromTheGivenTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tel, _, rd, _ := newTest(t)
+		start := time.Now()
+		time.Sleep(time.Second)
+		_, call := tel.StartCallAt(context.Background(), start)
+		time.Sleep(500 * time.Millisecond)
+		tel.RecordFirstByte(call, time.Now(), 0)
+		time.Sleep(2 * time.Second)
+		tel.RecordCall(call, 0, "a", sturdy.Success, 1)
+		call.End()
+		assert.InDelta(t, 1.5, histogramSum(t, rd, MetricCallTTFB), 1e-6)
+		assert.InDelta(t, 3.5, callDurationSum(t, rd), 1e-6)
+	})
+}
+
 func callDurationSum(t *testing.T, rd *sdkmetric.ManualReader) float64 {
 	return histogramSum(t, rd, MetricCallDuration)
 }
