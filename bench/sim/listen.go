@@ -139,10 +139,9 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if r := res.Row(spec.Condition, "sturdy (defaults)"); r != nil && r.Extra["s5"] < 0.1 {
-		res.Notes = append(res.Notes, "At defaults the health tracker, not the balancer, keeps b0 out: the calls sent to b0 in the "+
-			"first few hundred milliseconds of its slowness, before any of them could come back slow, are all cut by the adaptive "+
-			"attempt timeout, and a cut attempt is a Timeout, which health counts as a failure: five in a row eject b0 for 30s "+
-			"(health's defaults). The rows with ejection off show what the balancer alone does.")
+		res.Notes = append(res.Notes, "At defaults b0 stayed out (below 10% of its share in the 5th second after it recovered): "+
+			"health does not count attempts cut by the attempt timeout, so compare the rows with ejection off, which show what the "+
+			"balancer alone does, to tell whose rule kept it out.")
 	}
 	if r := res.Row(spec.Condition, balancerOnlyOld); r != nil {
 		res.Notes = append(res.Notes, "Pure Peak-EWMA (ejection off), 3rd second after recovery: "+perSeed(o, 12, third[r.Client], pctFair)+
