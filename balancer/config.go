@@ -26,9 +26,10 @@ const (
 	DefaultRTT = 30 * time.Millisecond
 	// DefaultPeakDecay is how fast a Timeout's penalty fades: with
 	// 500ms, a replica that was stuck and has recovered is tried again
-	// within about a second of its last cut attempt, and has its share
-	// back within about two more (TestP2CRecoveredReplicaRegainsShare,
-	// bench/sim's recovery scenario).
+	// within about a second of its last cut attempt, and, each answer in
+	// time halving what is left of the penalty, has its share back within
+	// about one more (TestP2CRecoveredReplicaBackWithinASecond, bench/sim's
+	// recovery scenario).
 	DefaultPeakDecay = 500 * time.Millisecond
 	// DefaultAffinityMinBlocks is 8 blocks, of whatever size the caller
 	// hashed into its PrefixKey (2 KiB of text at the adapters'
@@ -100,9 +101,9 @@ type Config struct {
 	// endpoint's Timeouts (attempts cut by an attempt or first-byte
 	// timeout) fades back to its usual latency, the Peak-EWMA of
 	// everything else it answered, while the estimate as a whole decays
-	// with Decay. A replica that was stuck for a moment thus regains its
-	// share in a few PeakDecay instead of a few Decay; without Timeouts
-	// nothing changes. Zero means 500ms; negative means the penalties fade
+	// with Decay; each success also halves what is left of it. A replica
+	// that was stuck for a moment thus regains its share in a few
+	// PeakDecay instead of a few Decay; without Timeouts nothing changes. Zero means 500ms; negative means the penalties fade
 	// with Decay alone, as in Finagle and Linkerd. Only P2CPeakEWMA (and
 	// PrefixAffinity's fallback to it) uses it.
 	PeakDecay time.Duration

@@ -131,7 +131,9 @@ func unpackReport(r uint64) (q, rho float64) {
 // that would need a per-pick token, that is an allocation per pick).
 //
 // What an outcome teaches Peak-EWMA depends on its class:
-//   - Success: the latency is a sample.
+//   - Success: the latency is a sample, and what Timeouts' penalties
+//     added above the usual latency is halved first (see the package
+//     doc's Recovery).
 //   - Unavailable, Timeout, Auth and Overloaded: a failure that came back
 //     fast must not make the endpoint look fast, so the sample is
 //     max(latency, DefaultRTT, 2 × current estimate), the doubling capped

@@ -132,14 +132,17 @@ func (p *peakEWMA) at(now int64, d decay) float64 {
 // The next sample written weighs the whole time since the last write, so
 // the average stays weighted by time; what the rule saves is a write to a
 // cache line every core reads, which on a busy endpoint is most of what a
-// pick costs.
+// pick costs. A success is never dropped while the estimate holds a
+// Timeout's penalty (the usual latency is below it): it halves the
+// penalty (observe), which is no small move.
 const quiet = 1e-5
 
 // How a write moves the endpoint's usual latency (load.base).
 type baseMove uint8
 
 const (
-	// baseSample folds the sample in as the estimate does: a success.
+	// baseSample folds the sample in as the estimate does: a success,
+	// which also halves what Timeouts added to the estimate above it.
 	baseSample baseMove = iota
 	// baseKeep only decays it: a Timeout, whose penalty is to fade over
 	// PeakDecay toward the usual latency.
@@ -154,11 +157,13 @@ const (
 const snap = 1e-3
 
 // observe folds a sample x in at now (see the type's doc); r, the
-// estimate the sample is weighed against, is the stored one decayed by d.
+// estimate the sample is weighed against, is the stored one decayed by d,
+// less, for a success (how is baseSample) with a fast rate, half of what
+// Timeouts added above the usual latency.
 // base, if not nil, is the endpoint's usual latency (math.Float64bits,
 // stamped with the estimate), which the write moves as how says.
 func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, how baseMove) {
-	if c, t := p.load(); x <= c && float64(now-t)*d.rate < quiet {
+	if c, t := p.load(); x <= c && float64(now-t)*d.rate < quiet && !(how == baseSample && d.fast > 0 && d.base < c) {
 		return
 	}
 	c, t := p.lock()
@@ -174,7 +179,20 @@ func (p *peakEWMA) observe(x float64, now int64, d decay, base *atomic.Uint64, h
 			b = c // none yet: it starts where the estimate does
 		}
 	}
-	if r := d.decayed(c, now-t); x > r {
+	r := d.decayed(c, now-t)
+	if how == baseSample && d.fast > 0 {
+		if bw := b * w; r > bw {
+			// An answer in time says the endpoint is no longer as slow
+			// as its Timeouts made it look: halve what they added, as
+			// each of them doubled the estimate. Fading over PeakDecay
+			// alone, a penalty ignores the answers: bench/sim's recovery
+			// scenario traced a replica answering in 20-75ms for a
+			// second while its estimate fell from 317ms to 97ms, the
+			// others' being about 95ms.
+			r = bw + (r-bw)/2
+		}
+	}
+	if x > r {
 		c = x
 	} else {
 		c = r*w + x*(1-w)

@@ -103,6 +103,105 @@ func TestP2CRecoveredReplicaRegainsShare(t *testing.T) {
 	}
 }
 
+// Each answer in time halves what Timeouts added to the estimate above
+// the usual latency, so a replica that is tried again after it has
+// recovered is back to its share after a few answers instead of after
+// the penalty has faded over PeakDecay: in the experiment above, b0 has
+// on average more than half its share in the first second after it
+// recovered (about 40% when answers do not lower the penalty).
+func TestP2CRecoveredReplicaBackWithinASecond(t *testing.T) {
+	const (
+		slowFrom, slowTo = time.Second, 3500 * time.Millisecond
+		cut              = 300 * time.Millisecond
+		seeds            = 6
+	)
+	var names []string
+	for i := range 11 {
+		names = append(names, fmt.Sprintf("b%d", i))
+	}
+	sum := 0.0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustNew(t, Config{Endpoints: pool(names...), Seed: seed})
+			at, picked := openLoop(b, 400, slowTo+time.Second, seed, func(name string, at time.Duration, r *rand.Rand) (time.Duration, sturdy.Outcome) {
+				lat := time.Duration(float64(50*time.Millisecond) * math.Exp(0.3*r.NormFloat64()))
+				if name == "b0" && at >= slowFrom && at < slowTo {
+					return cut, sturdy.Outcome{Class: sturdy.Timeout}
+				}
+				return lat, sturdy.Outcome{Class: sturdy.Success}
+			})
+			s := 11 * shareIn(at, picked, "b0", slowTo, slowTo+time.Second)
+			t.Logf("seed %d: b0's share in the first second after recovery %.0f%% of fair", seed, 100*s)
+			sum += s
+		})
+	}
+	if mean := sum / seeds; mean < 0.55 {
+		t.Errorf("b0's share in the first second after recovery, mean over %d seeds, is %.0f%% of fair, want ≥ 55%%", seeds, 100*mean)
+	}
+}
+
+// The rule itself: after a Timeout's penalty, each success halves what
+// the penalty adds above the usual latency (then folds its sample in as
+// Peak-EWMA does); pure Peak-EWMA (PeakDecay < 0) keeps the penalty.
+func TestSuccessHalvesTimeoutPenalty(t *testing.T) {
+	for _, peakDecay := range []time.Duration{0, -1} {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustNew(t, Config{Endpoints: pool("a"), Seed: 1, PeakDecay: peakDecay})
+			ld := b.snap.Load().lds[0]
+			report := func(o sturdy.Outcome) {
+				_, done, _ := b.Pick(context.Background(), nil)
+				done(o)
+			}
+			est := func() float64 { return ld.ewma.at(b.p.now(), ld.decay()) }
+			report(sturdy.Outcome{Latency: 50 * time.Millisecond})
+			report(sturdy.Outcome{Class: sturdy.Timeout, Latency: 300 * time.Millisecond})
+			usual, penalised := 50*float64(time.Millisecond), est()
+			if penalised != 300*float64(time.Millisecond) {
+				t.Fatalf("PeakDecay %v: estimate after the Timeout = %v, want 300ms", peakDecay, time.Duration(penalised))
+			}
+			want := penalised
+			for i := range 3 {
+				report(sturdy.Outcome{Latency: 40 * time.Millisecond})
+				if peakDecay >= 0 {
+					want = usual + (want-usual)/2
+				}
+				// The clock has not moved (synctest), so nothing decayed
+				// and the 40ms sample weighs nothing.
+				if got := est(); math.Abs(got-want) > 1e-9*want {
+					t.Errorf("PeakDecay %v: estimate after %d successes = %v, want %v", peakDecay, i+1, time.Duration(got), time.Duration(want))
+				}
+			}
+		})
+	}
+}
+
+// A replica whose attempts are cut half the time stays shunned although
+// each answer in time halves its penalty: each Timeout doubles the whole
+// estimate.
+func TestP2CIntermittentlyStuckReplicaStaysShunned(t *testing.T) {
+	var names []string
+	for i := range 11 {
+		names = append(names, fmt.Sprintf("b%d", i))
+	}
+	const seeds = 5
+	sum := 0.0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustNew(t, Config{Endpoints: pool(names...), Seed: seed})
+			at, picked := openLoop(b, 400, 10*time.Second, seed, func(name string, _ time.Duration, r *rand.Rand) (time.Duration, sturdy.Outcome) {
+				if name == "b0" && r.Float64() < 0.5 {
+					return 300 * time.Millisecond, sturdy.Outcome{Class: sturdy.Timeout}
+				}
+				return time.Duration(float64(50*time.Millisecond) * math.Exp(0.3*r.NormFloat64())), sturdy.Outcome{Class: sturdy.Success}
+			})
+			sum += 11 * shareIn(at, picked, "b0", 2*time.Second, 10*time.Second)
+		})
+	}
+	if mean := sum / seeds; mean > 0.25 {
+		t.Errorf("a replica cut on half its attempts got %.0f%% of its fair share, want ≤ 25%%", 100*mean)
+	}
+}
+
 // A replica that is always slow stays shunned: its usual latency is slow,
 // so PeakDecay brings it back no sooner than Decay would.
 func TestP2CAlwaysSlowStaysShunned(t *testing.T) {

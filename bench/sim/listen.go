@@ -88,7 +88,15 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 		from, to time.Duration
 	}{{"s1", 0, time.Second}, {"s2", time.Second, 2 * time.Second}, {"s3", 2 * time.Second, 3 * time.Second}, {"s5", 4 * time.Second, 5 * time.Second}}
 	third := map[string][]float64{}
+	// others is, per client, the third-second share of every replica that
+	// never slowed, in every repetition: how far a steady replica's share
+	// in one second strays from fair under the same client, the yardstick
+	// for b0's.
+	others := map[string][]float64{}
 	rows, err := suite(ctx, o, 12, []runSpec{spec}, clients, func(row *Row, _ *Run, e *env, _ map[string]float64, _ int) {
+		for _, name := range e.Names[1:] {
+			others[row.Client] = append(others[row.Client], shareIn(e, name, to+o.dur(2*time.Second), to+o.dur(3*time.Second))/fair)
+		}
 		for _, w := range windows {
 			s := shareIn(e, "b0", to+o.dur(w.from), to+o.dur(w.to)) / fair
 			row.Extra[w.key] += s / float64(max(1, o.Reps))
@@ -98,6 +106,9 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 	})
+	for _, r := range rows {
+		r.Extra["o3low"] = shareBelow(others[r.Client], 0.8)
+	}
 	pctFair := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
 	res := &Result{ID: 12, Title: "Recovered replica back to its share", Rows: rows,
 		Columns: []Column{
@@ -106,6 +117,7 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 			{Head: "3rd s", Key: "s3", Format: pctFair},
 			{Head: "3rd s, worst rep", Key: "s3min", Format: pctFair},
 			{Head: "5th s", Key: "s5", Format: pctFair},
+			{Head: "3rd s, replicas that never slowed: share of their seconds below 80% of fair", Key: "o3low", Format: pctFair},
 		},
 		Setup: fmt.Sprintf("Scenario 2's pool, run longer: 11 backends, lognormal service time with median 50 ms (σ = 0.3), 8 slots each; "+
 			"%.0f req/s open-loop for %.1fs; b0 answers in 2s from %.1fs to %.1fs, then normally again. A call succeeds if it answers 200 "+
@@ -127,18 +139,43 @@ func Recovery(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if r := res.Row(spec.Condition, "sturdy (defaults)"); r != nil && r.Extra["s5"] < 0.1 {
-		res.Notes = append(res.Notes, "At defaults the health tracker, not the balancer, keeps b0 out: the calls sent to b0 in the "+
-			"first few hundred milliseconds of its slowness, before any of them could come back slow, are all cut by the adaptive "+
-			"attempt timeout, and a cut attempt is a Timeout, which health counts as a failure: five in a row eject b0 for 30s "+
-			"(health's defaults). The rows with ejection off show what the balancer alone does.")
+		res.Notes = append(res.Notes, "At defaults b0 stayed out (below 10% of its share in the 5th second after it recovered): "+
+			"health does not count attempts cut by the attempt timeout, so compare the rows with ejection off, which show what the "+
+			"balancer alone does, to tell whose rule kept it out.")
 	}
 	if r := res.Row(spec.Condition, balancerOnlyOld); r != nil {
 		res.Notes = append(res.Notes, "Pure Peak-EWMA (ejection off), 3rd second after recovery: "+perSeed(o, 12, third[r.Client], pctFair)+
 			". Its estimate of b0 (the attempt timeout's doubling penalties) fades only with the 10s Decay, so b0 is tried "+
 			"again late and its first fast answers move the estimate little. sturdy's estimator keeps each endpoint's usual latency "+
-			"(Peak-EWMA of all but its Timeouts) and lets what Timeouts add above it fade over PeakDecay (500ms); see the balancer package doc.")
+			"(Peak-EWMA of all but its Timeouts) and lets what Timeouts add above it fade over PeakDecay (500ms), each answer in time "+
+			"halving what is left of it; see the balancer package doc.")
+	}
+	if r := res.Row(spec.Condition, "sturdy (defaults)"); r != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("One second holds about %.0f attempts for a replica's fair share, and P2C draws two replicas "+
+			"at random for each: in the third second after b0 recovered, the ten replicas that never slowed were below 80%% of their "+
+			"share in %.0f%% of their seconds (sturdy, defaults; least-outstanding: %s), so the every-rep figure for b0 carries that "+
+			"much chance of a miss per repetition whatever b0's estimate is.", rate/n, 100*r.Extra["o3low"], lowOf(res, spec.Condition, "least-outstanding")))
 	}
 	return res, nil
+}
+
+// lowOf formats the o3low figure of client's row, or "–".
+func lowOf(res *Result, condition, client string) string {
+	if r := res.Row(condition, client); r != nil {
+		return fmt.Sprintf("%.0f%%", 100*r.Extra["o3low"])
+	}
+	return "–"
+}
+
+// shareBelow is the share of vals below lim.
+func shareBelow(vals []float64, lim float64) float64 {
+	n := 0
+	for _, v := range vals {
+		if v < lim {
+			n++
+		}
+	}
+	return float64(n) / float64(max(1, len(vals)))
 }
 
 const (
