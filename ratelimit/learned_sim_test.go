@@ -54,6 +54,7 @@ var stormEpoch = time.Now().Truncate(time.Second)
 
 type stormResult struct {
 	served, sent, refused float64 // per second of the measured window, ÷ capacity for the first two
+	perSecond             []int   // requests served in each second of the run
 }
 
 // simulateStorm drives limiters (one per client process, each pacing key)
@@ -73,6 +74,7 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		next[i] = start + int64(rng.ExpFloat64()/offered*1e9)
 	}
 	var served, sent, refused float64
+	perSecond := make([]int, int(dur/time.Second)+1)
 	end := start + int64(dur)
 	from := start + int64(measureFrom)
 	for {
@@ -101,6 +103,9 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 			continue // to the fallback
 		}
 		ok := p.take(now)
+		if ok {
+			perSecond[(now-start)/int64(time.Second)]++
+		}
 		if now >= from {
 			sent++
 			if ok {
@@ -119,27 +124,27 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		}
 	}
 	w := (dur - measureFrom).Seconds()
-	return stormResult{served: served / w / capacity, sent: sent / w / capacity, refused: refused / math.Max(sent, 1)}
+	return stormResult{served: served / w / capacity, sent: sent / w / capacity, refused: refused / math.Max(sent, 1), perSecond: perSecond}
 }
 
 // TestLearnedRateHoldsA2xStorm is a seeded simulation on a simulated
 // clock: one client process, nothing configured, sending twice what a
 // provider's token bucket allows (200 req/s, burst 20, 429 with
-// Retry-After: 1s). After the first 5 seconds of learning, what reaches
-// the provider stays within 1.1× its limit, and 0.9× of it is served on
-// average over six seeds (at least 0.85× in each).
+// Retry-After: 1s) for 30 s, after a calm second. Over the whole storm,
+// first refusal and learning included, 0.9× the limit is served in every
+// one of twelve seeds, what reaches the provider stays within 1.1× of it,
+// and after the first 5 s fewer than 1% of attempts are refused (the
+// issue's 2× storm target, as bench/sim scenario 8 measures it).
 func TestLearnedRateHoldsA2xStorm(t *testing.T) {
-	mean := 0.0
-	for seed := uint64(1); seed <= 6; seed++ {
+	for seed := uint64(1); seed <= 12; seed++ {
 		l := newLimiter(t, Config{})
-		r := simulateStorm(t, seed, []*Limiter{l}, 400, 200, 30*time.Second, 5*time.Second)
-		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused", seed, r.served, r.sent, 100*r.refused)
-		assert.GreaterOrEqual(t, r.served, 0.85, "seed %d", seed)
+		r := simulateStorm(t, seed, []*Limiter{l}, 400, 200, 31*time.Second, time.Second)
+		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused; served per second %v", seed, r.served, r.sent, 100*r.refused, r.perSecond)
+		assert.GreaterOrEqual(t, r.served, 0.9, "seed %d", seed)
 		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
-		assert.Less(t, r.refused, 0.01, "seed %d", seed)
-		mean += r.served / 6
+		steady := simulateStorm(t, seed, []*Limiter{newLimiter(t, Config{})}, 400, 200, 31*time.Second, 6*time.Second)
+		assert.Less(t, steady.refused, 0.01, "seed %d", seed)
 	}
-	assert.GreaterOrEqual(t, mean, 0.9, "served over six seeds")
 }
 
 // TestLearnedRatesOfSeparateProcessesStayWithinTheLimit: three processes
