@@ -40,6 +40,11 @@ const (
 //     estimate is rough, the curve runs in one second instead (probing).
 //   - Refusals that arrive during a cooldown belong to the same event
 //     (requests sent before it) and do not decrease the rate again.
+//   - Keys of one Limiter whose first refusals come within 100 ms of each
+//     other are taken to share one server's limit (endpoints behind one
+//     provider key, which empty its bucket together) and are learned and
+//     paced as one key from then on: one rate for their sum, one bucket,
+//     one cooldown (see Limiter.group).
 //
 // Why CUBIC's curve and not plain AIMD or a gradient: a provider's limit
 // is a token bucket whose every refusal costs a Retry-After of idleness,
@@ -304,6 +309,9 @@ type learner struct {
 	paced atomic.Bool
 	// synced is when st was last read from a LearnStore.
 	synced atomic.Int64
+	// firstAt is when the key was first refused (Unix nanoseconds); zero
+	// before.
+	firstAt atomic.Int64
 }
 
 func newLearner(now int64) *learner {
@@ -398,6 +406,7 @@ func (lr *learner) refused(now, sent int64, retryAfter time.Duration, cv curve, 
 	case lr.st.Max > 0:
 		est, first = lr.sent.acceptedBefore(sent), sent
 	case lr.st.Max == 0:
+		lr.firstAt.Store(now)
 		est, probe = math.Sqrt(max(ok, 1)*max(peak, ok, 1)), true
 		if !shared {
 			est, first = max(est, lr.sent.acceptedBefore(sent)), sent
@@ -510,6 +519,98 @@ const toldMargin = 0.97
 // being reported again.
 const toldFor = time.Minute
 
+// groupOf returns the key key is paced and learned under: its group's,
+// if it is in one, else itself.
+func (l *Limiter) groupOf(key string) string {
+	if !l.grouped.Load() {
+		return key
+	}
+	if g, ok := l.groups.Load(key); ok {
+		return g.(string)
+	}
+	return key
+}
+
+// coincide is how close two keys' first refusals must be for group to
+// take them to share one server's limit.
+const coincide = learnSlice
+
+// group puts key, just refused, in one group with other keys of l whose
+// first refusals coincided with its own (within coincide), when key's was
+// its first: endpoints behind one provider key that nothing configured
+// as such (a QuotaKey) run out together, when the bucket they share
+// empties, while endpoints with limits of their own run out each at its
+// own time. The group is then paced and learned as one key, as a
+// configured quota key is: one learned rate for the sum, one bucket and
+// one cooldown, so that neither grows into the capacity the others leave
+// while they cool (which, learned separately, they do, and their rates
+// add up to more than the limit when the others resume: bench/sim
+// scenario 8, three replicas). Its first estimate is the sum of theirs.
+// The cost, for endpoints with limits of their own that happen to run out
+// together, is that a refusal of one pauses all of them. A LearnStore's
+// keys are not grouped: what is shared is per key.
+func (l *Limiter) group(key string, lr *learner, now int64) {
+	if l.shared != nil || lr.firstAt.Load() != now {
+		return
+	}
+	lim, err := l.limitOf(key)
+	if err != nil {
+		return
+	}
+	l.groupMu.Lock()
+	defer l.groupMu.Unlock()
+	lead := ""
+	l.learners.Range(func(k, v any) bool {
+		k2 := k.(string)
+		if k2 == key {
+			return true
+		}
+		at := v.(*learner).firstAt.Load()
+		if at == 0 || max(at-now, now-at) > int64(coincide) {
+			return true
+		}
+		if lim2, err := l.limitOf(k2); err != nil || lim2 != lim {
+			return true
+		}
+		lead = l.groupOf(k2)
+		return false
+	})
+	if lead == "" || lead == key {
+		return
+	}
+	l.learnerOf(lead, now).absorb(lr)
+	l.groups.Store(key, lead)
+	l.grouped.Store(true)
+}
+
+// absorb adds m's first estimate and what it counted to lr's: m's key
+// joins lr's group.
+func (lr *learner) absorb(m *learner) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lr.st.Max += m.st.Max
+	for i, s := range m.sent.slot {
+		switch {
+		case lr.sent.slot[i] == s:
+			lr.sent.ok[i] += m.sent.ok[i]
+		case lr.sent.slot[i] < s:
+			lr.sent.slot[i], lr.sent.ok[i] = s, m.sent.ok[i]
+		}
+	}
+	for i, s := range m.recent.slot {
+		switch {
+		case lr.recent.slot[i] == s:
+			lr.recent.ok[i] += m.recent.ok[i]
+			lr.recent.seen[i] += m.recent.seen[i]
+		case lr.recent.slot[i] < s:
+			lr.recent.slot[i], lr.recent.ok[i], lr.recent.seen[i] = s, m.recent.ok[i], m.recent.seen[i]
+		}
+	}
+	lr.coolUntil = max(lr.coolUntil, m.coolUntil)
+}
+
 // learns reports whether key's rate is learned: learning is on and the key
 // has no configured request rate.
 func (l *Limiter) learns(key string) bool {
@@ -573,6 +674,7 @@ func (l *Limiter) share(key string, st Learned, at int64) {
 // TokensPerMinute (see ToldTokensPerMinute). Retry-After is left to
 // Observe, which sees it on the outcome.
 func (l *Limiter) Listen(key string, sig Signal, now time.Time) {
+	key = l.groupOf(key)
 	l.listenTokens(key, sig, now)
 	if !l.learns(key) {
 		return
@@ -606,6 +708,7 @@ func (l *Limiter) LearnedRate(key string) float64 {
 	if !l.learns(key) {
 		return 0
 	}
+	key = l.groupOf(key)
 	v, ok := l.learners.Load(key)
 	if !ok {
 		return 0
