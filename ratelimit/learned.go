@@ -287,8 +287,8 @@ type learner struct {
 	born   int64 // when the learner was made
 	recent recent
 	// sent counts the successes by when they were sent (answer time less
-	// latency), those answered within a second: a server's bucket
-	// charges a request when it arrives.
+	// latency), over the log's 25.6 s: a server's bucket charges a
+	// request when it arrives.
 	sent sentLog
 	// first is when the request behind the last refusal was sent, while
 	// the answers to those sent before it, which take a latency to come
@@ -319,11 +319,12 @@ func newLearner(now int64) *learner {
 }
 
 // served counts a success answered at now and sent at start. During the
-// cooldown of a first refusal, a success sent before the refused request
-// raises the first estimate to what the successes sent before it show
-// (acceptedBefore): when the server refused, the answers to the requests
-// it had just accepted were still on their way, so the estimate made at
-// the refusal sees too few of them.
+// cooldown of a refusal whose estimate comes from acceptedBefore, a
+// success sent before the refused request raises the estimate to what the
+// successes sent before it show (acceptedBefore), to no more than the rate
+// the key was paced at: when the server refused, the answers to the
+// requests it had just accepted were still on their way, so the estimate
+// made at the refusal sees too few of them.
 func (lr *learner) served(now, start int64) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
@@ -420,7 +421,6 @@ func (lr *learner) refused(now, sent int64, retryAfter time.Duration, cv curve, 
 	lr.st.Max, lr.st.Probe, lr.st.Since = est, probe, end
 	lr.coolUntil, lr.epochStart, lr.epochServed = end, end, 0
 	lr.first, lr.ceil = first, cur
-
 	lr.paced.Store(true)
 	return lr.st, true
 }
@@ -559,6 +559,14 @@ func (l *Limiter) group(key string, lr *learner, now int64) {
 	}
 	l.groupMu.Lock()
 	defer l.groupMu.Unlock()
+	led := false // others joined key already: it leads a group
+	l.groups.Range(func(_, g any) bool {
+		led = g.(string) == key
+		return !led
+	})
+	if led {
+		return
+	}
 	lead := ""
 	l.learners.Range(func(k, v any) bool {
 		k2 := k.(string)
