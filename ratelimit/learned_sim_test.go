@@ -54,6 +54,7 @@ var stormEpoch = time.Now().Truncate(time.Second)
 
 type stormResult struct {
 	served, sent, refused float64 // per second of the measured window, ÷ capacity for the first two
+	perSecond             []int   // requests served in each second of the run
 }
 
 // simulateStorm drives limiters (one per client process, each pacing key)
@@ -73,6 +74,7 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		next[i] = start + int64(rng.ExpFloat64()/offered*1e9)
 	}
 	var served, sent, refused float64
+	perSecond := make([]int, int(dur/time.Second)+1)
 	end := start + int64(dur)
 	from := start + int64(measureFrom)
 	for {
@@ -101,6 +103,9 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 			continue // to the fallback
 		}
 		ok := p.take(now)
+		if ok {
+			perSecond[(now-start)/int64(time.Second)]++
+		}
 		if now >= from {
 			sent++
 			if ok {
@@ -119,27 +124,27 @@ func simulateStorm(t *testing.T, seed uint64, ls []*Limiter, offered, capacity f
 		}
 	}
 	w := (dur - measureFrom).Seconds()
-	return stormResult{served: served / w / capacity, sent: sent / w / capacity, refused: refused / math.Max(sent, 1)}
+	return stormResult{served: served / w / capacity, sent: sent / w / capacity, refused: refused / math.Max(sent, 1), perSecond: perSecond}
 }
 
 // TestLearnedRateHoldsA2xStorm is a seeded simulation on a simulated
 // clock: one client process, nothing configured, sending twice what a
 // provider's token bucket allows (200 req/s, burst 20, 429 with
-// Retry-After: 1s). After the first 5 seconds of learning, what reaches
-// the provider stays within 1.1× its limit, and 0.9× of it is served on
-// average over six seeds (at least 0.85× in each).
+// Retry-After: 1s) for 30 s, after a calm second. Over the whole storm,
+// first refusal and learning included, 0.9× the limit is served in every
+// one of twelve seeds, what reaches the provider stays within 1.1× of it,
+// and after the first 5 s fewer than 1% of attempts are refused (the
+// issue's 2× storm target, as bench/sim scenario 8 measures it).
 func TestLearnedRateHoldsA2xStorm(t *testing.T) {
-	mean := 0.0
-	for seed := uint64(1); seed <= 6; seed++ {
+	for seed := uint64(1); seed <= 12; seed++ {
 		l := newLimiter(t, Config{})
-		r := simulateStorm(t, seed, []*Limiter{l}, 400, 200, 30*time.Second, 5*time.Second)
-		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused", seed, r.served, r.sent, 100*r.refused)
-		assert.GreaterOrEqual(t, r.served, 0.85, "seed %d", seed)
+		r := simulateStorm(t, seed, []*Limiter{l}, 400, 200, 31*time.Second, time.Second)
+		t.Logf("seed %d: served %.3f×, sent %.3f× the limit, %.2f%% refused; served per second %v", seed, r.served, r.sent, 100*r.refused, r.perSecond)
+		assert.GreaterOrEqual(t, r.served, 0.9, "seed %d", seed)
 		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
-		assert.Less(t, r.refused, 0.01, "seed %d", seed)
-		mean += r.served / 6
+		steady := simulateStorm(t, seed, []*Limiter{newLimiter(t, Config{})}, 400, 200, 31*time.Second, 6*time.Second)
+		assert.Less(t, steady.refused, 0.01, "seed %d", seed)
 	}
-	assert.GreaterOrEqual(t, mean, 0.9, "served over six seeds")
 }
 
 // TestLearnedRatesOfSeparateProcessesStayWithinTheLimit: three processes
@@ -187,4 +192,103 @@ func TestFleetSharingALearnStoreStaysWithinTheLimit(t *testing.T) {
 		assert.LessOrEqual(t, r.sent, 1.1, "seed %d", seed)
 		assert.GreaterOrEqual(t, r.served, 0.5, "seed %d", seed)
 	}
+}
+
+// simulateSharedKeys is simulateStorm for one client process pacing
+// several keys (endpoints behind one provider key, nothing configured)
+// against one provider bucket: each call tries the keys in a random order
+// and goes to the first that admits it, as a tier's picker passes over
+// paced endpoints, or to the fallback if none does. It reports what the
+// provider served over the storm (after the calm second), ÷ capacity,
+// and the share of attempts refused after the first 5 s.
+func simulateSharedKeys(t *testing.T, seed uint64, l *Limiter, keys []string, offered, capacity float64, dur time.Duration) (served, refusedLate float64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 11))
+	start := stormEpoch.Add(time.Second).UnixNano()
+	p := &provider{rps: capacity, burst: capacity / 10, tokens: capacity / 10, last: start}
+	ctx := context.Background()
+	var ev simEvents
+	end, from, late := start+int64(dur), start+int64(time.Second), start+int64(6*time.Second)
+	var n, sentLate, refused float64
+	for now := start; now < end; {
+		if len(ev) > 0 && ev[0].at <= now {
+			e := heap.Pop(&ev).(simEvent)
+			l.Observe(e.key, e.o)
+			continue
+		}
+		rate := offered
+		if now < from {
+			rate = offered / 4
+		}
+		first := rng.IntN(len(keys))
+		for i := range keys {
+			key := keys[(first+i)%len(keys)]
+			if _, err := l.take(ctx, key, 0, 0, time.Unix(0, now)); err != nil {
+				continue
+			}
+			ok := p.take(now)
+			if now >= late {
+				sentLate++
+			}
+			if ok {
+				if now >= from {
+					n++
+				}
+				at := now + int64(40*time.Millisecond)
+				heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Success, Latency: 40 * time.Millisecond, End: time.Unix(0, at)}})
+			} else {
+				if now >= late {
+					refused++
+				}
+				at := now + int64(time.Millisecond)
+				heap.Push(&ev, simEvent{at, key, sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: time.Millisecond, End: time.Unix(0, at)}})
+			}
+			break
+		}
+		next := now + int64(rng.ExpFloat64()/rate*1e9)
+		for len(ev) > 0 && ev[0].at <= next {
+			e := heap.Pop(&ev).(simEvent)
+			l.Observe(e.key, e.o)
+		}
+		now = next
+	}
+	return n / (dur - time.Second).Seconds() / capacity, refused / math.Max(sentLate, 1)
+}
+
+// TestEndpointsRefusedTogetherAreLearnedAsOne: three endpoints of one
+// process share a provider's bucket that nothing configured as shared (no
+// quota key). Their first refusals coincide, so they are paced and learned
+// as one key: the storm serves 0.9× the limit in every seed, as one
+// endpoint alone does. Learned each alone, an endpoint grows into the
+// capacity its cooling siblings leave, and the rates add up to more than
+// the limit when they resume.
+func TestEndpointsRefusedTogetherAreLearnedAsOne(t *testing.T) {
+	keys := []string{"a", "b", "c"}
+	for seed := uint64(1); seed <= 8; seed++ {
+		l := newLimiter(t, Config{})
+		served, refused := simulateSharedKeys(t, seed, l, keys, 400, 200, 31*time.Second)
+		t.Logf("seed %d: served %.3f×, %.2f%% refused after 5 s", seed, served, 100*refused)
+		assert.GreaterOrEqual(t, served, 0.9, "seed %d", seed)
+		assert.Less(t, refused, 0.01, "seed %d", seed)
+		assert.Positive(t, l.LearnedRate("a"), "seed %d", seed)
+		assert.Equal(t, l.LearnedRate("a"), l.LearnedRate("b"), "seed %d: one rate", seed)
+		assert.Equal(t, l.LearnedRate("a"), l.LearnedRate("c"), "seed %d: one rate", seed)
+	}
+}
+
+// TestEndpointsWithLimitsOfTheirOwnAreNotGrouped: two endpoints, each
+// with its own bucket, refused 300 ms apart, keep rates of their own.
+func TestEndpointsWithLimitsOfTheirOwnAreNotGrouped(t *testing.T) {
+	l := newLimiter(t, Config{})
+	base := time.Now().Truncate(time.Second)
+	for i := range 100 {
+		l.Observe("a", servedAt(base.Add(time.Duration(i)*10*time.Millisecond)))
+		l.Observe("b", servedAt(base.Add(time.Duration(i)*10*time.Millisecond)))
+	}
+	l.Observe("a", refusedAt(base.Add(time.Second), time.Second))
+	l.Observe("b", refusedAt(base.Add(1300*time.Millisecond), time.Second))
+	assert.Equal(t, "b", l.groupOf("b"))
+	l.Observe("c", refusedAt(base.Add(1350*time.Millisecond), time.Second))
+	assert.Equal(t, "b", l.groupOf("c"), "c's first refusal coincides with b's")
+	assert.Equal(t, "a", l.groupOf("a"))
 }

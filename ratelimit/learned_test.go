@@ -272,3 +272,17 @@ func TestLearnConfigRejectsValuesThatCannotWork(t *testing.T) {
 	_, err := New(Config{Learn: LearnConfig{Beta: 0.7, Recover: time.Second}})
 	assert.NoError(t, err)
 }
+
+// TestRateOfSuccessesCountsTheSliceBegunAsWhatItCovers: 100 successes a
+// second, read 10 ms into a slice: the slice just begun covers 10 ms, not
+// 100 (counted as 100 ms, the rate would read about 91/s).
+func TestRateOfSuccessesCountsTheSliceBegunAsWhatItCovers(t *testing.T) {
+	var r recent
+	base := time.Now().Truncate(time.Second).UnixNano()
+	for i := range 201 { // 2 s at 100/s
+		r.add(base+int64(i)*int64(10*time.Millisecond), true)
+	}
+	now := base + int64(2010*time.Millisecond)
+	ok, _, _ := r.rates(now, base)
+	assert.InDelta(t, 100, ok, 2)
+}

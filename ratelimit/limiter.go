@@ -37,6 +37,12 @@ type Limiter struct {
 	curve    curve
 	learners sync.Map   // key → *learner, for keys with no configured request rate
 	shared   LearnStore // the store, when it shares what is learned
+	// groups maps a key found to share a server's limit with others to
+	// the key their group is paced and learned under (learned.go, group);
+	// grouped says some key is in a group.
+	groups  sync.Map // key → string
+	grouped atomic.Bool
+	groupMu sync.Mutex // serializes forming groups
 
 	toldTokens sync.Map    // key → *toldTokens: token rates servers reported (tokens.go)
 	toldAny    atomic.Bool // some key was told a token rate
@@ -92,7 +98,9 @@ type Permit struct {
 	tokens int64 // the estimate charged
 }
 
-// Key returns the key the Permit was granted for.
+// Key returns the key the Permit was granted for: the key asked for, or
+// the key of its group if the Limiter found it shares a server's limit
+// with others (see LearnConfig).
 func (p Permit) Key() string { return p.key }
 
 // Done reports the tokens the call really used, correcting the estimate
@@ -166,24 +174,26 @@ func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.
 	if err != nil {
 		return Permit{}, err
 	}
+	bk := key // the key of the buckets and cooldown
 	if lim.RequestsPerSecond == 0 && !l.learnOff {
-		if r := l.learnedRate(ctx, key, now); r > 0 {
+		bk = l.groupOf(key)
+		if r := l.learnedRate(ctx, bk, now); r > 0 {
 			r = quantize(r)
 			lim.RequestsPerSecond, lim.Burst = r, learnedBurst(r)
 		}
 	}
-	lim = l.withToldTokens(key, lim, now.UnixNano())
+	lim = l.withToldTokens(bk, lim, now.UnixNano())
 	var d Decision
 	var e *entry
 	if l.mem != nil {
-		d, e = l.mem.take(key, lim, est, now, maxWait)
-	} else if d, err = l.store.Take(ctx, key, lim, est, now, maxWait); err != nil {
+		d, e = l.mem.take(bk, lim, est, now, maxWait)
+	} else if d, err = l.store.Take(ctx, bk, lim, est, now, maxWait); err != nil {
 		return Permit{}, fmt.Errorf("ratelimit: store: %w", err)
 	}
 	if !d.OK {
 		return Permit{}, limited(key, d.Cause, d.Wait, now)
 	}
-	p := Permit{l: l, e: e, key: key, tokens: est}
+	p := Permit{l: l, e: e, key: bk, tokens: est}
 	if d.Wait <= 0 {
 		return p, nil
 	}
@@ -201,6 +211,7 @@ func (l *Limiter) take(ctx context.Context, key string, est int64, maxWait time.
 // Cooldown refuses key until until, as a server's Retry-After asks. It
 // never shortens a cooldown already in force.
 func (l *Limiter) Cooldown(key string, until time.Time) {
+	key = l.groupOf(key)
 	if l.mem != nil {
 		l.mem.setCooldown(key, until, time.Now())
 		return
@@ -216,6 +227,7 @@ func (l *Limiter) Cooldown(key string, until time.Time) {
 // (errors matching ErrLimited) are ignored, so that feeding every outcome
 // back cannot make a refusal extend itself.
 func (l *Limiter) Observe(key string, o sturdy.Outcome) {
+	key = l.groupOf(key)
 	switch o.Class {
 	case sturdy.Success:
 		if l.learns(key) {
@@ -231,7 +243,9 @@ func (l *Limiter) Observe(key string, o sturdy.Outcome) {
 			l.Cooldown(key, time.Unix(0, now).Add(o.RetryAfter))
 		}
 		if l.learns(key) {
-			if st, ok := l.learnerOf(key, now).refused(now, now-int64(o.Latency), o.RetryAfter, l.curve, l.shared != nil); ok {
+			lr := l.learnerOf(key, now)
+			if st, ok := lr.refused(now, now-int64(o.Latency), o.RetryAfter, l.curve, l.shared != nil); ok {
+				l.group(key, lr, now)
 				l.share(key, st, now)
 			}
 		}
