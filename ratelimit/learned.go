@@ -40,11 +40,12 @@ const (
 //     estimate is rough, the curve runs in one second instead (probing).
 //   - Refusals that arrive during a cooldown belong to the same event
 //     (requests sent before it) and do not decrease the rate again.
-//   - Keys of one Limiter whose first refusals come within 100 ms of each
-//     other are taken to share one server's limit (endpoints behind one
-//     provider key, which empty its bucket together) and are learned and
-//     paced as one key from then on: one rate for their sum, one bucket,
-//     one cooldown (see Limiter.group).
+//   - Keys that Limiter.MayShare named together (sturdy's adapters name
+//     the endpoints of each tier) whose first refusals come within 100 ms
+//     of each other are taken to share one server's limit (endpoints
+//     behind one provider key, which empty its bucket together) and are
+//     learned and paced as one key from then on: one rate for their sum,
+//     one bucket, one cooldown (see Limiter.group).
 //
 // Why CUBIC's curve and not plain AIMD or a gradient: a provider's limit
 // is a token bucket whose every refusal costs a Retry-After of idleness,
@@ -535,9 +536,34 @@ func (l *Limiter) groupOf(key string) string {
 // take them to share one server's limit.
 const coincide = learnSlice
 
-// group puts key, just refused, in one group with other keys of l whose
-// first refusals coincided with its own (within coincide), when key's was
-// its first: endpoints behind one provider key that nothing configured
+// MayShare names keys that may share one server's limit although nothing
+// configured them as one key: the endpoints of one tier, say, which may be
+// deployments behind one provider key. Those of them whose first refusals
+// coincide are then learned and paced as one key (see LearnConfig). Keys
+// never named together are never grouped, so that a fallback tier's
+// endpoints, refused in the same moment as the primary's because the
+// primary's refusals sent them its load, are not paused with it. A key
+// belongs to the set the last call named it in; call MayShare before the
+// keys are refused. Keys with a configured request rate, and keys a
+// LearnStore shares, are never grouped.
+func (l *Limiter) MayShare(keys ...string) {
+	set := l.peerSets.Add(1)
+	for _, k := range keys {
+		l.peers.Store(k, set)
+	}
+}
+
+// peerSet returns the set MayShare last named key in, or 0.
+func (l *Limiter) peerSet(key string) int64 {
+	if v, ok := l.peers.Load(key); ok {
+		return v.(int64)
+	}
+	return 0
+}
+
+// group puts key, just refused, in one group with other keys MayShare
+// named with it whose first refusals coincided with its own (within
+// coincide), when key's was its first: endpoints behind one provider key that nothing configured
 // as such (a QuotaKey) run out together, when the bucket they share
 // empties, while endpoints with limits of their own run out each at its
 // own time. The group is then paced and learned as one key, as a
@@ -550,7 +576,8 @@ const coincide = learnSlice
 // together, is that a refusal of one pauses all of them. A LearnStore's
 // keys are not grouped: what is shared is per key.
 func (l *Limiter) group(key string, lr *learner, now int64) {
-	if l.shared != nil || lr.firstAt.Load() != now {
+	set := l.peerSet(key)
+	if l.shared != nil || set == 0 || lr.firstAt.Load() != now {
 		return
 	}
 	lim, err := l.limitOf(key)
@@ -570,7 +597,7 @@ func (l *Limiter) group(key string, lr *learner, now int64) {
 	lead := ""
 	l.learners.Range(func(k, v any) bool {
 		k2 := k.(string)
-		if k2 == key {
+		if k2 == key || l.peerSet(k2) != set {
 			return true
 		}
 		at := v.(*learner).firstAt.Load()

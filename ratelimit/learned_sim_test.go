@@ -266,6 +266,7 @@ func TestEndpointsRefusedTogetherAreLearnedAsOne(t *testing.T) {
 	keys := []string{"a", "b", "c"}
 	for seed := uint64(1); seed <= 8; seed++ {
 		l := newLimiter(t, Config{})
+		l.MayShare(keys...)
 		served, refused := simulateSharedKeys(t, seed, l, keys, 400, 200, 31*time.Second)
 		t.Logf("seed %d: served %.3f×, %.2f%% refused after 5 s", seed, served, 100*refused)
 		assert.GreaterOrEqual(t, served, 0.9, "seed %d", seed)
@@ -280,6 +281,7 @@ func TestEndpointsRefusedTogetherAreLearnedAsOne(t *testing.T) {
 // with its own bucket, refused 300 ms apart, keep rates of their own.
 func TestEndpointsWithLimitsOfTheirOwnAreNotGrouped(t *testing.T) {
 	l := newLimiter(t, Config{})
+	l.MayShare("a", "b", "c")
 	base := time.Now().Truncate(time.Second)
 	for i := range 100 {
 		l.Observe("a", servedAt(base.Add(time.Duration(i)*10*time.Millisecond)))
@@ -291,4 +293,28 @@ func TestEndpointsWithLimitsOfTheirOwnAreNotGrouped(t *testing.T) {
 	l.Observe("c", refusedAt(base.Add(1350*time.Millisecond), time.Second))
 	assert.Equal(t, "b", l.groupOf("c"), "c's first refusal coincides with b's")
 	assert.Equal(t, "a", l.groupOf("a"))
+}
+
+// TestOnlyKeysNamedTogetherAreGrouped: refusals that coincide group only
+// keys MayShare named together: a fallback tier's endpoint, refused in the
+// same moment as the primary's because it took the primary's load, keeps
+// its own rate and cooldown.
+func TestOnlyKeysNamedTogetherAreGrouped(t *testing.T) {
+	l := newLimiter(t, Config{})
+	l.MayShare("p1", "p2")
+	l.MayShare("f1")
+	base := time.Now().Truncate(time.Second)
+	for i := range 100 {
+		for _, k := range []string{"p1", "p2", "f1", "x"} {
+			l.Observe(k, servedAt(base.Add(time.Duration(i)*10*time.Millisecond)))
+		}
+	}
+	l.Observe("p1", refusedAt(base.Add(time.Second), time.Second))
+	l.Observe("f1", refusedAt(base.Add(time.Second+10*time.Millisecond), time.Second))
+	l.Observe("x", refusedAt(base.Add(time.Second+20*time.Millisecond), time.Second))
+	l.Observe("p2", refusedAt(base.Add(time.Second+30*time.Millisecond), time.Second))
+	assert.Equal(t, "p1", l.groupOf("p2"), "p2 was named with p1 and refused with it")
+	assert.Equal(t, "f1", l.groupOf("f1"), "f1 was named in a set of its own")
+	assert.Equal(t, "x", l.groupOf("x"), "x was never named")
+	assert.Equal(t, "p1", l.groupOf("p1"))
 }

@@ -43,6 +43,10 @@ type Limiter struct {
 	groups  sync.Map // key → string
 	grouped atomic.Bool
 	groupMu sync.Mutex // serializes forming groups
+	// peers maps a key that MayShare named to its set: only keys of one
+	// set are grouped.
+	peers    sync.Map // key → int
+	peerSets atomic.Int64
 
 	toldTokens sync.Map    // key → *toldTokens: token rates servers reported (tokens.go)
 	toldAny    atomic.Bool // some key was told a token rate

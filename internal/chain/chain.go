@@ -42,6 +42,11 @@ type Config struct {
 	Throttle       *ratelimit.ThrottleConfig // adaptive throttling per tier; nil: none
 	MaxWait        time.Duration
 
+	// Peers are the endpoints' names, by tier: the endpoints of one tier
+	// may share a server's limit that no QuotaKey names, and are learned
+	// as one when their first refusals coincide (ratelimit's
+	// Limiter.MayShare). Endpoints of different tiers never are.
+	Peers [][]string
 	// QuotaKeys are endpoints' quota keys, by name: endpoints with the
 	// same key are paced as one (quota.go). Nil or "": each its own.
 	QuotaKeys map[string]string
@@ -229,7 +234,7 @@ func New(cfg *Config) (*Chain, error) {
 	var err error
 	keys := quotaKeys(cfg.QuotaKeys)
 	limits, _ := quotaLimits(cfg.Names.Op, cfg.EndpointLimits, keys) // validated
-	if c.pacing, err = newPacing(cfg.Limiter, limits, keys); err != nil {
+	if c.pacing, err = newPacing(cfg.Limiter, limits, keys, cfg.Peers); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cfg.Names.Op, cfg.Names.Limiter, err)
 	}
 	if c.pacing != nil {

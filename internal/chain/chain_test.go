@@ -569,3 +569,31 @@ func TestCallStartIsTheFirstAttemptsStart(t *testing.T) {
 		assert.Equal(t, time.Duration(0), lat[1], "the attempt after the wait")
 	})
 }
+
+// TestATiersEndpointsRefusedTogetherAreLearnedAsOne: Config.Peers names
+// each tier's endpoints to the limiter, so two primary endpoints refused
+// in one moment are learned as one key (one rate, their sum), while the
+// fallback's endpoint, refused in that same moment, keeps its own.
+func TestATiersEndpointsRefusedTogetherAreLearnedAsOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := mustChain(t, Config{
+			Tiers: []Tier{{Picker: fakepick.New("p1", "p2")}, {Picker: fakepick.New("f1")}},
+			Peers: [][]string{{"p1", "p2"}, {"f1"}},
+		})
+		ok := sturdy.Outcome{Class: sturdy.Success, Latency: 10 * time.Millisecond}
+		for range 100 {
+			for _, ep := range []string{"p1", "p2", "f1"} {
+				c.pacing.observe(ep, ok)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		no := sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: 10 * time.Millisecond}
+		for _, ep := range []string{"p1", "f1", "p2"} {
+			c.pacing.observe(ep, no)
+		}
+		p1, p2, f1 := c.LearnedRate("p1"), c.LearnedRate("p2"), c.LearnedRate("f1")
+		assert.Positive(t, f1)
+		assert.Equal(t, p1, p2, "one rate for the primary's two endpoints")
+		assert.Greater(t, p1, 1.5*f1, "the primary's rate is the sum of two endpoints' like f1")
+	})
+}

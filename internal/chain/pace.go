@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,7 @@ type pacing struct {
 
 // newPacing returns the pacing of endpoints with limits, by limiter key,
 // and keys (nil: every endpoint is its own key).
-func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit, keys map[string]string) (*pacing, error) {
+func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit, keys map[string]string, peers [][]string) (*pacing, error) {
 	if cfg.Learn.Off && len(limits) == 0 {
 		return nil, nil
 	}
@@ -57,6 +58,17 @@ func newPacing(cfg ratelimit.Config, limits map[string]ratelimit.Limit, keys map
 		return nil, err
 	}
 	p := &pacing{l: l, keys: keys}
+	for _, names := range peers {
+		set := make([]string, 0, len(names))
+		for _, n := range names {
+			if k := p.key(n); !slices.Contains(set, k) {
+				set = append(set, k)
+			}
+		}
+		if len(set) > 1 {
+			l.MayShare(set...)
+		}
+	}
 	if len(limits) > 0 {
 		p.active.Store(true)
 	}

@@ -135,7 +135,7 @@ func Build(cfg *Config, p Protocol) (_ *Pipeline, err error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(p.Op+": "+format, args...)) }
 
 	cc := &chain.Config{
-		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, EndpointLimits: cfg.EndpointLimits, QuotaKeys: cfg.QuotaKeys, Throttle: cfg.Throttle,
+		Failover: cfg.Failover, Hedge: cfg.Hedge, Limiter: cfg.Limiter, EndpointLimits: cfg.EndpointLimits, QuotaKeys: cfg.QuotaKeys, Peers: peers(cfg.Tiers), Throttle: cfg.Throttle,
 		MaxWait: cfg.MaxWait, Names: names(p.Op), Hooks: new(attempt.Hooks),
 	}
 	cc.Tiers, errs = tiers(cfg, p.Op, errs)
@@ -261,6 +261,17 @@ func (p *Pipeline) Close() error {
 		p.stopProbes = nil
 	}
 	return p.Tel.Close()
+}
+
+// peers returns the names of each tier's endpoints (chain.Config.Peers).
+func peers(tiers []Tier) [][]string {
+	out := make([][]string, len(tiers))
+	for i, t := range tiers {
+		for _, ep := range t.Endpoints {
+			out[i] = append(out[i], ep.Name)
+		}
+	}
+	return out
 }
 
 // tiers checks what chain.Validate does not (endpoints, Pickers) and
