@@ -103,8 +103,9 @@ type Config struct {
 	// everything else it answered, while the estimate as a whole decays
 	// with Decay; each success also halves what is left of it. A replica
 	// that was stuck for a moment thus regains its share in a few
-	// PeakDecay instead of a few Decay; without Timeouts nothing changes. Zero means 500ms; negative means the penalties fade
-	// with Decay alone, as in Finagle and Linkerd. Only P2CPeakEWMA (and
+	// PeakDecay instead of a few Decay; without Timeouts nothing changes.
+	// Zero means 500ms; negative means the penalties fade with Decay
+	// alone, as in Finagle and Linkerd. Only P2CPeakEWMA (and
 	// PrefixAffinity's fallback to it) uses it.
 	PeakDecay time.Duration
 

@@ -93,9 +93,10 @@
 // more calls pay a cut attempt and a failover; one cut half the time
 // stays shunned, at about 16% (12%), since each Timeout doubles the
 // estimate that a success halves only above the usual latency
-// (TestP2CIntermittentlyStuckReplicaStaysShunned). Every slow answer, every lower bound (Canceled) and every other
-// failure (Unavailable, Auth, Overloaded, whose penalty lifts the usual
-// latency with it) is held as pure Peak-EWMA holds it. A negative
+// (TestP2CIntermittentlyStuckReplicaStaysShunned). Every slow answer,
+// every lower bound (Canceled) and every other failure (Unavailable,
+// Auth, Overloaded, whose penalty lifts the usual latency with it) is
+// held as pure Peak-EWMA holds it. A negative
 // PeakDecay restores pure Peak-EWMA.
 //
 // # Load reports
