@@ -30,7 +30,7 @@ func TestLearnKeepsTheDecreaseInForce(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDelta(t, 150.5, got.Max, 1e-9)
 	assert.True(t, got.Probe)
-	assert.InDelta(t, float64(first.Since), float64(got.Since), 1e3, "µs precision")
+	assert.Equal(t, first.Since/1e3*1e3, got.Since, "kept to the µs")
 
 	// Another replica's refusal within that cooldown is the same event.
 	other := ratelimit.Learned{Max: 40, Since: now + int64(1100*time.Millisecond)}
