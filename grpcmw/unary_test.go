@@ -303,7 +303,7 @@ func TestErrorCodes(t *testing.T) {
 		a, b := startBuf(t, "a"), startBuf(t, "b")
 		a.set(behavior{delay: time.Second})
 		c := newClient(t, grpcmw.WithEndpoints(grpcmw.Conn("a", a.dial(t)), grpcmw.Conn("b", b.dial(t))), roundRobin,
-			grpcmw.WithFailover(failover.Config{MaxAttempts: 2, AttemptTimeout: 20 * time.Millisecond, BudgetRatio: -1, BaseBackoff: -1}))
+			grpcmw.WithFailover(failover.Config{MaxAttempts: 2, AttemptTimeout: 250 * time.Millisecond, BudgetRatio: -1, BaseBackoff: -1}))
 		resp, err := testpb.NewTestServiceClient(c).UnaryCall(context.Background(), req("x"))
 		require.NoError(t, err)
 		assert.Equal(t, "b", resp.GetServerId())
