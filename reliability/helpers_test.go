@@ -210,6 +210,10 @@ func checkCallError(t *testing.T, err error) {
 	}
 }
 
+// loggedFailures is how many failed calls of a tally doHTTP logs, with
+// their attempts, so that a run that fails says why.
+const loggedFailures = 5
+
 // doHTTP makes one call and classifies it into ty: answered in full,
 // failed with one error listing its attempts (a *sturdy.Error, or the last
 // error response with Sturdy-Attempts), or cut after the first byte (a
@@ -229,14 +233,18 @@ func doHTTP(t *testing.T, c *http.Client, ty *tally, deadline time.Duration, mod
 	}()
 	resp, err := c.Do(chatReq(ctx, model, stream))
 	if err != nil {
-		ty.errs.Add(1)
+		if ty.errs.Add(1) <= loggedFailures {
+			t.Logf("call failed: %v", err)
+		}
 		checkCallError(t, err)
 		return ""
 	}
 	b, rerr := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		ty.errs.Add(1)
+		if ty.errs.Add(1) <= loggedFailures {
+			t.Logf("call answered %d; %s: %s", resp.StatusCode, httpmw.HeaderAttempts, resp.Header.Get(httpmw.HeaderAttempts))
+		}
 		if resp.Header.Get(httpmw.HeaderAttempts) == "" {
 			t.Errorf("final error response %d lacks %s", resp.StatusCode, httpmw.HeaderAttempts)
 		}

@@ -303,9 +303,9 @@ func TestRedisDownFallsBackToLocalShareAndRecovers(t *testing.T) {
 	lim := ratelimit.Limit{RequestsPerSecond: 300, Burst: 30}
 	fleet := newFleet(t, srv.Addr(), 3, lim, Config{Timeout: timeout, ProbeInterval: probe, Share: 1.0 / 3})
 
-	// run drives every replica for d and returns what each admitted and
-	// the slowest admission decision.
-	run := func(d time.Duration) (per []int, slowest time.Duration) {
+	// run drives every replica for d and returns what each admitted, the
+	// slowest admission decision and how many decisions there were in all.
+	run := func(d time.Duration) (per []int, slowest time.Duration, asked int) {
 		per = make([]int, len(fleet))
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -318,6 +318,7 @@ func TestRedisDownFallsBackToLocalShareAndRecovers(t *testing.T) {
 					took := time.Since(t0)
 					mu.Lock()
 					slowest = max(slowest, took)
+					asked++
 					mu.Unlock()
 					if err == nil {
 						per[i]++
@@ -330,7 +331,7 @@ func TestRedisDownFallsBackToLocalShareAndRecovers(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		return per, slowest
+		return per, slowest, asked
 	}
 	sum := func(per []int) (n int) {
 		for _, v := range per {
@@ -339,13 +340,18 @@ func TestRedisDownFallsBackToLocalShareAndRecovers(t *testing.T) {
 		return n
 	}
 
-	per, _ := run(300 * time.Millisecond)
-	assert.InDelta(t, 30+300*0.3, sum(per), 20, "shared: %v", per)
+	// The shared limit admits its burst and 0.3 s of its rate, and no
+	// more; it admits that much when asked for more (each decision is a
+	// Redis round trip: on a loaded machine the replicas may ask less).
+	per, _, asked := run(300 * time.Millisecond)
+	const shared = 30 + 300*3/10 // burst + 0.3 s at 300/s
+	assert.LessOrEqual(t, sum(per), shared+20, "shared: %v of %d", per, asked)
+	assert.GreaterOrEqual(t, sum(per), min(asked, shared)-20, "shared: %v of %d", per, asked)
 
 	srv.Stop()
-	per, slowest := run(600 * time.Millisecond)
+	per, slowest, _ := run(600 * time.Millisecond)
 	t.Logf("Redis down: admitted %v, slowest decision %v", per, slowest)
-	assert.LessOrEqual(t, slowest, timeout+30*time.Millisecond, "no call waits much longer than the timeout")
+	assert.LessOrEqual(t, slowest, timeout+50*time.Millisecond, "no call waits much longer than the timeout")
 	for i, r := range fleet {
 		assert.Equal(t, StateLocal, r.store.State(), "replica %d", i)
 		// A third of the limit: burst 10 + 100/s over 0.6s, plus what the
@@ -356,7 +362,7 @@ func TestRedisDownFallsBackToLocalShareAndRecovers(t *testing.T) {
 
 	srv.Restart()
 	require.Eventually(t, func() bool {
-		_, _ = run(20 * time.Millisecond)
+		_, _, _ = run(20 * time.Millisecond)
 		for _, r := range fleet {
 			if r.store.State() != StateShared {
 				return false
