@@ -127,7 +127,7 @@ func (w *Winner) Release() {
 		w.hooks.End(w.hctx, w.Info, w.Outcome, true)
 	}
 	w.hooks = nil
-	w.actx.cancel(errReleased)
+	w.actx.cancel(causeRelease)
 	w.actx = nil
 }
 

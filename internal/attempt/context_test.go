@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -113,7 +114,7 @@ func TestSweeperConcurrentAttempts(t *testing.T) {
 					errs <- errors.New("an attempt was cancelled before its timeout")
 					return
 				}
-				c.cancel(errReleased)
+				c.cancel(causeRelease)
 			}
 		})
 	}
@@ -159,14 +160,26 @@ func TestAttemptCtxWhenNeeded(t *testing.T) {
 	c := attemptCtx(near, true, time.Second, now)
 	require.NotNil(t, c, "a hedge has a context of its own")
 	require.Nil(t, c.shard, "under the caller's earlier deadline, without a timeout")
-	c.cancel(errLost)
+	c.cancel(causeLost)
 	c = attemptCtx(near, false, time.Second-time.Millisecond, now)
 	require.NotNil(t, c, "the timeout comes first")
 	require.False(t, c.stopTimeout())
-	c.cancel(errReleased)
+	c.cancel(causeRelease)
 	var nilCtx *attemptContext
 	require.False(t, nilCtx.stopTimeout())
-	nilCtx.cancel(errLost) // a no-op
+	nilCtx.cancel(causeLost) // a no-op
+}
+
+// The attempt context is one allocation of the 80-byte size class: a
+// field added carelessly moves it to the next.
+func TestAttemptContextSize(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(attemptContext{}), uintptr(80))
+	allocs := testing.AllocsPerRun(100, func() {
+		c := attemptCtx(context.Background(), false, time.Minute, time.Now())
+		c.stopTimeout()
+		c.cancel(causeRelease)
+	})
+	require.LessOrEqual(t, allocs, 1.0)
 }
 
 type ctxKey struct{}
@@ -222,7 +235,7 @@ func TestAttemptContextContract(t *testing.T) {
 		defer cancelChild()
 		ran := make(chan struct{})
 		context.AfterFunc(c, func() { close(ran) })
-		c.cancel(errLost)
+		c.cancel(causeLost)
 		require.True(t, isDone(child), "a derived context ends before cancel returns")
 		require.ErrorIs(t, child.Err(), context.Canceled)
 		<-ran
@@ -240,11 +253,11 @@ func TestAttemptContextContract(t *testing.T) {
 		c.mu.Unlock()
 		require.Zero(t, n, "the derived context's func was not unregistered")
 		require.NoError(t, c.Err())
-		c.cancel(errReleased)
+		c.cancel(causeRelease)
 	})
 	t.Run("AfterFunc on a cancelled context", func(t *testing.T) {
 		c := newAttemptContext(context.Background())
-		c.cancel(errLost)
+		c.cancel(causeLost)
 		ran := make(chan struct{})
 		stop := context.AfterFunc(c, func() { close(ran) })
 		<-ran
@@ -253,12 +266,45 @@ func TestAttemptContextContract(t *testing.T) {
 		defer cancel()
 		require.True(t, isDone(child))
 	})
+	t.Run("Err does not change once said", func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		c := newAttemptContext(parent)
+		cancel()
+		require.ErrorIs(t, c.Err(), context.Canceled)
+		c.cancel(causeTimeout) // too late: Err said the parent's already
+		require.ErrorIs(t, c.Err(), context.Canceled)
+		require.ErrorIs(t, c.causeOf(), context.Canceled, "the parent's cause")
+		require.True(t, isDone(c))
+	})
+	t.Run("Done after cancel", func(t *testing.T) {
+		c := newAttemptContext(context.Background())
+		c.cancel(causeTimeout)
+		require.True(t, isDone(c))
+		require.ErrorIs(t, c.Err(), context.Canceled)
+		require.Same(t, ErrAttemptTimeout, c.causeOf())
+		require.ErrorIs(t, context.Cause(c), context.Canceled, "the context package cannot know the loop's cause")
+	})
+	t.Run("concurrent Done, AfterFunc and cancel", func(t *testing.T) {
+		for range 200 {
+			parent, cancelParent := context.WithCancel(context.Background())
+			c := newAttemptContext(parent)
+			ran := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() { <-c.Done() })
+			wg.Go(func() { context.AfterFunc(c, func() { close(ran) }) })
+			wg.Go(func() { c.cancel(causeLost) })
+			wg.Go(cancelParent)
+			wg.Wait()
+			<-ran
+			require.Error(t, c.Err())
+		}
+	})
 	t.Run("AfterFunc stop", func(t *testing.T) {
 		c := newAttemptContext(context.Background())
 		stop := c.AfterFunc(func() { t.Error("a stopped func ran") })
 		require.True(t, stop())
 		require.False(t, stop())
-		c.cancel(errLost)
+		c.cancel(causeLost)
 	})
 }
 
@@ -327,7 +373,7 @@ func BenchmarkAttemptContext(b *testing.B) {
 		for b.Loop() {
 			c := attemptCtx(bg, false, time.Minute, now)
 			_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
-			c.cancel(errReleased)
+			c.cancel(causeRelease)
 		}
 	})
 	b.Run("parallel/WithCancelCause+Timer", func(b *testing.B) {
@@ -349,7 +395,7 @@ func BenchmarkAttemptContext(b *testing.B) {
 			for pb.Next() {
 				c := attemptCtx(bg, false, time.Minute, now)
 				_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
-				c.cancel(errReleased)
+				c.cancel(causeRelease)
 			}
 		})
 	})

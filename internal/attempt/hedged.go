@@ -230,7 +230,7 @@ func (c *hedgedCall[T]) afterFailure(r result[T]) (prepared, bool) {
 	}
 	if !r.out.Class.RetryElsewhere() {
 		for _, actx := range c.actxs {
-			actx.cancel(errAborted)
+			actx.cancel(causeAborted)
 		}
 		return prepared{}, false
 	}
@@ -290,7 +290,7 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 			c.winner = p.info.N
 			c.actxs[p.info.N-1] = nil // the winner's context lives on until Release
 			for _, actx := range c.actxs {
-				actx.cancel(errLost)
+				actx.cancel(causeLost)
 			}
 		} else {
 			r.lost = true
@@ -456,7 +456,7 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 func (c *hedgedCall[T]) settle(r result[T], cleanup bool) {
 	r.done(r.out)
 	c.s.end(r.hctx, r.info, r.out, false)
-	r.actx.cancel(errLost)
+	r.actx.cancel(causeLost)
 	if cleanup {
 		release(c.cleanup, r.v)
 	}
@@ -468,7 +468,7 @@ func (c *hedgedCall[T]) settle(r result[T], cleanup bool) {
 func (c *hedgedCall[T]) drain() {
 	c.mu.Lock()
 	for _, actx := range c.actxs {
-		actx.cancel(errLost)
+		actx.cancel(causeLost)
 	}
 	n, results := c.inN, c.results
 	c.inN = 0

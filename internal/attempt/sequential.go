@@ -93,7 +93,7 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		}
 		done(out)
 		s.end(hctx, a, out, false)
-		actx.cancel(errLost)
+		actx.cancel(causeLost)
 		if sc == nil {
 			sc = getScratch()
 			tried, attempts = append(sc.tried[:0], tried...), sc.attempts[:0]

@@ -79,7 +79,7 @@ func (sw *sweeper) add(c *attemptContext, now time.Time, d time.Duration) {
 	nowNs := int64(now.Sub(sw.epoch))
 	c.when = nowNs + int64(d)
 	s.mu.Lock()
-	c.shard, c.state = s, entryIn
+	c.shard, c.entry = s, entryIn
 	c.next = s.head
 	if s.head != nil {
 		s.head.prev = c
@@ -108,11 +108,11 @@ func (s *shard) arm(at, now int64) {
 func (s *shard) remove(c *attemptContext) (fired bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.state != entryIn {
-		return c.state == entryFired
+	if c.entry != entryIn {
+		return c.entry == entryFired
 	}
 	s.unlink(c)
-	c.state = entryOut
+	c.entry = entryOut
 	return false
 }
 
@@ -141,7 +141,7 @@ func (s *shard) sweep() {
 		n := c.next
 		if c.when <= now {
 			s.unlink(c)
-			c.state = entryFired
+			c.entry = entryFired
 			expired = append(expired, c)
 		} else if next == 0 || c.when < next {
 			next = c.when
