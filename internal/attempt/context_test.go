@@ -3,6 +3,7 @@ package attempt
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -86,6 +87,19 @@ func TestSweeperMixedDeadlines(t *testing.T) {
 			}
 		}
 		require.Nil(t, sw.shards[0].head)
+	})
+}
+
+// A timeout too long to add to the clock reading is not one in the past.
+func TestSweeperLongTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sw := newSweeper(time.Now(), 1)
+		c := newAttemptContext(context.Background())
+		sw.add(c, time.Now().Add(time.Hour), math.MaxInt64)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.NoError(t, c.Err())
+		require.False(t, c.shard.remove(c))
 	})
 }
 

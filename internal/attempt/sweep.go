@@ -1,6 +1,7 @@
 package attempt
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -77,7 +78,8 @@ func newSweeper(epoch time.Time, procs int) *sweeper {
 func (sw *sweeper) add(c *attemptContext, now time.Time, d time.Duration) {
 	s := &sw.shards[rand.Uint32()&uint32(len(sw.shards)-1)]
 	nowNs := int64(now.Sub(sw.epoch))
-	c.when = nowNs + int64(d)
+	// Saturated, so that a timeout of centuries is not one in the past.
+	c.when = nowNs + min(int64(d), math.MaxInt64-int64(sweepSlack)-nowNs)
 	s.mu.Lock()
 	c.shard, c.entry = s, entryIn
 	c.next = s.head
