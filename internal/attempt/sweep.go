@@ -24,8 +24,9 @@ import (
 // normally within sweepSlack after it (more when the process is too busy
 // to run the timer on time); the timeouts it serves are hundreds of
 // milliseconds at least by default (failover's MinAttemptTimeout).
-// A sweep walks its shard's whole list: its cost is the attempts in
-// flight, paid about once per timeout.
+// A sweep walks its shard's whole list, holding its lock: its cost is the
+// shard's attempts in flight, paid about once per timeout while attempts
+// end in time, and at most once per sweepSlack while many time out.
 type sweeper struct {
 	epoch  time.Time // deadlines are ns since then; it has a monotonic reading
 	shards []shard
