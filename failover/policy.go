@@ -29,7 +29,10 @@ type Config struct {
 	// attempts that another may follow, so a stuck endpoint costs a
 	// failover, not the call, while the last attempt runs to the caller's
 	// deadline. Positive fixes the timeout of every attempt. Negative
-	// means none: only the caller's deadline applies.
+	// means none: only the caller's deadline applies. An attempt is cut
+	// no sooner than its timeout and normally within a millisecond after
+	// it (timeouts are swept, not timed one by one); an attempt whose
+	// caller's deadline comes first is left to that deadline.
 	AttemptTimeout time.Duration
 	// AttemptTimeoutQuantile is the quantile of recent latencies the
 	// adaptive timeout starts from. Zero means 0.99.

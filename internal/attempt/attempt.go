@@ -110,10 +110,10 @@ type Winner struct {
 	Info    Info
 	Outcome sturdy.Outcome
 
-	done   func(sturdy.Outcome)
-	cancel context.CancelCauseFunc
-	hctx   context.Context
-	hooks  *Hooks
+	done  func(sturdy.Outcome)
+	actx  *attemptContext // nil when the attempt ran in the caller's context
+	hctx  context.Context
+	hooks *Hooks
 }
 
 // Release reports the winner's outcome and releases its context. It is a
@@ -127,10 +127,8 @@ func (w *Winner) Release() {
 		w.hooks.End(w.hctx, w.Info, w.Outcome, true)
 	}
 	w.hooks = nil
-	if w.cancel != nil {
-		w.cancel(errReleased)
-		w.cancel = nil
-	}
+	w.actx.cancel(causeRelease)
+	w.actx = nil
 }
 
 var (
@@ -289,8 +287,9 @@ func endpointName(ep *sturdy.Endpoint) string {
 }
 
 // classify settles an attempt's outcome: the loop's own timeout and the
-// caller's context override what the function said.
-func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time, timedOut bool) sturdy.Outcome {
+// caller's context override what the function said. timedOut is what
+// stopping the attempt's timeout reported.
+func classify(parent context.Context, out sturdy.Outcome, start time.Time, timedOut bool) sturdy.Outcome {
 	if out.Latency == 0 {
 		out.Latency = time.Since(start)
 	}
@@ -298,11 +297,9 @@ func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time,
 		out.End = start.Add(out.Latency) // no second clock read
 	}
 	switch {
-	case timedOut || (actx != parent && context.Cause(actx) == ErrAttemptTimeout):
-		if out.Class != sturdy.Success || timedOut {
-			out.Class = sturdy.Timeout
-			out.Err = ErrAttemptTimeout
-		}
+	case timedOut:
+		out.Class = sturdy.Timeout
+		out.Err = ErrAttemptTimeout
 	case out.Class != sturdy.Success:
 		if err := CallerErr(parent); err != nil {
 			// The caller gave up (cancelled or past its own deadline,
@@ -317,20 +314,40 @@ func classify(parent, actx context.Context, out sturdy.Outcome, start time.Time,
 }
 
 // attemptCtx gives an attempt its own context when it may need to be
-// cancelled on its own (a hedge that lost, a per-attempt timeout); the
-// timer, if any, cancels it with ErrAttemptTimeout. now is the attempt's
-// start, or zero for now (it tells StartTimer whether the call runs in a
-// synctest bubble).
-func attemptCtx(parent context.Context, own bool, timeout time.Duration, now time.Time) (context.Context, context.CancelCauseFunc, *Timer) {
-	if !own && timeout <= 0 {
-		return parent, nil, nil
-	}
-	actx, cancel := context.WithCancelCause(parent)
-	var t *Timer
+// cancelled on its own (own: a hedge that may lose; or a per-attempt
+// timeout), and arms the timeout, which cancels it with
+// ErrAttemptTimeout. It returns nil, and the attempt runs in parent, when
+// neither applies, or when parent's deadline comes first: then the
+// caller's deadline bounds the attempt, and classify calls the attempt
+// the caller's, as it would have once the caller's deadline passed. now
+// is the attempt's start, or zero for now.
+func attemptCtx(parent context.Context, own bool, timeout time.Duration, now time.Time) *attemptContext {
 	if timeout > 0 {
-		t = StartTimer(now, timeout, cancel, ErrAttemptTimeout)
+		if dl, ok := parent.Deadline(); ok {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			if !dl.After(now.Add(timeout)) {
+				timeout = 0
+			}
+		}
 	}
-	return actx, cancel, t
+	if !own && timeout <= 0 {
+		return nil
+	}
+	c := newAttemptContext(parent)
+	if timeout > 0 {
+		c.startTimeout(now, timeout)
+	}
+	return c
+}
+
+// ctxOr is c as a context, or parent when c is nil.
+func ctxOr(c *attemptContext, parent context.Context) context.Context {
+	if c == nil {
+		return parent
+	}
+	return c
 }
 
 // failure builds the error a failed call returns.

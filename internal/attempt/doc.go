@@ -9,7 +9,9 @@
 // attempts; one loop driven by both policies does not.
 //
 // Without hedging the loop runs every attempt on the caller's goroutine
-// and allocates nothing of its own. With hedging the first attempt still
+// and allocates nothing of its own but, for an attempt with a timeout, its
+// context: one allocation, whose timeout a shared deadline sweeper
+// enforces (sweep.go) rather than a timer of its own. With hedging the first attempt still
 // runs on the caller's goroutine and each hedge on the hedge timer's own
 // goroutine (a call whose hedge never fires starts no goroutine); once an
 // attempt has failed or a hedge has started, the caller's goroutine

@@ -15,23 +15,21 @@ import (
 var errAborted = errors.New("sturdy: another attempt failed for good")
 
 type result[T any] struct {
-	v      T
-	out    sturdy.Outcome
-	info   Info
-	done   func(sturdy.Outcome)
-	cancel context.CancelCauseFunc
-	hctx   context.Context
-	lost   bool // another attempt won: release this one
+	v    T
+	out  sturdy.Outcome
+	info Info
+	done func(sturdy.Outcome)
+	actx *attemptContext
+	hctx context.Context
+	lost bool // another attempt won: release this one
 }
 
 // prepared is an attempt that has an endpoint and a context, not yet run.
 type prepared struct {
-	info   Info
-	done   func(sturdy.Outcome)
-	actx   context.Context
-	cancel context.CancelCauseFunc
-	hctx   context.Context
-	timer  *Timer // the attempt's timeout, if any
+	info Info
+	done func(sturdy.Outcome)
+	actx *attemptContext // with the attempt's timeout, if any
+	hctx context.Context
 }
 
 // hedgedCall is the state of one hedged call.
@@ -65,8 +63,8 @@ type hedgedCall[T any] struct {
 	armed    bool
 	finished bool
 	results  chan result[T]
-	cancels  []context.CancelCauseFunc  // by attempt number - 1; nil once settled
-	cancel0  [4]context.CancelCauseFunc // cancels' first backing array
+	actxs    []*attemptContext  // by attempt number - 1; nil once settled
+	actx0    [4]*attemptContext // actxs' first backing array
 	tried    []string
 	inN      int // attempts in flight, the inline one included
 	started  int
@@ -131,7 +129,7 @@ func runHedged[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T]
 	s = c.s
 	defer putScratch(c.sc)
 	c.tried = append(c.sc.tried[:0], exclude...)
-	c.cancels = c.cancel0[:0]
+	c.actxs = c.actx0[:0]
 
 	c.mu.Lock()
 	p, err := c.prepare(sturdy.First)
@@ -161,7 +159,7 @@ func runHedged[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T]
 }
 
 func winnerOf[T any](r result[T], hooks *Hooks) Winner {
-	return Winner{Info: r.info, Outcome: r.out, done: r.done, cancel: r.cancel, hctx: r.hctx, hooks: hooks}
+	return Winner{Info: r.info, Outcome: r.out, done: r.done, actx: r.actx, hctx: r.hctx, hooks: hooks}
 }
 
 // arm starts the hedge timer if another hedge is allowed. c.mu is held.
@@ -231,10 +229,8 @@ func (c *hedgedCall[T]) afterFailure(r result[T]) (prepared, bool) {
 		return prepared{}, false
 	}
 	if !r.out.Class.RetryElsewhere() {
-		for _, cancel := range c.cancels {
-			if cancel != nil {
-				cancel(errAborted)
-			}
+		for _, actx := range c.actxs {
+			actx.cancel(causeAborted)
 		}
 		return prepared{}, false
 	}
@@ -264,10 +260,10 @@ func (c *hedgedCall[T]) prepare(kind sturdy.AttemptKind) (prepared, error) {
 	if ep != nil {
 		c.tried = append(c.tried, ep.Name)
 	}
-	actx, cancel, timer := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started, c.maxN), time.Time{})
-	c.cancels = append(c.cancels, cancel)
+	actx := attemptCtx(c.ctx, true, c.s.attemptTimeout(c.started, c.maxN), time.Time{})
+	c.actxs = append(c.actxs, actx)
 	c.inN++
-	return prepared{info: a, done: done, actx: actx, cancel: cancel, hctx: c.s.start(actx, a), timer: timer}, nil
+	return prepared{info: a, done: done, actx: actx, hctx: c.s.start(actx, a)}, nil
 }
 
 // exec runs a prepared attempt and settles its outcome. The first attempt
@@ -285,24 +281,22 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	} else {
 		v, out = c.fn(p.hctx, p.info)
 	}
-	out = classify(c.ctx, p.actx, out, start, p.timer.Stop())
-	r := result[T]{v: v, out: out, info: p.info, done: p.done, cancel: p.cancel, hctx: p.hctx}
+	out = classify(c.ctx, out, start, p.actx.stopTimeout())
+	r := result[T]{v: v, out: out, info: p.info, done: p.done, actx: p.actx, hctx: p.hctx}
 	if out.Class == sturdy.Success {
 		c.s.Hedge.Observe(out.Latency)
 		c.mu.Lock()
 		if c.winner == 0 {
 			c.winner = p.info.N
-			c.cancels[p.info.N-1] = nil // the winner's context lives on until Release
-			for _, cancel := range c.cancels {
-				if cancel != nil {
-					cancel(errLost)
-				}
+			c.actxs[p.info.N-1] = nil // the winner's context lives on until Release
+			for _, actx := range c.actxs {
+				actx.cancel(causeLost)
 			}
 		} else {
 			r.lost = true
 		}
 		c.mu.Unlock()
-	} else if cause := context.Cause(p.actx); cause == errLost || cause == errAborted {
+	} else if cause := p.actx.causeOf(); cause == errLost || cause == errAborted {
 		r.lost = true
 	}
 	if r.lost {
@@ -462,7 +456,7 @@ func (c *hedgedCall[T]) coordinate(first result[T]) (T, Winner, error) {
 func (c *hedgedCall[T]) settle(r result[T], cleanup bool) {
 	r.done(r.out)
 	c.s.end(r.hctx, r.info, r.out, false)
-	r.cancel(errLost)
+	r.actx.cancel(causeLost)
 	if cleanup {
 		release(c.cleanup, r.v)
 	}
@@ -473,10 +467,8 @@ func (c *hedgedCall[T]) settle(r result[T], cleanup bool) {
 // call must be finished.
 func (c *hedgedCall[T]) drain() {
 	c.mu.Lock()
-	for _, cancel := range c.cancels {
-		if cancel != nil {
-			cancel(errLost)
-		}
+	for _, actx := range c.actxs {
+		actx.cancel(causeLost)
 	}
 	n, results := c.inN, c.results
 	c.inN = 0

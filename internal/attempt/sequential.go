@@ -79,23 +79,21 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		if n > 1 {
 			start = time.Now() // the first attempt starts when the call does
 		}
-		actx, cancel, timer := attemptCtx(ctx, false, s.attemptTimeout(n, maxN), start)
-		hctx := s.start(actx, a)
+		actx := attemptCtx(ctx, false, s.attemptTimeout(n, maxN), start)
+		hctx := s.start(ctxOr(actx, ctx), a)
 		v, out := fn(hctx, a)
-		out = classify(ctx, actx, out, start, timer.Stop())
+		out = classify(ctx, out, start, actx.stopTimeout())
 		s.observe(kind, out)
 
 		if out.Class == sturdy.Success {
 			if s.Hedge != nil {
 				s.Hedge.Observe(out.Latency)
 			}
-			return v, Winner{Info: a, Outcome: out, done: done, cancel: cancel, hctx: hctx, hooks: s.Hooks}, nil
+			return v, Winner{Info: a, Outcome: out, done: done, actx: actx, hctx: hctx, hooks: s.Hooks}, nil
 		}
 		done(out)
 		s.end(hctx, a, out, false)
-		if cancel != nil {
-			cancel(errLost)
-		}
+		actx.cancel(causeLost)
 		if sc == nil {
 			sc = getScratch()
 			tried, attempts = append(sc.tried[:0], tried...), sc.attempts[:0]
