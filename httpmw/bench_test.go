@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,14 @@ func BenchmarkRoundTripSturdy(b *testing.B) {
 // minus BenchmarkRoundTripStub is that floor, for comparison with
 // BenchmarkRoundTripSturdy in the same run.
 type floorTransport struct{ stubTransport }
+
+// outRequest is the floor's request, its own URL, and room for the URL's
+// path, allocated together.
+type outRequest struct {
+	r       http.Request
+	u       url.URL
+	pathBuf [32]byte // room for the joined path; written once
+}
 
 var floorKey = []string{"Bearer a-key"} // shared, as an endpoint's header values are
 

@@ -15,7 +15,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
-	"unsafe"
 
 	"github.com/sturdyai/sturdy/internal/pipeline"
 )
@@ -65,7 +64,8 @@ type endpoint struct {
 	provider  string               // gen_ai.provider.name
 	genai     sync.Map             // genKey → *telemetry.GenAISets
 
-	reqAttrs atomic.Pointer[reqAttrs] // the last attempt span's request attributes (semconv.go)
+	reqAttrs atomic.Pointer[reqAttrs]            // the last attempt span's request attributes (semconv.go)
+	urls     [urlSlots]atomic.Pointer[routedURL] // caller URLs routed to ep (routed)
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -153,38 +153,80 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// outRequest is an attempt's request, its own URL, and room for the URL's
-// path: the attempt allocates them together (see attemptState).
-type outRequest struct {
-	r       http.Request
-	u       url.URL
-	pathBuf [32]byte // room for the joined path; written once
-}
-
-// request fills o with the request an attempt sends to ep, on ctx, and
+// request fills r with the request an attempt sends to ep, on ctx, and
 // returns it. It is a shallow copy of the caller's req (net/http's
-// RoundTripper contract: the caller's request is never modified) with its
-// own URL and, when anything changes, its own header map: the caller's
-// path and query are kept; scheme, host and the base-path prefix come from
-// the endpoint; the caller's credentials are replaced by the endpoint's
-// headers. Unlike Request.Clone it shares what no RoundTripper writes
-// (header values, Trailer, TransferEncoding), and, if share, the caller's
-// header map itself when nothing is removed or added; see outHeader.
-func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Request, passCreds, share bool) *http.Request {
+// RoundTripper contract: the caller's request is never modified) with a
+// URL of the endpoint's (routed) and, when anything changes, a header map
+// of its own: the caller's path and query are kept; scheme, host and the
+// base-path prefix come from the endpoint; the caller's credentials are
+// replaced by the endpoint's headers. Unlike Request.Clone it shares what
+// no RoundTripper writes (header values, Trailer, TransferEncoding, the
+// routed URL), and, if share, the caller's header map itself when nothing
+// is removed or added; see outHeader.
+func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, passCreds, share bool) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation.
-	o.r = *req.WithContext(ctx)
-	o.u = *req.URL
-	o.r.URL = &o.u
-	ep.routeURL(&o.u, o.pathBuf[:])
-	o.r.Host = ""
-	o.r.Header = ep.outHeader(req.Header, passCreds, share)
-	return &o.r
+	*r = *req.WithContext(ctx)
+	r.URL = ep.routed(req.URL)
+	r.Host = ""
+	r.Header = ep.outHeader(req.Header, passCreds, share)
+	return r
 }
 
-// routeURL points u (the attempt's own copy of the caller's URL) at the
-// endpoint. The joined path is built in buf if it fits.
-func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
+// routedURL is a caller's URL (from, without the scheme, host and user
+// info that routing replaces) and where it goes on an endpoint (to).
+// Once published in an endpoint's slot it is never written again.
+type routedURL struct {
+	from, to url.URL
+}
+
+// urlSlots is how many routed URLs an endpoint keeps: a program sends a
+// few paths (chat completions, embeddings, ...), each with a query that
+// rarely changes.
+const urlSlots = 8
+
+// routed returns the URL an attempt sends the caller's u to on ep. The
+// routed URL of a caller URL that ep has seen before is shared by every
+// attempt that sends it, without a copy: the attempt's request points at
+// a URL of the endpoint's that no one writes (net/http.RoundTripper
+// forbids the base to modify the request, its URL included). A URL not
+// seen before, or one that another pushed out of its slot, costs one
+// allocation, and takes the slot.
+func (ep *endpoint) routed(u *url.URL) *url.URL {
+	slot := &ep.urls[urlSlot(u)]
+	if e := slot.Load(); e != nil && sameRoute(&e.from, u) {
+		return &e.to
+	}
+	e := &routedURL{from: *u, to: *u}
+	// The key keeps only what routing keeps: no user info of the caller's
+	// stays in the endpoint's memory.
+	e.from.Scheme, e.from.Host, e.from.User = "", "", nil
+	ep.routeURL(&e.to)
+	slot.Store(e)
+	return &e.to
+}
+
+// urlSlot is the slot of ep.urls where u's routed URL is kept: a cheap
+// hash of what tells the usual paths apart.
+func urlSlot(u *url.URL) int {
+	h := 3*len(u.Path) + len(u.RawQuery)
+	if n := len(u.Path); n > 0 {
+		h += int(u.Path[n-1])
+	}
+	return h & (urlSlots - 1)
+}
+
+// sameRoute reports whether the caller URLs a and b route alike: they
+// have the same fields but for the scheme, host and user info, which
+// routing replaces.
+func sameRoute(a, b *url.URL) bool {
+	return a.Path == b.Path && a.RawQuery == b.RawQuery && a.RawPath == b.RawPath &&
+		a.Opaque == b.Opaque && a.Fragment == b.Fragment && a.RawFragment == b.RawFragment &&
+		a.ForceQuery == b.ForceQuery && a.OmitHost == b.OmitHost
+}
+
+// routeURL points u (a copy of the caller's URL) at the endpoint.
+func (ep *endpoint) routeURL(u *url.URL) {
 	u.Scheme, u.Host, u.User = ep.scheme, ep.host, nil
 	if ep.query != nil {
 		q := u.Query()
@@ -205,20 +247,7 @@ func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
 	} else if ep.rawPrefix != ep.prefix {
 		u.RawPath = ep.rawPrefix + u.EscapedPath()
 	}
-	u.Path = concat(buf, ep.prefix, sep, p)
-}
-
-// concat returns a+b+c, in buf's bytes if it fits. The string shares them,
-// so buf must never be written again.
-func concat(buf []byte, a, b, c string) string {
-	n := len(a) + len(b) + len(c)
-	if n == 0 || n > len(buf) {
-		return a + b + c
-	}
-	i := copy(buf, a)
-	i += copy(buf[i:], b)
-	copy(buf[i:], c)
-	return unsafe.String(unsafe.SliceData(buf), n)
+	u.Path = ep.prefix + sep + p
 }
 
 // outHeader returns the header an attempt sends to ep, given the caller's
