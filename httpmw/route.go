@@ -163,13 +163,16 @@ func validHeaderName(k string) bool {
 // no RoundTripper writes (header values, Trailer, TransferEncoding, the
 // routed URL), and, if share, the caller's header map itself when nothing
 // is removed or added; see outHeader.
-func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, passCreds, share bool) *http.Request {
+//
+// ch is what a pass over req.Header's keys found (callerHeader.read), or
+// nil: outHeader then looks for the caller's credentials itself.
+func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation.
 	*r = *req.WithContext(ctx)
 	r.URL = ep.routed(req.URL)
 	r.Host = ""
-	r.Header = ep.outHeader(req.Header, passCreds, share)
+	r.Header = ep.outHeader(req.Header, ch, passCreds, share)
 	return r
 }
 
@@ -253,7 +256,8 @@ func (ep *endpoint) routeURL(u *url.URL) {
 // outHeader returns the header an attempt sends to ep, given the caller's
 // h: h without the caller's credentials (unless passCreds), under their
 // canonical keys and under any other spelling, and with the endpoint's
-// headers.
+// headers. ch says where h's credentials are (nil: unknown; h's keys are
+// then scanned for them).
 //
 // The result shares h's value slices. When nothing is removed or added
 // and share is set, it is h itself: the caller's header is only ever read,
@@ -263,43 +267,63 @@ func (ep *endpoint) routeURL(u *url.URL) {
 // map of the attempt's own rather than into one that other goroutines
 // read and write. A nil h gives an empty header, never nil (http.Transport
 // refuses a nil Request.Header).
-func (ep *endpoint) outHeader(h http.Header, passCreds, share bool) http.Header {
+func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share bool) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
 		ep.setHeaders(out)
 		return out
 	}
-	// A key set straight into the map ("authorization") escapes
-	// canonical lookups, yet a server reads it as the credential.
-	if share && len(ep.header) == 0 && (passCreds || !hasCallerCredential(h)) {
+	if ch == nil {
+		ch = new(callerHeader)
+		ch.read(h)
+	}
+	if share && len(ep.header) == 0 && (passCreds || ch.nCreds == 0) {
 		return h
 	}
 	// Cloning copies the map's groups as they are, without rehashing: less
-	// than building a map key by key. One pass over the copy then drops the
-	// caller's credentials under any spelling; it costs less than deleting
-	// every credential name (most absent) and scanning for stray ones
-	// (BenchmarkRoundTripSturdy).
+	// than building a map key by key. The call's one pass over h's keys
+	// found the caller's credentials, under any spelling: deleting those
+	// keys is all that is left to do, as for a transport that knows the
+	// one credential key it replaces (BenchmarkRoundTripFloor).
 	out := maps.Clone(h)
-	if !passCreds {
-		for k := range out {
-			if isCallerCredential(k) {
+	if !passCreds && ch.nCreds > 0 {
+		if ch.nCreds <= len(ch.creds) {
+			for _, k := range ch.creds[:ch.nCreds] {
 				delete(out, k) // the endpoint's own credentials replace them below
 			}
+		} else {
+			stripCallerCredentials(out)
 		}
 	}
 	ep.setHeaders(out)
 	return out
 }
 
-// hasCallerCredential reports whether h holds a caller credential, under
-// its canonical key or any other spelling.
-func hasCallerCredential(h http.Header) bool {
+// callerHeader is what one pass over the keys of a call's header found:
+// the caller's credentials, under whatever spelling (a key set straight
+// into the map, "authorization", escapes canonical lookups, yet a server
+// reads it as the credential), which outHeader drops from every attempt,
+// and whether sturdy's own timeout headers are there (timeoutFor). One
+// pass per call replaces a scan per attempt and two lookups.
+type callerHeader struct {
+	creds    [2]string // the credential keys, as spelt in the map
+	nCreds   int       // how many; more than len(creds): scan for them
+	timeouts bool      // HeaderTTFBTimeout or HeaderResponseTimeout is set
+}
+
+// read fills ch from h's keys. The caller's header does not change during
+// the call (net/http.RoundTripper's contract).
+func (ch *callerHeader) read(h http.Header) {
 	for k := range h {
 		if isCallerCredential(k) {
-			return true
+			if ch.nCreds < len(ch.creds) {
+				ch.creds[ch.nCreds] = k
+			}
+			ch.nCreds++
+		} else if k == HeaderTTFBTimeout || k == HeaderResponseTimeout {
+			ch.timeouts = true
 		}
 	}
-	return false
 }
 
 // isCallerCredential reports whether k names a caller credential, in any

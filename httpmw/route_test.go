@@ -3,6 +3,7 @@ package httpmw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -151,7 +152,7 @@ func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
 		require.NoError(t, err)
 		req.URL.Path = p
 		var r http.Request
-		out := e.request(&r, context.Background(), req, false, true)
+		out := e.request(&r, context.Background(), req, nil, false, true)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
@@ -165,12 +166,12 @@ func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
 		// the same routed URL, without a copy.
 		again := *req.URL
 		var r2 http.Request
-		assert.Same(t, out.URL, e.request(&r2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, false, true).URL)
+		assert.Same(t, out.URL, e.request(&r2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true).URL)
 		// Another caller URL, even in the same slot, does not disturb the
 		// first attempt's.
 		for _, other := range []string{"/other", p + "?", p + "x"} {
 			req.URL.Path = other
-			_ = e.request(&r2, context.Background(), req, false, true)
+			_ = e.request(&r2, context.Background(), req, nil, false, true)
 			assert.Equal(t, want, out.URL.Path)
 		}
 	}
@@ -275,9 +276,9 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	ctx := context.Background()
 	// The routed URL is the endpoint's (made by the first request), the
 	// caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, false, true) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, nil, false, true) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, false, true) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, nil, false, true) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key
@@ -292,25 +293,29 @@ func TestCallerCredentialUnderNonCanonicalKeyIsDropped(t *testing.T) {
 		{"endpoint sets its own key", ep("a", "http://127.0.0.1:1", "key-a"), http.Header{"Authorization": {"Bearer key-a"}}},
 		{"endpoint sets no header", ep("a", "http://127.0.0.1:1", ""), http.Header{}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			base := &captureBase{}
-			tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, tt.ep))
-			req := chatReq(t, "m", false)
-			req.Header.Del("Authorization")
-			req.Header["authorization"] = []string{"Bearer caller-key"}
-			req.Header["X-API-KEY"] = []string{"caller-key"}
-			req.Header["x-goog-api-key"] = []string{"caller-key"}
-			want := req.Header.Clone()
+		// One or two stray keys are what the call's pass over the header
+		// remembers (callerHeader); a third makes each attempt scan.
+		for n := 1; n <= 3; n++ {
+			t.Run(fmt.Sprintf("%s/%d keys", tt.name, n), func(t *testing.T) {
+				base := &captureBase{}
+				tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, tt.ep))
+				req := chatReq(t, "m", false)
+				req.Header.Del("Authorization")
+				for _, k := range []string{"authorization", "X-API-KEY", "x-goog-api-key"}[:n] {
+					req.Header[k] = []string{"Bearer caller-key"}
+				}
+				want := req.Header.Clone()
 
-			resp, err := tr.RoundTrip(req)
-			require.NoError(t, err)
-			readAll(t, resp)
+				resp, err := tr.RoundTrip(req)
+				require.NoError(t, err)
+				readAll(t, resp)
 
-			got := base.last().Header.Clone()
-			delete(got, "Content-Type")
-			assert.Equal(t, tt.want, got)
-			assert.Equal(t, want, req.Header, "the caller's header changed")
-		})
+				got := base.last().Header.Clone()
+				delete(got, "Content-Type")
+				assert.Equal(t, tt.want, got)
+				assert.Equal(t, want, req.Header, "the caller's header changed")
+			})
+		}
 	}
 }
 

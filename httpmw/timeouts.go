@@ -99,19 +99,21 @@ func (c *call) timeoutFor() (callTimeout, error) {
 		ttfb, resp = override(ttfb, to.TTFB), override(resp, to.Response)
 	}
 	var ct callTimeout
-	if h := req.Header[HeaderTTFBTimeout]; len(h) > 0 {
-		d, err := parseTimeout(HeaderTTFBTimeout, h[0])
-		if err != nil {
-			return ct, err
+	// The call's pass over its header keys (callerHeader) says whether
+	// either header is there to look up.
+	if c.hdr.timeouts {
+		for _, o := range [...]struct {
+			name string
+			d    *time.Duration
+		}{{HeaderTTFBTimeout, &ttfb}, {HeaderResponseTimeout, &resp}} {
+			if h := req.Header[o.name]; len(h) > 0 {
+				d, err := parseTimeout(o.name, h[0])
+				if err != nil {
+					return ct, err
+				}
+				*o.d, ct.strip = d, true
+			}
 		}
-		ttfb, ct.strip = d, true
-	}
-	if h := req.Header[HeaderResponseTimeout]; len(h) > 0 {
-		d, err := parseTimeout(HeaderResponseTimeout, h[0])
-		if err != nil {
-			return ct, err
-		}
-		resp, ct.strip = d, true
 	}
 	if ttfb == 0 && resp == 0 {
 		return ct, nil

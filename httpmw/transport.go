@@ -256,6 +256,7 @@ type call struct {
 	body reqBody
 	to   callTimeout        // each attempt's timeout
 	scan body.StreamScanner // reads whether the call streams (timeoutFor)
+	hdr  callerHeader       // what the request's header keys hold
 	dc   chain.Call[*http.Response]
 
 	// Set once the call is served; the response body reports them at its
@@ -286,7 +287,7 @@ func getCall(t *Transport, req *http.Request) *call {
 func putCall(c *call) {
 	c.t, c.req = nil, nil
 	c.body = reqBody{}
-	c.to = callTimeout{}
+	c.to, c.hdr = callTimeout{}, callerHeader{}
 	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude, c.dc.Start = false, 0, 0, nil, time.Time{}
 	c.served, c.tc = chain.Served{}, telemetry.Call{}
 	calls.Put(c)
@@ -334,6 +335,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		// init read nothing: the first attempt starts when the call did.
 		c.dc.Start = start
 	}
+	c.hdr.read(req.Header)
 	if c.to, err = c.timeoutFor(); err != nil {
 		c.body.finish()
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
@@ -538,7 +540,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	st := new(attemptState)
-	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip)
+	out := ep.request(&st.req, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
