@@ -357,16 +357,19 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 	if t.keys != nil {
 		ctx = t.keys.withKey(ctx, c)
 	}
-	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
+	// The call's served state goes straight where the response body
+	// reads it at its release (c.served).
+	resp, err := chain.Run(ctx, t.chain, &c.dc, &c.served)
 	c.dc.Start = time.Time{}
 	if err != nil && !c.dc.Once {
-		resp, served, err = c.misrouted(ctx, resp, err)
+		resp, err = c.misrouted(ctx, resp, err)
 	}
 	c.body.finish()
 	if err != nil {
 		resp, err = c.failed(tc, resp, err)
 		return resp, false, err
 	}
+	served := &c.served
 	w, _ := resp.Body.(*respBody)
 	if w == nil {
 		// Cannot happen: attempt wraps every success. Be safe anyway.
@@ -376,7 +379,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		resp.Request = req
 		return resp, false, nil
 	}
-	c.served, c.tc = served, tc
+	c.tc = tc
 	// Without GenAI metrics (no MeterProvider), the endpoint is not even
 	// looked up.
 	if t.tel.GenAIEnabled(req.Context()) {
@@ -411,29 +414,32 @@ var errMisrouted = errors.New("httpmw: answered 404 or 400 to a request another 
 // fault (a wrong base path, a deployment it lacks): its health learns a
 // failure, so that it is ejected as any failing endpoint, and the call is
 // served. Otherwise the first answer stands.
-func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, chain.Served, error) {
+//
+// A call it serves has its served state in c.served, as chain.Run leaves
+// it.
+func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, error) {
 	se, ok := errors.AsType[*sturdy.Error](err)
 	if !ok || se.Class != sturdy.Fatal || resp == nil || resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
-		return resp, chain.Served{}, err
+		return resp, err
 	}
 	x := c.t.byName[se.Endpoint]
 	if x == nil || c.t.tiers[x.tier].size < 2 || attempt.CallerErr(ctx) != nil {
-		return resp, chain.Served{}, err
+		return resp, err
 	}
 	c.dc.Exclude = []string{x.name}
-	again, served, err2 := chain.Run(ctx, c.t.chain, &c.dc)
+	again, err2 := chain.Run(ctx, c.t.chain, &c.dc, &c.served)
 	c.dc.Exclude = nil
 	if err2 != nil {
 		if again != nil {
 			discard(again)
 		}
-		return resp, chain.Served{}, err
+		return resp, err
 	}
-	if ep := c.t.byName[served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
+	if ep := c.t.byName[c.served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
 		c.t.pl.Tracker.Observe(x.name, sturdy.Outcome{Class: sturdy.Unavailable, Err: errMisrouted})
 	}
 	discard(resp)
-	return again, served, nil
+	return again, nil
 }
 
 // failed turns a call that no tier served into what RoundTrip returns:
