@@ -36,7 +36,7 @@ func (stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func benchRequest(b *testing.B) *http.Request {
+func benchRequest(b testing.TB) *http.Request {
 	payload := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 1024-55) + `"}]}`)
 	req, err := http.NewRequest(http.MethodPost, "http://llm.local/v1/chat/completions", bytes.NewReader(payload))
 	if err != nil {
