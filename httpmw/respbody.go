@@ -135,7 +135,9 @@ func (b *respBody) end(n int, err error) (int, error) {
 // Read in progress on another goroutine, whose error must not count as
 // the endpoint's failure when it was the caller who stopped reading.
 func (b *respBody) Close() error {
-	first := b.released.CompareAndSwap(false, true)
+	// A body read to its end was released then: a load, cheaper than a
+	// failing CAS, says so.
+	first := !b.released.Load() && b.released.CompareAndSwap(false, true)
 	err := b.rc.Close()
 	if first {
 		b.release(sturdy.Outcome{}, false)
