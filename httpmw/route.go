@@ -336,16 +336,26 @@ func (ch *callerHeader) read(h http.Header) {
 // case: a key set straight into the map ("authorization") escapes
 // canonical lookups, yet a server reads it as the credential.
 func isCallerCredential(k string) bool {
-	switch len(k) { // the lengths of the credential names
-	case len("Api-Key"), len("X-Api-Key"), len("Authorization"), len("X-Goog-Api-Key"):
-		for _, c := range pipeline.CallerCredentials {
-			if strings.EqualFold(k, c) {
-				return true
-			}
-		}
+	if len(k) >= len(credByLen) {
+		return false
 	}
-	return false
+	c := credByLen[len(k)]
+	return c != "" && (k == c || strings.EqualFold(k, c))
 }
+
+// credByLen holds pipeline.CallerCredentials by their lengths, which
+// differ: a key's length names the one credential it may spell, so that
+// most keys cost a length check and a credential key under its canonical
+// spelling one comparison.
+var credByLen = func() (t [16]string) {
+	for _, c := range pipeline.CallerCredentials {
+		if len(c) >= len(t) || t[len(c)] != "" {
+			panic("httpmw: caller credential names must be shorter than 16 bytes and differ in length: " + c)
+		}
+		t[len(c)] = c
+	}
+	return t
+}()
 
 // setHeaders sets the endpoint's own headers in h, replacing any values
 // of the same keys.

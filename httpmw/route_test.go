@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sturdyai/sturdy/degrade"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
 	"github.com/sturdyai/sturdy/internal/telemetry"
@@ -326,6 +327,14 @@ func TestIsCallerCredential(t *testing.T) {
 		"content-type": false, "Authorizatio": false, "x-api-keys": false,
 	} {
 		assert.Equal(t, want, isCallerCredential(k), k)
+	}
+	// Every name the pipeline lists, in any case; nothing else of its
+	// length.
+	for _, c := range pipeline.CallerCredentials {
+		for _, k := range []string{c, strings.ToLower(c), strings.ToUpper(c)} {
+			assert.True(t, isCallerCredential(k), k)
+		}
+		assert.False(t, isCallerCredential(strings.Repeat("x", len(c))))
 	}
 }
 
