@@ -20,9 +20,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sturdyai/sturdy/degrade"
-	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
