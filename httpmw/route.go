@@ -167,15 +167,11 @@ func validHeaderName(k string) bool {
 // ch is what a pass over req.Header's keys found (callerHeader.read), or
 // nil: outHeader then looks for the caller's credentials itself.
 func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
-	if ctx == req.Context() {
-		// No attempt timeout, no span: the caller's context as it is, and
-		// one copy of the request rather than two.
-		*r = *req
-	} else {
-		// WithContext is inlined and its result does not escape: this
-		// copies the caller's request with ctx set, without an allocation.
-		*r = *req.WithContext(ctx)
-	}
+	// WithContext is inlined and its result does not escape: this copies
+	// the caller's request with ctx set, without an allocation. (Skipping
+	// it when ctx is the caller's would need ctx == req.Context(), which
+	// panics for a context whose dynamic type cannot be compared.)
+	*r = *req.WithContext(ctx)
 	r.URL = ep.routed(req.URL)
 	r.Host = ""
 	r.Header = ep.outHeader(req.Header, ch, passCreds, share)
