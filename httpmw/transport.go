@@ -52,6 +52,20 @@ type tierState struct {
 	nameHdr []string
 	hedged  bool // attempts may run at once: each gets a header map of its own
 	size    int  // endpoints in the tier
+	eps     []*endpoint
+}
+
+// endpoint returns the tier's endpoint named name, or nil. Comparing a few
+// names costs less than hashing one: the map is for large tiers.
+func (ts *tierState) endpoint(name string, byName map[string]*endpoint) *endpoint {
+	if len(ts.eps) <= 8 {
+		for _, e := range ts.eps {
+			if e.name == name {
+				return e
+			}
+		}
+	}
+	return byName[name]
 }
 
 // Transport is an http.RoundTripper that sends each request to the
@@ -149,6 +163,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			if _, dup := t.byName[ep.name]; !dup && ep.name != "" {
 				t.byName[ep.name] = ep
 				t.names = append(t.names, ep.name)
+				ts.eps = append(ts.eps, ep)
 			}
 			if e.Model != "" && e.Model != tc.Model {
 				eps = append(eps, ep)
@@ -512,8 +527,8 @@ type attemptState struct {
 // the first body byte.
 func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, sturdy.Outcome) {
 	t := c.t
-	ep := t.byName[a.Endpoint.Name]
 	ts := t.tiers[a.Tier]
+	ep := ts.endpoint(a.Endpoint.Name, t.byName)
 	if ep == nil {
 		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: fmt.Errorf("httpmw: unknown endpoint %q", a.Endpoint.Name)}
 	}
