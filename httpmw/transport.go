@@ -266,13 +266,19 @@ func (t *Transport) Availability(name string) (health.Availability, bool) {
 // call is served, what the response body still holds of it until its
 // release (respBody.c).
 type call struct {
+	dc   chain.Call[*http.Response] // Fn and Cleanup are bound once (calls)
+	scan body.StreamScanner         // reads whether the call streams (timeoutFor resets it)
+	callState
+}
+
+// callState is what a call clears when it goes back to the pool: in one
+// piece, which costs less than field by field.
+type callState struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
-	to   callTimeout        // each attempt's timeout
-	scan body.StreamScanner // reads whether the call streams (timeoutFor)
-	hdr  callerHeader       // what the request's header keys hold
-	dc   chain.Call[*http.Response]
+	to   callTimeout  // each attempt's timeout
+	hdr  callerHeader // what the request's header keys hold
 
 	// Set once the call is served; the response body reports them at its
 	// release.
@@ -300,11 +306,8 @@ func getCall(t *Transport, req *http.Request) *call {
 }
 
 func putCall(c *call) {
-	c.t, c.req = nil, nil
-	c.body = reqBody{}
-	c.to, c.hdr = callTimeout{}, callerHeader{}
+	c.callState = callState{}
 	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude, c.dc.Start = false, 0, 0, nil, time.Time{}
-	c.served, c.tc = chain.Served{}, telemetry.Call{}
 	calls.Put(c)
 }
 
