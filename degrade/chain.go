@@ -183,7 +183,8 @@ func Do[T any](ctx context.Context, c *Chain, fn func(ctx context.Context, tier 
 		v, err := fn(ctx, Tier(c.c.Tier(a.Tier)), a.Endpoint)
 		return v, sturdy.OutcomeOf(err)
 	}}
-	v, s, err := chain.Run(ctx, c.c, &call)
+	var s chain.Served
+	v, err := chain.Run(ctx, c.c, &call, &s)
 	s.Release(-1)
 	return v, err
 }

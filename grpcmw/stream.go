@@ -343,7 +343,8 @@ func (s *stream) decide(mode decideMode) error {
 	if s.c.keys != nil {
 		ctx = s.c.keys.withKey(ctx, s.method, first)
 	}
-	w, served, err := chain.Run(ctx, s.c.chain, &call)
+	var served chain.Served
+	w, err := chain.Run(ctx, s.c.chain, &call, &served)
 	s.mu.Lock()
 	s.deciding, s.cur, s.buf = false, nil, nil
 	if err != nil {

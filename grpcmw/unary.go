@@ -119,7 +119,8 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 	if c.keys != nil {
 		ctx = c.keys.withKey(ctx, method, req)
 	}
-	won, served, err := chain.Run(ctx, c.chain, &call)
+	var served chain.Served
+	won, err := chain.Run(ctx, c.chain, &call, &served)
 	if err != nil {
 		err = statusError(ctx, err)
 		if won != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func (stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func benchRequest(b *testing.B) *http.Request {
+func benchRequest(b testing.TB) *http.Request {
 	payload := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 1024-55) + `"}]}`)
 	req, err := http.NewRequest(http.MethodPost, "http://llm.local/v1/chat/completions", bytes.NewReader(payload))
 	if err != nil {
@@ -98,6 +99,14 @@ func BenchmarkRoundTripSturdy(b *testing.B) {
 // minus BenchmarkRoundTripStub is that floor, for comparison with
 // BenchmarkRoundTripSturdy in the same run.
 type floorTransport struct{ stubTransport }
+
+// outRequest is the floor's request, its own URL, and room for the URL's
+// path, allocated together.
+type outRequest struct {
+	r       http.Request
+	u       url.URL
+	pathBuf [32]byte // room for the joined path; written once
+}
 
 var floorKey = []string{"Bearer a-key"} // shared, as an endpoint's header values are
 

@@ -103,12 +103,14 @@
 //
 // RoundTrip follows net/http.RoundTripper: it is safe for concurrent use;
 // it returns a response or an error, never both; it never modifies the
-// caller's request (every attempt works on its own copy, with its own URL
-// and, when headers change or the tier hedges, its own header map; header
-// values are shared and only read, so a base RoundTripper must follow the
-// contract too); it
-// always closes the request body, also when the call is refused before
-// any attempt.
+// caller's request (every attempt works on its own copy, with, when
+// headers change or the tier hedges, its own header map); it always
+// closes the request body, also when the call is refused before any
+// attempt. What an attempt's request shares is only read: header values
+// (the caller's), and its URL, which is the endpoint's routed form of the
+// caller's URL, made once and sent by every attempt with the same caller
+// URL. So a base RoundTripper must follow the contract too: one that
+// wrote into Request.URL would change where later calls go.
 //
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
 // buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A body without

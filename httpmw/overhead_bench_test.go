@@ -27,11 +27,25 @@ import (
 // and the medians of the per-round ratios of sturdy's added time (over the
 // stub) to the floor's and to the floor with a timeout's. Run it with
 // -benchtime 1x: one run makes all its rounds.
-func BenchmarkRoundTripOverhead(b *testing.B) {
-	tr, err := NewTransport(stubTransport{}, WithTier(degrade.Tier{Name: "primary", Model: "m"},
+func BenchmarkRoundTripOverhead(b *testing.B) { overheadBench(b) }
+
+// BenchmarkRoundTripSkeletonOverhead is BenchmarkRoundTripOverhead with
+// every default turned off in sturdy's transport (the "skeleton" of
+// BenchmarkRoundTripSturdyWithout): what the tiers, routing,
+// classification, bodies and telemetry alone add, against the floor, in
+// the same run:
+//
+//	go test -run '^$' -bench RoundTripSkeletonOverhead -benchtime 1x ./httpmw
+func BenchmarkRoundTripSkeletonOverhead(b *testing.B) { overheadBench(b, skeletonOptions()...) }
+
+// overheadBench measures, interleaved, the stub, the floors and sturdy's
+// transport built with the bench tiers and opts.
+func overheadBench(b *testing.B, opts ...Option) {
+	opts = append([]Option{WithTier(degrade.Tier{Name: "primary", Model: "m"},
 		URL("a", "http://127.0.0.1:1", http.Header{"Authorization": {"Bearer a-key"}}),
 		URL("b", "http://127.0.0.1:2/openai", http.Header{"Api-Key": {"b-key"}}),
-	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil)))
+	), WithTier(degrade.Tier{Name: "fallback", Model: "small"}, URL("c", "http://127.0.0.1:3", nil))}, opts...)
+	tr, err := NewTransport(stubTransport{}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

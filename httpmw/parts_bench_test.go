@@ -32,7 +32,7 @@ func BenchmarkRoundTripSturdyWithout(b *testing.B) {
 		{"p2c", []Option{roundRobin}},
 		{"health", []Option{noHealth}},
 		{"learning", []Option{noLearning}},
-		{"skeleton", []Option{noTimeout, roundRobin, noHealth, noLearning}},
+		{"skeleton", skeletonOptions()},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opts := append([]Option{WithTier(degrade.Tier{Name: "primary", Model: "m"},
@@ -46,5 +46,16 @@ func BenchmarkRoundTripSturdyWithout(b *testing.B) {
 			defer tr.Close()
 			runBench(b, tr)
 		})
+	}
+}
+
+// skeletonOptions turn off every default that BenchmarkRoundTripSturdyWithout
+// measures: the attempt timeout, P2C, health and learning.
+func skeletonOptions() []Option {
+	return []Option{
+		WithFailover(failover.Config{AttemptTimeout: -1}),
+		WithBalancer(balancer.Config{Policy: balancer.RoundRobin}),
+		WithHealth(health.Config{ConsecutiveFailures: -1, FailureRate: -1}),
+		WithLimiter(ratelimit.Config{Learn: ratelimit.LearnConfig{Off: true}}),
 	}
 }

@@ -210,7 +210,9 @@ func (b *reqBody) once() bool { return b.mode == bodyOnce }
 
 // finish closes what no attempt took.
 func (b *reqBody) finish() {
-	if b.claimed.CompareAndSwap(false, true) {
+	// Mostly an attempt took it: a load, cheaper than a failing CAS,
+	// says so.
+	if !b.claimed.Load() && b.claimed.CompareAndSwap(false, true) {
 		switch b.mode {
 		case bodyGetBody:
 			_ = b.req.Body.Close()

@@ -25,36 +25,35 @@ var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [D
 // winner's context, balancer, health and token reports, the spans) once,
 // at EOF, at a read error or at Close.
 type respBody struct {
-	rc io.ReadCloser
-	// headBuf[headOff:headEnd] is what the attempt read ahead that Read
-	// has not handed out yet; headEOF says io.EOF came with it, to be
-	// delivered after it. Offsets and a flag rather than a slice and an
-	// error keep attemptState in the 704-byte size class
-	// (TestAttemptStateSizeClass, BenchmarkRoundTripOverhead).
-	headOff, headEnd uint8
-	headEOF          bool
-	sse              bool // text/event-stream with terminator checking
-	scanUse          bool // JSON or SSE: scan for usage
-	done             doneScanner
-	// usage is written by Read and read by release, which a Close on
-	// another goroutine may run during a Read (net/http lets Close abort
-	// a Read); usageMu orders the two.
-	usageMu sync.Mutex
-	usage   usageScanner
-	cancel  context.CancelCauseFunc // the attempt's own context, if any
-	stuck   error                   // sticky error once the body ended
-
+	rc     io.ReadCloser
+	cancel context.CancelCauseFunc // the attempt's own context, if any
+	stuck  error                   // sticky error once the body ended
 	// Set once the call is served, before the caller sees the body.
 	gen *genState // nil: no GenAI metrics; guarded by usageMu
 	// c is the served call, which the body owns from then until release
 	// gives it back to the pool: only release (and end, once it claimed
 	// the release) may touch it. Keeping the call's state there rather
-	// than here keeps attemptState in a smaller size class
-	// (TestAttemptStateSizeClass, BenchmarkRoundTripSturdy).
+	// than here keeps attemptState within 512 bytes
+	// (TestAttemptStateSizeClass).
 	c *call
 
+	// usage is written by Read and read by release, which a Close on
+	// another goroutine may run during a Read (net/http lets Close abort
+	// a Read); usageMu orders the two.
+	usageMu sync.Mutex
+	usage   usageScanner
+	done    doneScanner
+
 	released atomic.Bool
-	headBuf  [headLen]byte // the first read: what decides that the attempt won
+	// headBuf[headOff:headEnd] is what the attempt read ahead that Read
+	// has not handed out yet; headEOF says io.EOF came with it, to be
+	// delivered after it. Offsets and a flag rather than a slice and an
+	// error keep attemptState within 512 bytes (TestAttemptStateSizeClass).
+	headOff, headEnd uint8
+	headEOF          bool
+	sse              bool          // text/event-stream with terminator checking
+	scanUse          bool          // JSON or SSE: scan for usage
+	headBuf          [headLen]byte // the first read: what decides that the attempt won
 }
 
 // headLen is the size of the first read; headOff and headEnd index it.
@@ -136,7 +135,9 @@ func (b *respBody) end(n int, err error) (int, error) {
 // Read in progress on another goroutine, whose error must not count as
 // the endpoint's failure when it was the caller who stopped reading.
 func (b *respBody) Close() error {
-	first := b.released.CompareAndSwap(false, true)
+	// A body read to its end was released then: a load, cheaper than a
+	// failing CAS, says so.
+	first := !b.released.Load() && b.released.CompareAndSwap(false, true)
 	err := b.rc.Close()
 	if first {
 		b.release(sturdy.Outcome{}, false)

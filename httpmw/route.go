@@ -15,7 +15,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
-	"unsafe"
 
 	"github.com/sturdyai/sturdy/internal/pipeline"
 )
@@ -65,7 +64,8 @@ type endpoint struct {
 	provider  string               // gen_ai.provider.name
 	genai     sync.Map             // genKey → *telemetry.GenAISets
 
-	reqAttrs atomic.Pointer[reqAttrs] // the last attempt span's request attributes (semconv.go)
+	reqAttrs atomic.Pointer[reqAttrs]            // the last attempt span's request attributes (semconv.go)
+	urls     [urlSlots]atomic.Pointer[routedURL] // caller URLs routed to ep (routed)
 }
 
 func newEndpoint(e Endpoint, tier int) (*endpoint, error) {
@@ -153,38 +153,85 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// outRequest is an attempt's request, its own URL, and room for the URL's
-// path: the attempt allocates them together (see attemptState).
-type outRequest struct {
-	r       http.Request
-	u       url.URL
-	pathBuf [32]byte // room for the joined path; written once
-}
-
-// request fills o with the request an attempt sends to ep, on ctx, and
+// request fills r with the request an attempt sends to ep, on ctx, and
 // returns it. It is a shallow copy of the caller's req (net/http's
-// RoundTripper contract: the caller's request is never modified) with its
-// own URL and, when anything changes, its own header map: the caller's
-// path and query are kept; scheme, host and the base-path prefix come from
-// the endpoint; the caller's credentials are replaced by the endpoint's
-// headers. Unlike Request.Clone it shares what no RoundTripper writes
-// (header values, Trailer, TransferEncoding), and, if share, the caller's
-// header map itself when nothing is removed or added; see outHeader.
-func (ep *endpoint) request(o *outRequest, ctx context.Context, req *http.Request, passCreds, share bool) *http.Request {
+// RoundTripper contract: the caller's request is never modified) with a
+// URL of the endpoint's (routed) and, when anything changes, a header map
+// of its own: the caller's path and query are kept; scheme, host and the
+// base-path prefix come from the endpoint; the caller's credentials are
+// replaced by the endpoint's headers. Unlike Request.Clone it shares what
+// no RoundTripper writes (header values, Trailer, TransferEncoding, the
+// routed URL), and, if share, the caller's header map itself when nothing
+// is removed or added; see outHeader.
+//
+// ch is what a pass over req.Header's keys found (callerHeader.read), or
+// nil: outHeader then looks for the caller's credentials itself.
+func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
-	// the caller's request with ctx set, without an allocation.
-	o.r = *req.WithContext(ctx)
-	o.u = *req.URL
-	o.r.URL = &o.u
-	ep.routeURL(&o.u, o.pathBuf[:])
-	o.r.Host = ""
-	o.r.Header = ep.outHeader(req.Header, passCreds, share)
-	return &o.r
+	// the caller's request with ctx set, without an allocation. (Skipping
+	// it when ctx is the caller's would need ctx == req.Context(), which
+	// panics for a context whose dynamic type cannot be compared.)
+	*r = *req.WithContext(ctx)
+	r.URL = ep.routed(req.URL)
+	r.Host = ""
+	r.Header = ep.outHeader(req.Header, ch, passCreds, share)
+	return r
 }
 
-// routeURL points u (the attempt's own copy of the caller's URL) at the
-// endpoint. The joined path is built in buf if it fits.
-func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
+// routedURL is a caller's URL (from, without the scheme, host and user
+// info that routing replaces) and where it goes on an endpoint (to).
+// Once published in an endpoint's slot it is never written again.
+type routedURL struct {
+	from, to url.URL
+}
+
+// urlSlots is how many routed URLs an endpoint keeps: a program sends a
+// few paths (chat completions, embeddings, ...), each with a query that
+// rarely changes.
+const urlSlots = 8
+
+// routed returns the URL an attempt sends the caller's u to on ep. The
+// routed URL of a caller URL that ep has seen before is shared by every
+// attempt that sends it, without a copy: the attempt's request points at
+// a URL of the endpoint's that no one writes (net/http.RoundTripper
+// forbids the base to modify the request, its URL included). A URL not
+// seen before, or one that another pushed out of its slot, costs one
+// allocation, and takes the slot.
+func (ep *endpoint) routed(u *url.URL) *url.URL {
+	slot := &ep.urls[urlSlot(u)]
+	if e := slot.Load(); e != nil && sameRoute(&e.from, u) {
+		return &e.to
+	}
+	e := &routedURL{from: *u, to: *u}
+	// The key keeps only what routing keeps: no user info of the caller's
+	// stays in the endpoint's memory.
+	e.from.Scheme, e.from.Host, e.from.User = "", "", nil
+	ep.routeURL(&e.to)
+	slot.Store(e)
+	return &e.to
+}
+
+// urlSlot is the slot of ep.urls where u's routed URL is kept: a cheap
+// hash of what tells the usual paths apart.
+func urlSlot(u *url.URL) int {
+	h := 3*len(u.Path) + len(u.RawQuery)
+	if n := len(u.Path); n > 0 {
+		h += int(u.Path[n-1])
+	}
+	return h & (urlSlots - 1)
+}
+
+// sameRoute reports whether the caller URLs a and b route alike: they
+// have the same fields but for the scheme, host and user info, which
+// routing replaces.
+func sameRoute(a, b *url.URL) bool {
+	return a.Path == b.Path && a.RawQuery == b.RawQuery && a.RawPath == b.RawPath &&
+		a.Opaque == b.Opaque && a.Fragment == b.Fragment && a.RawFragment == b.RawFragment &&
+		a.ForceQuery == b.ForceQuery && a.OmitHost == b.OmitHost
+}
+
+// routeURL points u (a copy of the caller's URL) at the endpoint.
+func (ep *endpoint) routeURL(u *url.URL) {
 	u.Scheme, u.Host, u.User = ep.scheme, ep.host, nil
 	if ep.query != nil {
 		q := u.Query()
@@ -205,26 +252,14 @@ func (ep *endpoint) routeURL(u *url.URL, buf []byte) {
 	} else if ep.rawPrefix != ep.prefix {
 		u.RawPath = ep.rawPrefix + u.EscapedPath()
 	}
-	u.Path = concat(buf, ep.prefix, sep, p)
-}
-
-// concat returns a+b+c, in buf's bytes if it fits. The string shares them,
-// so buf must never be written again.
-func concat(buf []byte, a, b, c string) string {
-	n := len(a) + len(b) + len(c)
-	if n == 0 || n > len(buf) {
-		return a + b + c
-	}
-	i := copy(buf, a)
-	i += copy(buf[i:], b)
-	copy(buf[i:], c)
-	return unsafe.String(unsafe.SliceData(buf), n)
+	u.Path = ep.prefix + sep + p
 }
 
 // outHeader returns the header an attempt sends to ep, given the caller's
 // h: h without the caller's credentials (unless passCreds), under their
 // canonical keys and under any other spelling, and with the endpoint's
-// headers.
+// headers. ch says where h's credentials are (nil: unknown; h's keys are
+// then scanned for them).
 //
 // The result shares h's value slices. When nothing is removed or added
 // and share is set, it is h itself: the caller's header is only ever read,
@@ -234,59 +269,89 @@ func concat(buf []byte, a, b, c string) string {
 // map of the attempt's own rather than into one that other goroutines
 // read and write. A nil h gives an empty header, never nil (http.Transport
 // refuses a nil Request.Header).
-func (ep *endpoint) outHeader(h http.Header, passCreds, share bool) http.Header {
+func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share bool) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
 		ep.setHeaders(out)
 		return out
 	}
-	// A key set straight into the map ("authorization") escapes
-	// canonical lookups, yet a server reads it as the credential.
-	if share && len(ep.header) == 0 && (passCreds || !hasCallerCredential(h)) {
+	if ch == nil {
+		ch = new(callerHeader)
+		ch.read(h)
+	}
+	if share && len(ep.header) == 0 && (passCreds || ch.nCreds == 0) {
 		return h
 	}
 	// Cloning copies the map's groups as they are, without rehashing: less
-	// than building a map key by key. One pass over the copy then drops the
-	// caller's credentials under any spelling; it costs less than deleting
-	// every credential name (most absent) and scanning for stray ones
-	// (BenchmarkRoundTripSturdy).
+	// than building a map key by key. The call's one pass over h's keys
+	// found the caller's credentials, under any spelling: deleting those
+	// keys is all that is left to do, as for a transport that knows the
+	// one credential key it replaces (BenchmarkRoundTripFloor).
 	out := maps.Clone(h)
-	if !passCreds {
-		for k := range out {
-			if isCallerCredential(k) {
+	if !passCreds && ch.nCreds > 0 {
+		if ch.nCreds <= len(ch.creds) {
+			for _, k := range ch.creds[:ch.nCreds] {
 				delete(out, k) // the endpoint's own credentials replace them below
 			}
+		} else {
+			stripCallerCredentials(out)
 		}
 	}
 	ep.setHeaders(out)
 	return out
 }
 
-// hasCallerCredential reports whether h holds a caller credential, under
-// its canonical key or any other spelling.
-func hasCallerCredential(h http.Header) bool {
+// callerHeader is what one pass over the keys of a call's header found:
+// the caller's credentials, under whatever spelling (a key set straight
+// into the map, "authorization", escapes canonical lookups, yet a server
+// reads it as the credential), which outHeader drops from every attempt,
+// and whether sturdy's own timeout headers are there (timeoutFor). One
+// pass per call replaces a scan per attempt and two lookups.
+type callerHeader struct {
+	creds    [2]string // the credential keys, as spelt in the map
+	nCreds   int       // how many; more than len(creds): scan for them
+	timeouts bool      // HeaderTTFBTimeout or HeaderResponseTimeout is set
+}
+
+// read fills ch from h's keys. The caller's header does not change during
+// the call (net/http.RoundTripper's contract).
+func (ch *callerHeader) read(h http.Header) {
 	for k := range h {
 		if isCallerCredential(k) {
-			return true
+			if ch.nCreds < len(ch.creds) {
+				ch.creds[ch.nCreds] = k
+			}
+			ch.nCreds++
+		} else if k == HeaderTTFBTimeout || k == HeaderResponseTimeout {
+			ch.timeouts = true
 		}
 	}
-	return false
 }
 
 // isCallerCredential reports whether k names a caller credential, in any
 // case: a key set straight into the map ("authorization") escapes
 // canonical lookups, yet a server reads it as the credential.
 func isCallerCredential(k string) bool {
-	switch len(k) { // the lengths of the credential names
-	case len("Api-Key"), len("X-Api-Key"), len("Authorization"), len("X-Goog-Api-Key"):
-		for _, c := range pipeline.CallerCredentials {
-			if strings.EqualFold(k, c) {
-				return true
-			}
-		}
+	if len(k) >= len(credByLen) {
+		return false
 	}
-	return false
+	c := credByLen[len(k)]
+	return c != "" && (k == c || strings.EqualFold(k, c))
 }
+
+// credByLen holds pipeline.CallerCredentials by their lengths, which
+// differ: a key's length names the one credential it may spell, so that
+// most keys cost a length check and a credential key under its canonical
+// spelling one comparison.
+var credByLen = func() (t [16]string) {
+	for _, c := range pipeline.CallerCredentials {
+		if len(c) >= len(t) || t[len(c)] != "" {
+			panic("httpmw: caller credential names must be shorter than 16 bytes and differ in length: " + c)
+		}
+		t[len(c)] = c
+	}
+	return t
+}()
 
 // setHeaders sets the endpoint's own headers in h, replacing any values
 // of the same keys.

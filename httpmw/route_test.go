@@ -3,8 +3,10 @@ package httpmw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/health"
 	"github.com/sturdyai/sturdy/hedge"
+	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
@@ -141,33 +144,72 @@ func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T)
 	}
 }
 
-func TestRouteURLBuildsThePathInTheAttemptOrBeyondIt(t *testing.T) {
+func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
 	e, err := newEndpoint(URL("a", "http://127.0.0.1:1/openai/deployments/x", nil), 0)
 	require.NoError(t, err)
 	long := "/v1/" + strings.Repeat("y", 200)
-	fits := "/v1/" + strings.Repeat("z", len(outRequest{}.pathBuf)-len(e.prefix)-4)
-	for _, p := range []string{"/v1/chat/completions", fits, long, "", "v1"} {
-		req, err := http.NewRequest(http.MethodGet, "http://x", nil)
+	for _, p := range []string{"/v1/chat/completions", long, "", "v1"} {
+		req, err := http.NewRequest(http.MethodGet, "http://user:secret@x", nil)
 		require.NoError(t, err)
 		req.URL.Path = p
-		var o outRequest
-		out := e.request(&o, context.Background(), req, false, true)
+		var r http.Request
+		out := e.request(&r, context.Background(), req, nil, false, true)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
 		}
 		assert.Equal(t, want, out.URL.Path)
+		assert.Equal(t, "127.0.0.1:1", out.URL.Host)
+		assert.Nil(t, out.URL.User)
 		assert.Equal(t, p, req.URL.Path, "the caller's URL is untouched")
-		// A second attempt's state does not disturb the first's path.
-		var o2 outRequest
-		req.URL.Path = "/other"
-		_ = e.request(&o2, context.Background(), req, false, true)
-		assert.Equal(t, want, out.URL.Path)
+		assert.Equal(t, "x", req.URL.Host, "the caller's URL is untouched")
+		// The same caller URL again (another request's copy of it) gets
+		// the same routed URL, without a copy.
+		again := *req.URL
+		var r2 http.Request
+		assert.Same(t, out.URL, e.request(&r2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true).URL)
+		// Another caller URL, even in the same slot, does not disturb the
+		// first attempt's.
+		for _, other := range []string{"/other", p + "?", p + "x"} {
+			req.URL.Path = other
+			_ = e.request(&r2, context.Background(), req, nil, false, true)
+			assert.Equal(t, want, out.URL.Path)
+		}
 	}
-	var buf [8]byte
-	assert.Equal(t, "abcdef", concat(buf[:], "ab", "cd", "ef"))
-	assert.Equal(t, "abcdefghi", concat(buf[:], "abc", "def", "ghi"), "too long for buf")
-	assert.Equal(t, "", concat(buf[:], "", "", ""))
+	// The key keeps no user info of the caller's.
+	for i := range e.urls {
+		if rt := e.urls[i].Load(); rt != nil {
+			assert.Nil(t, rt.from.User)
+			assert.Empty(t, rt.from.Host)
+		}
+	}
+}
+
+// Two caller URLs that differ only in a field routing keeps never share a
+// routed URL, whichever slot they land in.
+func TestRoutedURLTellsCallerURLsApart(t *testing.T) {
+	e, err := newEndpoint(URL("a", "http://127.0.0.1:1/openai", nil), 0)
+	require.NoError(t, err)
+	base := url.URL{Scheme: "http", Host: "x", Path: "/v1/chat/completions"}
+	variants := []func(u *url.URL){
+		func(u *url.URL) {},
+		func(u *url.URL) { u.RawQuery = "a=1" },
+		func(u *url.URL) { u.RawQuery = "a=2" },
+		func(u *url.URL) { u.Path, u.RawPath = "/v1/a b", "/v1/a%20b" },
+		func(u *url.URL) { u.Fragment = "f" },
+		func(u *url.URL) { u.ForceQuery = true },
+		func(u *url.URL) { u.Path = "/v1/chat/completionz" },
+	}
+	for range 3 {
+		for i, v := range variants {
+			u := base
+			v(&u)
+			got := e.routed(&u)
+			want := u
+			e.routeURL(&want)
+			assert.Equal(t, want, *got, "variant %d", i)
+		}
+	}
 }
 
 // errAfterClose is a response body that fails every Read once closed.
@@ -231,12 +273,13 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	req, err := http.NewRequest(http.MethodPost, "http://x/v1/chat/completions", nil)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	o := new(outRequest)
+	o := new(http.Request)
 	ctx := context.Background()
-	// The joined path lives in o, the caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, false, true) }))
+	// The routed URL is the endpoint's (made by the first request), the
+	// caller's header is shared.
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, nil, false, true) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, false, true) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, nil, false, true) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key
@@ -251,25 +294,29 @@ func TestCallerCredentialUnderNonCanonicalKeyIsDropped(t *testing.T) {
 		{"endpoint sets its own key", ep("a", "http://127.0.0.1:1", "key-a"), http.Header{"Authorization": {"Bearer key-a"}}},
 		{"endpoint sets no header", ep("a", "http://127.0.0.1:1", ""), http.Header{}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			base := &captureBase{}
-			tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, tt.ep))
-			req := chatReq(t, "m", false)
-			req.Header.Del("Authorization")
-			req.Header["authorization"] = []string{"Bearer caller-key"}
-			req.Header["X-API-KEY"] = []string{"caller-key"}
-			req.Header["x-goog-api-key"] = []string{"caller-key"}
-			want := req.Header.Clone()
+		// One or two stray keys are what the call's pass over the header
+		// remembers (callerHeader); a third makes each attempt scan.
+		for n := 1; n <= 3; n++ {
+			t.Run(fmt.Sprintf("%s/%d keys", tt.name, n), func(t *testing.T) {
+				base := &captureBase{}
+				tr := newCaptureTr(t, base, WithTier(degrade.Tier{}, tt.ep))
+				req := chatReq(t, "m", false)
+				req.Header.Del("Authorization")
+				for _, k := range []string{"authorization", "X-API-KEY", "x-goog-api-key"}[:n] {
+					req.Header[k] = []string{"Bearer caller-key"}
+				}
+				want := req.Header.Clone()
 
-			resp, err := tr.RoundTrip(req)
-			require.NoError(t, err)
-			readAll(t, resp)
+				resp, err := tr.RoundTrip(req)
+				require.NoError(t, err)
+				readAll(t, resp)
 
-			got := base.last().Header.Clone()
-			delete(got, "Content-Type")
-			assert.Equal(t, tt.want, got)
-			assert.Equal(t, want, req.Header, "the caller's header changed")
-		})
+				got := base.last().Header.Clone()
+				delete(got, "Content-Type")
+				assert.Equal(t, tt.want, got)
+				assert.Equal(t, want, req.Header, "the caller's header changed")
+			})
+		}
 	}
 }
 
@@ -281,17 +328,23 @@ func TestIsCallerCredential(t *testing.T) {
 	} {
 		assert.Equal(t, want, isCallerCredential(k), k)
 	}
+	// Every name the pipeline lists, in any case; nothing else of its
+	// length.
+	for _, c := range pipeline.CallerCredentials {
+		for _, k := range []string{c, strings.ToLower(c), strings.ToUpper(c)} {
+			assert.True(t, isCallerCredential(k), k)
+		}
+		assert.False(t, isCallerCredential(strings.Repeat("x", len(c))))
+	}
 }
 
-// attemptState, with the 8-byte header the allocator adds to objects
-// with pointers above 512 bytes, must fit the 768-byte size class: a few
-// bytes more would cost the next class, 256 bytes more per attempt for
-// the garbage collector. outRequest is shared with the floor benchmarks,
-// so its pathBuf stays as it is, even though 24 bytes are left in the
-// class.
+// attemptState must fit 512 bytes: larger objects with pointers carry an
+// 8-byte header and take the next size class (576 bytes), and the
+// allocator's path for them costs more per attempt, with the garbage
+// collector's work for the bytes (BenchmarkRoundTripSkeletonOverhead).
 func TestAttemptStateSizeClass(t *testing.T) {
-	if got := unsafe.Sizeof(attemptState{}) + 8; got > 704 {
-		t.Fatalf("attemptState takes %d bytes with its malloc header; it must fit the 704-byte size class", got)
+	if got := unsafe.Sizeof(attemptState{}); got > 512 {
+		t.Fatalf("attemptState takes %d bytes; it must fit 512, the largest objects without a malloc header", got)
 	}
 }
 

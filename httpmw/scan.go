@@ -9,7 +9,7 @@ import "bytes"
 // search for line ends.
 type doneScanner struct {
 	line [16]byte
-	n    int // bytes of the current line seen (may exceed len(line))
+	n    uint8 // bytes of the current line seen, up to len(line)+1: too long
 	done bool
 }
 
@@ -27,14 +27,14 @@ func (s *doneScanner) write(p []byte) {
 }
 
 func (s *doneScanner) add(p []byte) {
-	if s.n < len(s.line) {
+	if int(s.n) < len(s.line) {
 		copy(s.line[s.n:], p)
 	}
-	s.n += len(p)
+	s.n = uint8(min(int(s.n)+len(p), len(s.line)+1))
 }
 
 func (s *doneScanner) endLine() {
-	if s.n <= len(s.line) {
+	if int(s.n) <= len(s.line) {
 		l := s.line[:s.n]
 		if string(l) == "data: [DONE]" || string(l) == "data:[DONE]" {
 			s.done = true

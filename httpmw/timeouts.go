@@ -99,19 +99,18 @@ func (c *call) timeoutFor() (callTimeout, error) {
 		ttfb, resp = override(ttfb, to.TTFB), override(resp, to.Response)
 	}
 	var ct callTimeout
-	if h := req.Header[HeaderTTFBTimeout]; len(h) > 0 {
-		d, err := parseTimeout(HeaderTTFBTimeout, h[0])
-		if err != nil {
+	// The call's pass over its header keys (callerHeader) says whether
+	// either header is there to look up.
+	if c.hdr.timeouts {
+		var err error
+		if ttfb, ct.strip, err = headerTimeout(req.Header, HeaderTTFBTimeout, ttfb); err != nil {
 			return ct, err
 		}
-		ttfb, ct.strip = d, true
-	}
-	if h := req.Header[HeaderResponseTimeout]; len(h) > 0 {
-		d, err := parseTimeout(HeaderResponseTimeout, h[0])
-		if err != nil {
+		strip := ct.strip
+		if resp, ct.strip, err = headerTimeout(req.Header, HeaderResponseTimeout, resp); err != nil {
 			return ct, err
 		}
-		resp, ct.strip = d, true
+		ct.strip = ct.strip || strip
 	}
 	if ttfb == 0 && resp == 0 {
 		return ct, nil
@@ -122,6 +121,17 @@ func (c *call) timeoutFor() (callTimeout, error) {
 		ct.d, ct.cause = resp, ErrResponseTimeout
 	}
 	return ct, nil
+}
+
+// headerTimeout returns the timeout that h's header name sets, and true,
+// or d and false when h has no such header.
+func headerTimeout(h http.Header, name string, d time.Duration) (time.Duration, bool, error) {
+	v := h[name]
+	if len(v) == 0 {
+		return d, false, nil
+	}
+	d, err := parseTimeout(name, v[0])
+	return d, true, err
 }
 
 func override(d, to time.Duration) time.Duration {

@@ -52,6 +52,20 @@ type tierState struct {
 	nameHdr []string
 	hedged  bool // attempts may run at once: each gets a header map of its own
 	size    int  // endpoints in the tier
+	eps     []*endpoint
+}
+
+// endpoint returns the tier's endpoint named name, or nil. Comparing a few
+// names costs less than hashing one: the map is for large tiers.
+func (ts *tierState) endpoint(name string, byName map[string]*endpoint) *endpoint {
+	if len(ts.eps) <= 8 {
+		for _, e := range ts.eps {
+			if e.name == name {
+				return e
+			}
+		}
+	}
+	return byName[name]
 }
 
 // Transport is an http.RoundTripper that sends each request to the
@@ -149,6 +163,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			if _, dup := t.byName[ep.name]; !dup && ep.name != "" {
 				t.byName[ep.name] = ep
 				t.names = append(t.names, ep.name)
+				ts.eps = append(ts.eps, ep)
 			}
 			if e.Model != "" && e.Model != tc.Model {
 				eps = append(eps, ep)
@@ -251,12 +266,19 @@ func (t *Transport) Availability(name string) (health.Availability, bool) {
 // call is served, what the response body still holds of it until its
 // release (respBody.c).
 type call struct {
+	dc   chain.Call[*http.Response] // Fn and Cleanup are bound once (calls)
+	scan body.StreamScanner         // reads whether the call streams (timeoutFor resets it)
+	callState
+}
+
+// callState is what a call clears when it goes back to the pool: in one
+// piece, which costs less than field by field.
+type callState struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
-	to   callTimeout        // each attempt's timeout
-	scan body.StreamScanner // reads whether the call streams (timeoutFor)
-	dc   chain.Call[*http.Response]
+	to   callTimeout  // each attempt's timeout
+	hdr  callerHeader // what the request's header keys hold
 
 	// Set once the call is served; the response body reports them at its
 	// release.
@@ -284,11 +306,8 @@ func getCall(t *Transport, req *http.Request) *call {
 }
 
 func putCall(c *call) {
-	c.t, c.req = nil, nil
-	c.body = reqBody{}
-	c.to = callTimeout{}
+	c.callState = callState{}
 	c.dc.Once, c.dc.Tokens, c.dc.PromptTokens, c.dc.Exclude, c.dc.Start = false, 0, 0, nil, time.Time{}
-	c.served, c.tc = chain.Served{}, telemetry.Call{}
 	calls.Put(c)
 }
 
@@ -334,6 +353,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		// init read nothing: the first attempt starts when the call did.
 		c.dc.Start = start
 	}
+	c.hdr.read(req.Header)
 	if c.to, err = c.timeoutFor(); err != nil {
 		c.body.finish()
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
@@ -355,16 +375,19 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 	if t.keys != nil {
 		ctx = t.keys.withKey(ctx, c)
 	}
-	resp, served, err := chain.Run(ctx, t.chain, &c.dc)
+	// The call's served state goes straight where the response body
+	// reads it at its release (c.served).
+	resp, err := chain.Run(ctx, t.chain, &c.dc, &c.served)
 	c.dc.Start = time.Time{}
 	if err != nil && !c.dc.Once {
-		resp, served, err = c.misrouted(ctx, resp, err)
+		resp, err = c.misrouted(ctx, resp, err)
 	}
 	c.body.finish()
 	if err != nil {
 		resp, err = c.failed(tc, resp, err)
 		return resp, false, err
 	}
+	served := &c.served
 	w, _ := resp.Body.(*respBody)
 	if w == nil {
 		// Cannot happen: attempt wraps every success. Be safe anyway.
@@ -374,7 +397,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		resp.Request = req
 		return resp, false, nil
 	}
-	c.served, c.tc = served, tc
+	c.tc = tc
 	// Without GenAI metrics (no MeterProvider), the endpoint is not even
 	// looked up.
 	if t.tel.GenAIEnabled(req.Context()) {
@@ -409,29 +432,32 @@ var errMisrouted = errors.New("httpmw: answered 404 or 400 to a request another 
 // fault (a wrong base path, a deployment it lacks): its health learns a
 // failure, so that it is ejected as any failing endpoint, and the call is
 // served. Otherwise the first answer stands.
-func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, chain.Served, error) {
+//
+// A call it serves has its served state in c.served, as chain.Run leaves
+// it.
+func (c *call) misrouted(ctx context.Context, resp *http.Response, err error) (*http.Response, error) {
 	se, ok := errors.AsType[*sturdy.Error](err)
 	if !ok || se.Class != sturdy.Fatal || resp == nil || resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
-		return resp, chain.Served{}, err
+		return resp, err
 	}
 	x := c.t.byName[se.Endpoint]
 	if x == nil || c.t.tiers[x.tier].size < 2 || attempt.CallerErr(ctx) != nil {
-		return resp, chain.Served{}, err
+		return resp, err
 	}
 	c.dc.Exclude = []string{x.name}
-	again, served, err2 := chain.Run(ctx, c.t.chain, &c.dc)
+	again, err2 := chain.Run(ctx, c.t.chain, &c.dc, &c.served)
 	c.dc.Exclude = nil
 	if err2 != nil {
 		if again != nil {
 			discard(again)
 		}
-		return resp, chain.Served{}, err
+		return resp, err
 	}
-	if ep := c.t.byName[served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
+	if ep := c.t.byName[c.served.Attempt().Endpoint.Name]; ep != nil && ep.tier == x.tier {
 		c.t.pl.Tracker.Observe(x.name, sturdy.Outcome{Class: sturdy.Unavailable, Err: errMisrouted})
 	}
 	discard(resp)
-	return again, served, nil
+	return again, nil
 }
 
 // failed turns a call that no tier served into what RoundTrip returns:
@@ -491,9 +517,11 @@ func attemptsSummary(as []sturdy.Attempt) string {
 }
 
 // attemptState is what an attempt allocates, in one allocation: its
-// request and, for a success, the response body wrapper.
+// request (whose URL is the endpoint's, shared: endpoint.routed) and, for
+// a success, the response body wrapper. It fits 512 bytes, the largest
+// objects the allocator keeps without a header (TestAttemptStateSizeClass).
 type attemptState struct {
-	req  outRequest
+	req  http.Request
 	body respBody
 }
 
@@ -502,8 +530,8 @@ type attemptState struct {
 // the first body byte.
 func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, sturdy.Outcome) {
 	t := c.t
-	ep := t.byName[a.Endpoint.Name]
 	ts := t.tiers[a.Tier]
+	ep := ts.endpoint(a.Endpoint.Name, t.byName)
 	if ep == nil {
 		return nil, sturdy.Outcome{Class: sturdy.Fatal, Err: fmt.Errorf("httpmw: unknown endpoint %q", a.Endpoint.Name)}
 	}
@@ -536,7 +564,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	st := new(attemptState)
-	out := ep.request(&st.req, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip)
+	out := ep.request(&st.req, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}

@@ -112,7 +112,8 @@ var wait = failover.Config{MaxAttempts: 3, BaseBackoff: -1, BudgetRatio: -1, Max
 
 func runCall(c *Chain, b *backend, call Call[string]) (string, int, error) {
 	call.Fn = b.fn
-	v, s, err := Run(context.Background(), c, &call)
+	var s Served
+	v, err := Run(context.Background(), c, &call, &s)
 	s.Release(-1)
 	return v, s.Tier, err
 }
@@ -253,7 +254,7 @@ func TestAllTiersFailListsEveryAttempt(t *testing.T) {
 	b := &backend{by: map[string]sturdy.Outcome{"p1": {Class: sturdy.Unavailable}, "f1": {Class: sturdy.Overloaded}}}
 	c := mustChain(t, Config{Tiers: []Tier{{Picker: fakepick.New("p1")}, {Picker: fakepick.New("f1")}}})
 	call := Call[string]{Fn: b.fn, Cleanup: func(v string) { cleaned = append(cleaned, v) }}
-	v, _, err := Run(context.Background(), c, &call)
+	v, err := Run(context.Background(), c, &call, new(Served))
 	if !errors.Is(err, sturdy.ErrOverloaded) || v != "tier1/f1" {
 		t.Fatalf("v=%q err=%v", v, err)
 	}
@@ -369,7 +370,8 @@ func runOverloadedOnce(t *testing.T, c *Chain) (string, int, int32, time.Duratio
 		return a.Endpoint.Name, sturdy.Outcome{}
 	}}
 	start := time.Now()
-	v, s, err := Run(context.Background(), c, call)
+	var s Served
+	v, err := Run(context.Background(), c, call, &s)
 	require.NoError(t, err)
 	s.Release(-1)
 	return v, s.Tier, n.Load(), time.Since(start)

@@ -116,18 +116,22 @@ type run[T any] struct {
 	cameBack bool
 
 	start time.Time // Call.Start until the first attempt loop takes it
+
+	served *Served // filled by serve on success
 }
 
 // Run runs call through the chain: tier by tier from the primary,
 // skipping tiers that cannot serve, running the attempt loop on the first
 // that can, and falling back as the outcome says. On success it returns
-// the result and what the call still holds (release it with
-// Served.Release). On failure it returns the deciding attempt's value (the
-// caller owns it; it may be the zero value; its attempt's context may
-// already be cancelled, so Fn must return failed values that stand on
-// their own) and a *sturdy.Error that lists every attempt of every tier.
-func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error) {
-	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1, start: call.Start}
+// the result and fills *served with what the call still holds (release it
+// with Served.Release): the caller's own memory, so that no frame copies
+// it. On failure it leaves *served as it was and returns the deciding
+// attempt's value (the caller owns it; it may be the zero value; its
+// attempt's context may already be cancelled, so Fn must return failed
+// values that stand on their own) and a *sturdy.Error that lists every
+// attempt of every tier.
+func Run[T any](ctx context.Context, c *Chain, call *Call[T], served *Served) (T, error) {
+	r := run[T]{c: c, ctx: ctx, call: call, end: len(c.tiers), from: -1, soonest: -1, soonTier: -1, back: -1, start: call.Start, served: served}
 	if c.pacing != nil && c.pacing.tokens.Load() && call.Tokens > 0 {
 		r.ledger = &ledger{est: call.Tokens}
 		r.ctx = context.WithValue(ctx, ledgerKey{}, r.ledger)
@@ -139,9 +143,9 @@ func Run[T any](ctx context.Context, c *Chain, call *Call[T]) (T, Served, error)
 				i++
 				continue
 			}
-			v, s, err := r.serve(t, permit)
+			v, err := r.serve(t, permit)
 			if err == nil {
-				return v, s, nil
+				return v, nil
 			}
 			if i = r.next(t, err); i < 0 {
 				return r.fail(err)
@@ -216,10 +220,10 @@ func (r *run[T]) limited(i int, err error) (*tier, ratelimit.Permit, bool) {
 	return st, p, true
 }
 
-// serve runs the call's attempt loop on t. On success the call is served;
-// on failure serve keeps the attempt records and the deciding value for
-// the chain's error.
-func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
+// serve runs the call's attempt loop on t. On success the call is served
+// (r.served); on failure serve keeps the attempt records and the deciding
+// value for the chain's error.
+func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, error) {
 	i := t.index
 	if r.from >= 0 {
 		r.c.fallbacks.Add(1)
@@ -256,7 +260,8 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 		if r.haveLast {
 			release(r.call.Cleanup, r.last)
 		}
-		return v, Served{Tier: i, w: w, permit: permit, ledger: r.ledger, cancel: cancel}, nil
+		*r.served = Served{Tier: i, w: w, permit: permit, ledger: r.ledger, cancel: cancel}
+		return v, nil
 	}
 	slow := cancel != nil && context.Cause(ctx) == errSlow && r.ctx.Err() == nil
 	if timer != nil {
@@ -274,7 +279,7 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, Served, error) {
 	if t.throttle != nil {
 		t.throttle.Observe(sturdy.Outcome{Class: sturdy.ClassOf(err)})
 	}
-	return v, Served{}, err
+	return v, err
 }
 
 // slowError marks a tier's failure as its missed latency objective.
@@ -382,7 +387,7 @@ func (r *run[T]) comeBack() int {
 }
 
 // fail ends a call that no tier served.
-func (r *run[T]) fail(err error) (T, Served, error) {
+func (r *run[T]) fail(err error) (T, error) {
 	r.c.failed.Add(1)
 	if !r.haveLast {
 		var zero T
@@ -397,12 +402,12 @@ func (r *run[T]) fail(err error) (T, Served, error) {
 		if allUnhealthy(r.skipped) {
 			e.Class = sturdy.Unavailable
 		}
-		return r.last, Served{}, e
+		return r.last, e
 	}
 	if se, ok := err.(*slowError); ok {
 		err = se.err
 	}
-	return r.last, Served{}, r.c.failure(r.ctx, err, r.attempts, r.skipped)
+	return r.last, r.c.failure(r.ctx, err, r.attempts, r.skipped)
 }
 
 // largerWindow returns the first tier after i whose context window is

@@ -625,11 +625,19 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 		ci = int(sturdy.Fatal)
 	}
 	if a.Endpoint != nil {
-		ei := t.endpoint(a.Tier, a.Endpoint.Name)
-		k := kindIndex(a.Kind)
-		t.attempts.Add(ctx, 1, ei.add[k][ci]...)
-		if t.attemptDur != nil && t.attemptDur.Enabled(ctx) {
-			t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[ci]...)
+		// Without a MeterProvider (or with views that drop both) the
+		// instruments record nothing: the endpoint's attribute sets are
+		// not even looked up.
+		add := t.attempts.Enabled(ctx)
+		rec := t.attemptDur != nil && t.attemptDur.Enabled(ctx)
+		if add || rec {
+			ei := t.endpoint(a.Tier, a.Endpoint.Name)
+			if add {
+				t.attempts.Add(ctx, 1, ei.add[kindIndex(a.Kind)][ci]...)
+			}
+			if rec {
+				t.attemptDur.Record(ctx, o.Latency.Seconds(), ei.rec[ci]...)
+			}
 		}
 	}
 	span := trace.SpanFromContext(ctx)
