@@ -106,11 +106,10 @@
 // caller's request (every attempt works on its own copy, with, when
 // headers change or the tier hedges, its own header map); it always
 // closes the request body, also when the call is refused before any
-// attempt. What an attempt's request shares is only read: header values
-// (the caller's), and its URL, which is the endpoint's routed form of the
-// caller's URL, made once and sent by every attempt with the same caller
-// URL. So a base RoundTripper must follow the contract too: one that
-// wrote into Request.URL would change where later calls go.
+// attempt. An attempt's request and URL are its own (the URL is a copy
+// of the endpoint's routed form of the caller's URL, which the endpoint
+// computes once per caller URL); what it shares with the caller is only
+// read: header values, and the header map itself when nothing changes.
 //
 // Bodies: each attempt gets its own body, from Request.GetBody or from a
 // buffer of up to WithMaxBodyBuffer bytes (default 8 MiB). A body without

@@ -33,8 +33,7 @@ type respBody struct {
 	// c is the served call, which the body owns from then until release
 	// gives it back to the pool: only release (and end, once it claimed
 	// the release) may touch it. Keeping the call's state there rather
-	// than here keeps attemptState within 512 bytes
-	// (TestAttemptStateSizeClass).
+	// than here keeps attemptState small (TestAttemptStateSizeClass).
 	c *call
 
 	// usage is written by Read and read by release, which a Close on
@@ -48,7 +47,7 @@ type respBody struct {
 	// headBuf[headOff:headEnd] is what the attempt read ahead that Read
 	// has not handed out yet; headEOF says io.EOF came with it, to be
 	// delivered after it. Offsets and a flag rather than a slice and an
-	// error keep attemptState within 512 bytes (TestAttemptStateSizeClass).
+	// error keep attemptState small (TestAttemptStateSizeClass).
 	headOff, headEnd uint8
 	headEOF          bool
 	sse              bool          // text/event-stream with terminator checking

@@ -153,26 +153,29 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// request fills r with the request an attempt sends to ep, on ctx, and
-// returns it. It is a shallow copy of the caller's req (net/http's
-// RoundTripper contract: the caller's request is never modified) with a
-// URL of the endpoint's (routed) and, when anything changes, a header map
-// of its own: the caller's path and query are kept; scheme, host and the
-// base-path prefix come from the endpoint; the caller's credentials are
-// replaced by the endpoint's headers. Unlike Request.Clone it shares what
-// no RoundTripper writes (header values, Trailer, TransferEncoding, the
-// routed URL), and, if share, the caller's header map itself when nothing
-// is removed or added; see outHeader.
+// request fills r and u with the request an attempt sends to ep, on ctx,
+// and returns it. It is a shallow copy of the caller's req (net/http's
+// RoundTripper contract: the caller's request is never modified) with its
+// own URL u, a copy of the endpoint's routed form of the caller's
+// (routed), and, when anything changes, a header map of its own: the
+// caller's path and query are kept; scheme, host and the base-path prefix
+// come from the endpoint; the caller's credentials are replaced by the
+// endpoint's headers. Unlike Request.Clone it shares what no RoundTripper
+// writes (header values, Trailer, TransferEncoding), and, if share, the
+// caller's header map itself when nothing is removed or added; see
+// outHeader. The URL is the attempt's own, though the contract forbids a
+// base to write it too: a base that did must not redirect later calls.
 //
 // ch is what a pass over req.Header's keys found (callerHeader.read), or
 // nil: outHeader then looks for the caller's credentials itself.
-func (ep *endpoint) request(r *http.Request, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
+func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation. (Skipping
 	// it when ctx is the caller's would need ctx == req.Context(), which
 	// panics for a context whose dynamic type cannot be compared.)
 	*r = *req.WithContext(ctx)
-	r.URL = ep.routed(req.URL)
+	*u = *ep.routed(req.URL)
+	r.URL = u
 	r.Host = ""
 	r.Header = ep.outHeader(req.Header, ch, passCreds, share)
 	return r
@@ -190,13 +193,11 @@ type routedURL struct {
 // rarely changes.
 const urlSlots = 8
 
-// routed returns the URL an attempt sends the caller's u to on ep. The
-// routed URL of a caller URL that ep has seen before is shared by every
-// attempt that sends it, without a copy: the attempt's request points at
-// a URL of the endpoint's that no one writes (net/http.RoundTripper
-// forbids the base to modify the request, its URL included). A URL not
-// seen before, or one that another pushed out of its slot, costs one
-// allocation, and takes the slot.
+// routed returns where the caller's URL u goes on ep, for an attempt to
+// copy (never to send or write: ep keeps it for the next attempts). A
+// caller URL that ep has routed before costs a comparison; one not seen
+// before, or one that another pushed out of its slot, costs the routing
+// and one allocation, and takes the slot.
 func (ep *endpoint) routed(u *url.URL) *url.URL {
 	slot := &ep.urls[urlSlot(u)]
 	if e := slot.Load(); e != nil && sameRoute(&e.from, u) {

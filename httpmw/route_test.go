@@ -144,7 +144,7 @@ func TestAttemptRequestSharesTheCallerHeaderOnlyWhenNothingChanges(t *testing.T)
 	}
 }
 
-func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
+func TestRoutedURLJoinsThePathAndIsRoutedOnceForTheSameCallerURL(t *testing.T) {
 	e, err := newEndpoint(URL("a", "http://127.0.0.1:1/openai/deployments/x", nil), 0)
 	require.NoError(t, err)
 	long := "/v1/" + strings.Repeat("y", 200)
@@ -153,7 +153,8 @@ func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
 		require.NoError(t, err)
 		req.URL.Path = p
 		var r http.Request
-		out := e.request(&r, context.Background(), req, nil, false, true)
+		var u url.URL
+		out := e.request(&r, &u, context.Background(), req, nil, false, true)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
@@ -163,16 +164,28 @@ func TestRoutedURLJoinsThePathAndIsSharedForTheSameCallerURL(t *testing.T) {
 		assert.Nil(t, out.URL.User)
 		assert.Equal(t, p, req.URL.Path, "the caller's URL is untouched")
 		assert.Equal(t, "x", req.URL.Host, "the caller's URL is untouched")
-		// The same caller URL again (another request's copy of it) gets
-		// the same routed URL, without a copy.
+		assert.Same(t, &u, out.URL, "the attempt's own URL")
+		// The same caller URL again (another request's copy of it) is
+		// routed by the endpoint once: the same routed URL, copied.
 		again := *req.URL
+		assert.Same(t, e.routed(req.URL), e.routed(&again))
 		var r2 http.Request
-		assert.Same(t, out.URL, e.request(&r2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true).URL)
+		var u2 url.URL
+		out2 := e.request(&r2, &u2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true)
+		assert.Equal(t, *out.URL, *out2.URL)
+		// A base that breaks the contract and writes its request's URL
+		// changes neither the endpoint's routed URL nor later attempts'.
+		out2.URL.Host, out2.URL.Path = "evil.invalid", "/x"
+		var r3 http.Request
+		var u3 url.URL
+		out3 := e.request(&r3, &u3, context.Background(), req, nil, false, true)
+		assert.Equal(t, "127.0.0.1:1", out3.URL.Host)
+		assert.Equal(t, want, out3.URL.Path)
 		// Another caller URL, even in the same slot, does not disturb the
 		// first attempt's.
 		for _, other := range []string{"/other", p + "?", p + "x"} {
 			req.URL.Path = other
-			_ = e.request(&r2, context.Background(), req, nil, false, true)
+			_ = e.request(&r2, &u2, context.Background(), req, nil, false, true)
 			assert.Equal(t, want, out.URL.Path)
 		}
 	}
@@ -273,13 +286,13 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	req, err := http.NewRequest(http.MethodPost, "http://x/v1/chat/completions", nil)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	o := new(http.Request)
+	o, u := new(http.Request), new(url.URL)
 	ctx := context.Background()
-	// The routed URL is the endpoint's (made by the first request), the
-	// caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, ctx, req, nil, false, true) }))
+	// The routed URL is the endpoint's (made by the first request) and
+	// copied, the caller's header is shared.
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, u, ctx, req, nil, false, true) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, ctx, req, nil, false, true) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, u, ctx, req, nil, false, true) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key
@@ -338,13 +351,14 @@ func TestIsCallerCredential(t *testing.T) {
 	}
 }
 
-// attemptState must fit 512 bytes: larger objects with pointers carry an
-// 8-byte header and take the next size class (576 bytes), and the
-// allocator's path for them costs more per attempt, with the garbage
-// collector's work for the bytes (BenchmarkRoundTripSkeletonOverhead).
+// attemptState (an attempt's request, its URL and its response body)
+// must stay within the 704-byte size class, 8 bytes of it the malloc
+// header of objects over 512 bytes with pointers: each attempt allocates
+// and zeroes it, and the garbage collector scans it
+// (BenchmarkRoundTripSkeletonOverhead).
 func TestAttemptStateSizeClass(t *testing.T) {
-	if got := unsafe.Sizeof(attemptState{}); got > 512 {
-		t.Fatalf("attemptState takes %d bytes; it must fit 512, the largest objects without a malloc header", got)
+	if got := unsafe.Sizeof(attemptState{}); got > 704-8 {
+		t.Fatalf("attemptState takes %d bytes; with the malloc header it must fit the 704-byte size class", got)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -517,11 +518,12 @@ func attemptsSummary(as []sturdy.Attempt) string {
 }
 
 // attemptState is what an attempt allocates, in one allocation: its
-// request (whose URL is the endpoint's, shared: endpoint.routed) and, for
-// a success, the response body wrapper. It fits 512 bytes, the largest
-// objects the allocator keeps without a header (TestAttemptStateSizeClass).
+// request, the request's URL (a copy of the endpoint's routed URL:
+// endpoint.routed) and, for a success, the response body wrapper
+// (TestAttemptStateSizeClass keeps its size class).
 type attemptState struct {
 	req  http.Request
+	url  url.URL // the request's: a copy of the endpoint's routed URL
 	body respBody
 }
 
@@ -564,7 +566,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	st := new(attemptState)
-	out := ep.request(&st.req, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip)
+	out := ep.request(&st.req, &st.url, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
