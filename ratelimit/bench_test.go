@@ -4,6 +4,9 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/sturdyai/sturdy"
 )
 
 func BenchmarkAllowParallel(b *testing.B) {
@@ -76,4 +79,33 @@ func BenchmarkThrottleAllow(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkObserveSuccess is what a learning key's success costs: the
+// learner's count of it, on one goroutine, for a key never refused and
+// for one paced after a refusal.
+func BenchmarkObserveSuccess(b *testing.B) {
+	for _, refused := range []bool{false, true} {
+		name := "unpaced"
+		if refused {
+			name = "paced"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := New(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			key := string([]byte("openai/gpt-4o"))
+			end := time.Now()
+			if refused {
+				l.Observe(key, sturdy.Outcome{Class: sturdy.Overloaded, End: end})
+			}
+			o := sturdy.Outcome{Class: sturdy.Success, Latency: 20 * time.Millisecond, End: end}
+			b.ReportAllocs()
+			for b.Loop() {
+				o.End = o.End.Add(time.Microsecond)
+				l.Observe(key, o)
+			}
+		})
+	}
 }
