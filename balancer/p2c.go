@@ -61,16 +61,34 @@ func (s *snapshot) cheaper(i, j int) int {
 	if li.report.Load()|lj.report.Load() != 0 {
 		return s.cheaperReported(i, j, ci, cj, ti, tj, ni, nj)
 	}
+	// The bounds of the older estimate's decay (decay.bounds) decide all
+	// but near-ties without computing it.
 	if ti < tj {
 		if ci*ni <= cj*nj {
 			return i
 		}
-		ci = li.decay().decayed(ci, tj-ti)
+		d := li.decay()
+		lo, hi := d.bounds(ci, tj-ti)
+		switch v := cj * nj; {
+		case lo*ni > v*(1+boundMargin):
+			return j
+		case hi*ni < v*(1-boundMargin):
+			return i
+		}
+		ci = d.decayed(ci, tj-ti)
 	} else {
 		if cj*nj < ci*ni {
 			return j
 		}
-		cj = lj.decay().decayed(cj, ti-tj)
+		d := lj.decay()
+		lo, hi := d.bounds(cj, ti-tj)
+		switch v := ci * ni; {
+		case hi*nj < v*(1-boundMargin):
+			return j
+		case lo*nj > v*(1+boundMargin):
+			return i
+		}
+		cj = d.decayed(cj, ti-tj)
 	}
 	if cj*nj < ci*ni {
 		return j
