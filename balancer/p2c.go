@@ -61,18 +61,19 @@ func (s *snapshot) cheaper(i, j int) int {
 	if li.report.Load()|lj.report.Load() != 0 {
 		return s.cheaperReported(i, j, ci, cj, ti, tj, ni, nj)
 	}
-	// The bounds of the older estimate's decay (decay.bounds) decide all
-	// but near-ties without computing it.
+	// Bounds of the older estimate's decay (decay.lower, decay.upper)
+	// decide all but near-ties without computing it. The older one looks
+	// dearer here, and the lower bound, which needs no division, mostly
+	// says it still is.
 	if ti < tj {
 		if ci*ni <= cj*nj {
 			return i
 		}
 		d := li.decay()
-		lo, hi := d.bounds(ci, tj-ti)
 		switch v := cj * nj; {
-		case lo*ni > v*(1+boundMargin):
+		case d.lower(ci, tj-ti)*ni > v*(1+boundMargin):
 			return j
-		case hi*ni < v*(1-boundMargin):
+		case d.upper(ci, tj-ti)*ni < v*(1-boundMargin):
 			return i
 		}
 		ci = d.decayed(ci, tj-ti)
@@ -81,12 +82,11 @@ func (s *snapshot) cheaper(i, j int) int {
 			return j
 		}
 		d := lj.decay()
-		lo, hi := d.bounds(cj, ti-tj)
 		switch v := ci * ni; {
-		case hi*nj < v*(1-boundMargin):
-			return j
-		case lo*nj > v*(1+boundMargin):
+		case d.lower(cj, ti-tj)*nj > v*(1+boundMargin):
 			return i
+		case d.upper(cj, ti-tj)*nj < v*(1-boundMargin):
+			return j
 		}
 		cj = d.decayed(cj, ti-tj)
 	}

@@ -283,21 +283,21 @@ func TestCheaperBoundsDecideAsTheDecay(t *testing.T) {
 	}
 }
 
-// TestExpBounds: expBounds brackets exp(-x) and weight's value, up to
-// the rounding boundMargin covers.
+// TestExpBounds: expLower and expUpper bracket exp(-x) and weight's
+// value, up to the rounding boundMargin covers.
 func TestExpBounds(t *testing.T) {
 	const ulps = 1e-15
 	for x := 0.0; x < 50; x = x*1.01 + 1e-9 {
 		age := int64(x * 1e9)
 		x := float64(age) * 1e-9
-		lo, hi := expBounds(x)
+		lo, hi := expLower(x), expUpper(x)
 		for _, v := range []float64{math.Exp(-x), weight(age, 1e-9)} {
 			if lo > v*(1+ulps) || hi < v*(1-ulps) {
-				t.Fatalf("expBounds(%v) = [%v, %v], outside %v", x, lo, hi, v)
+				t.Fatalf("exp bounds of %v: [%v, %v], outside %v", x, lo, hi, v)
 			}
 		}
 		if x < 0.1 && hi-lo > x*x*x/5+ulps {
-			t.Fatalf("expBounds(%v) = [%v, %v]: wider than about x³/6", x, lo, hi)
+			t.Fatalf("exp bounds of %v: [%v, %v], wider than about x³/6", x, lo, hi)
 		}
 	}
 }
