@@ -685,3 +685,29 @@ func TestOKRing(t *testing.T) {
 		t.Fatalf("sum after clear = %d", got)
 	}
 }
+
+// TestConcurrentSuccessesAreAllCounted: successes counted without the
+// member's lock, from many goroutines, are all in the window.
+func TestConcurrentSuccessesAreAllCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, _ := newTracker(t, Config{})
+		m := tr.Add("a")
+		start := time.Now()
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 500 {
+					// Across five of the window's buckets.
+					m.Observe(sturdy.Outcome{Class: sturdy.Success, End: start.Add(time.Duration(i*10+g) * time.Millisecond)})
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(5 * time.Second)
+		if got := m.ok.sum(tr.now()); got != 2000 {
+			t.Fatalf("window holds %d successes, want 2000", got)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,4 +339,39 @@ func TestObserverLearnsAsObserve(t *testing.T) {
 	assert.Equal(t, "a", bound.groupOf("b"), "b joined a's group")
 	st, _ := bound.learners.Load("c")
 	assert.Zero(t, st.(*learner).st.Max, "c was never refused")
+}
+
+// TestConcurrentSuccessesAreAllCounted: successes counted without the
+// learner's lock, from many goroutines, across slices begun under it, are
+// all counted.
+func TestConcurrentSuccessesAreAllCounted(t *testing.T) {
+	l := newLimiter(t, Config{})
+	obs := l.Observer("k")
+	base := time.Now().Truncate(time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				// 500 ms of answers, each 10 ms after it was sent.
+				end := base.Add(time.Duration(i*1000+g) * time.Microsecond)
+				obs(sturdy.Outcome{Class: sturdy.Success, Latency: 10 * time.Millisecond, End: end})
+			}
+		}()
+	}
+	wg.Wait()
+	v, _ := l.learners.Load("k")
+	lr := v.(*learner)
+	var ok, no, sent int64
+	for i := range lr.recent.ok {
+		ok += lr.recent.ok[i].Load()
+		no += lr.recent.no[i].Load()
+	}
+	assert.Equal(t, int64(2000), ok)
+	assert.Zero(t, no)
+	for i := range lr.sent.ok {
+		sent += int64(lr.sent.ok[i].Load())
+	}
+	assert.Equal(t, int64(2000), sent)
 }
