@@ -143,10 +143,10 @@ func (m *Member) slowState() State {
 // until then (see Cooldown): not allowed, but not ejected.
 //
 // A success counts in the FailureRate window as of o.End, when the
-// endpoint answered (the clock when End is zero): a success reported long
-// after it (a streamed answer released at its end) is counted no later
-// than any call counted before it, and may be out of the window already.
-// On a Healthy member it takes no lock and reads no clock.
+// endpoint answered (the clock when End is zero), so one reported long
+// after (a streamed answer released at its end) may have left the window
+// already; it never displaces the counts of calls that ended later. On a
+// Healthy member it takes no lock and reads no clock.
 func (m *Member) Observe(o sturdy.Outcome) {
 	if o.Class == sturdy.Success && State(m.stateA.Load()) == Healthy {
 		// Nothing to change but the counts: the decay of the ejection
