@@ -44,8 +44,9 @@ type Outcome struct {
 	// receiver reads the clock. A caller that measured Latency has it
 	// (start.Add(Latency)) and saves the balancer a clock read, which on
 	// some machines costs as much as the rest of a pick. The health
-	// tracker keeps reading its own clock: its state machine runs on the
-	// time an outcome is reported.
+	// tracker counts a success in its failure-rate window as of End too;
+	// its state machine (ejections, probation) runs on its own clock, at
+	// the time an outcome is reported.
 	End time.Time
 
 	// Load is what the server reported about its own load with this

@@ -140,9 +140,10 @@
 // replicas are all tried, ejected or over the load bound: then it ranks
 // the whole pool. Peak-EWMA's update in a done func reads the clock only
 // if Outcome.End is zero (sturdy's own policies and grpcmw/p2c set it from
-// the attempt's start and latency); with Config.Health, reporting the
-// outcome to the health member still reads the tracker's clock and takes
-// the member's lock.
+// the attempt's start and latency); with Config.Health, reporting a
+// success to a healthy member reads no clock either (it counts as of End)
+// and takes no lock, while other outcomes read the tracker's clock and
+// take the member's lock.
 //
 // # Cache affinity
 //

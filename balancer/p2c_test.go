@@ -238,3 +238,66 @@ func TestCheaperMatchesTheFormula(t *testing.T) {
 		}
 	}
 }
+
+// TestCheaperBoundsDecideAsTheDecay: cheaper decides from bounds of the
+// older estimate's decay unless they are too close to call; whatever the
+// ages (within the Taylor terms weight uses, up to several Decays), the
+// estimates and the usual latencies (the PeakDecay fade), it must choose
+// exactly as computing the decay does.
+func TestCheaperBoundsDecideAsTheDecay(t *testing.T) {
+	b := mustNew(t, Config{Endpoints: pool("a", "b")})
+	s := b.snap.Load()
+	set := func(l *load, cost, base float64, stamp, inflight int64) {
+		l.ewma.lock()
+		l.ewma.unlock(cost, stamp)
+		l.base.Store(math.Float64bits(base))
+		l.outstanding.Store(inflight)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ages := []int64{int64(time.Microsecond), int64(50 * time.Microsecond), int64(5 * time.Millisecond),
+		int64(100 * time.Millisecond), int64(3 * time.Second), int64(40 * time.Second)}
+	for n := range 200000 {
+		ci := float64(rng.IntN(2000)+1) * 1e5
+		cj := ci * (1 + (rng.Float64()-0.5)*math.Pow(10, -float64(rng.IntN(10)))) // near-ties too
+		bi, bj := 0.0, 0.0
+		if rng.IntN(2) == 0 {
+			bi, bj = ci*rng.Float64(), cj*rng.Float64() // a penalty above the usual latency
+		}
+		ti := int64(time.Minute)
+		tj := ti + ages[rng.IntN(len(ages))]*int64(rng.IntN(3)+1)/2
+		if n%2 == 0 {
+			ti, tj = tj, ti
+		}
+		ni, nj := rng.Int64N(3), rng.Int64N(3)
+		set(s.lds[0], ci, bi, ti, ni)
+		set(s.lds[1], cj, bj, tj, nj)
+		di, dj := s.lds[0].decay().decayed(ci, max(ti, tj)-ti), s.lds[1].decay().decayed(cj, max(ti, tj)-tj)
+		want := 0
+		if dj*float64(nj+1) < di*float64(ni+1) {
+			want = 1
+		}
+		if got := s.cheaper(0, 1); got != want {
+			t.Fatalf("cheaper(%v (base %v) at %v ×%d, %v (base %v) at %v ×%d) = %d, the decay says %d (%v vs %v)",
+				ci, bi, ti, ni+1, cj, bj, tj, nj+1, got, want, di*float64(ni+1), dj*float64(nj+1))
+		}
+	}
+}
+
+// TestExpBounds: expLower and expUpper bracket exp(-x) and weight's
+// value, up to the rounding boundMargin covers.
+func TestExpBounds(t *testing.T) {
+	const ulps = 1e-15
+	for x := 0.0; x < 50; x = x*1.01 + 1e-9 {
+		age := int64(x * 1e9)
+		x := float64(age) * 1e-9
+		lo, hi := expLower(x), expUpper(x)
+		for _, v := range []float64{math.Exp(-x), weight(age, 1e-9)} {
+			if lo > v*(1+ulps) || hi < v*(1-ulps) {
+				t.Fatalf("exp bounds of %v: [%v, %v], outside %v", x, lo, hi, v)
+			}
+		}
+		if x < 0.1 && hi-lo > x*x*x/5+ulps {
+			t.Fatalf("exp bounds of %v: [%v, %v], wider than about x³/6", x, lo, hi)
+		}
+	}
+}

@@ -85,3 +85,18 @@ func BenchmarkObserveFailureEject(b *testing.B) {
 		m.ProbeResult(nil) // back to probation for the next round
 	}
 }
+
+// BenchmarkObserveSuccess is what the balancer's done costs health for
+// the usual outcome: a success on a healthy member, on one goroutine.
+func BenchmarkObserveSuccess(b *testing.B) {
+	tr, _ := New(Config{})
+	m := tr.Add("a")
+	o := sturdy.Outcome{Class: sturdy.Success, Latency: 30 * time.Millisecond, End: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Observe(o)
+	}
+	if m.State() != Healthy {
+		b.Fatal("not healthy")
+	}
+}

@@ -25,7 +25,8 @@
 // A50: outcomes are reported with Observe, and a Healthy member is ejected
 // after Config.ConsecutiveFailures failures in a row, or when at least
 // Config.FailureRate of the at least Config.MinCalls calls in the last
-// Config.Window failed. Only outcomes that speak of the endpoint count:
+// Config.Window failed (a success counts as of its Outcome.End, when the
+// endpoint answered; a failure as of its report). Only outcomes that speak of the endpoint count:
 // sturdy.Success, and the failure classes (Unavailable, Timeout, Auth).
 // Overloaded is saturation, not sickness, and never ejects; TooLarge,
 // Fatal and Canceled speak of the request. Auth ejects at once: the
@@ -62,7 +63,8 @@
 //
 // A balancer keeps the *Member of each endpoint, asks Member.Allowed
 // before a pick (two atomic loads while healthy and not cooling down) and
-// reports each attempt's outcome with Member.Observe; neither allocates. Tracker.Epoch tells it
+// reports each attempt's outcome with Member.Observe; neither allocates,
+// and a healthy member's success takes no lock. Tracker.Epoch tells it
 // cheaply when the set of allowed members may have changed. Transitions
 // are reported to Config.OnStateChange, never under a lock.
 package health

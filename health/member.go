@@ -28,9 +28,16 @@ type Member struct {
 	until   int64 // end of the current ejection
 	removed bool  // no longer counted by the tracker
 
-	consecutive int         // failures in a row while Healthy
-	win         window.Ring // calls (A) and failures (B) while Healthy or in Probation, since the last ejection
-	probationOK int         // successes in the current probation
+	// consecutive is the failures in a row while Healthy: incremented
+	// under mu, zeroed by a success without it.
+	consecutive atomic.Int64
+	// The calls while Healthy or in Probation since the last ejection,
+	// over the FailureRate window: failures in win (as A and B), written
+	// under mu, and successes in ok, which a Healthy member's success
+	// counts without the lock.
+	win         window.Ring
+	ok          okRing
+	probationOK int // successes in the current probation
 
 	ejections int   // n of the next ejection minus one; decays while Healthy
 	decayFrom int64 // when the decay of ejections was last applied
@@ -47,6 +54,7 @@ func newMember(t *Tracker, name string, now int64) *Member {
 		t:         t,
 		name:      name,
 		win:       window.New(int64(t.cfg.Window), windowBuckets),
+		ok:        newOKRing(int64(t.cfg.Window)),
 		since:     now,
 		decayFrom: now,
 	}
@@ -133,7 +141,27 @@ func (m *Member) slowState() State {
 //
 // An Overloaded outcome with a RetryAfter puts the member in a cooldown
 // until then (see Cooldown): not allowed, but not ejected.
+//
+// A success counts in the FailureRate window as of o.End, when the
+// endpoint answered (the clock when End is zero), so one reported long
+// after (a streamed answer released at its end) may have left the window
+// already; it never displaces the counts of calls that ended later. On a
+// Healthy member it takes no lock and reads no clock.
 func (m *Member) Observe(o sturdy.Outcome) {
+	if o.Class == sturdy.Success && State(m.stateA.Load()) == Healthy {
+		// Nothing to change but the counts: the decay of the ejection
+		// count (advance) waits for the next call that takes the lock,
+		// which applies it alike.
+		if m.consecutive.Load() != 0 {
+			m.consecutive.Store(0)
+		}
+		if !m.ok.add(m.t.end(o)) {
+			m.mu.Lock()
+			m.ok.reset(m.t.end(o))
+			m.mu.Unlock()
+		}
+		return
+	}
 	if o.Class == sturdy.Overloaded && o.RetryAfter > 0 {
 		m.Cooldown(m.t.at(m.t.now() + int64(o.RetryAfter)))
 		return
@@ -155,25 +183,33 @@ func (m *Member) Observe(o sturdy.Outcome) {
 	m.advance(now, &ch)
 	switch m.state {
 	case Healthy:
-		m.win.Add(now, 1, b2i(failure))
 		if !failure {
-			m.consecutive = 0
+			// Healthy again by the time the lock was taken: as above.
+			m.consecutive.Store(0)
+			m.countOK(m.t.end(o))
 			break
 		}
-		m.consecutive++
+		m.win.Add(now, 1, 1)
+		n := m.consecutive.Add(1)
 		cfg := &m.t.cfg
 		switch {
 		case o.Class == sturdy.Auth:
 			m.eject(now, ReasonAuth, true, &ch)
-		case cfg.ConsecutiveFailures > 0 && m.consecutive >= cfg.ConsecutiveFailures:
+		case cfg.ConsecutiveFailures > 0 && n >= int64(cfg.ConsecutiveFailures):
 			m.eject(now, ReasonConsecutiveFailures, true, &ch)
 		case cfg.FailureRate >= 0:
-			if c := m.win.Sum(now); c.A >= int64(cfg.MinCalls) && float64(c.B) >= cfg.FailureRate*float64(c.A) {
+			c := m.win.Sum(now)
+			c.A += m.ok.sum(now)
+			if c.A >= int64(cfg.MinCalls) && float64(c.B) >= cfg.FailureRate*float64(c.A) {
 				m.eject(now, ReasonFailureRate, true, &ch)
 			}
 		}
 	case Probation:
-		m.win.Add(now, 1, b2i(failure))
+		if failure {
+			m.win.Add(now, 1, 1)
+		} else {
+			m.countOK(m.t.end(o))
+		}
 		switch {
 		case o.Class == sturdy.Auth:
 			m.eject(now, ReasonAuth, true, &ch)
@@ -275,9 +311,10 @@ func (m *Member) transition(at int64, to State, reason string, ch *changes) {
 	switch {
 	case to == Ejected:
 		m.failures++
-		m.consecutive = 0
+		m.consecutive.Store(0)
 		m.probationOK = 0
 		m.win.Reset()
+		m.ok.clear()
 	case from == Ejected:
 		if !m.removed {
 			m.t.ejected.Add(-1)
@@ -300,9 +337,74 @@ func (m *Member) transition(at int64, to State, reason string, ch *changes) {
 // Window after it was observed.
 const windowBuckets = 10
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
+// countOK counts a success at t in ok; m.mu must be held.
+func (m *Member) countOK(t int64) {
+	if !m.ok.add(t) {
+		m.ok.reset(t)
 	}
-	return 0
+}
+
+// okRing counts a member's successes over the FailureRate window, as
+// window.Ring does, with atomics: a success in a bucket already begun is
+// counted without the member's lock. Buckets are reset under the lock,
+// and never to an older slice than they hold, so a success reported late
+// never wipes the counts of newer ones: it is counted in the bucket that
+// holds newer calls.
+type okRing struct {
+	width int64
+	b     [windowBuckets]struct {
+		slot atomic.Int64 // the absolute slice the bucket holds, plus one (0: empty)
+		n    atomic.Int64
+	}
+}
+
+func newOKRing(span int64) okRing {
+	return okRing{width: max(span/windowBuckets, 1)}
+}
+
+// add counts a success at t, unless its bucket holds an older slice (or
+// none) and must be reset first: then it reports false.
+func (r *okRing) add(t int64) bool {
+	s := t/r.width + 1
+	bk := &r.b[s%windowBuckets]
+	if bk.slot.Load() < s {
+		return false
+	}
+	bk.n.Add(1)
+	return true
+}
+
+// reset counts a success at t after add refused it, resetting its bucket
+// if it still holds an older slice; the member's lock must be held.
+func (r *okRing) reset(t int64) {
+	s := t/r.width + 1
+	bk := &r.b[s%windowBuckets]
+	if bk.slot.Load() < s {
+		// The count first, then the slice: an add that sees the new
+		// slice sees its count reset.
+		bk.n.Store(0)
+		bk.slot.Store(s)
+	}
+	bk.n.Add(1)
+}
+
+// sum is the successes counted in the window that ends at now.
+func (r *okRing) sum(now int64) int64 {
+	oldest := now/r.width + 1 - (windowBuckets - 1)
+	var n int64
+	for i := range r.b {
+		if bk := &r.b[i]; bk.slot.Load() >= max(oldest, 1) {
+			n += bk.n.Load()
+		}
+	}
+	return n
+}
+
+// clear empties the ring; the member's lock must be held. A success
+// counted without the lock as it clears may survive it.
+func (r *okRing) clear() {
+	for i := range r.b {
+		r.b[i].slot.Store(0)
+		r.b[i].n.Store(0)
+	}
 }

@@ -59,6 +59,17 @@ func New(cfg Config) (*Tracker, error) {
 // monotonic clock.
 func (t *Tracker) now() int64 { return int64(time.Since(t.base)) }
 
+// end returns when o ended, in tracker time: o.End, or now if End is zero
+// or before the tracker's start.
+func (t *Tracker) end(o sturdy.Outcome) int64 {
+	if !o.End.IsZero() {
+		if e := int64(o.End.Sub(t.base)); e >= 0 {
+			return e
+		}
+	}
+	return t.now()
+}
+
 // at turns a tracker time back into a time.Time.
 func (t *Tracker) at(n int64) time.Time { return t.base.Add(time.Duration(n)) }
 

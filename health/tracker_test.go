@@ -610,3 +610,104 @@ func TestOverloadedCoolsDownWithoutEjecting(t *testing.T) {
 		}
 	})
 }
+
+// TestLateSuccessKeepsNewerCounts: a success counts in the window as of
+// its Outcome.End, and one reported long after it ended (a streamed
+// answer released at its end) must not reset a bucket that holds newer
+// calls: the window keeps them, and they count toward MinCalls.
+func TestLateSuccessKeepsNewerCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, _ := newTracker(t, Config{ConsecutiveFailures: -1, FailureRate: 0.3})
+		m := tr.Add("a")
+		ended := time.Now()
+		time.Sleep(10 * time.Second) // one Window on: ended's bucket is now's
+		for range 10 {
+			m.Observe(sturdy.Outcome{Class: sturdy.Success, End: time.Now()})
+		}
+		m.Observe(sturdy.Outcome{Class: sturdy.Success, End: ended})
+		for _, o := range seq(repeat("F", 9)) { // 20 calls, 45% failures
+			m.Observe(o)
+		}
+		if got := m.State(); got != Ejected {
+			t.Fatalf("state = %v, want ejected: the window must hold 20 calls", got)
+		}
+	})
+}
+
+// TestSuccessCountsAsOfItsEnd: a success whose attempt ended before the
+// window began is not in it, however late it is reported.
+func TestSuccessCountsAsOfItsEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, _ := newTracker(t, Config{ConsecutiveFailures: -1, FailureRate: 0.3})
+		m := tr.Add("a")
+		ended := time.Now()
+		time.Sleep(15 * time.Second)
+		for range 11 {
+			m.Observe(sturdy.Outcome{Class: sturdy.Success, End: ended})
+		}
+		for _, o := range seq(repeat("F", 9)) {
+			m.Observe(o)
+		}
+		if got := m.State(); got != Healthy {
+			t.Fatalf("state = %v, want healthy: 9 calls in the window, fewer than MinCalls", got)
+		}
+		for range 11 {
+			m.Observe(okO) // End zero: counted now
+		}
+		m.Observe(downO)
+		if got := m.State(); got != Ejected {
+			t.Fatalf("state = %v, want ejected: 21 calls in the window, 10 failed", got)
+		}
+	})
+}
+
+func TestOKRing(t *testing.T) {
+	r := newOKRing(100) // 10 buckets of 10 ns
+	for _, at := range []int64{0, 5, 95} {
+		if !r.add(at) {
+			r.reset(at)
+		}
+	}
+	if got := r.sum(99); got != 3 {
+		t.Fatalf("sum(99) = %d, want 3", got)
+	}
+	if got := r.sum(100); got != 1 {
+		t.Fatalf("sum(100) = %d, want 1: the first bucket left the window", got)
+	}
+	if !r.add(103) {
+		r.reset(103)
+	}
+	if r.add(3) == false || r.sum(105) != 3 {
+		t.Fatalf("a count at 3, older than bucket 0's slice, goes to that newer slice: sum(105) = %d, want 3", r.sum(105))
+	}
+	r.clear()
+	if got := r.sum(105); got != 0 {
+		t.Fatalf("sum after clear = %d", got)
+	}
+}
+
+// TestConcurrentSuccessesAreAllCounted: successes counted without the
+// member's lock, from many goroutines, are all in the window.
+func TestConcurrentSuccessesAreAllCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr, _ := newTracker(t, Config{})
+		m := tr.Add("a")
+		start := time.Now()
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 500 {
+					// Across five of the window's buckets.
+					m.Observe(sturdy.Outcome{Class: sturdy.Success, End: start.Add(time.Duration(i*10+g) * time.Millisecond)})
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(5 * time.Second)
+		if got := m.ok.sum(tr.now()); got != 2000 {
+			t.Fatalf("window holds %d successes, want 2000", got)
+		}
+	})
+}

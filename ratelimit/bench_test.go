@@ -4,6 +4,9 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/sturdyai/sturdy"
 )
 
 func BenchmarkAllowParallel(b *testing.B) {
@@ -76,4 +79,43 @@ func BenchmarkThrottleAllow(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkObserveSuccess is what a learning key's success costs: the
+// learner's count of it, on one goroutine, for a key never refused and
+// for one paced after a refusal, through Observe and through the key's
+// Observer.
+func BenchmarkObserveSuccess(b *testing.B) {
+	for _, c := range []struct {
+		name              string
+		refused, observer bool
+	}{
+		{"unpaced", false, false},
+		{"paced", true, false},
+		{"observer/unpaced", false, true},
+		{"observer/paced", true, true},
+	} {
+		refused := c.refused
+		b.Run(c.name, func(b *testing.B) {
+			l, err := New(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			key := string([]byte("openai/gpt-4o"))
+			end := time.Now()
+			if refused {
+				l.Observe(key, sturdy.Outcome{Class: sturdy.Overloaded, End: end})
+			}
+			o := sturdy.Outcome{Class: sturdy.Success, Latency: 20 * time.Millisecond, End: end}
+			observe := func(o sturdy.Outcome) { l.Observe(key, o) }
+			if c.observer {
+				observe = l.Observer(key)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				o.End = o.End.Add(time.Microsecond)
+				observe(o)
+			}
+		})
+	}
 }

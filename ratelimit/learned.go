@@ -190,10 +190,16 @@ const serverBurst = 0.1
 func learnedBurst(r float64) int { return max(1, int(math.Ceil(r/20))) }
 
 // recent counts a key's answers over the last second, in ten slices of
-// 100 ms: successes, and answers of any kind (successes and refusals).
+// 100 ms: successes and refusals.
+//
+// Its entries are atomics so that a success in a slice already begun is
+// counted without the learner's lock (learner.served): only the first
+// answer of a slice, which resets its entry, takes the lock. An answer
+// counted without the lock while another resets its entry for a slice a
+// second later lands in that later slice.
 type recent struct {
-	slot     [learnSlots]int64 // the absolute slice each entry holds
-	ok, seen [learnSlots]int64
+	slot   [learnSlots]atomic.Int64 // the absolute slice each entry holds
+	ok, no [learnSlots]atomic.Int64
 }
 
 const (
@@ -202,35 +208,69 @@ const (
 	learnWindow = learnSlots * learnSlice
 )
 
+// add counts an answer at now; the learner's lock must be held.
 func (r *recent) add(now int64, ok bool) {
 	s := now / learnSlice
 	i := s % learnSlots
-	if r.slot[i] != s {
-		r.slot[i], r.ok[i], r.seen[i] = s, 0, 0
+	if r.slot[i].Load() != s {
+		// Counts first, then the slice: a lock-free adder (begun) that
+		// sees the new slice sees its counts reset.
+		r.ok[i].Store(0)
+		r.no[i].Store(0)
+		r.slot[i].Store(s)
 	}
+	r.count(i, ok)
+}
+
+func (r *recent) count(i int64, ok bool) {
 	if ok {
-		r.ok[i]++
+		r.ok[i].Add(1)
+	} else {
+		r.no[i].Add(1)
 	}
-	r.seen[i]++
+}
+
+// begun returns now's entry if it already holds now's slice (an answer
+// there needs no reset), or -1.
+func (r *recent) begun(now int64) int64 {
+	s := now / learnSlice
+	if i := s % learnSlots; r.slot[i].Load() == s {
+		return i
+	}
+	return -1
 }
 
 // sentLog counts a key's successes by when they were sent, in slices of
 // 100 ms over the last sentSlots of them (25.6 s): a server's bucket
 // charges a request when it arrives.
+//
+// Like recent's, its entries are atomics, reset under the learner's lock
+// and counted without it in a slice already begun.
 type sentLog struct {
-	slot [sentSlots]int64 // the absolute slice each entry holds
-	ok   [sentSlots]int32
+	slot [sentSlots]atomic.Int64 // the absolute slice each entry holds
+	ok   [sentSlots]atomic.Int32
 }
 
 const sentSlots = 256
 
+// add counts a success sent at at; the learner's lock must be held.
 func (r *sentLog) add(at int64) {
 	s := at / learnSlice
 	i := s % sentSlots
-	if r.slot[i] != s {
-		r.slot[i], r.ok[i] = s, 0
+	if r.slot[i].Load() != s {
+		r.ok[i].Store(0)
+		r.slot[i].Store(s)
 	}
-	r.ok[i]++
+	r.ok[i].Add(1)
+}
+
+// begun is recent.begun for a success sent at at.
+func (r *sentLog) begun(at int64) int64 {
+	s := at / learnSlice
+	if i := s % sentSlots; r.slot[i].Load() == s {
+		return i
+	}
+	return -1
 }
 
 // holds reports whether a success sent at at, answered at now, still has
@@ -252,8 +292,8 @@ func (r *sentLog) acceptedBefore(at int64) float64 {
 	last := at / learnSlice
 	n, x := int64(0), 0.0
 	for s := last; s > last-sentSlots; s-- {
-		if i := s % sentSlots; r.slot[i] == s {
-			n += int64(r.ok[i])
+		if i := s % sentSlots; r.slot[i].Load() == s {
+			n += int64(r.ok[i].Load())
 		}
 		tau := float64(at-s*learnSlice) / 1e9
 		x = max(x, float64(n)/(tau+serverBurst))
@@ -271,10 +311,12 @@ func (r *recent) rates(now, born int64) (ok, peak, okShare float64) {
 	oldest := now/learnSlice - learnSlots + 1
 	var n, seen int64
 	for i := range r.slot {
-		if r.slot[i] >= oldest && r.slot[i] <= now/learnSlice {
-			n += r.ok[i]
-			seen += r.seen[i]
-			peak = max(peak, float64(r.seen[i]))
+		if s := r.slot[i].Load(); s >= oldest && s <= now/learnSlice {
+			ok := r.ok[i].Load()
+			sn := ok + r.no[i].Load()
+			n += ok
+			seen += sn
+			peak = max(peak, float64(sn))
 		}
 	}
 	span := max(now-max(born, oldest*learnSlice), learnSlice)
@@ -297,14 +339,16 @@ type learner struct {
 	// more than ceil if positive; zero otherwise.
 	first int64
 	ceil  float64
-	// epoch counts the successes since the last decrease's cooldown ended
-	// (or since the learner was made): their rate is the estimate of what
-	// the server accepts.
-	epochStart  int64
-	epochServed int64
+	// epochStart is when the last decrease's cooldown ended (or when the
+	// learner was made): the successes since are counted in recent.
+	epochStart int64
 	// coolUntil is when the last decrease's cooldown ends: refusals before
 	// it are the same event.
 	coolUntil int64
+	// raising mirrors coolUntil while first is set (zero otherwise): a
+	// success answered before it may raise the estimate (served), so it
+	// takes the lock.
+	raising atomic.Int64
 	// paced mirrors st.Max > 0 || st.Told > 0, for admission without the
 	// lock while nothing is learned.
 	paced atomic.Bool
@@ -326,7 +370,23 @@ func newLearner(now int64) *learner {
 // the key was paced at: when the server refused, the answers to the
 // requests it had just accepted were still on their way, so the estimate
 // made at the refusal sees too few of them.
+//
+// A success that changes nothing but the counts of slices already begun,
+// the usual one, takes no lock: an atomic add for each of recent and sent.
 func (lr *learner) served(now, start int64) {
+	if now >= lr.raising.Load() {
+		if i := lr.recent.begun(now); i >= 0 {
+			if !lr.sent.holds(start, now) {
+				lr.recent.count(i, true)
+				return
+			}
+			if j := lr.sent.begun(start); j >= 0 {
+				lr.recent.count(i, true)
+				lr.sent.ok[j].Add(1)
+				return
+			}
+		}
+	}
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
 	lr.recent.add(now, true)
@@ -334,7 +394,6 @@ func (lr *learner) served(now, start int64) {
 		// An older send would take the slot of a newer slice.
 		lr.sent.add(start)
 	}
-	lr.epochServed++
 	if lr.first != 0 && start < lr.first && now < lr.coolUntil {
 		lr.st.Max = max(lr.st.Max, lr.sent.acceptedBefore(lr.first))
 		if lr.ceil > 0 {
@@ -420,8 +479,9 @@ func (lr *learner) refused(now, sent int64, retryAfter time.Duration, cv curve, 
 	est = max(est, 1) // a key that served nothing lately still gets a request a second
 	end := now + int64(max(retryAfter, 0))
 	lr.st.Max, lr.st.Probe, lr.st.Since = est, probe, end
-	lr.coolUntil, lr.epochStart, lr.epochServed = end, end, 0
+	lr.coolUntil, lr.epochStart = end, end
 	lr.first, lr.ceil = first, cur
+	lr.syncRaising()
 	lr.paced.Store(true)
 	return lr.st, true
 }
@@ -462,7 +522,8 @@ func (lr *learner) adopt(st Learned) {
 	if st.Since != lr.st.Since && st.Since > lr.coolUntil {
 		// Another replica decreased: its cooldown is this one's guard,
 		// and a new epoch of successes starts with it.
-		lr.coolUntil, lr.epochStart, lr.epochServed = st.Since, st.Since, 0
+		lr.coolUntil, lr.epochStart = st.Since, st.Since
+		lr.syncRaising()
 	}
 	lr.st = st
 	lr.paced.Store(st.Max > 0 || st.Told > 0)
@@ -626,24 +687,38 @@ func (lr *learner) absorb(m *learner) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	lr.st.Max += m.st.Max
-	for i, s := range m.sent.slot {
-		switch {
-		case lr.sent.slot[i] == s:
-			lr.sent.ok[i] += m.sent.ok[i]
-		case lr.sent.slot[i] < s:
-			lr.sent.slot[i], lr.sent.ok[i] = s, m.sent.ok[i]
+	for i := range m.sent.slot {
+		switch s, ls := m.sent.slot[i].Load(), lr.sent.slot[i].Load(); {
+		case ls == s:
+			lr.sent.ok[i].Add(m.sent.ok[i].Load())
+		case ls < s:
+			lr.sent.ok[i].Store(m.sent.ok[i].Load())
+			lr.sent.slot[i].Store(s)
 		}
 	}
-	for i, s := range m.recent.slot {
-		switch {
-		case lr.recent.slot[i] == s:
-			lr.recent.ok[i] += m.recent.ok[i]
-			lr.recent.seen[i] += m.recent.seen[i]
-		case lr.recent.slot[i] < s:
-			lr.recent.slot[i], lr.recent.ok[i], lr.recent.seen[i] = s, m.recent.ok[i], m.recent.seen[i]
+	for i := range m.recent.slot {
+		switch s, ls := m.recent.slot[i].Load(), lr.recent.slot[i].Load(); {
+		case ls == s:
+			lr.recent.ok[i].Add(m.recent.ok[i].Load())
+			lr.recent.no[i].Add(m.recent.no[i].Load())
+		case ls < s:
+			lr.recent.ok[i].Store(m.recent.ok[i].Load())
+			lr.recent.no[i].Store(m.recent.no[i].Load())
+			lr.recent.slot[i].Store(s)
 		}
 	}
 	lr.coolUntil = max(lr.coolUntil, m.coolUntil)
+	lr.syncRaising()
+}
+
+// syncRaising updates raising after first or coolUntil changed; lr.mu
+// must be held.
+func (lr *learner) syncRaising() {
+	if lr.first != 0 {
+		lr.raising.Store(lr.coolUntil)
+	} else {
+		lr.raising.Store(0)
+	}
 }
 
 // learns reports whether key's rate is learned: learning is on and the key

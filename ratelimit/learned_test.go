@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,92 @@ func TestRateOfSuccessesCountsTheSliceBegunAsWhatItCovers(t *testing.T) {
 	now := base + int64(2010*time.Millisecond)
 	ok, _, _ := r.rates(now, base)
 	assert.InDelta(t, 100, ok, 2)
+}
+
+// TestObserverLearnsAsObserve: outcomes fed through a key's Observer teach
+// what Observe teaches, through a first refusal, the answers still on
+// their way during its cooldown and a second refusal, and for keys that
+// join a group.
+func TestObserverLearnsAsObserve(t *testing.T) {
+	base := time.Now().Truncate(time.Second)
+	var outs []sturdy.Outcome
+	for i := range 300 { // 100 req/s for 3 s, 80 ms each
+		outs = append(outs, sturdy.Outcome{Class: sturdy.Success, Latency: 80 * time.Millisecond, End: base.Add(time.Duration(i)*10*time.Millisecond + 80*time.Millisecond)})
+	}
+	refuse := func(at time.Duration) sturdy.Outcome {
+		return sturdy.Outcome{Class: sturdy.Overloaded, RetryAfter: time.Second, Latency: time.Millisecond, End: base.Add(at)}
+	}
+	feed := func(obs func(key string, o sturdy.Outcome)) {
+		for i, o := range outs {
+			if i == 150 {
+				obs("a", refuse(1500*time.Millisecond))
+				obs("b", refuse(1520*time.Millisecond)) // within 100 ms: one group with a
+			}
+			if i == 280 {
+				obs("a", refuse(2800*time.Millisecond))
+			}
+			obs("a", o)
+			obs("b", o)
+			obs("c", o)
+		}
+	}
+	plain, bound := newLimiter(t, Config{}), newLimiter(t, Config{})
+	plain.MayShare("a", "b")
+	bound.MayShare("a", "b")
+	feed(plain.Observe)
+	observers := map[string]func(sturdy.Outcome){}
+	feed(func(key string, o sturdy.Outcome) {
+		if observers[key] == nil {
+			observers[key] = bound.Observer(key)
+		}
+		observers[key](o)
+	})
+	for _, key := range []string{"a", "b", "c"} {
+		assert.Equal(t, plain.groupOf(key), bound.groupOf(key), key)
+		p, _ := plain.learners.Load(plain.groupOf(key))
+		b, _ := bound.learners.Load(bound.groupOf(key))
+		require.NotNil(t, b, key)
+		assert.Equal(t, p.(*learner).st, b.(*learner).st, key)
+		ok1, peak1, share1 := p.(*learner).recent.rates(base.Add(3*time.Second).UnixNano(), 0)
+		ok2, peak2, share2 := b.(*learner).recent.rates(base.Add(3*time.Second).UnixNano(), 0)
+		assert.Equal(t, [3]float64{ok1, peak1, share1}, [3]float64{ok2, peak2, share2}, key)
+	}
+	assert.Equal(t, "a", bound.groupOf("b"), "b joined a's group")
+	st, _ := bound.learners.Load("c")
+	assert.Zero(t, st.(*learner).st.Max, "c was never refused")
+}
+
+// TestConcurrentSuccessesAreAllCounted: successes counted without the
+// learner's lock, from many goroutines, across slices begun under it, are
+// all counted.
+func TestConcurrentSuccessesAreAllCounted(t *testing.T) {
+	l := newLimiter(t, Config{})
+	obs := l.Observer("k")
+	base := time.Now().Truncate(time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				// 500 ms of answers, each 10 ms after it was sent.
+				end := base.Add(time.Duration(i*1000+g) * time.Microsecond)
+				obs(sturdy.Outcome{Class: sturdy.Success, Latency: 10 * time.Millisecond, End: end})
+			}
+		}()
+	}
+	wg.Wait()
+	v, _ := l.learners.Load("k")
+	lr := v.(*learner)
+	var ok, no, sent int64
+	for i := range lr.recent.ok {
+		ok += lr.recent.ok[i].Load()
+		no += lr.recent.no[i].Load()
+	}
+	assert.Equal(t, int64(2000), ok)
+	assert.Zero(t, no)
+	for i := range lr.sent.ok {
+		sent += int64(lr.sent.ok[i].Load())
+	}
+	assert.Equal(t, int64(2000), sent)
 }

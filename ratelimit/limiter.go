@@ -256,6 +256,32 @@ func (l *Limiter) Observe(key string, o sturdy.Outcome) {
 	}
 }
 
+// Observer returns Observe bound to key: a func that learns from the
+// outcomes of calls admitted for key as Observe(key, o) does, for callers
+// that report many outcomes of one key. It saves what Observe costs a
+// success beyond its count: finding the key's limit and its learned state.
+func (l *Limiter) Observer(key string) func(sturdy.Outcome) {
+	if l.limitFunc != nil || !l.learns(key) {
+		// A LimitFunc may answer otherwise later: look it up each time.
+		return func(o sturdy.Outcome) { l.Observe(key, o) }
+	}
+	var lr atomic.Pointer[learner] // made by the first success, as Observe makes it
+	return func(o sturdy.Outcome) {
+		if o.Class != sturdy.Success || l.grouped.Load() {
+			// A key in a group learns under the group's key.
+			l.Observe(key, o)
+			return
+		}
+		now := endOf(o)
+		p := lr.Load()
+		if p == nil {
+			p = l.learnerOf(key, now)
+			lr.Store(p)
+		}
+		p.served(now, now-int64(o.Latency))
+	}
+}
+
 // endOf is when o ended, in Unix nanoseconds.
 func endOf(o sturdy.Outcome) int64 {
 	if o.End.IsZero() {

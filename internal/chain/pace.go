@@ -40,6 +40,12 @@ type pacing struct {
 	// keys are the limiter keys of endpoints with a quota key, by
 	// endpoint name (quota.go); nil: none.
 	keys map[string]string
+
+	// observers holds each endpoint's Limiter.Observer, by endpoint name:
+	// an immutable map, replaced under mu when an endpoint is first
+	// observed, so that an outcome costs a map read and no lock.
+	observers atomic.Pointer[map[string]func(sturdy.Outcome)]
+	mu        sync.Mutex
 }
 
 // newPacing returns the pacing of endpoints with limits, by limiter key,
@@ -93,7 +99,34 @@ func (p *pacing) observe(endpoint string, o sturdy.Outcome) {
 	default:
 		return
 	}
-	p.l.Observe(p.key(endpoint), o)
+	if m := p.observers.Load(); m != nil {
+		if f := (*m)[endpoint]; f != nil {
+			f(o)
+			return
+		}
+	}
+	p.observer(endpoint)(o)
+}
+
+// observer returns endpoint's Limiter.Observer, adding it to observers.
+func (p *pacing) observer(endpoint string) func(sturdy.Outcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var old map[string]func(sturdy.Outcome)
+	if m := p.observers.Load(); m != nil {
+		old = *m
+	}
+	if f := old[endpoint]; f != nil {
+		return f
+	}
+	next := make(map[string]func(sturdy.Outcome), len(old)+1)
+	for k, f := range old {
+		next[k] = f
+	}
+	f := p.l.Observer(p.key(endpoint))
+	next[endpoint] = f
+	p.observers.Store(&next)
+	return f
 }
 
 // listen feeds a response's rate-limit headers to endpoint's learned rate.

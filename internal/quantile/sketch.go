@@ -109,28 +109,43 @@ func (s *Sketch) Count() int64 {
 // Quantile returns the q-quantile (0 ≤ q ≤ 1) of the recent observations,
 // or 0 when there are none. The result is the upper edge of the bucket
 // holding the quantile, so it overstates by at most 1/16.
+//
+// It takes the number of observations from the windows' counts and scans
+// the buckets from the end nearer the quantile: for the high quantiles
+// its callers ask for, the few buckets above it rather than all of them
+// twice.
 func (s *Sketch) Quantile(q float64) time.Duration {
 	cur, prev := s.cur.Load(), s.prev.Load()
 	// Buckets past hi are empty. A concurrent Add may fill one past it
-	// after hi was read: the answer then misses that one observation, as
-	// if it had come a moment later.
+	// after hi was read, or count an observation in its bucket before its
+	// window's total: the answer then misses that observation, or counts
+	// it a moment early, as if it had come at another time.
 	hi := int(max(cur.hi.Load(), prev.hi.Load()))
-	var total int64
-	for i := range hi {
-		total += cur.buckets[i].Load() + prev.buckets[i].Load()
-	}
-	if total == 0 {
+	total := cur.n.Load() + prev.n.Load()
+	if total <= 0 || hi == 0 {
 		return 0
 	}
 	q = min(max(q, 0), 1)
 	rank := int64(q*float64(total) + 0.5)
 	rank = min(max(rank, 1), total)
-	var seen int64
-	for i := range hi {
-		seen += cur.buckets[i].Load() + prev.buckets[i].Load()
-		if seen >= rank {
+	if q < 0.5 {
+		var seen int64
+		for i := range hi {
+			seen += cur.buckets[i].Load() + prev.buckets[i].Load()
+			if seen >= rank {
+				return time.Duration(upper(i))
+			}
+		}
+		return time.Duration(upper(hi - 1))
+	}
+	// The answer is the lowest bucket at or below which rank observations
+	// lie: the highest one with fewer than rank below it.
+	above := int64(0)
+	for i := hi - 1; i > 0; i-- {
+		above += cur.buckets[i].Load() + prev.buckets[i].Load()
+		if total-above < rank {
 			return time.Duration(upper(i))
 		}
 	}
-	return time.Duration(upper(hi - 1))
+	return time.Duration(upper(0))
 }

@@ -103,3 +103,65 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	})
 }
+
+// quantileByScan is Quantile as a full scan from the lowest bucket,
+// totalling the buckets themselves: the reference its faster scans must
+// agree with.
+func quantileByScan(s *Sketch, q float64) time.Duration {
+	cur, prev := s.cur.Load(), s.prev.Load()
+	var total int64
+	for i := range numBuckets {
+		total += cur.buckets[i].Load() + prev.buckets[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := min(max(int64(q*float64(total)+0.5), 1), total)
+	var seen int64
+	for i := range numBuckets {
+		if seen += cur.buckets[i].Load() + prev.buckets[i].Load(); seen >= rank {
+			return time.Duration(upper(i))
+		}
+	}
+	panic("rank beyond total")
+}
+
+func TestQuantileAgreesWithAFullScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, window := range []int{1, 7, 100, 1000} {
+		s := New(window)
+		for n := range 3000 {
+			var d time.Duration
+			switch n % 3 {
+			case 0:
+				d = time.Duration(r.ExpFloat64() * float64(time.Millisecond))
+			case 1:
+				d = time.Duration(r.IntN(40)) // the exact buckets
+			default:
+				d = time.Duration(r.Int64N(int64(time.Hour)))
+			}
+			s.Add(d)
+			if n%37 != 0 {
+				continue
+			}
+			for _, q := range []float64{0, 0.001, 0.25, 0.4999, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1} {
+				if got, want := s.Quantile(q), quantileByScan(s, q); got != want {
+					t.Fatalf("window %d, %d added: Quantile(%v) = %v, a full scan says %v", window, n+1, q, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkQuantile(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	s := New(1000)
+	for range 2000 {
+		s.Add(time.Duration(800+r.IntN(400)) * time.Microsecond)
+	}
+	s.Add(2 * time.Second) // an outlier: the scan's upper end
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Quantile(0.99)
+	}
+}
