@@ -20,15 +20,23 @@ func BenchmarkRetryObserve(b *testing.B) {
 			}
 			o := sturdy.Outcome{Class: sturdy.Success, End: time.Now()}
 			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
+			observe := func() {
 				i++
 				o.Latency = time.Duration(800+i%400) * time.Microsecond
 				o.End = o.End.Add(time.Microsecond)
 				p.Observe(kind, o)
 			}
+			// Enough samples first for the adaptive timeout, so that the
+			// loop measures a policy in use, whatever b.N.
+			for range 5000 {
+				observe()
+			}
 			if p.AttemptTimeout(1, false) == 0 {
 				b.Fatal("no adaptive timeout learned")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				observe()
 			}
 		})
 	}
