@@ -10,7 +10,7 @@ import (
 
 // attemptContext is the context of an attempt that may end on its own: a
 // hedge that lost, or an attempt past its timeout. It is one allocation
-// of 80 bytes, where context.WithCancelCause is two (the cancelCtx and
+// of 144 bytes, where context.WithCancelCause is two (the cancelCtx and
 // its cancel func) and the timeout was a pooled runtime timer on top; the
 // timeout is an entry in the deadline sweeper (sweep.go), two short
 // critical sections instead of a timer's Reset and Stop, and cancelling
@@ -36,13 +36,16 @@ import (
 type attemptContext struct {
 	context.Context // the parent
 
-	// The fields are in the order that packs them into 80 bytes.
+	// The fields are in the order that packs them into 136 bytes.
 	state  atomic.Uint32 // why it ended (an endCause) | watched
 	mu     sync.Mutex    // guards done, closed and more
 	closed bool          // done is closed
 	entry  entryState    // in the sweeper: guarded by shard.mu
 	done   chan struct{} // made by Done
-	more   *ctxMore      // what few attempts need, made when one does
+	// more is what a transport that waits on Done or derives contexts
+	// (net/http's and grpc-go's both do) needs: in the context's own
+	// allocation, not one more of its own.
+	more ctxMore
 
 	// The attempt's timeout, as an entry in a deadline sweeper shard.
 	when       int64 // deadline, in ns since the sweeper's epoch
@@ -83,10 +86,14 @@ func causeIn(s uint32) endCause { return endCause(s) & causeMask }
 
 // ctxMore is the part of an attempt context that a transport which waits
 // on Done or derives contexts needs, and a timeout in a testing/synctest
-// bubble; kept apart so that the attempt context is small for the rest.
+// bubble.
 type ctxMore struct {
 	watch func() bool // stops the parent watch Done started, if any
-	funcs []afterFunc // registered by AfterFunc, run by cancel
+	// The funcs registered by AfterFunc, run by cancel: the first in
+	// first (f nil: none), so that the one derived context a transport
+	// makes costs no slice, the others in funcs.
+	first afterFunc
+	funcs []afterFunc
 	seq   int         // numbers funcs for their stop
 	timer *time.Timer // the timeout, in a testing/synctest bubble
 }
@@ -119,7 +126,7 @@ func (c *attemptContext) Done() <-chan struct{} {
 		} else if c.Context.Done() != nil {
 			// The callback runs on a goroutine of its own, briefly, once
 			// the parent is done; cancel stops the watch.
-			c.extra().watch = context.AfterFunc(c.Context, c.parentDone)
+			c.more.watch = context.AfterFunc(c.Context, c.parentDone)
 			return c.done
 		}
 	}
@@ -157,14 +164,22 @@ func (c *attemptContext) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	m := c.extra()
+	m := &c.more
 	m.seq++
 	id := m.seq
-	m.funcs = append(m.funcs, afterFunc{id, f})
+	if m.first.f == nil {
+		m.first = afterFunc{id, f}
+	} else {
+		m.funcs = append(m.funcs, afterFunc{id, f})
+	}
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if m.first.f != nil && m.first.id == id {
+			m.first = afterFunc{}
+			return true
+		}
 		i := slices.IndexFunc(m.funcs, func(a afterFunc) bool { return a.id == id })
 		if i < 0 {
 			return false
@@ -210,12 +225,9 @@ func (c *attemptContext) cancel(why endCause) {
 		c.closed = true
 		close(c.done)
 	}
-	var watch func() bool
-	var funcs []afterFunc
-	if m := c.more; m != nil {
-		watch, funcs = m.watch, m.funcs
-		m.watch, m.funcs = nil, nil
-	}
+	m := &c.more
+	watch, first, funcs := m.watch, m.first, m.funcs
+	m.watch, m.first, m.funcs = nil, afterFunc{}, nil
 	c.mu.Unlock()
 	if watch != nil {
 		watch()
@@ -223,6 +235,9 @@ func (c *attemptContext) cancel(why endCause) {
 	// The funcs are the context package's (they cancel derived
 	// contexts), run here as a cancelCtx cancels its children: before
 	// cancel returns.
+	if first.f != nil {
+		first.f()
+	}
 	for _, a := range funcs {
 		a.f()
 	}
@@ -254,7 +269,7 @@ func (c *attemptContext) startTimeout(now time.Time, d time.Duration) {
 	if bubbled(now) {
 		t := time.AfterFunc(d, c.expire)
 		c.mu.Lock()
-		c.extra().timer = t
+		c.more.timer = t
 		c.mu.Unlock()
 		return
 	}
@@ -274,18 +289,7 @@ func (c *attemptContext) stopTimeout() (fired bool) {
 		return c.shard.remove(c)
 	}
 	c.mu.Lock()
-	var t *time.Timer
-	if c.more != nil {
-		t = c.more.timer
-	}
+	t := c.more.timer
 	c.mu.Unlock()
 	return t != nil && !t.Stop()
-}
-
-// extra returns c.more, made if need be. c.mu is held.
-func (c *attemptContext) extra() *ctxMore {
-	if c.more == nil {
-		c.more = new(ctxMore)
-	}
-	return c.more
 }

@@ -184,10 +184,10 @@ func TestAttemptCtxWhenNeeded(t *testing.T) {
 	nilCtx.cancel(causeLost) // a no-op
 }
 
-// The attempt context is one allocation of the 80-byte size class: a
+// The attempt context is one allocation of the 144-byte size class: a
 // field added carelessly moves it to the next.
 func TestAttemptContextSize(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(attemptContext{}), uintptr(80))
+	require.LessOrEqual(t, unsafe.Sizeof(attemptContext{}), uintptr(144))
 	allocs := testing.AllocsPerRun(100, func() {
 		c := attemptCtx(context.Background(), false, time.Minute, time.Now())
 		c.stopTimeout()
@@ -264,6 +264,9 @@ func TestAttemptContextContract(t *testing.T) {
 		require.ErrorIs(t, child.Err(), context.Canceled)
 		c.mu.Lock()
 		n := len(c.more.funcs)
+		if c.more.first.f != nil {
+			n++
+		}
 		c.mu.Unlock()
 		require.Zero(t, n, "the derived context's func was not unregistered")
 		require.NoError(t, c.Err())
