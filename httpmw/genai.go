@@ -49,6 +49,9 @@ type genState struct {
 	// here, not from the call, which Close may release meanwhile.
 	tel  *telemetry.Telemetry
 	call telemetry.Call
+	// scan is the response body's bodyScan when the body had none of its
+	// own (a plain answer): one allocation for both.
+	scan bodyScan
 }
 
 func newGenState(op, provider string) *genState {

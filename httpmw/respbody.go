@@ -18,54 +18,89 @@ import (
 var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [DONE]")
 
 // respBody wraps a winning (or candidate) response body. The attempt reads
-// the first chunk into headBuf before it reports success, so that failover
+// the first chunk (the head) before it reports success, so that failover
 // and hedging decide before any byte reaches the caller; Read hands it out
 // first, then passes the rest through unbuffered. It watches the bytes for
 // the stream terminator and the token usage, and releases the call (the
 // winner's context, balancer, health and token reports, the spans) once,
 // at EOF, at a read error or at Close.
+//
+// It is kept to 64 bytes, so that an attempt's state (its request, its
+// URL and this) fits the 512-byte size class (TestAttemptStateSizeClass):
+// every byte allocated per call costs CPU in the allocator and the
+// collector. A plain answer (JSON, no token pacing, no GenAI metrics, no
+// first-byte timeout: the common case) needs nothing more, and its head is
+// its first byte; anything else lives in x.
 type respBody struct {
-	rc     io.ReadCloser
-	cancel context.CancelCauseFunc // the attempt's own context, if any
-	stuck  error                   // sticky error once the body ended
-	// Set once the call is served, before the caller sees the body.
-	gen *genState // nil: no GenAI metrics; guarded by usageMu
+	rc    io.ReadCloser
+	stuck error // sticky error once the body ended
 	// c is the served call, which the body owns from then until release
 	// gives it back to the pool: only release (and end, once it claimed
-	// the release) may touch it. Keeping the call's state there rather
-	// than here keeps attemptState small (TestAttemptStateSizeClass).
+	// the release) may touch it.
 	c *call
-
-	// usage is written by Read and read by release, which a Close on
-	// another goroutine may run during a Read (net/http lets Close abort
-	// a Read); usageMu orders the two.
-	usageMu sync.Mutex
-	usage   usageScanner
-	done    doneScanner
+	x *bodyScan // nil: nothing to scan and no context of its own
 
 	released atomic.Bool
-	// headBuf[headOff:headEnd] is what the attempt read ahead that Read
+	// head()[headOff:headEnd] is what the attempt read ahead that Read
 	// has not handed out yet; headEOF says io.EOF came with it, to be
-	// delivered after it. Offsets and a flag rather than a slice and an
-	// error keep attemptState small (TestAttemptStateSizeClass).
+	// delivered after it.
 	headOff, headEnd uint8
 	headEOF          bool
-	sse              bool          // text/event-stream with terminator checking
-	scanUse          bool          // JSON or SSE: scan for usage
-	headBuf          [headLen]byte // the first read: what decides that the attempt won
+	wide             bool    // the head is x.headBuf, else one
+	one              [1]byte // the head of a plain answer: its first byte
 }
 
-// headLen is the size of the first read; headOff and headEnd index it.
+// bodyScan is what a response body needs beyond a plain answer's: the
+// scanners of an event stream or of a body whose usage counts, the GenAI
+// state, the attempt's own context, and a longer head, in which an event
+// stream's error event is recognised.
+type bodyScan struct {
+	cancel context.CancelCauseFunc // the attempt's own context, if any
+	// usage is written by Read and read by release, which a Close on
+	// another goroutine may run during a Read (net/http lets Close abort
+	// a Read); usageMu orders the two. gen is set once the call is
+	// served, before the caller sees the body, and guarded by usageMu.
+	usageMu sync.Mutex
+	gen     *genState
+	usage   usageScanner
+	done    doneScanner
+	sse     bool // text/event-stream with terminator checking
+	scanUse bool // JSON or SSE: scan for usage
+	headBuf [headLen]byte
+}
+
+// headLen is the size of a wide head; headOff and headEnd index it.
 const headLen = 64
 
 const _ uint8 = headLen // a compile-time check that the offsets can hold it
+
+// head is the buffer the attempt read the head into.
+func (b *respBody) head() []byte {
+	if b.wide {
+		return b.x.headBuf[:]
+	}
+	return b.one[:]
+}
+
+// scans returns b's bodyScan, which it makes if b has none: in the GenAI
+// state gen when there is one (its allocation), else on its own.
+func (b *respBody) scans(gen *genState) *bodyScan {
+	if b.x == nil {
+		if gen != nil {
+			b.x = &gen.scan
+		} else {
+			b.x = new(bodyScan)
+		}
+	}
+	return b.x
+}
 
 func (b *respBody) Read(p []byte) (int, error) {
 	if b.stuck != nil {
 		return 0, b.stuck
 	}
 	if b.headOff < b.headEnd {
-		n := copy(p, b.headBuf[b.headOff:b.headEnd])
+		n := copy(p, b.head()[b.headOff:b.headEnd])
 		b.headOff += uint8(n)
 		b.scan(p[:n])
 		return n, nil
@@ -83,27 +118,28 @@ func (b *respBody) Read(p []byte) (int, error) {
 }
 
 func (b *respBody) scan(p []byte) {
-	if len(p) == 0 {
+	x := b.x
+	if x == nil || len(p) == 0 {
 		return
 	}
-	if b.sse {
-		b.done.write(p)
+	if x.sse {
+		x.done.write(p)
 	}
-	if b.scanUse || b.gen != nil {
-		b.usageMu.Lock()
-		if b.scanUse {
-			b.usage.write(p)
+	if x.scanUse || x.gen != nil {
+		x.usageMu.Lock()
+		if x.scanUse {
+			x.usage.write(p)
 		}
-		if b.gen != nil {
-			b.gen.write(p)
+		if x.gen != nil {
+			x.gen.write(p)
 		}
-		b.usageMu.Unlock()
+		x.usageMu.Unlock()
 	}
 }
 
 // end settles the body at its first error or EOF.
 func (b *respBody) end(n int, err error) (int, error) {
-	truncated := err == io.EOF && b.sse && !b.done.sawDone()
+	truncated := err == io.EOF && b.x != nil && b.x.sse && !b.x.done.sawDone()
 	if truncated {
 		err = io.ErrUnexpectedEOF
 	}
@@ -149,13 +185,11 @@ func (b *respBody) Close() error {
 // the token usage, ends the spans, releases the winner's context and
 // gives the call back to the pool.
 func (b *respBody) release(o sturdy.Outcome, amend bool) {
-	c := b.c
+	c, x := b.c, b.x
 	if c == nil {
 		// Not served (cannot happen: RoundTrip sets c before the caller
 		// sees the body); there is no call to report.
-		if b.cancel != nil {
-			b.cancel(errBodyClosed)
-		}
+		b.cancelOwn()
 		return
 	}
 	served, tel := &c.served, c.t.tel
@@ -166,19 +200,20 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		class = o.Class
 	}
 	tokens := int64(-1)
-	if b.scanUse {
-		b.usageMu.Lock()
-		tokens = b.usage.tokens()
-		b.usageMu.Unlock()
+	if x != nil && x.scanUse {
+		x.usageMu.Lock()
+		tokens = x.usage.tokens()
+		x.usageMu.Unlock()
 	}
 	served.Release(tokens)
 	a := served.Attempt()
 	tel.RecordCall(c.tc, served.Tier, a.Endpoint.Name, class, a.N)
-	if g := b.gen; g != nil {
-		b.usageMu.Lock()
+	if x != nil && x.gen != nil {
+		g := x.gen
+		x.usageMu.Lock()
 		in, out := g.tokens()
 		g.g.ResponseModel = g.responseModel()
-		b.usageMu.Unlock()
+		x.usageMu.Unlock()
 		if class != sturdy.Success {
 			g.g.ErrorType = class.String()
 		}
@@ -189,18 +224,21 @@ func (b *respBody) release(o sturdy.Outcome, amend bool) {
 		tel.RecordGenAI(c.tc, g.ep.genAISets(tel, &g.g), first, in, out)
 	}
 	c.tc.End()
-	if b.cancel != nil {
-		b.cancel(errBodyClosed)
-	}
+	b.cancelOwn()
 	putCall(c)
+}
+
+// cancelOwn ends the attempt's own context, if it has one.
+func (b *respBody) cancelOwn() {
+	if b.x != nil && b.x.cancel != nil {
+		b.x.cancel(errBodyClosed)
+	}
 }
 
 // discard releases a response the call does not keep (a losing hedge).
 func (b *respBody) discard() {
 	body.Drain(b.rc, body.DrainLimit)
-	if b.cancel != nil {
-		b.cancel(errBodyClosed)
-	}
+	b.cancelOwn()
 }
 
 var errBodyClosed = errors.New("httpmw: response body closed")

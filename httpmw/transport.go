@@ -22,6 +22,7 @@ import (
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/body"
 	"github.com/sturdyai/sturdy/internal/chain"
+	"github.com/sturdyai/sturdy/internal/clock"
 	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/ratelimit"
@@ -329,7 +330,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// One clock reading starts the call's telemetry and, unless reading
 	// the request body comes first, its first attempt.
-	now := time.Now()
+	now := clock.Now()
 	ctx, tc := t.tel.StartCallAt(req.Context(), now)
 	c := getCall(t, req)
 	resp, held, err := c.roundTrip(ctx, tc, now)
@@ -406,11 +407,12 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 			if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
 				g.sse, g.firstByte = isStream(resp), served.Outcome().End
 				g.tel, g.call = t.tel, tc
-				w.usageMu.Lock()
-				w.gen = g
+				x := w.scans(g)
+				x.usageMu.Lock()
+				x.gen = g
 				// The head the attempt read is handed out by Read, which
 				// scans it then.
-				w.usageMu.Unlock()
+				x.usageMu.Unlock()
 			}
 		}
 	}
@@ -616,12 +618,18 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 
 	w := &st.body
-	w.rc, w.cancel = resp.Body, cancel
+	w.rc = resp.Body
 	ct := contentType(resp.Header)
-	w.sse = t.checkTerm && isEventStream(ct)
-	if (t.hasTokens || t.chain.PacesTokens()) && (isEventStream(ct) || isJSON(ct)) {
-		w.scanUse = true
-		w.usage = newUsageScanner()
+	stream := isEventStream(ct)
+	scanUse := (t.hasTokens || t.chain.PacesTokens()) && (stream || isJSON(ct))
+	if cancel != nil || stream || scanUse {
+		// Not a plain answer: it needs a bodyScan, and reads a wide head.
+		x := w.scans(nil)
+		x.cancel, x.sse, x.scanUse = cancel, t.checkTerm && stream, scanUse
+		if scanUse {
+			x.usage = newUsageScanner()
+		}
+		w.wide = true
 	}
 	resp.Body = w
 	if !expectsBody(out, resp) {
@@ -632,11 +640,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	// hedging is still possible, and for a stream it is the real answer.
 	var nr int
 	var rerr error
+	head := w.head()
 	for nr == 0 && rerr == nil {
-		nr, rerr = w.rc.Read(w.headBuf[:])
+		nr, rerr = w.rc.Read(head)
 	}
 	fired := timer.Stop()
-	if fired || (rerr != nil && rerr != io.EOF) || (nr == 0 && w.sse) {
+	if fired || (rerr != nil && rerr != io.EOF) || (nr == 0 && w.x != nil && w.x.sse) {
 		if rerr == nil || rerr == io.EOF {
 			rerr = errEmptyEvent
 			if fired {
@@ -652,10 +661,10 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	// rerr is nil or io.EOF here.
 	w.headEnd, w.headEOF = uint8(nr), rerr == io.EOF
-	if head := w.headBuf[:nr]; isEventStream(ct) && startsWithErrorEvent(head) {
+	if stream && startsWithErrorEvent(head[:nr]) {
 		// A stream that failed after its 200: nothing reached the caller
 		// yet, so the call may still fail over or fall back.
-		ev, _ := readFirstEvent(w.rc, head)
+		ev, _ := readFirstEvent(w.rc, head[:nr])
 		w.discard()
 		return nil, classifyErrorEvent(bytes.ToLower(ev))
 	}
