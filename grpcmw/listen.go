@@ -1,9 +1,9 @@
 package grpcmw
 
 import (
-	"sync/atomic"
-
 	"google.golang.org/grpc/metadata"
+
+	"github.com/sturdyai/sturdy/internal/chain"
 )
 
 // Rate-limit metadata. A server's rate-limit fields (OpenAI/Azure
@@ -17,38 +17,14 @@ import (
 // (grpc.Header: four allocations and ~460 B a call against a server that
 // sends one header, BenchmarkUnary/client). So a call asks for them only
 // when its endpoint's last ones carried rate-limit fields, or none has
-// been read yet, and otherwise one call in listenSample, to notice a
-// server that starts sending them. Providers send them on every response,
-// so an endpoint that speaks is heard on every call, and one that never
-// does costs one copy every listenSample calls.
-
-// listenSample is how often the metadata of an endpoint that has not sent
-// rate-limit fields is read: one call in listenSample.
-const listenSample = 64
-
-// sampled decides which calls read one kind of an endpoint's metadata.
-type sampled struct {
-	quiet atomic.Bool   // the last read carried no rate-limit field
-	calls atomic.Uint32 // calls while quiet, for sampling
-}
-
-// want reports whether this call should read the metadata.
-func (s *sampled) want() bool {
-	return !s.quiet.Load() || s.calls.Add(1)%listenSample == 0
-}
-
-// heard records what a read found: said is whether it carried rate-limit
-// fields.
-func (s *sampled) heard(said bool) {
-	if s.quiet.Load() == said {
-		s.quiet.Store(!said)
-	}
-}
+// been read yet, and otherwise one call in chain.ListenSample, to notice a
+// server that starts sending them (chain.Sampled, which httpmw uses for
+// its response headers too).
 
 // listenGate is an endpoint's state for reading its response headers and
 // its streams' trailers.
 type listenGate struct {
-	header, trailer sampled
+	header, trailer chain.Sampled
 }
 
 // Which metadata of an attempt was read, for Client.listen.
@@ -66,20 +42,20 @@ func (c *Client) listen(name string, e *endpoint, header, trailer metadata.MD, r
 		return
 	}
 	if said := c.chain.ListenMetadata(name, header); read&readHeader != 0 && header != nil {
-		e.gate.header.heard(said)
+		e.gate.header.Heard(said)
 	}
 	if said := c.chain.ListenMetadata(name, trailer); read&readTrailer != 0 && trailer != nil {
-		e.gate.trailer.heard(said)
+		e.gate.trailer.Heard(said)
 	}
 }
 
 // wantHeader reports whether an attempt on e should read its response
 // headers for the chain's learned rates.
 func (c *Client) wantHeader(e *endpoint) bool {
-	return c.chain.Listens() && e.gate.header.want()
+	return c.chain.Listens() && e.gate.header.Want()
 }
 
 // wantTrailer is wantHeader for a stream's trailer at its clean end.
 func (c *Client) wantTrailer(e *endpoint) bool {
-	return c.chain.Listens() && e.gate.trailer.want()
+	return c.chain.Listens() && e.gate.trailer.Want()
 }

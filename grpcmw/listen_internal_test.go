@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/ratelimit"
 )
 
@@ -35,7 +36,7 @@ func (h *headerConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grp
 }
 
 // An endpoint whose headers carry rate-limit fields has them read on
-// every call; one whose headers do not, on one call in listenSample, until
+// every call; one whose headers do not, on one call in chain.ListenSample, until
 // they do again.
 func TestHeadersAreReadWhileTheySpeak(t *testing.T) {
 	quiet := metadata.Pairs("server", "vllm")
@@ -50,7 +51,7 @@ func TestHeadersAreReadWhileTheySpeak(t *testing.T) {
 		learnedGT float64
 	}{
 		{"speaks", nil, speaks, 200, 200, 0},
-		{"quiet", nil, quiet, 640, 1 + (640-1)/listenSample, -1}, // the first call, then one in listenSample
+		{"quiet", nil, quiet, 640, 1 + (640-1)/chain.ListenSample, -1}, // the first call, then one in chain.ListenSample
 		{"learning off", []Option{WithLimiter(ratelimit.Config{Learn: ratelimit.LearnConfig{Off: true}})}, speaks, 100, 0, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,7 +70,7 @@ func TestHeadersAreReadWhileTheySpeak(t *testing.T) {
 		})
 	}
 
-	// A quiet endpoint that starts to speak is heard within listenSample
+	// A quiet endpoint that starts to speak is heard within chain.ListenSample
 	// calls, and from then on on every call.
 	hc := &headerConn{}
 	hc.header.Store(&quiet)
@@ -80,7 +81,7 @@ func TestHeadersAreReadWhileTheySpeak(t *testing.T) {
 		require.NoError(t, c.Invoke(context.Background(), "/m", nil, nil))
 	}
 	hc.header.Store(&speaks)
-	for range listenSample {
+	for range chain.ListenSample {
 		require.NoError(t, c.Invoke(context.Background(), "/m", nil, nil))
 	}
 	before := hc.asked.Load()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sturdyai/sturdy/degrade"
 	"github.com/sturdyai/sturdy/httpmw"
+	"github.com/sturdyai/sturdy/internal/chain"
 )
 
 // A provider that says, on a successful answer, that its request quota is
@@ -93,5 +94,61 @@ func TestQuotaKeySharesTheHeadersPace(t *testing.T) {
 			}
 			assert.Equal(t, tc.want, got)
 		})
+	}
+}
+
+// spendsAfter answers every request 200 with a JSON body; from its
+// answer quietFor+1 to host 127.0.0.1:1 on, those answers' headers say
+// the request quota is spent.
+type spendsAfter struct {
+	quietFor int32
+	answers  atomic.Int32
+}
+
+func (s *spendsAfter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	if r.URL.Host == "127.0.0.1:1" && s.answers.Add(1) > s.quietFor {
+		h.Set("X-Ratelimit-Limit-Requests", "60")
+		h.Set("X-Ratelimit-Remaining-Requests", "0")
+		h.Set("X-Ratelimit-Reset-Requests", "60s")
+	}
+	return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader(`{}`)), ContentLength: 2, Request: r}, nil
+}
+
+// A success's headers are read for rate-limit fields while the endpoint's
+// last read ones had some, and otherwise on one success in
+// chain.ListenSample: a server that starts to say its quota is spent is
+// heard within that many answers, and the calls after that fall back.
+func TestQuietEndpointsHeadersAreSampled(t *testing.T) {
+	for _, quietFor := range []int32{0, 1, 10} {
+		base := &spendsAfter{quietFor: quietFor}
+		tr, err := httpmw.NewTransport(base,
+			httpmw.WithTier(degrade.Tier{Name: "big"}, httpmw.URL("p", "http://127.0.0.1:1", nil)),
+			httpmw.WithTier(degrade.Tier{Name: "small"}, httpmw.URL("f", "http://127.0.0.1:2", nil)))
+		require.NoError(t, err)
+		primary := 0
+		for range 2 * chain.ListenSample {
+			req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{}`))
+			require.NoError(t, err)
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.Header.Get(httpmw.HeaderEndpoint) == "p" {
+				primary++
+			}
+		}
+		tr.Close()
+		// The first answer is read. If it was quiet, the next one read is
+		// the first's ListenSample-th successor.
+		want := 1
+		if quietFor > 0 {
+			want = 1 + chain.ListenSample
+		}
+		assert.Equal(t, want, primary, "calls the primary served, quiet for its first %d answers", quietFor)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sturdyai/sturdy/internal/chain"
 	"github.com/sturdyai/sturdy/internal/pipeline"
 )
 
@@ -64,6 +65,7 @@ type endpoint struct {
 	provider  string               // gen_ai.provider.name
 	genai     sync.Map             // genKey → *telemetry.GenAISets
 
+	listen   chain.Sampled                       // which successes' headers the chain reads for rate-limit fields
 	reqAttrs atomic.Pointer[reqAttrs]            // the last attempt span's request attributes (semconv.go)
 	urls     [urlSlots]atomic.Pointer[routedURL] // caller URLs routed to ep (routed)
 }

@@ -606,7 +606,16 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		resp.Header = make(http.Header)
 	}
 	// The server's rate-limit headers pace the endpoint before its 429.
-	t.chain.Listen(a.Endpoint.Name, resp.Header)
+	// A failure's are always read; a success's when the endpoint's last
+	// read ones had some, or one in chain.ListenSample, which spares a
+	// server that never sends them a pass over every header map.
+	if o.Class != sturdy.Success {
+		if t.chain.Listen(a.Endpoint.Name, resp.Header) {
+			ep.listen.Heard(true)
+		}
+	} else if t.chain.Listens() && ep.listen.Want() {
+		ep.listen.Heard(t.chain.Listen(a.Endpoint.Name, resp.Header))
+	}
 	resp.Header[HeaderEndpoint] = ep.nameHdr
 	resp.Header[HeaderTier] = ts.nameHdr
 

@@ -1,5 +1,36 @@
 package chain
 
+import "sync/atomic"
+
+// ListenSample is how often an adapter reads the rate-limit fields of an
+// endpoint whose last answers carried none: one answer in ListenSample.
+// Providers send them on every response, so an endpoint that speaks is
+// read on every answer, and one that never does costs a read every
+// ListenSample answers (and a server that starts sending them is heard
+// within that many).
+const ListenSample = 64
+
+// Sampled decides which of an endpoint's answers an adapter reads for
+// rate-limit fields; its zero value reads the next one. It is safe for
+// concurrent use.
+type Sampled struct {
+	quiet atomic.Bool   // the last read carried no rate-limit field
+	calls atomic.Uint32 // answers while quiet, for sampling
+}
+
+// Want reports whether this answer should be read.
+func (s *Sampled) Want() bool {
+	return !s.quiet.Load() || s.calls.Add(1)%ListenSample == 0
+}
+
+// Heard records what a read found: said is whether it carried rate-limit
+// fields.
+func (s *Sampled) Heard(said bool) {
+	if s.quiet.Load() == said {
+		s.quiet.Store(!said)
+	}
+}
+
 // ListenMetadata is Listen for gRPC metadata, response headers or
 // trailers, whose keys are lower case: the same fields, the same parser
 // (ratelimit.Limiter.ListenMetadata). It reports whether md carried any

@@ -129,13 +129,17 @@ func (p *pacing) observer(endpoint string) func(sturdy.Outcome) {
 	return f
 }
 
-// listen feeds a response's rate-limit headers to endpoint's learned rate.
-func (p *pacing) listen(endpoint string, h http.Header) {
+// listen feeds a response's rate-limit headers to endpoint's learned rate
+// and reports whether it had any.
+func (p *pacing) listen(endpoint string, h http.Header) bool {
 	// A response without rate-limit headers costs the header scan alone:
 	// no clock read, no learner lookup.
-	if k := p.key(endpoint); p.l.ListenHeaders(k, h) {
+	k := p.key(endpoint)
+	said := p.l.ListenHeaders(k, h)
+	if said {
 		p.heard(k)
 	}
+	return said
 }
 
 // picker is a tier's Picker with its endpoints paced.
@@ -227,13 +231,12 @@ func learningHooks(p *pacing, inner *attempt.Hooks) *attempt.Hooks {
 
 // Listen learns from the rate-limit headers of a response from endpoint
 // (OpenAI/Azure x-ratelimit-*, Anthropic anthropic-ratelimit-*, the IETF
-// RateLimit fields): its pacing follows what the server says is left. A
-// response without such headers costs a pass over its header map and no
-// allocation.
-func (c *Chain) Listen(endpoint string, h http.Header) {
-	if c.pacing != nil {
-		c.pacing.listen(endpoint, h)
-	}
+// RateLimit fields): its pacing follows what the server says is left. It
+// reports whether h carried any. A response without such headers costs a
+// pass over its header map and no allocation; an adapter that reads only
+// some (Sampled) saves even that.
+func (c *Chain) Listen(endpoint string, h http.Header) bool {
+	return c.pacing != nil && c.pacing.listen(endpoint, h)
 }
 
 // LearnedRate returns the rate endpoint is paced at, in requests per
