@@ -536,32 +536,35 @@ func (t *Telemetry) StartCallAt(ctx context.Context, now time.Time) (context.Con
 }
 
 func (t *Telemetry) startCall(ctx context.Context, start time.Duration) (context.Context, Call) {
-	if t.spansOff() {
-		parent := trace.SpanContextFromContext(ctx)
-		if !parent.IsValid() {
-			if t.skipSpan() {
-				if t.metersOff() {
-					return ctx, Call{start: start} // quiet
-				}
-				return ctx, Call{ctx: ctx, start: start}
-			}
-			ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
-			if span.IsRecording() || span.SpanContext().IsValid() {
-				t.live.Store(true)
-			} else if !t.probed.Load() {
-				t.probed.Store(true)
-			}
-			return ctx, Call{ctx: ctx, span: span, start: start}
+	if t.spansOff() && !trace.SpanContextFromContext(ctx).IsValid() && t.skipSpan() {
+		if t.metersOff() {
+			return ctx, Call{start: start} // quiet
 		}
+		return ctx, Call{ctx: ctx, start: start}
+	}
+	return t.startSpan(ctx, start)
+}
+
+// startSpan is startCall for a call that makes its span.
+func (t *Telemetry) startSpan(ctx context.Context, start time.Duration) (context.Context, Call) {
+	if !t.spansOff() {
 		ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
-		if !t.noopTP && (span.IsRecording() || span.SpanContext().SpanID() != parent.SpanID()) {
-			// A span of its own: the global tracer was replaced, or
-			// records after all.
-			t.live.Store(true)
-		}
 		return ctx, Call{ctx: ctx, span: span, start: start}
 	}
+	parent := trace.SpanContextFromContext(ctx)
 	ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
+	switch {
+	case !parent.IsValid(): // a probe (see skipSpan)
+		if span.IsRecording() || span.SpanContext().IsValid() {
+			t.live.Store(true)
+		} else if !t.probed.Load() {
+			t.probed.Store(true)
+		}
+	case !t.noopTP && (span.IsRecording() || span.SpanContext().SpanID() != parent.SpanID()):
+		// Under a caller's span, a span of its own: the global tracer
+		// was replaced, or records after all.
+		t.live.Store(true)
+	}
 	return ctx, Call{ctx: ctx, span: span, start: start}
 }
 
@@ -738,6 +741,9 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 	if t.spansOff() {
 		return // see attemptStart
 	}
+	// Spans may have turned on since attemptStart skipped this attempt's:
+	// then ctx holds the call's span, if any, which was made while they
+	// were off, so that SetAttributes and End below do nothing on it.
 	span := trace.SpanFromContext(ctx)
 	if !span.SpanContext().IsValid() {
 		return // see attemptStart
