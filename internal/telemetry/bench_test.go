@@ -22,6 +22,9 @@ type attemptCtx struct{ context.Context }
 //
 //   - quiet: the global providers, never set (the program does not use
 //     OpenTelemetry), and no span in the caller's context;
+//   - quiet-server-ctx: the same under a context as deep as a net/http
+//     server request's (a cancel context under four values), which every
+//     look into the context walks;
 //   - sdk: an SDK TracerProvider (sampling every span) and MeterProvider.
 func BenchmarkCall(b *testing.B) {
 	sdk := func(b *testing.B) Config {
@@ -33,12 +36,20 @@ func BenchmarkCall(b *testing.B) {
 		})
 		return Config{TracerProvider: tp, MeterProvider: mp}
 	}
+	type key int
+	server, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for k := range key(4) {
+		server = context.WithValue(server, k, k)
+	}
 	for _, bc := range []struct {
-		name string
-		cfg  func(*testing.B) Config
+		name   string
+		cfg    func(*testing.B) Config
+		parent context.Context
 	}{
-		{"quiet", func(*testing.B) Config { return Config{} }},
-		{"sdk", sdk},
+		{"quiet", func(*testing.B) Config { return Config{} }, context.Background()},
+		{"quiet-server-ctx", func(*testing.B) Config { return Config{} }, server},
+		{"sdk", sdk, context.Background()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := bc.cfg(b)
@@ -53,7 +64,7 @@ func BenchmarkCall(b *testing.B) {
 			now := time.Now()
 			o := sturdy.Outcome{Class: sturdy.Success, Latency: time.Millisecond, End: now.Add(time.Millisecond)}
 			actx := &attemptCtx{}
-			parent := context.Background()
+			parent := bc.parent
 			b.ReportAllocs()
 			for b.Loop() {
 				ctx, call := tel.StartCallAt(parent, now)

@@ -524,18 +524,27 @@ const probeEvery = 1024
 // nothing and costs a branch. Providers installed during a call take
 // effect from the next one.
 func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
-	return t.startCall(ctx, time.Since(epoch))
+	return t.startCall(ctx, time.Time{})
 }
 
 // StartCallAt is StartCall for a call that started at now: an adapter
 // that reads the clock at the call's start anyway (to start its first
 // attempt then, chain.Call.Start) shares that reading, which saves one
-// (BenchmarkRoundTripOverhead in httpmw).
+// (BenchmarkRoundTripOverhead in httpmw). A zero now means now.
 func (t *Telemetry) StartCallAt(ctx context.Context, now time.Time) (context.Context, Call) {
-	return t.startCall(ctx, now.Sub(epoch))
+	return t.startCall(ctx, now)
 }
 
-func (t *Telemetry) startCall(ctx context.Context, start time.Duration) (context.Context, Call) {
+// startCall takes the time, not the duration since epoch, so that
+// StartCallAt is inlined: a wrapper that returns a Call from a call
+// costs a copy through memory that stalls (BenchmarkCall).
+func (t *Telemetry) startCall(ctx context.Context, now time.Time) (context.Context, Call) {
+	var start time.Duration
+	if now.IsZero() {
+		start = time.Since(epoch)
+	} else {
+		start = now.Sub(epoch)
+	}
 	if t.spansOff() && !trace.SpanContextFromContext(ctx).IsValid() && t.skipSpan() {
 		if t.metersOff() {
 			return ctx, Call{start: start} // quiet
