@@ -511,7 +511,7 @@ const probeEvery = 1024
 // Go auto-instrumentation attaches to it), the first such call and one in
 // probeEvery make their span anyway, and one that records, or has a valid
 // context, ends the skipping for good; so does a call span under a
-// caller's span that records.
+// caller's span that is one of its own (it records, or has its own ID).
 //
 // While spans are skipped, attempt spans are too: the attempt hooks
 // decide that without looking into the attempt's context. An attempt span
@@ -693,7 +693,8 @@ func kindIndex(k sturdy.AttemptKind) int {
 }
 
 func (t *Telemetry) attemptStart(ctx context.Context, a attempt.Info) context.Context {
-	if a.Kind == sturdy.Hedge && a.Endpoint != nil {
+	// Without a meter that records, the endpoint is not even looked up.
+	if a.Kind == sturdy.Hedge && a.Endpoint != nil && t.hedges.Enabled(ctx) {
 		t.hedges.Add(ctx, 1, t.endpoint(a.Tier, a.Endpoint.Name).hedge...)
 	}
 	// While spans are off (see StartCall) the attempt span would be a
