@@ -146,8 +146,9 @@ func (t *Telemetry) Sets(g *GenAI) *GenAISets {
 
 // RecordChunk records the time of one output chunk after the first, with
 // the attributes of s known before the response (no response model).
+// A quiet call (see StartCall) records nothing.
 func (t *Telemetry) RecordChunk(c Call, s *GenAISets, d time.Duration) {
-	if t.genai != nil {
+	if t.genai != nil && c.ctx != nil {
 		t.genai.perChnk.Record(c.ctx, max(d, 0).Seconds(), s.chunk...)
 	}
 }
@@ -156,9 +157,10 @@ func (t *Telemetry) RecordChunk(c Call, s *GenAISets, d time.Duration) {
 // its attributes: its duration (from StartCall: the whole call, to the
 // end of the body), its time to first chunk when firstChunk is not zero
 // (a stream), and, unless it failed, its input and output token usage
-// when known (not negative).
+// when known (not negative). A quiet call (see StartCall) records
+// nothing.
 func (t *Telemetry) RecordGenAI(c Call, s *GenAISets, firstChunk time.Time, input, output int64) {
-	if t.genai == nil || s == nil {
+	if t.genai == nil || s == nil || c.ctx == nil {
 		return
 	}
 	d := max(time.Since(epoch)-c.start, 0)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -189,8 +190,14 @@ type Telemetry struct {
 	// Call spans that could only be no-ops are skipped; see StartCall.
 	noopTP   bool                 // the provider is trace/noop's: it never records
 	globalTP trace.TracerProvider // the global provider New used, if it did
-	live     atomic.Bool          // a probed call span recorded: skip no more
+	live     atomic.Bool          // a call span recorded, or globalTP was replaced: skip no more
 	probed   atomic.Bool          // a probed call span was a no-op
+	// Calls are quiet (see StartCall) only while no instrument can
+	// record: the meter provider is metric/noop's, or otel's global one
+	// before otel.SetMeterProvider replaces it.
+	noopMP   bool                 // the provider is metric/noop's
+	globalMP metric.MeterProvider // otel's delegating global provider New used, if it did
+	metersOn atomic.Bool          // globalMP was replaced
 	tiers    []*tierInst
 	none     *tierInst // for calls no tier served
 	health   *health.Tracker
@@ -245,6 +252,14 @@ func New(cfg Config) (*Telemetry, error) {
 			t.globalTP = tp
 		}
 	}
+	switch mp.(type) {
+	case metricnoop.MeterProvider, *metricnoop.MeterProvider:
+		t.noopMP = true
+	default:
+		if isDelegatingGlobal(mp) {
+			t.globalMP = mp
+		}
+	}
 	m := mp.Meter(scope, metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(SchemaURL))
 	var errs []error
 	counter := func(name, desc string) metric.Int64Counter {
@@ -297,6 +312,21 @@ func New(cfg Config) (*Telemetry, error) {
 	}
 	t.hooks = attempt.Hooks{Start: t.attemptStart, End: t.attemptEnd}
 	return t, nil
+}
+
+// globalMeterProvider is otel.GetMeterProvider (a test seam).
+var globalMeterProvider = otel.GetMeterProvider
+
+// isDelegatingGlobal reports whether mp is otel's global MeterProvider
+// before otel.SetMeterProvider: a pointer of otel's internal/global
+// package (the delegating provider whose instruments record nothing until
+// it is given a delegate), and the one otel.GetMeterProvider returns now.
+func isDelegatingGlobal(mp metric.MeterProvider) bool {
+	if mp != globalMeterProvider() {
+		return false
+	}
+	rt := reflect.TypeOf(mp)
+	return rt.Kind() == reflect.Pointer && rt.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
 }
 
 func unitOf(name string) string {
@@ -417,8 +447,12 @@ func (t *Telemetry) endpoint(tier int, name string) *endpointInst {
 }
 
 // Call is one call's span and start time. It is a small value; copy it
-// freely, and call End once.
+// freely, and call End once. The zero Call is a quiet one: it records
+// nothing.
 type Call struct {
+	// ctx is the call's context, nil for a quiet call (see StartCall):
+	// then RecordFirstByte, RecordCall, the GenAI records and End are one
+	// branch each, inlined where the adapter calls them.
 	ctx   context.Context
 	span  trace.Span    // nil: none was made (see StartCall)
 	start time.Duration // since epoch
@@ -476,38 +510,82 @@ const probeEvery = 1024
 // again. Since the global tracer can record without that (OpenTelemetry
 // Go auto-instrumentation attaches to it), the first such call and one in
 // probeEvery make their span anyway, and one that records, or has a valid
-// context, ends the skipping for good.
+// context, ends the skipping for good; so does a call span under a
+// caller's span that is one of its own (it records, or has its own ID).
+//
+// While spans are skipped, attempt spans are too: the attempt hooks
+// decide that without looking into the attempt's context. An attempt span
+// under a caller's span would be a no-op with the caller's span context,
+// which nothing tells from none either.
+//
+// A call without a span whose meter provider cannot record either (a
+// metric/noop provider, or the global one while otel.SetMeterProvider
+// has not replaced it) is quiet: the rest of its telemetry records
+// nothing and costs a branch. Providers installed during a call take
+// effect from the next one.
 func (t *Telemetry) StartCall(ctx context.Context) (context.Context, Call) {
-	return t.startCall(ctx, time.Since(epoch))
+	return t.startCall(ctx, time.Time{})
 }
 
 // StartCallAt is StartCall for a call that started at now: an adapter
 // that reads the clock at the call's start anyway (to start its first
 // attempt then, chain.Call.Start) shares that reading, which saves one
-// (BenchmarkRoundTripOverhead in httpmw).
+// (BenchmarkRoundTripOverhead in httpmw). A zero now means now.
 func (t *Telemetry) StartCallAt(ctx context.Context, now time.Time) (context.Context, Call) {
-	return t.startCall(ctx, now.Sub(epoch))
+	return t.startCall(ctx, now)
 }
 
-func (t *Telemetry) startCall(ctx context.Context, start time.Duration) (context.Context, Call) {
-	if (t.noopTP || t.globalTP != nil) && !t.live.Load() && !trace.SpanContextFromContext(ctx).IsValid() {
-		if t.skipSpan() {
-			return ctx, Call{ctx: ctx, start: start}
+// startCall takes the time, not the duration since epoch, so that
+// StartCallAt is inlined: a wrapper that returns a Call from a call
+// costs a copy through memory that stalls (BenchmarkCall).
+func (t *Telemetry) startCall(ctx context.Context, now time.Time) (context.Context, Call) {
+	var start time.Duration
+	if now.IsZero() {
+		start = time.Since(epoch)
+	} else {
+		start = now.Sub(epoch)
+	}
+	if t.spansOff() && !trace.SpanContextFromContext(ctx).IsValid() && t.skipSpan() {
+		if t.metersOff() {
+			return ctx, Call{start: start} // quiet
 		}
+		return ctx, Call{ctx: ctx, start: start}
+	}
+	return t.startSpan(ctx, start)
+}
+
+// startSpan is startCall for a call that makes its span.
+func (t *Telemetry) startSpan(ctx context.Context, start time.Duration) (context.Context, Call) {
+	if !t.spansOff() {
 		ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
+		return ctx, Call{ctx: ctx, span: span, start: start}
+	}
+	parent := trace.SpanContextFromContext(ctx)
+	ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
+	switch {
+	case !parent.IsValid(): // a probe (see skipSpan)
 		if span.IsRecording() || span.SpanContext().IsValid() {
 			t.live.Store(true)
 		} else if !t.probed.Load() {
 			t.probed.Store(true)
 		}
-		return ctx, Call{ctx: ctx, span: span, start: start}
+	case !t.noopTP && (span.IsRecording() || span.SpanContext().SpanID() != parent.SpanID()):
+		// Under a caller's span, a span of its own: the global tracer
+		// was replaced, or records after all.
+		t.live.Store(true)
 	}
-	ctx, span := t.tracer.Start(ctx, SpanCall, t.startOpts...)
 	return ctx, Call{ctx: ctx, span: span, start: start}
 }
 
-// skipSpan decides, for a call without a span context, whether the call
-// span can be left out; see StartCall.
+// spansOff reports whether every span the tracer makes now is a no-op (as
+// far as is known: see StartCall), so that call spans without a parent
+// and attempt spans are skipped. It turns false for good, never back.
+func (t *Telemetry) spansOff() bool {
+	return t.noopTP || (t.globalTP != nil && !t.live.Load())
+}
+
+// skipSpan decides, for a call without a span context while spansOff,
+// whether the call span can be left out; see StartCall.
 func (t *Telemetry) skipSpan() bool {
 	if t.noopTP {
 		return true
@@ -520,6 +598,22 @@ func (t *Telemetry) skipSpan() bool {
 	return t.probed.Load() && !probeNow()
 }
 
+// metersOff reports whether no instrument can record now: the meter
+// provider is a no-op, or otel's global one not yet replaced.
+func (t *Telemetry) metersOff() bool {
+	if t.noopMP {
+		return true
+	}
+	if t.globalMP == nil || t.metersOn.Load() {
+		return false
+	}
+	if globalMeterProvider() != t.globalMP {
+		t.metersOn.Store(true)
+		return false
+	}
+	return true
+}
+
 // RecordCall records the call's result, now: the calls counter and the
 // call duration (from StartCall until now, the whole call) by tier and
 // class, and the tier, endpoint, outcome and attempt count on the span.
@@ -528,6 +622,12 @@ func (t *Telemetry) skipSpan() bool {
 // the serving (or deciding) tier's index, or -1; endpoint may be empty.
 // It does not end the span.
 func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.Class, attempts int) {
+	if c.ctx != nil {
+		t.recordCall(c, tier, endpoint, class, attempts)
+	}
+}
+
+func (t *Telemetry) recordCall(c Call, tier int, endpoint string, class sturdy.Class, attempts int) {
 	ti := t.tier(tier)
 	ci := int(class)
 	if ci >= numClasses {
@@ -561,6 +661,12 @@ func (t *Telemetry) RecordCall(c Call, tier int, endpoint string, class sturdy.C
 // served: from StartCall until at, the winning attempt's
 // sturdy.Outcome.End (which saves a clock read); a zero at means now.
 func (t *Telemetry) RecordFirstByte(c Call, at time.Time, tier int) {
+	if c.ctx != nil {
+		t.recordFirstByte(c, at, tier)
+	}
+}
+
+func (t *Telemetry) recordFirstByte(c Call, at time.Time, tier int) {
 	if !t.callTTFB.Enabled(c.ctx) {
 		return
 	}
@@ -587,14 +693,16 @@ func kindIndex(k sturdy.AttemptKind) int {
 }
 
 func (t *Telemetry) attemptStart(ctx context.Context, a attempt.Info) context.Context {
-	if a.Kind == sturdy.Hedge && a.Endpoint != nil {
+	// Without a meter that records, the endpoint is not even looked up.
+	if a.Kind == sturdy.Hedge && a.Endpoint != nil && t.hedges.Enabled(ctx) {
 		t.hedges.Add(ctx, 1, t.endpoint(a.Tier, a.Endpoint.Name).hedge...)
 	}
-	// A tracer that gave the call span an invalid span context is a no-op
-	// (an SDK gives even unsampled spans valid IDs): the attempt span
-	// would be one too, so skip its allocations. attemptEnd then finds the
-	// invalid call span in ctx, on which End does nothing.
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	// While spans are off (see StartCall) the attempt span would be a
+	// no-op; so would it under a call span with an invalid span context
+	// (an SDK gives even unsampled spans valid IDs). Skip its allocations.
+	// attemptEnd then finds the call span, if any, in ctx: a no-op, whose
+	// End does nothing.
+	if t.spansOff() || !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}
 	ctx, span := t.tracer.Start(ctx, SpanAttempt, t.attOpts...)
@@ -640,6 +748,12 @@ func (t *Telemetry) attemptEnd(ctx context.Context, a attempt.Info, o sturdy.Out
 			}
 		}
 	}
+	if t.spansOff() {
+		return // see attemptStart
+	}
+	// Spans may have turned on since attemptStart skipped this attempt's:
+	// then ctx holds the call's span, if any, which was made while they
+	// were off, so that SetAttributes and End below do nothing on it.
 	span := trace.SpanFromContext(ctx)
 	if !span.SpanContext().IsValid() {
 		return // see attemptStart

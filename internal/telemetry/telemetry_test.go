@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"runtime/debug"
 	"sync/atomic"
 	"testing"
@@ -10,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -357,4 +361,164 @@ func TestModuleVersion(t *testing.T) {
 	if Version == "" {
 		t.Fatal("Version is empty")
 	}
+}
+
+// A call is quiet, its telemetry past StartCall a branch, only while
+// neither its span nor any instrument could record.
+func TestCallIsQuietOnlyWhileNothingRecords(t *testing.T) {
+	sdkTP := func() (trace.TracerProvider, *tracetest.SpanRecorder) {
+		sr := tracetest.NewSpanRecorder()
+		return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr)), sr
+	}
+	cases := []struct {
+		name          string
+		sdkTracer     bool
+		sdkMeter      bool
+		quiet         bool
+		spans, counts int
+	}{
+		{"noop tracer and meter", false, false, true, 0, 0},
+		{"noop tracer, SDK meter", false, true, false, 0, 1},
+		{"SDK tracer, noop meter", true, false, false, 2, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{TracerProvider: noop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider(),
+				Tiers: []Tier{{Name: "t", Endpoints: []string{"a"}}}}
+			var sr *tracetest.SpanRecorder
+			if tc.sdkTracer {
+				cfg.TracerProvider, sr = sdkTP()
+			}
+			rd := sdkmetric.NewManualReader()
+			if tc.sdkMeter {
+				cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+			}
+			tel, err := New(cfg)
+			require.NoError(t, err)
+			defer tel.Close()
+			ctx, call := tel.StartCall(context.Background())
+			assert.Equal(t, tc.quiet, call.ctx == nil, "quiet")
+			a := attempt.Info{Endpoint: &sturdy.Endpoint{Name: "a"}, Kind: sturdy.First, N: 1}
+			h := tel.Hooks()
+			h.End(h.Start(ctx, a), a, sturdy.Outcome{}, true)
+			tel.RecordFirstByte(call, time.Time{}, 0)
+			tel.RecordCall(call, 0, "a", sturdy.Success, 1)
+			call.End()
+			if sr != nil {
+				assert.Len(t, sr.Ended(), tc.spans)
+			}
+			if tc.sdkMeter {
+				var rm metricdata.ResourceMetrics
+				require.NoError(t, rd.Collect(context.Background(), &rm))
+				assert.EqualValues(t, tc.counts, sumOf(t, rm, MetricCalls))
+				assert.EqualValues(t, tc.counts, sumOf(t, rm, MetricAttempts))
+			}
+		})
+	}
+}
+
+// While the global tracer has not been seen recording, attempt spans are
+// skipped without a look at the attempt's context, even under a caller's
+// span (they would be no-ops with its span context); a call span that
+// records turns them on before its attempts start.
+func TestAttemptSpansFollowTheGlobalTracerUnderACallersSpan(t *testing.T) {
+	tel, g := globalTelemetryAfterFirstProbe(t)
+	caller := sdktrace.NewTracerProvider()
+	parent, sp := caller.Tracer("caller").Start(context.Background(), "caller")
+	defer sp.End()
+	a := attempt.Info{Endpoint: &sturdy.Endpoint{Name: "a"}, Kind: sturdy.First, N: 1}
+	h := tel.Hooks()
+
+	ctx, call := tel.StartCall(parent)
+	hctx := h.Start(ctx, a)
+	assert.Equal(t, ctx, hctx, "no attempt span while the global tracer is a no-op")
+	assert.Equal(t, sp.SpanContext(), trace.SpanContextFromContext(hctx), "the caller's span context goes on")
+	h.End(hctx, a, sturdy.Outcome{}, true)
+	call.End()
+
+	// Auto-instrumentation makes the global tracer record.
+	sr := tracetest.NewSpanRecorder()
+	g.delegate.Store(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr)))
+	ctx, call = tel.StartCall(parent)
+	hctx = h.Start(ctx, a)
+	assert.NotEqual(t, ctx, hctx, "an attempt span")
+	h.End(hctx, a, sturdy.Outcome{}, true)
+	call.End()
+	spans := sr.Ended()
+	require.Len(t, spans, 2)
+	assert.Equal(t, SpanAttempt, spans[0].Name())
+	assert.Equal(t, spans[1].SpanContext().SpanID(), spans[0].Parent().SpanID())
+}
+
+// With otel's own global providers: calls are quiet until
+// otel.SetTracerProvider and otel.SetMeterProvider, and then the next
+// call records its spans and metrics. Setting the globals cannot be
+// undone, so this runs in a process of its own.
+func TestGlobalProvidersSetLaterTurnTelemetryOn(t *testing.T) {
+	if os.Getenv("STURDY_TELEMETRY_GLOBALS") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.count", "1", "-test.v")
+		cmd.Env = append(os.Environ(), "STURDY_TELEMETRY_GLOBALS=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), "--- PASS: "+t.Name())
+		return
+	}
+	setProbe(t, false)
+	tel, err := New(Config{Tiers: []Tier{{Name: "t", Endpoints: []string{"a"}}}})
+	require.NoError(t, err)
+	defer tel.Close()
+	a := attempt.Info{Endpoint: &sturdy.Endpoint{Name: "a"}, Kind: sturdy.First, N: 1}
+	h := tel.Hooks()
+	run := func() Call {
+		ctx, call := tel.StartCall(context.Background())
+		h.End(h.Start(ctx, a), a, sturdy.Outcome{}, true)
+		tel.RecordFirstByte(call, time.Time{}, 0)
+		tel.RecordCall(call, 0, "a", sturdy.Success, 1)
+		call.End()
+		return call
+	}
+	require.NotNil(t, run().span, "the first call probes the global tracer")
+	require.Nil(t, run().ctx, "then calls are quiet")
+
+	// Metrics first: the calls are no longer quiet, still without spans.
+	rd := sdkmetric.NewManualReader()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd)))
+	call := run()
+	assert.NotNil(t, call.ctx, "not quiet")
+	assert.Nil(t, call.span)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	assert.EqualValues(t, 1, sumOf(t, rm, MetricCalls))
+	assert.EqualValues(t, 1, sumOf(t, rm, MetricAttempts))
+	for _, name := range []string{MetricCallDuration, MetricCallTTFB, MetricAttemptDuration} {
+		assert.EqualValues(t, 1, histogramCount(t, rd, name), name)
+	}
+
+	sr := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr)))
+	run()
+	spans := sr.Ended()
+	require.Len(t, spans, 2)
+	assert.Equal(t, SpanAttempt, spans[0].Name())
+	assert.Equal(t, SpanCall, spans[1].Name())
+	assert.Equal(t, spans[1].SpanContext().SpanID(), spans[0].Parent().SpanID())
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	assert.EqualValues(t, 2, sumOf(t, rm, MetricCalls))
+}
+
+func histogramCount(t *testing.T, rd *sdkmetric.ManualReader, name string) uint64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, rd.Collect(context.Background(), &rm))
+	var n uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
+				for _, p := range h.DataPoints {
+					n += p.Count
+				}
+			}
+		}
+	}
+	return n
 }
