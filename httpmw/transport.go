@@ -402,7 +402,7 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 	c.tc = tc
 	// Without GenAI metrics (no MeterProvider), the endpoint is not even
 	// looked up.
-	if t.tel.GenAIEnabled(req.Context()) {
+	if !tc.Quiet() && t.tel.GenAIEnabled(req.Context()) {
 		if ep := t.byName[served.Attempt().Endpoint.Name]; ep != nil {
 			if g := c.genAIFor(ep, t.tiers[served.Tier]); g != nil {
 				g.sse, g.firstByte = isStream(resp), served.Outcome().End

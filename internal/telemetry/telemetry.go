@@ -474,6 +474,10 @@ func (c Call) Span() trace.Span {
 	return c.span
 }
 
+// Quiet reports whether the call records nothing (see StartCall): an
+// adapter can then skip what only its telemetry would read.
+func (c Call) Quiet() bool { return c.ctx == nil }
+
 // Start returns when the call started, on the monotonic clock.
 func (c Call) Start() time.Time { return epoch.Add(c.start) }
 
