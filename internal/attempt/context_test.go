@@ -383,7 +383,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 		for b.Loop() {
 			ctx, cancel := context.WithCancelCause(bg)
 			tm := StartTimer(now, time.Minute, cancel, ErrAttemptTimeout)
-			_ = classify(ctx, sturdy.Outcome{Latency: 1}, now, tm.Stop())
+			o := sturdy.Outcome{Latency: 1}
+			classify(ctx, &o, now, tm.Stop())
 			cancel(errReleased)
 		}
 	})
@@ -392,7 +393,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 		now := time.Now()
 		for b.Loop() {
 			c := attemptCtx(bg, false, time.Minute, now)
-			_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
+			o := sturdy.Outcome{Latency: 1}
+			classify(bg, &o, now, c.stopTimeout())
 			c.cancel(causeRelease)
 		}
 	})
@@ -403,7 +405,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 			for pb.Next() {
 				ctx, cancel := context.WithCancelCause(bg)
 				tm := StartTimer(now, time.Minute, cancel, ErrAttemptTimeout)
-				_ = classify(ctx, sturdy.Outcome{Latency: 1}, now, tm.Stop())
+				o := sturdy.Outcome{Latency: 1}
+				classify(ctx, &o, now, tm.Stop())
 				cancel(errReleased)
 			}
 		})
@@ -414,7 +417,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 			now := time.Now()
 			for pb.Next() {
 				c := attemptCtx(bg, false, time.Minute, now)
-				_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
+				o := sturdy.Outcome{Latency: 1}
+				classify(bg, &o, now, c.stopTimeout())
 				c.cancel(causeRelease)
 			}
 		})
