@@ -166,27 +166,28 @@ func (c *attemptContext) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	m := &c.more
+	// The stop funcs capture c alone (c.more, not a pointer into c):
+	// a smaller closure.
 	if !c.firstUsed {
 		// The slot is used once only: its stop cannot unregister a
 		// later func by mistake.
-		c.firstUsed, m.first = true, f
+		c.firstUsed, c.more.first = true, f
 		c.mu.Unlock()
 		return func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			ok := m.first != nil
-			m.first = nil
+			ok := c.more.first != nil
+			c.more.first = nil
 			return ok
 		}
 	}
-	n := &afterNode{f: f, next: m.rest}
-	m.rest = n
+	n := &afterNode{f: f, next: c.more.rest}
+	c.more.rest = n
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		for p := &m.rest; *p != nil; p = &(*p).next {
+		for p := &c.more.rest; *p != nil; p = &(*p).next {
 			if *p == n {
 				*p = n.next
 				return true
