@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -274,6 +275,22 @@ func TestAttemptContextContract(t *testing.T) {
 		require.Zero(t, n, "the derived context's func was not unregistered")
 		require.NoError(t, c.Err())
 		c.cancel(causeRelease)
+	})
+	t.Run("a stale stop unregisters nothing else", func(t *testing.T) {
+		c := newAttemptContext(context.Background())
+		var ranA, ranB, ranC atomic.Bool
+		stopA := c.AfterFunc(func() { ranA.Store(true) })
+		require.True(t, stopA(), "the first func's stop unregisters it")
+		stopB := c.AfterFunc(func() { ranB.Store(true) })
+		stopC := c.AfterFunc(func() { ranC.Store(true) })
+		require.False(t, stopA(), "a second stop of the first func")
+		require.True(t, stopB())
+		require.False(t, stopB())
+		c.cancel(causeRelease)
+		require.False(t, ranA.Load())
+		require.False(t, ranB.Load())
+		require.True(t, ranC.Load(), "a func registered after a stopped one runs at cancel")
+		require.False(t, stopC(), "stop after the func ran")
 	})
 	t.Run("AfterFunc on a cancelled context", func(t *testing.T) {
 		c := newAttemptContext(context.Background())
