@@ -24,9 +24,11 @@ func (p *onePicker) Len() int { return 1 }
 
 // BenchmarkRun is one call through a chain of one tier, as the pipeline
 // builds it with its defaults (failover's, learned pacing on, empty
-// telemetry hooks), whose first attempt succeeds, and its
-// Served.Release. "timeout" gives the tier a fixed attempt timeout, so
-// that the attempt has a context of its own.
+// telemetry hooks) but with a one-endpoint Picker that does nothing in
+// place of the balancer, whose first attempt succeeds, and its
+// Served.Release into memory the caller keeps (as an adapter's pooled
+// call does). "timeout" gives the tier a fixed attempt timeout, so that
+// the attempt has a context of its own.
 //
 //	go test -run '^$' -bench 'Run$' -benchmem -count 6 ./internal/chain
 func BenchmarkRun(b *testing.B) {
