@@ -2,7 +2,6 @@ package attempt
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +9,7 @@ import (
 
 // attemptContext is the context of an attempt that may end on its own: a
 // hedge that lost, or an attempt past its timeout. It is one allocation
-// of 144 bytes, where context.WithCancelCause is two (the cancelCtx and
+// of 112 bytes, where context.WithCancelCause is two (the cancelCtx and
 // its cancel func) and the timeout was a pooled runtime timer on top; the
 // timeout is an entry in the deadline sweeper (sweep.go), two short
 // critical sections instead of a timer's Reset and Stop, and cancelling
@@ -36,12 +35,14 @@ import (
 type attemptContext struct {
 	context.Context // the parent
 
-	// The fields are in the order that packs them into 136 bytes.
-	state  atomic.Uint32 // why it ended (an endCause) | watched
-	mu     sync.Mutex    // guards done, closed and more
-	closed bool          // done is closed
-	entry  entryState    // in the sweeper: guarded by shard.mu
-	done   chan struct{} // made by Done
+	// The fields are in the order that packs them into 104 bytes (the
+	// 112-byte size class; TestAttemptContextSize).
+	state     atomic.Uint32 // why it ended (an endCause) | watched
+	mu        sync.Mutex    // guards done, closed, firstUsed and more
+	closed    bool          // done is closed
+	entry     entryState    // in the sweeper: guarded by shard.mu
+	firstUsed bool          // more.first has held a func (it never holds another)
+	done      chan struct{} // made by Done
 	// more is what a transport that waits on Done or derives contexts
 	// (net/http's and grpc-go's both do) needs: in the context's own
 	// allocation, not one more of its own.
@@ -89,18 +90,19 @@ func causeIn(s uint32) endCause { return endCause(s) & causeMask }
 // bubble.
 type ctxMore struct {
 	watch func() bool // stops the parent watch Done started, if any
-	// The funcs registered by AfterFunc, run by cancel: the first in
-	// first (f nil: none), so that the one derived context a transport
-	// makes costs no slice, the others in funcs.
-	first afterFunc
-	funcs []afterFunc
-	seq   int         // numbers funcs for their stop
+	// The funcs registered by AfterFunc, run by cancel. The first ever
+	// registered is in first (nil once stopped or run), so that the one
+	// derived context a transport makes costs no allocation of its own;
+	// the others are in a list whose nodes are their identity for stop.
+	first func()
+	rest  *afterNode
 	timer *time.Timer // the timeout, in a testing/synctest bubble
 }
 
-type afterFunc struct {
-	id int
-	f  func()
+// afterNode is a func registered by AfterFunc after the first.
+type afterNode struct {
+	f    func()
+	next *afterNode
 }
 
 // newAttemptContext returns a live context under parent.
@@ -164,28 +166,34 @@ func (c *attemptContext) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	m := &c.more
-	m.seq++
-	id := m.seq
-	if m.first.f == nil {
-		m.first = afterFunc{id, f}
-	} else {
-		m.funcs = append(m.funcs, afterFunc{id, f})
+	// The stop funcs capture c alone (c.more, not a pointer into c):
+	// a smaller closure.
+	if !c.firstUsed {
+		// The slot is used once only: its stop cannot unregister a
+		// later func by mistake.
+		c.firstUsed, c.more.first = true, f
+		c.mu.Unlock()
+		return func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			ok := c.more.first != nil
+			c.more.first = nil
+			return ok
+		}
 	}
+	n := &afterNode{f: f, next: c.more.rest}
+	c.more.rest = n
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if m.first.f != nil && m.first.id == id {
-			m.first = afterFunc{}
-			return true
+		for p := &c.more.rest; *p != nil; p = &(*p).next {
+			if *p == n {
+				*p = n.next
+				return true
+			}
 		}
-		i := slices.IndexFunc(m.funcs, func(a afterFunc) bool { return a.id == id })
-		if i < 0 {
-			return false
-		}
-		m.funcs = slices.Delete(m.funcs, i, i+1)
-		return true
+		return false
 	}
 }
 
@@ -226,8 +234,8 @@ func (c *attemptContext) cancel(why endCause) {
 		close(c.done)
 	}
 	m := &c.more
-	watch, first, funcs := m.watch, m.first, m.funcs
-	m.watch, m.first, m.funcs = nil, afterFunc{}, nil
+	watch, first, rest := m.watch, m.first, m.rest
+	m.watch, m.first, m.rest = nil, nil, nil
 	c.mu.Unlock()
 	if watch != nil {
 		watch()
@@ -235,11 +243,11 @@ func (c *attemptContext) cancel(why endCause) {
 	// The funcs are the context package's (they cancel derived
 	// contexts), run here as a cancelCtx cancels its children: before
 	// cancel returns.
-	if first.f != nil {
-		first.f()
+	if first != nil {
+		first()
 	}
-	for _, a := range funcs {
-		a.f()
+	for n := rest; n != nil; n = n.next {
+		n.f()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -184,10 +185,10 @@ func TestAttemptCtxWhenNeeded(t *testing.T) {
 	nilCtx.cancel(causeLost) // a no-op
 }
 
-// The attempt context is one allocation of the 144-byte size class: a
+// The attempt context is one allocation of the 112-byte size class: a
 // field added carelessly moves it to the next.
 func TestAttemptContextSize(t *testing.T) {
-	require.LessOrEqual(t, unsafe.Sizeof(attemptContext{}), uintptr(144))
+	require.LessOrEqual(t, unsafe.Sizeof(attemptContext{}), uintptr(112))
 	allocs := testing.AllocsPerRun(100, func() {
 		c := attemptCtx(context.Background(), false, time.Minute, time.Now())
 		c.stopTimeout()
@@ -263,14 +264,33 @@ func TestAttemptContextContract(t *testing.T) {
 		cancelChild()
 		require.ErrorIs(t, child.Err(), context.Canceled)
 		c.mu.Lock()
-		n := len(c.more.funcs)
-		if c.more.first.f != nil {
+		n := 0
+		for a := c.more.rest; a != nil; a = a.next {
+			n++
+		}
+		if c.more.first != nil {
 			n++
 		}
 		c.mu.Unlock()
 		require.Zero(t, n, "the derived context's func was not unregistered")
 		require.NoError(t, c.Err())
 		c.cancel(causeRelease)
+	})
+	t.Run("a stale stop unregisters nothing else", func(t *testing.T) {
+		c := newAttemptContext(context.Background())
+		var ranA, ranB, ranC atomic.Bool
+		stopA := c.AfterFunc(func() { ranA.Store(true) })
+		require.True(t, stopA(), "the first func's stop unregisters it")
+		stopB := c.AfterFunc(func() { ranB.Store(true) })
+		stopC := c.AfterFunc(func() { ranC.Store(true) })
+		require.False(t, stopA(), "a second stop of the first func")
+		require.True(t, stopB())
+		require.False(t, stopB())
+		c.cancel(causeRelease)
+		require.False(t, ranA.Load())
+		require.False(t, ranB.Load())
+		require.True(t, ranC.Load(), "a func registered after a stopped one runs at cancel")
+		require.False(t, stopC(), "stop after the func ran")
 	})
 	t.Run("AfterFunc on a cancelled context", func(t *testing.T) {
 		c := newAttemptContext(context.Background())
@@ -380,7 +400,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 		for b.Loop() {
 			ctx, cancel := context.WithCancelCause(bg)
 			tm := StartTimer(now, time.Minute, cancel, ErrAttemptTimeout)
-			_ = classify(ctx, sturdy.Outcome{Latency: 1}, now, tm.Stop())
+			o := sturdy.Outcome{Latency: 1}
+			classify(ctx, &o, now, tm.Stop())
 			cancel(errReleased)
 		}
 	})
@@ -389,7 +410,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 		now := time.Now()
 		for b.Loop() {
 			c := attemptCtx(bg, false, time.Minute, now)
-			_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
+			o := sturdy.Outcome{Latency: 1}
+			classify(bg, &o, now, c.stopTimeout())
 			c.cancel(causeRelease)
 		}
 	})
@@ -400,7 +422,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 			for pb.Next() {
 				ctx, cancel := context.WithCancelCause(bg)
 				tm := StartTimer(now, time.Minute, cancel, ErrAttemptTimeout)
-				_ = classify(ctx, sturdy.Outcome{Latency: 1}, now, tm.Stop())
+				o := sturdy.Outcome{Latency: 1}
+				classify(ctx, &o, now, tm.Stop())
 				cancel(errReleased)
 			}
 		})
@@ -411,7 +434,8 @@ func BenchmarkAttemptContext(b *testing.B) {
 			now := time.Now()
 			for pb.Next() {
 				c := attemptCtx(bg, false, time.Minute, now)
-				_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
+				o := sturdy.Outcome{Latency: 1}
+				classify(bg, &o, now, c.stopTimeout())
 				c.cancel(causeRelease)
 			}
 		})

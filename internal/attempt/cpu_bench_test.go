@@ -28,12 +28,14 @@ func BenchmarkAttemptTimeoutCPU(b *testing.B) {
 		func(now time.Time) { // before: what the loop did
 			ctx, cancel := context.WithCancelCause(bg)
 			tm := StartTimer(now, time.Minute, cancel, ErrAttemptTimeout)
-			_ = classify(ctx, sturdy.Outcome{Latency: 1}, now, tm.Stop())
+			o := sturdy.Outcome{Latency: 1}
+			classify(ctx, &o, now, tm.Stop())
 			cancel(errReleased)
 		},
 		func(now time.Time) { // after
 			c := attemptCtx(bg, false, time.Minute, now)
-			_ = classify(bg, sturdy.Outcome{Latency: 1}, now, c.stopTimeout())
+			o := sturdy.Outcome{Latency: 1}
+			classify(bg, &o, now, c.stopTimeout())
 			c.cancel(causeRelease)
 		},
 	}

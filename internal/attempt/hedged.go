@@ -281,7 +281,7 @@ func (c *hedgedCall[T]) exec(p prepared, start time.Time) result[T] {
 	} else {
 		v, out = c.fn(p.hctx, p.info)
 	}
-	out = classify(c.ctx, out, start, p.actx.stopTimeout())
+	classify(c.ctx, &out, start, p.actx.stopTimeout())
 	r := result[T]{v: v, out: out, info: p.info, done: p.done, actx: p.actx, hctx: p.hctx}
 	if out.Class == sturdy.Success {
 		c.s.Hedge.Observe(out.Latency)

@@ -27,7 +27,8 @@ func putScratch(sc *scratch) {
 }
 
 // runSequential runs attempts one after another on the caller's goroutine.
-func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), start time.Time) (T, Winner, error) {
+// On success it fills *w; on failure it leaves it as it was.
+func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), start time.Time, w *Winner) (T, error) {
 	var zero T
 	// The tried set and the records are only needed once an attempt
 	// fails: a call whose first attempt succeeds never takes a scratch.
@@ -66,9 +67,9 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		}
 		if err != nil {
 			if len(attempts) == 0 {
-				return zero, Winner{}, err
+				return zero, err
 			}
-			return last, Winner{}, finalError(ctx, s.Op, attempts)
+			return last, finalError(ctx, s.Op, attempts)
 		}
 		if haveLast {
 			release(cleanup, last)
@@ -82,14 +83,15 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		actx := attemptCtx(ctx, false, s.attemptTimeout(n, maxN), start)
 		hctx := s.start(ctxOr(actx, ctx), a)
 		v, out := fn(hctx, a)
-		out = classify(ctx, out, start, actx.stopTimeout())
+		classify(ctx, &out, start, actx.stopTimeout())
 		s.observe(kind, out)
 
 		if out.Class == sturdy.Success {
 			if s.Hedge != nil {
 				s.Hedge.Observe(out.Latency)
 			}
-			return v, Winner{Info: a, Outcome: out, done: done, actx: actx, hctx: hctx, hooks: s.Hooks}, nil
+			*w = Winner{Info: a, Outcome: out, done: done, actx: actx, hctx: hctx, hooks: s.Hooks}
+			return v, nil
 		}
 		done(out)
 		s.end(hctx, a, out, false)
@@ -105,13 +107,13 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		last, haveLast = v, true
 
 		if out.Class == sturdy.Canceled || s.Retry == nil || !s.Retry.Retryable(out.Class) || n >= maxN || CallerErr(ctx) != nil {
-			return last, Winner{}, finalError(ctx, s.Op, attempts)
+			return last, finalError(ctx, s.Op, attempts)
 		}
 		if !s.Retry.AllowRetry(time.Now()) {
-			return last, Winner{}, finalError(ctx, s.Op, attempts)
+			return last, finalError(ctx, s.Op, attempts)
 		}
 		if err := Sleep(ctx, s.Retry.Backoff(n)); err != nil {
-			return last, Winner{}, finalError(ctx, s.Op, attempts)
+			return last, finalError(ctx, s.Op, attempts)
 		}
 	}
 }
