@@ -47,6 +47,7 @@ type respBody struct {
 	headOff, headEnd uint8
 	headEOF          bool
 	wide             bool    // the head is x.headBuf, else one
+	sized            bool    // a plain answer with a known length: the rest is on its way
 	one              [1]byte // the head of a plain answer: its first byte
 }
 
@@ -103,6 +104,17 @@ func (b *respBody) Read(p []byte) (int, error) {
 		n := copy(p, b.head()[b.headOff:b.headEnd])
 		b.headOff += uint8(n)
 		b.scan(p[:n])
+		if b.sized && b.headOff == b.headEnd && !b.headEOF && n < len(p) {
+			// A plain answer's head is one byte; when its length is known
+			// it is no stream, and the rest comes with it rather than in
+			// a Read of its own.
+			m, err := b.rc.Read(p[n:])
+			b.scan(p[n : n+m])
+			if err != nil {
+				return b.end(n+m, err)
+			}
+			return n + m, nil
+		}
 		return n, nil
 	}
 	if b.headEOF {

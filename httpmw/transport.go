@@ -573,8 +573,14 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
-	sp := trace.SpanFromContext(ctx)
-	recording := sp.IsRecording()
+	// While sturdy makes no spans, ctx holds none of its own to annotate
+	// (a caller's span is the caller's): not even the lookup is needed.
+	var sp trace.Span
+	recording := false
+	if !t.tel.SpansOff() {
+		sp = trace.SpanFromContext(ctx)
+		recording = sp.IsRecording()
+	}
 	if recording {
 		setRequestAttrs(sp, ep, out)
 	}
@@ -639,6 +645,8 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 			x.usage = newUsageScanner()
 		}
 		w.wide = true
+	} else {
+		w.sized = resp.ContentLength > 1
 	}
 	resp.Body = w
 	if !expectsBody(out, resp) {

@@ -581,6 +581,11 @@ func (t *Telemetry) startSpan(ctx context.Context, start time.Duration) (context
 	return ctx, Call{ctx: ctx, span: span, start: start}
 }
 
+// SpansOff reports whether sturdy makes no spans now (see StartCall): an
+// adapter then has no attempt span to annotate, and need not look for
+// one.
+func (t *Telemetry) SpansOff() bool { return t.spansOff() }
+
 // spansOff reports whether every span the tracer makes now is a no-op (as
 // far as is known: see StartCall), so that call spans without a parent
 // and attempt spans are skipped. It turns false for good, never back.
