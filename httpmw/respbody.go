@@ -25,12 +25,11 @@ var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [D
 // winner's context, balancer, health and token reports, the spans) once,
 // at EOF, at a read error or at Close.
 //
-// It is kept to 64 bytes, so that an attempt's state (its request, its
-// URL and this) fits the 512-byte size class (TestAttemptStateSizeClass):
-// every byte allocated per call costs CPU in the allocator and the
-// collector. A plain answer (JSON, no token pacing, no GenAI metrics, no
-// first-byte timeout: the common case) needs nothing more, and its head is
-// its first byte; anything else lives in x.
+// It is kept to 80 bytes (TestRespBodySize): every byte allocated per
+// call costs CPU in the allocator and the collector. A plain answer
+// (JSON, no token pacing, no GenAI metrics, no first-byte timeout: the
+// common case) needs nothing more, and its head is its first byte;
+// anything else lives in x.
 type respBody struct {
 	rc    io.ReadCloser
 	stuck error // sticky error once the body ended
@@ -39,6 +38,9 @@ type respBody struct {
 	// the release) may touch it.
 	c *call
 	x *bodyScan // nil: nothing to scan and no context of its own
+	// sent is the attempt's request, recycled at Close (sentRequest);
+	// nil when reuse is off or Close took it.
+	sent atomic.Pointer[sentRequest]
 
 	released atomic.Bool
 	// head()[headOff:headEnd] is what the attempt read ahead that Read
@@ -188,6 +190,11 @@ func (b *respBody) Close() error {
 	err := b.rc.Close()
 	if first {
 		b.release(sturdy.Outcome{}, false)
+	}
+	// The base is done with the request once its response body is
+	// closed (net/http.RoundTripper's contract).
+	if s := b.sent.Swap(nil); s != nil {
+		s.recycle()
 	}
 	return err
 }

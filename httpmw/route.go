@@ -170,7 +170,7 @@ func validHeaderName(k string) bool {
 //
 // ch is what a pass over req.Header's keys found (callerHeader.read), or
 // nil: outHeader then looks for the caller's credentials itself.
-func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool) *http.Request {
+func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool, own *http.Header) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation. (Skipping
 	// it when ctx is the caller's would need ctx == req.Context(), which
@@ -179,7 +179,7 @@ func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, re
 	*u = *ep.routed(req.URL)
 	r.URL = u
 	r.Host = ""
-	r.Header = ep.outHeader(req.Header, ch, passCreds, share)
+	r.Header = ep.outHeader(req.Header, ch, passCreds, share, own)
 	return r
 }
 
@@ -272,7 +272,11 @@ func (ep *endpoint) routeURL(u *url.URL) {
 // map of the attempt's own rather than into one that other goroutines
 // read and write. A nil h gives an empty header, never nil (http.Transport
 // refuses a nil Request.Header).
-func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share bool) http.Header {
+//
+// own, if not nil, holds a header map of the attempt's own to fill (an
+// emptied one, recycled with its sentRequest) rather than allocate, and
+// keeps the one allocated.
+func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share bool, own *http.Header) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
 		ep.setHeaders(out)
@@ -290,7 +294,18 @@ func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share 
 	// found the caller's credentials, under any spelling: deleting those
 	// keys is all that is left to do, as for a transport that knows the
 	// one credential key it replaces (BenchmarkRoundTripFloor).
-	out := maps.Clone(h)
+	var out http.Header
+	if own != nil && *own != nil {
+		// A recycled attempt's map (sentRequest), emptied: refilled
+		// rather than a clone allocated.
+		out = *own
+		maps.Copy(out, h)
+	} else {
+		out = maps.Clone(h)
+		if own != nil {
+			*own = out
+		}
+	}
 	if !passCreds && ch.nCreds > 0 {
 		if ch.nCreds <= len(ch.creds) {
 			for _, k := range ch.creds[:ch.nCreds] {

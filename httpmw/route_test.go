@@ -58,7 +58,10 @@ func (c *captureBase) last() *http.Request {
 
 func newCaptureTr(t *testing.T, base *captureBase, opts ...Option) *Transport {
 	t.Helper()
-	tr, err := NewTransport(base, append(testOpts(), opts...)...)
+	// captureBase keeps the requests it was sent, to be read after their
+	// response bodies were closed: what WithoutRequestReuse is for
+	// (request reuse has its own tests, reuse_test.go).
+	tr, err := NewTransport(base, append(append(testOpts(), WithoutRequestReuse()), opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
@@ -154,7 +157,7 @@ func TestRoutedURLJoinsThePathAndIsRoutedOnceForTheSameCallerURL(t *testing.T) {
 		req.URL.Path = p
 		var r http.Request
 		var u url.URL
-		out := e.request(&r, &u, context.Background(), req, nil, false, true)
+		out := e.request(&r, &u, context.Background(), req, nil, false, true, nil)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
@@ -171,21 +174,21 @@ func TestRoutedURLJoinsThePathAndIsRoutedOnceForTheSameCallerURL(t *testing.T) {
 		assert.Same(t, e.routed(req.URL), e.routed(&again))
 		var r2 http.Request
 		var u2 url.URL
-		out2 := e.request(&r2, &u2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true)
+		out2 := e.request(&r2, &u2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true, nil)
 		assert.Equal(t, *out.URL, *out2.URL)
 		// A base that breaks the contract and writes its request's URL
 		// changes neither the endpoint's routed URL nor later attempts'.
 		out2.URL.Host, out2.URL.Path = "evil.invalid", "/x"
 		var r3 http.Request
 		var u3 url.URL
-		out3 := e.request(&r3, &u3, context.Background(), req, nil, false, true)
+		out3 := e.request(&r3, &u3, context.Background(), req, nil, false, true, nil)
 		assert.Equal(t, "127.0.0.1:1", out3.URL.Host)
 		assert.Equal(t, want, out3.URL.Path)
 		// Another caller URL, even in the same slot, does not disturb the
 		// first attempt's.
 		for _, other := range []string{"/other", p + "?", p + "x"} {
 			req.URL.Path = other
-			_ = e.request(&r2, &u2, context.Background(), req, nil, false, true)
+			_ = e.request(&r2, &u2, context.Background(), req, nil, false, true, nil)
 			assert.Equal(t, want, out.URL.Path)
 		}
 	}
@@ -290,9 +293,9 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	ctx := context.Background()
 	// The routed URL is the endpoint's (made by the first request) and
 	// copied, the caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, u, ctx, req, nil, false, true) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, u, ctx, req, nil, false, true, nil) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, u, ctx, req, nil, false, true) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, u, ctx, req, nil, false, true, nil) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key
@@ -351,18 +354,13 @@ func TestIsCallerCredential(t *testing.T) {
 	}
 }
 
-// attemptState (an attempt's request, its URL and its response body)
-// must stay within the 512-byte size class, the largest whose objects
-// need no malloc header: each attempt allocates and zeroes it, and the
-// garbage collector scans it, at about 0.6 ns a byte here
-// (BenchmarkRoundTripOverhead). The request and the URL take 448 bytes
-// of it, which leaves the body 64.
-func TestAttemptStateSizeClass(t *testing.T) {
-	if got := unsafe.Sizeof(attemptState{}); got > 512 {
-		t.Fatalf("attemptState takes %d bytes; it must fit the 512-byte size class", got)
-	}
-	if got := unsafe.Sizeof(respBody{}); got > 64 {
-		t.Fatalf("respBody takes %d bytes; a plain answer's must fit in 64", got)
+// A response body is allocated per attempt that succeeds, and the
+// caller may hold it for ever: it stays within the 80-byte size class,
+// everything a plain answer does not need behind its x
+// (BenchmarkRoundTripOverhead).
+func TestRespBodySize(t *testing.T) {
+	if got := unsafe.Sizeof(respBody{}); got > 80 {
+		t.Fatalf("respBody takes %d bytes; a plain answer's must fit in 80", got)
 	}
 }
 

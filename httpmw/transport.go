@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,6 +92,7 @@ type Transport struct {
 	checkTerm   bool
 	passCreds   bool
 	errResps    bool // WithErrorResponses
+	reuse       bool // the sent requests are recycled (sentRequest); WithoutRequestReuse
 	hasTokens   bool
 	hasWindows  bool // some tier has a ContextWindow: estimate prompt sizes
 	loads       bool // WithLoadReports
@@ -136,6 +136,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		ttfb:        cfg.ttfb,
 		respTimeout: cfg.respTimeout,
 		checkTerm:   !cfg.noTerm,
+		reuse:       !cfg.noReuse,
 		passCreds:   cfg.CallerCredentials,
 		errResps:    cfg.errResponses,
 		loads:       cfg.LoadReports,
@@ -519,16 +520,6 @@ func attemptsSummary(as []sturdy.Attempt) string {
 	return b.String()
 }
 
-// attemptState is what an attempt allocates, in one allocation: its
-// request, the request's URL (a copy of the endpoint's routed URL:
-// endpoint.routed) and, for a success, the response body wrapper
-// (TestAttemptStateSizeClass keeps its size class).
-type attemptState struct {
-	req  http.Request
-	url  url.URL // the request's: a copy of the endpoint's routed URL
-	body respBody
-}
-
 // attempt runs one attempt on a.Endpoint: route a copy of the request,
 // send it, classify the answer and, for a success with a body, wait for
 // the first body byte.
@@ -567,12 +558,13 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
-	st := new(attemptState)
-	out := ep.request(&st.req, &st.url, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip)
+	sent := getSent(t.reuse)
+	out := ep.request(&sent.req, &sent.url, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip, &sent.hdr)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
-	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
+	sent.setBody(rc)
+	out.GetBody, out.ContentLength = getBody, n
 	// While sturdy makes no spans, ctx holds none of its own to annotate
 	// (a caller's span is the caller's): not even the lookup is needed.
 	var sp trace.Span
@@ -632,8 +624,11 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		return resp, ttfbOutcome(ctx, o, timer, cause)
 	}
 
-	w := &st.body
+	w := new(respBody)
 	w.rc = resp.Body
+	if t.reuse {
+		w.sent.Store(sent)
+	}
 	ct := contentType(resp.Header)
 	stream := isEventStream(ct)
 	scanUse := (t.hasTokens || t.chain.PacesTokens()) && (stream || isJSON(ct))
