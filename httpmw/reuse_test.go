@@ -40,6 +40,9 @@ func (b *checkingBase) RoundTrip(r *http.Request) (*http.Response, error) {
 			b.t.Errorf("call %s: carries %s, another call's header", caller, k)
 		}
 	}
+	if v, ok := r.Header["x-api-key"]; ok {
+		b.t.Errorf("call %s: the caller's credential went out: x-api-key %q", caller, v)
+	}
 	if r.URL.Host != "127.0.0.1:1" || r.URL.Path != "/v1/chat/completions" {
 		b.t.Errorf("call %s: sent to %s", caller, r.URL)
 	}
@@ -97,6 +100,7 @@ func reuseCall(t *testing.T, tr http.RoundTripper, caller string, close bool) {
 	req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(`{"caller":"`+caller+`"}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer caller-key")
+	req.Header["x-api-key"] = []string{"caller-key"} // not canonical: dropped all the same
 	req.Header.Set("X-Caller", caller)
 	req.Header.Set("X-Only-"+caller, caller)
 	resp, err := tr.RoundTrip(req)

@@ -168,9 +168,8 @@ func validHeaderName(k string) bool {
 // outHeader. The URL is the attempt's own, though the contract forbids a
 // base to write it too: a base that did must not redirect later calls.
 //
-// ch is what a pass over req.Header's keys found (callerHeader.read), or
-// nil: outHeader then looks for the caller's credentials itself.
-func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, req *http.Request, ch *callerHeader, passCreds, share bool, own *http.Header) *http.Request {
+// own is where the attempt keeps a header map of its own (outHeader).
+func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, req *http.Request, passCreds, share bool, own *http.Header) *http.Request {
 	// WithContext is inlined and its result does not escape: this copies
 	// the caller's request with ctx set, without an allocation. (Skipping
 	// it when ctx is the caller's would need ctx == req.Context(), which
@@ -179,7 +178,7 @@ func (ep *endpoint) request(r *http.Request, u *url.URL, ctx context.Context, re
 	*u = *ep.routed(req.URL)
 	r.URL = u
 	r.Host = ""
-	r.Header = ep.outHeader(req.Header, ch, passCreds, share, own)
+	r.Header = ep.outHeader(req.Header, passCreds, share, own)
 	return r
 }
 
@@ -260,9 +259,9 @@ func (ep *endpoint) routeURL(u *url.URL) {
 
 // outHeader returns the header an attempt sends to ep, given the caller's
 // h: h without the caller's credentials (unless passCreds), under their
-// canonical keys and under any other spelling, and with the endpoint's
-// headers. ch says where h's credentials are (nil: unknown; h's keys are
-// then scanned for them).
+// canonical keys and under any other spelling (a key set straight into
+// the map, "authorization", escapes canonical lookups, yet a server reads
+// it as the credential), and with the endpoint's headers.
 //
 // The result shares h's value slices. When nothing is removed or added
 // and share is set, it is h itself: the caller's header is only ever read,
@@ -273,77 +272,49 @@ func (ep *endpoint) routeURL(u *url.URL) {
 // read and write. A nil h gives an empty header, never nil (http.Transport
 // refuses a nil Request.Header).
 //
-// own, if not nil, holds a header map of the attempt's own to fill (an
-// emptied one, recycled with its sentRequest) rather than allocate, and
-// keeps the one allocated.
-func (ep *endpoint) outHeader(h http.Header, ch *callerHeader, passCreds, share bool, own *http.Header) http.Header {
+// own, if not nil, holds the attempt's own header map to fill (an emptied
+// one, recycled with its sentRequest; nil: none yet, and the one made is
+// kept there): filled key by key, the caller's credentials skipped on the
+// way, rather than cloned and then deleted from.
+func (ep *endpoint) outHeader(h http.Header, passCreds, share bool, own *http.Header) http.Header {
 	if h == nil {
 		out := make(http.Header, len(ep.header))
 		ep.setHeaders(out)
 		return out
 	}
-	if ch == nil {
-		ch = new(callerHeader)
-		ch.read(h)
-	}
-	if share && len(ep.header) == 0 && (passCreds || ch.nCreds == 0) {
+	if share && len(ep.header) == 0 && (passCreds || !hasCallerCredential(h)) {
 		return h
 	}
-	// Cloning copies the map's groups as they are, without rehashing: less
-	// than building a map key by key. The call's one pass over h's keys
-	// found the caller's credentials, under any spelling: deleting those
-	// keys is all that is left to do, as for a transport that knows the
-	// one credential key it replaces (BenchmarkRoundTripFloor).
 	var out http.Header
-	if own != nil && *own != nil {
-		// A recycled attempt's map (sentRequest), emptied: refilled
-		// rather than a clone allocated.
-		out = *own
-		maps.Copy(out, h)
-	} else {
+	if own == nil {
 		out = maps.Clone(h)
-		if own != nil {
+		if !passCreds {
+			stripCallerCredentials(out)
+		}
+	} else {
+		if out = *own; out == nil {
+			out = make(http.Header, len(h)+len(ep.header))
 			*own = out
 		}
-	}
-	if !passCreds && ch.nCreds > 0 {
-		if ch.nCreds <= len(ch.creds) {
-			for _, k := range ch.creds[:ch.nCreds] {
-				delete(out, k) // the endpoint's own credentials replace them below
+		for k, vs := range h {
+			if passCreds || !isCallerCredential(k) {
+				out[k] = vs // the endpoint's own credentials replace them below
 			}
-		} else {
-			stripCallerCredentials(out)
 		}
 	}
 	ep.setHeaders(out)
 	return out
 }
 
-// callerHeader is what one pass over the keys of a call's header found:
-// the caller's credentials, under whatever spelling (a key set straight
-// into the map, "authorization", escapes canonical lookups, yet a server
-// reads it as the credential), which outHeader drops from every attempt,
-// and whether sturdy's own timeout headers are there (timeoutFor). One
-// pass per call replaces a scan per attempt and two lookups.
-type callerHeader struct {
-	creds    [2]string // the credential keys, as spelt in the map
-	nCreds   int       // how many; more than len(creds): scan for them
-	timeouts bool      // HeaderTTFBTimeout or HeaderResponseTimeout is set
-}
-
-// read fills ch from h's keys. The caller's header does not change during
-// the call (net/http.RoundTripper's contract).
-func (ch *callerHeader) read(h http.Header) {
+// hasCallerCredential reports whether h holds a caller credential, under
+// any spelling.
+func hasCallerCredential(h http.Header) bool {
 	for k := range h {
 		if isCallerCredential(k) {
-			if ch.nCreds < len(ch.creds) {
-				ch.creds[ch.nCreds] = k
-			}
-			ch.nCreds++
-		} else if k == HeaderTTFBTimeout || k == HeaderResponseTimeout {
-			ch.timeouts = true
+			return true
 		}
 	}
+	return false
 }
 
 // isCallerCredential reports whether k names a caller credential, in any

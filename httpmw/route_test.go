@@ -157,7 +157,7 @@ func TestRoutedURLJoinsThePathAndIsRoutedOnceForTheSameCallerURL(t *testing.T) {
 		req.URL.Path = p
 		var r http.Request
 		var u url.URL
-		out := e.request(&r, &u, context.Background(), req, nil, false, true, nil)
+		out := e.request(&r, &u, context.Background(), req, false, true, nil)
 		want := "/openai/deployments/x" + p
 		if p == "" || p[0] != '/' {
 			want = "/openai/deployments/x/" + p
@@ -174,21 +174,21 @@ func TestRoutedURLJoinsThePathAndIsRoutedOnceForTheSameCallerURL(t *testing.T) {
 		assert.Same(t, e.routed(req.URL), e.routed(&again))
 		var r2 http.Request
 		var u2 url.URL
-		out2 := e.request(&r2, &u2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, nil, false, true, nil)
+		out2 := e.request(&r2, &u2, context.Background(), &http.Request{URL: &again, Header: http.Header{}}, false, true, nil)
 		assert.Equal(t, *out.URL, *out2.URL)
 		// A base that breaks the contract and writes its request's URL
 		// changes neither the endpoint's routed URL nor later attempts'.
 		out2.URL.Host, out2.URL.Path = "evil.invalid", "/x"
 		var r3 http.Request
 		var u3 url.URL
-		out3 := e.request(&r3, &u3, context.Background(), req, nil, false, true, nil)
+		out3 := e.request(&r3, &u3, context.Background(), req, false, true, nil)
 		assert.Equal(t, "127.0.0.1:1", out3.URL.Host)
 		assert.Equal(t, want, out3.URL.Path)
 		// Another caller URL, even in the same slot, does not disturb the
 		// first attempt's.
 		for _, other := range []string{"/other", p + "?", p + "x"} {
 			req.URL.Path = other
-			_ = e.request(&r2, &u2, context.Background(), req, nil, false, true, nil)
+			_ = e.request(&r2, &u2, context.Background(), req, false, true, nil)
 			assert.Equal(t, want, out.URL.Path)
 		}
 	}
@@ -293,9 +293,9 @@ func TestAttemptRequestAllocatesOnlyTheHeaderItChanges(t *testing.T) {
 	ctx := context.Background()
 	// The routed URL is the endpoint's (made by the first request) and
 	// copied, the caller's header is shared.
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, u, ctx, req, nil, false, true, nil) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = plain.request(o, u, ctx, req, false, true, nil) }))
 	// Only the header map (a map and its group).
-	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, u, ctx, req, nil, false, true, nil) }), 2.0)
+	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { _ = keyed.request(o, u, ctx, req, false, true, nil) }), 2.0)
 }
 
 // A credential the caller set straight into the header map, under a key
@@ -310,8 +310,7 @@ func TestCallerCredentialUnderNonCanonicalKeyIsDropped(t *testing.T) {
 		{"endpoint sets its own key", ep("a", "http://127.0.0.1:1", "key-a"), http.Header{"Authorization": {"Bearer key-a"}}},
 		{"endpoint sets no header", ep("a", "http://127.0.0.1:1", ""), http.Header{}},
 	} {
-		// One or two stray keys are what the call's pass over the header
-		// remembers (callerHeader); a third makes each attempt scan.
+		// One, two or three stray keys, under any spelling.
 		for n := 1; n <= 3; n++ {
 			t.Run(fmt.Sprintf("%s/%d keys", tt.name, n), func(t *testing.T) {
 				base := &captureBase{}

@@ -99,19 +99,15 @@ func (c *call) timeoutFor() (callTimeout, error) {
 		ttfb, resp = override(ttfb, to.TTFB), override(resp, to.Response)
 	}
 	var ct callTimeout
-	// The call's pass over its header keys (callerHeader) says whether
-	// either header is there to look up.
-	if c.hdr.timeouts {
-		var err error
-		if ttfb, ct.strip, err = headerTimeout(req.Header, HeaderTTFBTimeout, ttfb); err != nil {
-			return ct, err
-		}
-		strip := ct.strip
-		if resp, ct.strip, err = headerTimeout(req.Header, HeaderResponseTimeout, resp); err != nil {
-			return ct, err
-		}
-		ct.strip = ct.strip || strip
+	var err error
+	if ttfb, ct.strip, err = headerTimeout(req.Header, HeaderTTFBTimeout, ttfb); err != nil {
+		return ct, err
 	}
+	strip := ct.strip
+	if resp, ct.strip, err = headerTimeout(req.Header, HeaderResponseTimeout, resp); err != nil {
+		return ct, err
+	}
+	ct.strip = ct.strip || strip
 	if ttfb == 0 && resp == 0 {
 		return ct, nil
 	}

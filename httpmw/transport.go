@@ -281,7 +281,6 @@ type callState struct {
 	req  *http.Request
 	body reqBody
 	to   callTimeout  // each attempt's timeout
-	hdr  callerHeader // what the request's header keys hold
 
 	// Set once the call is served; the response body reports them at its
 	// release.
@@ -356,7 +355,6 @@ func (c *call) roundTrip(ctx context.Context, tc telemetry.Call, start time.Time
 		// init read nothing: the first attempt starts when the call did.
 		c.dc.Start = start
 	}
-	c.hdr.read(req.Header)
 	if c.to, err = c.timeoutFor(); err != nil {
 		c.body.finish()
 		t.tel.RecordCall(tc, -1, "", sturdy.Fatal, 0)
@@ -559,7 +557,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
 	sent := getSent(t.reuse)
-	out := ep.request(&sent.req, &sent.url, ctx, c.req, &c.hdr, t.passCreds, !ts.hedged && !c.to.strip, &sent.hdr)
+	out := ep.request(&sent.req, &sent.url, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip, &sent.hdr)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
