@@ -280,7 +280,7 @@ type callState struct {
 	t    *Transport
 	req  *http.Request
 	body reqBody
-	to   callTimeout  // each attempt's timeout
+	to   callTimeout // each attempt's timeout
 
 	// Set once the call is served; the response body reports them at its
 	// release.
