@@ -38,11 +38,13 @@ type respBody struct {
 	// the release) may touch it.
 	c *call
 	x *bodyScan // nil: nothing to scan and no context of its own
-	// sent is the attempt's request, recycled at Close (sentRequest);
-	// nil when reuse is off or Close took it.
-	sent atomic.Pointer[sentRequest]
+	// sent is the attempt's request, recycled at the first Close
+	// (sentRequest); nil when reuse is off. Set before the caller sees
+	// the body, never written after.
+	sent *sentRequest
 
 	released atomic.Bool
+	closed   atomic.Bool // Close was called
 	// head()[headOff:headEnd] is what the attempt read ahead that Read
 	// has not handed out yet; headEOF says io.EOF came with it, to be
 	// delivered after it.
@@ -193,8 +195,8 @@ func (b *respBody) Close() error {
 	}
 	// The base is done with the request once its response body is
 	// closed (net/http.RoundTripper's contract).
-	if s := b.sent.Swap(nil); s != nil {
-		s.recycle()
+	if b.sent != nil && b.closed.CompareAndSwap(false, true) {
+		b.sent.recycle()
 	}
 	return err
 }

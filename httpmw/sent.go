@@ -79,7 +79,10 @@ func (s *sentRequest) recycle() {
 	if !s.body.closed.Load() {
 		return // the base may still be writing the body: leave it be
 	}
-	s.req, s.url = http.Request{}, url.URL{}
+	// The URL is overwritten whole by the next attempt; the request's
+	// fields are not all, and hold the caller's memory (its context, its
+	// body): cleared.
+	s.req = http.Request{}
 	clear(s.hdr)
 	s.body.rc = nil
 	s.body.closed.Store(false)

@@ -625,7 +625,7 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	w := new(respBody)
 	w.rc = resp.Body
 	if t.reuse {
-		w.sent.Store(sent)
+		w.sent = sent
 	}
 	ct := contentType(resp.Header)
 	stream := isEventStream(ct)
