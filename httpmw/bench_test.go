@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,3 +178,60 @@ func (f floorTimeoutTransport) RoundTrip(req *http.Request) (*http.Response, err
 // BenchmarkRoundTripFloorTimeout minus BenchmarkRoundTripStub is the floor
 // of a transport that bounds each attempt with a timeout.
 func BenchmarkRoundTripFloorTimeout(b *testing.B) { runBench(b, floorTimeoutTransport{}) }
+
+// floorReuseTransport is floorTransport recycling its request, URL and
+// header map once the response body is closed, as sturdy does
+// (sentRequest): the least such a transport does per request, for
+// comparison. Its requests have a body, which the stub closes.
+type floorReuseTransport struct{ stubTransport }
+
+type reusedRequest struct {
+	outRequest
+	hdr http.Header
+}
+
+var reusedRequests = sync.Pool{New: func() any { return new(reusedRequest) }}
+
+type reuseBody struct {
+	io.ReadCloser
+	o *reusedRequest
+}
+
+func (b *reuseBody) Close() error {
+	err := b.ReadCloser.Close()
+	if o := b.o; o != nil {
+		b.o = nil
+		o.r = http.Request{}
+		clear(o.hdr)
+		reusedRequests.Put(o)
+	}
+	return err
+}
+
+func (f floorReuseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	o := reusedRequests.Get().(*reusedRequest)
+	o.r = *req
+	o.u = *req.URL
+	o.r.URL = &o.u
+	o.u.Host = "127.0.0.1:1"
+	if o.hdr == nil {
+		o.hdr = make(http.Header, len(req.Header))
+	}
+	for k, vs := range req.Header {
+		if k != "Authorization" {
+			o.hdr[k] = vs
+		}
+	}
+	o.hdr["Authorization"] = floorKey
+	o.r.Header = o.hdr
+	resp, err := f.stubTransport.RoundTrip(&o.r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &reuseBody{resp.Body, o}
+	return resp, nil
+}
+
+// BenchmarkRoundTripFloorReuse minus BenchmarkRoundTripStub is the floor
+// of a transport that recycles its requests.
+func BenchmarkRoundTripFloorReuse(b *testing.B) { runBench(b, floorReuseTransport{}) }

@@ -15,8 +15,9 @@ import (
 )
 
 // BenchmarkRoundTripOverhead measures what BenchmarkRoundTripStub,
-// BenchmarkRoundTripFloor, BenchmarkRoundTripFloorTimeout and
-// BenchmarkRoundTripSturdy measure, but interleaved in batches of
+// BenchmarkRoundTripFloor, BenchmarkRoundTripFloorTimeout,
+// BenchmarkRoundTripSturdy and BenchmarkRoundTripFloorReuse measure, but
+// interleaved in batches of
 // overheadBatch calls within one process, so that every transport sees
 // the same machine load; on a shared machine, separate benchmarks a
 // second apart see loads that differ by more than the differences
@@ -25,7 +26,8 @@ import (
 // which time slices given to other processes do not inflate. It reports
 // each transport's median ns per call over the batches, by both clocks,
 // and the medians of the per-round ratios of sturdy's added time (over the
-// stub) to the floor's and to the floor with a timeout's. Run it with
+// stub) to the floor's, the floor with a timeout's and the floor
+// recycling its requests'. Run it with
 // -benchtime 1x: one run makes all its rounds.
 func BenchmarkRoundTripOverhead(b *testing.B) { overheadBench(b) }
 
@@ -50,16 +52,16 @@ func overheadBench(b *testing.B, opts ...Option) {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	rts := []http.RoundTripper{stubTransport{}, floorTransport{}, floorTimeoutTransport{}, tr}
-	names := []string{"stub", "floor", "floor+timeout", "sturdy"}
+	rts := []http.RoundTripper{stubTransport{}, floorTransport{}, floorTimeoutTransport{}, tr, floorReuseTransport{}}
+	names := []string{"stub", "floor", "floor+timeout", "sturdy", "floor+reuse"}
 	req := benchRequest(b)
 	buf := make([]byte, 1024)
 	var wall, cpu clockStats
 	rng := rand.New(rand.NewPCG(1, 2))
-	order := []int{0, 1, 2, 3}
+	order := []int{0, 1, 2, 3, 4}
 	for range b.N {
 		for range overheadRounds {
-			var perWall, perCPU [4]float64
+			var perWall, perCPU [transports]float64
 			// A new random order every round, so that no transport
 			// mostly follows the same one (a rotation keeps the cyclic
 			// order: sturdy would follow floor+timeout in 3 rounds of
@@ -83,20 +85,25 @@ func overheadBench(b *testing.B, opts ...Option) {
 	cpu.report(b, names, "cpu-")
 }
 
-// clockStats are one clock's batch times, by transport (stub, floor,
-// floor+timeout, sturdy), and the per-round ratios of sturdy's added time
-// to the floors'.
+// transports is how many transports overheadBench measures: the stub,
+// the floor, the floor with a timeout, sturdy's, and the floor recycling
+// its requests.
+const transports = 5
+
+// clockStats are one clock's batch times, by transport, and the per-round
+// ratios of sturdy's added time to the floors'.
 type clockStats struct {
-	ns                 [4][]float64
-	vsFloor, vsTimeout []float64
+	ns                          [transports][]float64
+	vsFloor, vsTimeout, vsReuse []float64
 }
 
-func (c *clockStats) add(per [4]float64) {
+func (c *clockStats) add(per [transports]float64) {
 	for i, v := range per {
 		c.ns[i] = append(c.ns[i], v)
 	}
 	c.vsFloor = append(c.vsFloor, (per[3]-per[0])/(per[1]-per[0]))
 	c.vsTimeout = append(c.vsTimeout, (per[3]-per[0])/(per[2]-per[0]))
+	c.vsReuse = append(c.vsReuse, (per[3]-per[0])/(per[4]-per[0]))
 }
 
 func (c *clockStats) report(b *testing.B, names []string, prefix string) {
@@ -105,6 +112,7 @@ func (c *clockStats) report(b *testing.B, names []string, prefix string) {
 	}
 	b.ReportMetric(median(c.vsFloor), prefix+"sturdy/floor")
 	b.ReportMetric(median(c.vsTimeout), prefix+"sturdy/floor+timeout")
+	b.ReportMetric(median(c.vsReuse), prefix+"sturdy/floor+reuse")
 }
 
 // processCPU is the CPU time the process has used, in nanoseconds.
