@@ -49,9 +49,8 @@
 // class and hedges a slow attempt. Each attempt works on its own copy of
 // the request and gets its own "sturdy.attempt" span (a call in a program
 // that does not trace gets no spans at all: see below). Once the caller
-// closes a served response's body, and the base RoundTripper has closed
-// the request body it was sent, that copy (with its URL and header map)
-// is recycled for a later attempt, as net/http.RoundTripper's contract
+// closes a served response's body, that copy's URL and header map are
+// recycled for a later attempt, as net/http.RoundTripper's contract
 // allows ("Callers should not mutate or reuse the request until the
 // Response's Body has been closed"); WithoutRequestReuse turns that off
 // for a base that keeps reading requests after that.

@@ -347,16 +347,16 @@ func WithTTFBTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.ttfb = d })
 }
 
-// WithoutRequestReuse stops the Transport from recycling the requests it
-// sends its base. By default, once the caller closes a served response's
-// body and the base has closed the request's body, the request sturdy
-// sent (its copy of the caller's, with its URL and header map) is reused
-// for a later attempt, as net/http.RoundTripper's contract allows: "Callers
-// should not mutate or reuse the request until the Response's Body has
-// been closed." That saves an allocation of about 850 bytes a call. Use it
-// with a base that breaks the contract, one that keeps reading a request
-// after its response body was closed (a logger that reads it later on
-// another goroutine, say).
+// WithoutRequestReuse stops the Transport from recycling parts of the
+// requests it sends its base. By default, once the caller closes a served
+// response's body, the URL and the header map of the request sturdy sent
+// (its copy of the caller's) are reused for a later attempt, as
+// net/http.RoundTripper's contract allows: "Callers should not mutate or
+// reuse the request until the Response's Body has been closed." That
+// saves about 540 bytes of garbage a call when the endpoint has headers of
+// its own. Use it with a base that breaks the contract, one that keeps
+// reading a request after its response body was closed (a logger that
+// reads it later on another goroutine, say).
 func WithoutRequestReuse() Option {
 	return optionFunc(func(c *config) { c.noReuse = true })
 }

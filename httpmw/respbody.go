@@ -25,11 +25,12 @@ var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [D
 // winner's context, balancer, health and token reports, the spans) once,
 // at EOF, at a read error or at Close.
 //
-// It is kept to 80 bytes (TestRespBodySize): every byte allocated per
-// call costs CPU in the allocator and the collector. A plain answer
-// (JSON, no token pacing, no GenAI metrics, no first-byte timeout: the
-// common case) needs nothing more, and its head is its first byte;
-// anything else lives in x.
+// It is kept to 80 bytes, so that an attempt's state (the request it
+// sent and this) fits the 384-byte size class (TestAttemptStateSizeClass):
+// every byte allocated per call costs CPU in the allocator and the
+// collector. A plain answer (JSON, no token pacing, no GenAI metrics, no
+// first-byte timeout: the common case) needs nothing more, and its head is
+// its first byte; anything else lives in x.
 type respBody struct {
 	rc    io.ReadCloser
 	stuck error // sticky error once the body ended
@@ -38,10 +39,10 @@ type respBody struct {
 	// the release) may touch it.
 	c *call
 	x *bodyScan // nil: nothing to scan and no context of its own
-	// sent is the attempt's request, recycled at the first Close
-	// (sentRequest); nil when reuse is off. Set before the caller sees
-	// the body, never written after.
-	sent *sentRequest
+	// parts are the attempt's request's, recycled at the first Close
+	// (sentParts); nil when reuse is off. Set before the caller sees the
+	// body, never written after.
+	parts *sentParts
 
 	released atomic.Bool
 	closed   atomic.Bool // Close was called
@@ -195,8 +196,8 @@ func (b *respBody) Close() error {
 	}
 	// The base is done with the request once its response body is
 	// closed (net/http.RoundTripper's contract).
-	if b.sent != nil && b.closed.CompareAndSwap(false, true) {
-		b.sent.recycle()
+	if b.parts != nil && b.closed.CompareAndSwap(false, true) {
+		b.parts.recycle()
 	}
 	return err
 }

@@ -92,7 +92,7 @@ type Transport struct {
 	checkTerm   bool
 	passCreds   bool
 	errResps    bool // WithErrorResponses
-	reuse       bool // the sent requests are recycled (sentRequest); WithoutRequestReuse
+	reuse       bool // the sent requests' URLs and headers are recycled (sentParts); WithoutRequestReuse
 	hasTokens   bool
 	hasWindows  bool // some tier has a ContextWindow: estimate prompt sizes
 	loads       bool // WithLoadReports
@@ -556,13 +556,12 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
-	sent := getSent(t.reuse)
-	out := ep.request(&sent.req, &sent.url, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip, &sent.hdr)
+	st, parts := new(attemptState), getSentParts(t.reuse)
+	out := ep.request(&st.req, &parts.url, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip, &parts.hdr)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off
 	}
-	sent.setBody(rc)
-	out.GetBody, out.ContentLength = getBody, n
+	out.Body, out.GetBody, out.ContentLength = rc, getBody, n
 	// While sturdy makes no spans, ctx holds none of its own to annotate
 	// (a caller's span is the caller's): not even the lookup is needed.
 	var sp trace.Span
@@ -622,10 +621,10 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 		return resp, ttfbOutcome(ctx, o, timer, cause)
 	}
 
-	w := new(respBody)
+	w := &st.body
 	w.rc = resp.Body
 	if t.reuse {
-		w.sent = sent
+		w.parts = parts
 	}
 	ct := contentType(resp.Header)
 	stream := isEventStream(ct)
