@@ -26,7 +26,8 @@ var ErrStreamTruncated = errors.New("httpmw: event stream ended without data: [D
 // at EOF, at a read error or at Close.
 //
 // It is kept to 80 bytes, so that an attempt's state (the request it
-// sent and this) fits the 384-byte size class (TestAttemptStateSizeClass):
+// sent, this and its context) fits the 512-byte size class
+// (TestAttemptStateSizeClass):
 // every byte allocated per call costs CPU in the allocator and the
 // collector. A plain answer (JSON, no token pacing, no GenAI metrics, no
 // first-byte timeout: the common case) needs nothing more, and its head is

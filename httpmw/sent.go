@@ -4,14 +4,19 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+
+	"github.com/sturdyai/sturdy/internal/attempt"
 )
 
 // attemptState is what an attempt allocates, in one allocation: the
-// request it sends (a copy of the caller's) and, for a success, the
-// response body wrapper (TestAttemptStateSizeClass keeps its size class).
+// request it sends (a copy of the caller's), for a success the response
+// body wrapper, and the attempt's own context when it has one (with an
+// attempt timeout: call.store). TestAttemptStateSizeClass keeps its size
+// class.
 type attemptState struct {
 	req  http.Request
 	body respBody
+	ctx  attempt.ContextStore
 }
 
 // sentParts are the parts of an attempt's request that it recycles: the

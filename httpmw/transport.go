@@ -269,7 +269,7 @@ func (t *Transport) Availability(name string) (health.Availability, bool) {
 // call is served, what the response body still holds of it until its
 // release (respBody.c).
 type call struct {
-	dc   chain.Call[*http.Response] // Fn and Cleanup are bound once (calls)
+	dc   chain.Call[*http.Response] // Fn, Cleanup and Store are bound once (calls)
 	scan body.StreamScanner         // reads whether the call streams (timeoutFor resets it)
 	callState
 }
@@ -281,6 +281,10 @@ type callState struct {
 	req  *http.Request
 	body reqBody
 	to   callTimeout // each attempt's timeout
+
+	// next is the state of the attempt about to run, made by store with
+	// its context, which the attempt takes (sequential attempts only).
+	next *attemptState
 
 	// Set once the call is served; the response body reports them at its
 	// release.
@@ -298,6 +302,7 @@ var calls = sync.Pool{New: func() any {
 	c := new(call)
 	c.dc.Fn = c.attempt
 	c.dc.Cleanup = discard
+	c.dc.Store = c.store
 	return c
 }}
 
@@ -518,6 +523,13 @@ func attemptsSummary(as []sturdy.Attempt) string {
 	return b.String()
 }
 
+// store makes the state of the sequential attempt about to run, with the
+// memory of its own context (chain.Call.Store): one allocation for both.
+func (c *call) store() *attempt.ContextStore {
+	c.next = new(attemptState)
+	return &c.next.ctx
+}
+
 // attempt runs one attempt on a.Endpoint: route a copy of the request,
 // send it, classify the answer and, for a success with a body, wait for
 // the first body byte.
@@ -556,7 +568,15 @@ func (c *call) attempt(ctx context.Context, a attempt.Info) (*http.Response, stu
 	}
 	// A copy, never the caller's request: RoundTrippers must not modify
 	// it (net/http.RoundTripper's contract).
-	st, parts := new(attemptState), getSentParts(t.reuse)
+	var st *attemptState
+	if a.Stored {
+		// Made by store with the attempt's own context; only a
+		// sequential attempt, on the loop's goroutine, touches c.next.
+		st, c.next = c.next, nil
+	} else {
+		st = new(attemptState)
+	}
+	parts := getSentParts(t.reuse)
 	out := ep.request(&st.req, &parts.url, ctx, c.req, t.passCreds, !ts.hedged && !c.to.strip, &parts.hdr)
 	if c.to.strip {
 		stripTimeoutHeaders(out.Header) // the attempt's own map: share was off

@@ -16,6 +16,10 @@ type Info struct {
 	N        int    // 1-based attempt number within the call
 	Tier     int    // Spec.Tier: which tier of a chain the attempt serves
 	TierName string // Spec.TierName
+	// Stored says that the attempt's own context is in the memory that
+	// RunExcluding's store gave right before it: the attempt runs
+	// sequentially, on the loop's goroutine.
+	Stored bool
 }
 
 // Retry is what the loop needs of a failover policy (failover.Policy).
@@ -155,9 +159,14 @@ func noopDone(sturdy.Outcome) {}
 // memory before returning it.
 func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, Winner, error) {
 	var w Winner
-	v, err := RunExcluding(ctx, s, nil, fn, cleanup, time.Time{}, &w)
+	v, err := RunExcluding(ctx, s, nil, fn, cleanup, time.Time{}, &w, nil)
 	return v, w, err
 }
+
+// ContextStore is the memory of an attempt's own context, for an adapter
+// to allocate with its own state of the attempt, in one allocation
+// (RunExcluding's store). Its zero value is ready for use, once.
+type ContextStore struct{ c attemptContext }
 
 // RunExcluding is Run for a call that must not go to the endpoints
 // exclude names (they count as tried from the start) and that started at
@@ -165,7 +174,13 @@ func Run[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func(T)) (T, W
 // starts then), zero to read the clock. On success it fills *w, the
 // caller's memory, so that no frame copies the Winner on its way (the
 // chain's BenchmarkRun); on failure it leaves *w as it was.
-func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), now time.Time, w *Winner) (T, error) {
+//
+// store, if not nil, gives the memory of an attempt's own context (a
+// zero ContextStore, used once) when one runs sequentially, right before
+// fn runs that attempt: an adapter allocates it with what it allocates
+// for the attempt anyway, and takes that in fn. Hedged attempts, which
+// run at once, get their contexts as without it.
+func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), now time.Time, w *Winner, store func() *ContextStore) (T, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -176,7 +191,7 @@ func RunExcluding[T any](ctx context.Context, s *Spec, exclude []string, fn Func
 		}
 		return v, err
 	}
-	return runSequential(ctx, s, exclude, fn, cleanup, now, w)
+	return runSequential(ctx, s, exclude, fn, cleanup, now, w, store)
 }
 
 // begin counts the call with its policies' budgets and returns the hedge
@@ -207,7 +222,7 @@ func RunErr[T any](ctx context.Context, s *Spec, fn ErrFunc[T], cleanup func(T))
 	v, err := runSequential(ctx, s, nil, func(ctx context.Context, a Info) (T, sturdy.Outcome) {
 		v, err := fn(ctx, a.Endpoint)
 		return v, sturdy.OutcomeOf(err)
-	}, cleanup, now, &w)
+	}, cleanup, now, &w, nil)
 	return v, w, err
 }
 
@@ -220,7 +235,7 @@ func RunSequential[T any](ctx context.Context, s *Spec, fn Func[T], cleanup func
 		s.Retry.Deposit(now)
 	}
 	var w Winner
-	v, err := runSequential(ctx, s, nil, fn, cleanup, now, &w)
+	v, err := runSequential(ctx, s, nil, fn, cleanup, now, &w, nil)
 	return v, w, err
 }
 
@@ -335,6 +350,12 @@ func classify(parent context.Context, out *sturdy.Outcome, start time.Time, time
 // the caller's, as it would have once the caller's deadline passed. now
 // is the attempt's start, or zero for now.
 func attemptCtx(parent context.Context, own bool, timeout time.Duration, now time.Time) *attemptContext {
+	return attemptCtxIn(nil, parent, own, timeout, now)
+}
+
+// attemptCtxIn is attemptCtx with the context's memory from store, if not
+// nil (RunExcluding).
+func attemptCtxIn(store func() *ContextStore, parent context.Context, own bool, timeout time.Duration, now time.Time) *attemptContext {
 	if timeout > 0 {
 		if dl, ok := parent.Deadline(); ok {
 			if now.IsZero() {
@@ -348,7 +369,13 @@ func attemptCtx(parent context.Context, own bool, timeout time.Duration, now tim
 	if !own && timeout <= 0 {
 		return nil
 	}
-	c := newAttemptContext(parent)
+	var c *attemptContext
+	if store != nil {
+		c = &store().c
+		c.Context = parent
+	} else {
+		c = newAttemptContext(parent)
+	}
 	if timeout > 0 {
 		c.startTimeout(now, timeout)
 	}

@@ -50,7 +50,7 @@ func BenchmarkRunExcluding(b *testing.B) {
 			w := new(Winner) // the chain's memory
 			b.ReportAllocs()
 			for b.Loop() {
-				v, err := RunExcluding(ctx, s, nil, bc.fn, nil, time.Time{}, w)
+				v, err := RunExcluding(ctx, s, nil, bc.fn, nil, time.Time{}, w, nil)
 				if err != nil || v != 1 {
 					b.Fatal(v, err)
 				}

@@ -28,7 +28,7 @@ func putScratch(sc *scratch) {
 
 // runSequential runs attempts one after another on the caller's goroutine.
 // On success it fills *w; on failure it leaves it as it was.
-func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), start time.Time, w *Winner) (T, error) {
+func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Func[T], cleanup func(T), start time.Time, w *Winner, store func() *ContextStore) (T, error) {
 	var zero T
 	// The tried set and the records are only needed once an attempt
 	// fails: a call whose first attempt succeeds never takes a scratch.
@@ -80,7 +80,8 @@ func runSequential[T any](ctx context.Context, s *Spec, exclude []string, fn Fun
 		if n > 1 {
 			start = time.Now() // the first attempt starts when the call does
 		}
-		actx := attemptCtx(ctx, false, s.attemptTimeout(n, maxN), start)
+		actx := attemptCtxIn(store, ctx, false, s.attemptTimeout(n, maxN), start)
+		a.Stored = store != nil && actx != nil
 		hctx := s.start(ctxOr(actx, ctx), a)
 		v, out := fn(hctx, a)
 		classify(ctx, &out, start, actx.stopTimeout())

@@ -35,6 +35,10 @@ type Call[T any] struct {
 	// Exclude names endpoints the call must not be sent to, as if it had
 	// tried them already. Nil means none.
 	Exclude []string
+	// Store, if not nil, gives the memory of a sequential attempt's own
+	// context, right before Fn runs it (attempt.RunExcluding): an adapter
+	// allocates it with its own state of the attempt.
+	Store func() *attempt.ContextStore
 	// Start is when the call started, if the adapter read the clock then
 	// (it shares the reading with its telemetry): the call's first attempt
 	// starts then, unless the call waited for admission first. Zero means
@@ -248,7 +252,7 @@ func (r *run[T]) serve(t *tier, permit ratelimit.Permit) (T, error) {
 	r.start = time.Time{}
 	// On success the winner is written where Served keeps it: no frame
 	// copies it (BenchmarkRun).
-	v, err := attempt.RunExcluding(ctx, t.spec(&flags), r.call.Exclude, r.call.Fn, r.call.Cleanup, start, &r.served.w)
+	v, err := attempt.RunExcluding(ctx, t.spec(&flags), r.call.Exclude, r.call.Fn, r.call.Cleanup, start, &r.served.w, r.call.Store)
 	if err == nil {
 		if timer != nil {
 			// The objective is for the answer to start; the body may take
