@@ -181,7 +181,8 @@ func BenchmarkRoundTripFloorTimeout(b *testing.B) { runBench(b, floorTimeoutTran
 
 // floorReuseTransport is floorTransport recycling its request, URL and
 // header map once the response body is closed, as sturdy does
-// (sentRequest): the least such a transport does per request, for
+// (sentParts; sturdy keeps the request itself, which a base may still
+// use after the response): the least such a transport does per request, for
 // comparison. Its requests have a body, which the stub closes.
 type floorReuseTransport struct{ stubTransport }
 

@@ -273,7 +273,7 @@ func (ep *endpoint) routeURL(u *url.URL) {
 // refuses a nil Request.Header).
 //
 // own, if not nil, holds the attempt's own header map to fill (an emptied
-// one, recycled with its sentRequest; nil: none yet, and the one made is
+// one, recycled with its sentParts; nil: none yet, and the one made is
 // kept there): filled key by key, the caller's credentials skipped on the
 // way, rather than cloned and then deleted from.
 func (ep *endpoint) outHeader(h http.Header, passCreds, share bool, own *http.Header) http.Header {
