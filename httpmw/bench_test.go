@@ -180,10 +180,10 @@ func (f floorTimeoutTransport) RoundTrip(req *http.Request) (*http.Response, err
 func BenchmarkRoundTripFloorTimeout(b *testing.B) { runBench(b, floorTimeoutTransport{}) }
 
 // floorReuseTransport is floorTransport recycling its request, URL and
-// header map once the response body is closed, as sturdy does
-// (sentParts; sturdy keeps the request itself, which a base may still
-// use after the response): the least such a transport does per request, for
-// comparison. Its requests have a body, which the stub closes.
+// header map once the response body is closed: the least a transport that
+// recycles them does per request, for comparison. (sturdy recycles the URL
+// and the header map, not the request, which net/http's Transport may
+// still use after the response: sentParts.)
 type floorReuseTransport struct{ stubTransport }
 
 type reusedRequest struct {
