@@ -61,34 +61,18 @@ func (s *snapshot) cheaper(i, j int) int {
 	if li.report.Load()|lj.report.Load() != 0 {
 		return s.cheaperReported(i, j, ci, cj, ti, tj, ni, nj)
 	}
-	// Bounds of the older estimate's decay (decay.lower, decay.upper)
-	// decide all but near-ties without computing it. The older one looks
-	// dearer here, and the lower bound, which needs no division, mostly
-	// says it still is.
+	// Only the older estimate decays, and decayedFor spares its exp for
+	// all but near-ties.
 	if ti < tj {
 		if ci*ni <= cj*nj {
 			return i
 		}
-		d := li.decay()
-		switch v := cj * nj; {
-		case d.lower(ci, tj-ti)*ni > v*(1+boundMargin):
-			return j
-		case d.upper(ci, tj-ti)*ni < v*(1-boundMargin):
-			return i
-		}
-		ci = d.decayed(ci, tj-ti)
+		ci = li.decay().decayedFor(ci, tj-ti, ni, cj*nj)
 	} else {
 		if cj*nj < ci*ni {
 			return j
 		}
-		d := lj.decay()
-		switch v := ci * ni; {
-		case d.lower(cj, ti-tj)*nj > v*(1+boundMargin):
-			return i
-		case d.upper(cj, ti-tj)*nj < v*(1-boundMargin):
-			return j
-		}
-		cj = d.decayed(cj, ti-tj)
+		cj = lj.decay().decayedFor(cj, ti-tj, nj, ci*ni)
 	}
 	if cj*nj < ci*ni {
 		return j

@@ -123,6 +123,21 @@ func (d decay) upper(c float64, age int64) float64 {
 	return w * c
 }
 
+// decayedFor is d.decayed(c, age) for a pick that compares it, times n,
+// with v: a bound of the decay (lower, upper) stands in for it when that
+// bound alone decides the comparison, more than boundMargin away from v.
+// The older estimate looks dearer there, and the lower bound, which needs
+// no division, mostly says it still is; only near-ties pay for exp.
+func (d decay) decayedFor(c float64, age int64, n, v float64) float64 {
+	if lo := d.lower(c, age); lo*n > v*(1+boundMargin) {
+		return lo
+	}
+	if hi := d.upper(c, age); hi*n < v*(1-boundMargin) {
+		return hi
+	}
+	return d.decayed(c, age)
+}
+
 // boundMargin is how far (a share) a decayed estimate's bound must be from
 // the cost it is compared with to be trusted: it covers the rounding of
 // decayed's arithmetic, which may put its result a few ulps outside the
