@@ -21,7 +21,6 @@ import (
 	"github.com/sturdyai/sturdy/internal/attempt"
 	"github.com/sturdyai/sturdy/internal/body"
 	"github.com/sturdyai/sturdy/internal/chain"
-	"github.com/sturdyai/sturdy/internal/clock"
 	"github.com/sturdyai/sturdy/internal/pipeline"
 	"github.com/sturdyai/sturdy/internal/telemetry"
 	"github.com/sturdyai/sturdy/ratelimit"
@@ -335,7 +334,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// One clock reading starts the call's telemetry and, unless reading
 	// the request body comes first, its first attempt.
-	now := clock.Now()
+	now := time.Now()
 	ctx, tc := t.tel.StartCallAt(req.Context(), now)
 	c := getCall(t, req)
 	resp, held, err := c.roundTrip(ctx, tc, now)
