@@ -6,17 +6,9 @@ import (
 	"time"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 	"github.com/sturdyai/sturdy/internal/policy"
 )
-
-// onePicker always picks its one endpoint, with a report that does
-// nothing: the cheapest Picker, so that the benchmarks below measure the
-// loop.
-type onePicker struct{ ep sturdy.Endpoint }
-
-func (p *onePicker) Pick(context.Context, []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	return &p.ep, noopDone, nil
-}
 
 // BenchmarkRunExcluding is one call as the chain makes it for httpmw: a
 // retry policy with a fixed attempt timeout (the attempt gets its own
@@ -31,7 +23,7 @@ func BenchmarkRunExcluding(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &Spec{Picker: &onePicker{sturdy.Endpoint{Name: "a"}}, Retry: r, Hooks: &Hooks{}, Op: "bench", TierName: "t"}
+	s := &Spec{Picker: &fakepick.One{EP: sturdy.Endpoint{Name: "a"}}, Retry: r, Hooks: &Hooks{}, Op: "bench", TierName: "t"}
 	ok := func(context.Context, Info) (int, sturdy.Outcome) { return 1, sturdy.Outcome{Class: sturdy.Success} }
 	withCancel := func(ctx context.Context, _ Info) (int, sturdy.Outcome) {
 		_ = ctx.Done()

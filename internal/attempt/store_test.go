@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sturdyai/sturdy"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 	"github.com/sturdyai/sturdy/internal/policy"
 )
 
@@ -28,7 +29,7 @@ func TestStoreHoldsASequentialAttemptsContext(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := policy.NewRetry(policy.RetryConfig{AttemptTimeout: tc.timeout})
 			require.NoError(t, err)
-			s := &Spec{Picker: &onePicker{sturdy.Endpoint{Name: "a"}}, Retry: r, Op: "test", TierName: "t"}
+			s := &Spec{Picker: &fakepick.One{EP: sturdy.Endpoint{Name: "a"}}, Retry: r, Op: "test", TierName: "t"}
 			var stores []*ContextStore
 			store := func() *ContextStore {
 				cs := new(ContextStore)

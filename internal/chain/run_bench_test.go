@@ -8,19 +8,15 @@ import (
 	"github.com/sturdyai/sturdy"
 	"github.com/sturdyai/sturdy/failover"
 	"github.com/sturdyai/sturdy/internal/attempt"
+	"github.com/sturdyai/sturdy/internal/fakepick"
 )
 
-// onePicker always picks its one endpoint, with a report that does
-// nothing: the cheapest Picker, so that BenchmarkRun measures the chain.
-type onePicker struct{ ep sturdy.Endpoint }
+// onePool is fakepick.One with a pool size, as a balancer has: with one
+// endpoint, the first attempt is the last, which the adaptive timeout
+// does not bound.
+type onePool struct{ fakepick.One }
 
-func (p *onePicker) Pick(context.Context, []string) (*sturdy.Endpoint, func(sturdy.Outcome), error) {
-	return &p.ep, func(sturdy.Outcome) {}, nil
-}
-
-// Len is the pool's size, as a balancer's: with one endpoint, the first
-// attempt is the last, which the adaptive timeout does not bound.
-func (p *onePicker) Len() int { return 1 }
+func (p *onePool) Len() int { return 1 }
 
 // BenchmarkRun is one call through a chain of one tier, as the pipeline
 // builds it with its defaults (failover's, learned pacing on, empty
@@ -38,7 +34,7 @@ func BenchmarkRun(b *testing.B) {
 	}{{"defaults", failover.Config{}}, {"timeout", failover.Config{AttemptTimeout: time.Minute}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			c, err := New(&Config{
-				Tiers:    []TierConfig{{Picker: &onePicker{sturdy.Endpoint{Name: "a"}}}},
+				Tiers:    []TierConfig{{Picker: &onePool{fakepick.One{EP: sturdy.Endpoint{Name: "a"}}}}},
 				Failover: bc.fc, Names: testNames, Hooks: new(attempt.Hooks),
 			})
 			if err != nil {
