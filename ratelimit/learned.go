@@ -232,9 +232,13 @@ func (r *recent) count(i int64, ok bool) {
 
 // begun returns now's entry if it already holds now's slice (an answer
 // there needs no reset), or -1.
-func (r *recent) begun(now int64) int64 {
-	s := now / learnSlice
-	if i := s % learnSlots; r.slot[i].Load() == s {
+func (r *recent) begun(now int64) int64 { return begun(r.slot[:], now) }
+
+// begun returns the entry of slots, entries of 100 ms slices, that holds
+// t's slice, or -1 if t's entry holds another.
+func begun(slots []atomic.Int64, t int64) int64 {
+	s := t / learnSlice
+	if i := s % int64(len(slots)); slots[i].Load() == s {
 		return i
 	}
 	return -1
@@ -265,13 +269,7 @@ func (r *sentLog) add(at int64) {
 }
 
 // begun is recent.begun for a success sent at at.
-func (r *sentLog) begun(at int64) int64 {
-	s := at / learnSlice
-	if i := s % sentSlots; r.slot[i].Load() == s {
-		return i
-	}
-	return -1
-}
+func (r *sentLog) begun(at int64) int64 { return begun(r.slot[:], at) }
 
 // holds reports whether a success sent at at, answered at now, still has
 // its slice in the log.
